@@ -1,0 +1,143 @@
+use anchor_lang::prelude::*;
+
+#[error_code]
+pub enum DaggerError {
+    #[msg("Signer is not the configured admin")]
+    Unauthorized,
+    #[msg("Only the program's upgrade authority may initialize the config")]
+    NotUpgradeAuthority,
+    #[msg("The program data account does not belong to this program")]
+    InvalidProgramData,
+    #[msg("Protocol fee is above the allowed maximum")]
+    FeeTooHigh,
+    #[msg("A duration or period must be greater than zero")]
+    ZeroDuration,
+    #[msg("Minimum operator stake must be greater than zero")]
+    ZeroMinimumStake,
+    #[msg("Stake is below the configured minimum")]
+    InsufficientStake,
+    #[msg("Amount must be greater than zero")]
+    ZeroAmount,
+    #[msg("Arithmetic overflow")]
+    Overflow,
+    #[msg("The network is already bootstrapped; membership changes need a quorum attestation")]
+    AlreadyBootstrapped,
+    #[msg("The network is not bootstrapped yet")]
+    NotBootstrapped,
+    #[msg("Bootstrap needs at least one active operator")]
+    EmptyRoster,
+    #[msg("The active roster is full")]
+    RosterFull,
+    #[msg("Operator is not in the state this instruction needs")]
+    InvalidOperatorStatus,
+    #[msg("Operator is not active")]
+    OperatorNotActive,
+    #[msg("Network address is empty or too long")]
+    InvalidAddress,
+    #[msg("Capacity must have at least one vCPU, some memory and some disk")]
+    InvalidCapacity,
+    #[msg("The unbonding period has not ended yet")]
+    UnbondingNotFinished,
+    #[msg("The VM spec is invalid")]
+    InvalidSpec,
+    #[msg("Price must be greater than zero")]
+    ZeroPrice,
+    #[msg("Request is not open")]
+    RequestNotOpen,
+    #[msg("Request is not an active lease")]
+    LeaseNotActive,
+    #[msg("The lease has already ended")]
+    LeaseEnded,
+    #[msg("The provisioning deadline has not passed yet")]
+    DeadlineNotReached,
+    #[msg("The provisioning deadline has passed")]
+    RequestExpired,
+    #[msg("Vote is for an older roster epoch")]
+    StaleEpoch,
+    #[msg("Vote names a roster epoch that does not exist yet")]
+    FutureEpoch,
+    #[msg("This operator already voted on this subject")]
+    AlreadyVoted,
+    #[msg("The subject was already decided by a quorum")]
+    AlreadyApplied,
+    #[msg("The subject account passed does not match the vote")]
+    SubjectMismatch,
+    #[msg("The vote needs the subject account it is about")]
+    MissingSubjectAccount,
+    #[msg("The assigned operator account passed does not match the vote")]
+    AssignedOperatorMismatch,
+    #[msg("Nothing to claim")]
+    NothingToClaim,
+    #[msg("Account does not match the one recorded in the request")]
+    WrongAccount,
+    #[msg("The treasury account does not match the config")]
+    WrongTreasury,
+    #[msg("Two accounts that must differ are the same")]
+    DuplicateAccounts,
+}
+
+impl DaggerError {
+    /// Every variant in code order, so clients can turn a custom error code
+    /// back into a typed error (`DaggerError::from_code`).
+    pub const ALL: [DaggerError; 36] = [
+        DaggerError::Unauthorized,
+        DaggerError::NotUpgradeAuthority,
+        DaggerError::InvalidProgramData,
+        DaggerError::FeeTooHigh,
+        DaggerError::ZeroDuration,
+        DaggerError::ZeroMinimumStake,
+        DaggerError::InsufficientStake,
+        DaggerError::ZeroAmount,
+        DaggerError::Overflow,
+        DaggerError::AlreadyBootstrapped,
+        DaggerError::NotBootstrapped,
+        DaggerError::EmptyRoster,
+        DaggerError::RosterFull,
+        DaggerError::InvalidOperatorStatus,
+        DaggerError::OperatorNotActive,
+        DaggerError::InvalidAddress,
+        DaggerError::InvalidCapacity,
+        DaggerError::UnbondingNotFinished,
+        DaggerError::InvalidSpec,
+        DaggerError::ZeroPrice,
+        DaggerError::RequestNotOpen,
+        DaggerError::LeaseNotActive,
+        DaggerError::LeaseEnded,
+        DaggerError::DeadlineNotReached,
+        DaggerError::RequestExpired,
+        DaggerError::StaleEpoch,
+        DaggerError::FutureEpoch,
+        DaggerError::AlreadyVoted,
+        DaggerError::AlreadyApplied,
+        DaggerError::SubjectMismatch,
+        DaggerError::MissingSubjectAccount,
+        DaggerError::AssignedOperatorMismatch,
+        DaggerError::NothingToClaim,
+        DaggerError::WrongAccount,
+        DaggerError::WrongTreasury,
+        DaggerError::DuplicateAccounts,
+    ];
+
+    /// The error for a custom program error code, if it is one of ours.
+    pub fn from_code(code: u32) -> Option<DaggerError> {
+        let index = code.checked_sub(anchor_lang::error::ERROR_CODE_OFFSET)?;
+        Self::ALL.get(index as usize).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_variant_in_code_order() {
+        for (index, error) in DaggerError::ALL.iter().enumerate() {
+            let code = u32::from(*error);
+            assert_eq!(code, anchor_lang::error::ERROR_CODE_OFFSET + index as u32);
+            assert_eq!(DaggerError::from_code(code).map(u32::from), Some(code));
+        }
+        let past_end = anchor_lang::error::ERROR_CODE_OFFSET + DaggerError::ALL.len() as u32;
+        assert!(DaggerError::from_code(past_end).is_none());
+        assert!(DaggerError::from_code(0).is_none());
+    }
+}

@@ -1,0 +1,11 @@
+//! One file per instruction, grouped by who calls it.
+
+pub mod admin;
+pub mod customer;
+pub mod node;
+pub mod operator;
+
+pub use admin::*;
+pub use customer::*;
+pub use node::*;
+pub use operator::*;

@@ -1,0 +1,65 @@
+use anchor_lang::prelude::*;
+
+use crate::{
+    constants::{CONFIG_SEED, OPERATOR_SEED, STAKE_VAULT_SEED},
+    errors::DaggerError,
+    events::StakeAdded,
+    lamports::deposit,
+    state::{Config, Operator, OperatorStatus, StakeVault},
+};
+
+#[derive(Accounts)]
+pub struct AddStake<'info> {
+    #[account(mut)]
+    pub owner: Signer<'info>,
+    #[account(mut, seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Account<'info, Config>,
+    #[account(
+        mut,
+        seeds = [OPERATOR_SEED, operator.node_key.as_ref()],
+        bump = operator.bump,
+        has_one = owner @ DaggerError::Unauthorized,
+    )]
+    pub operator: Account<'info, Operator>,
+    #[account(
+        mut,
+        seeds = [STAKE_VAULT_SEED, operator.key().as_ref()],
+        bump = operator.vault_bump,
+    )]
+    pub stake_vault: Account<'info, StakeVault>,
+    pub system_program: Program<'info, System>,
+}
+
+/// Stake added to an active operator changes the roster's weights, so it
+/// starts a new roster epoch like any other roster change.
+pub(crate) fn handler(ctx: Context<AddStake>, amount: u64) -> Result<()> {
+    let accounts = &mut *ctx.accounts;
+    require!(
+        matches!(
+            accounts.operator.status,
+            OperatorStatus::Pending | OperatorStatus::Active
+        ),
+        DaggerError::InvalidOperatorStatus
+    );
+    deposit(
+        &accounts.owner,
+        &accounts.stake_vault.to_account_info(),
+        &accounts.system_program,
+        amount,
+    )?;
+    let operator = &mut accounts.operator;
+    operator.stake = operator
+        .stake
+        .checked_add(amount)
+        .ok_or(DaggerError::Overflow)?;
+    if operator.is_active() {
+        accounts.config.add_active_stake(amount)?;
+    }
+    emit!(StakeAdded {
+        operator: operator.key(),
+        amount,
+        stake: operator.stake,
+        roster_epoch: accounts.config.roster_epoch,
+    });
+    Ok(())
+}

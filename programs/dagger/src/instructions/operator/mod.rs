@@ -1,0 +1,13 @@
+pub mod add_stake;
+pub mod claim;
+pub mod register_operator;
+pub mod request_unstake;
+pub mod update_operator;
+pub mod withdraw_stake;
+
+pub use add_stake::*;
+pub use claim::*;
+pub use register_operator::*;
+pub use request_unstake::*;
+pub use update_operator::*;
+pub use withdraw_stake::*;

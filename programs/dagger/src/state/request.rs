@@ -1,0 +1,167 @@
+use anchor_lang::prelude::*;
+
+use crate::errors::DaggerError;
+
+/// The machine a customer asks for.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug, InitSpace)]
+pub struct VmSpec {
+    pub vcpus: u16,
+    pub memory_mib: u32,
+    pub disk_gib: u32,
+    pub region: u16,
+    /// Content hash of the VM image the customer wants booted.
+    pub image_id: [u8; 32],
+}
+
+impl VmSpec {
+    pub fn validate(&self) -> Result<()> {
+        require!(
+            self.vcpus > 0
+                && self.memory_mib > 0
+                && self.disk_gib > 0
+                && self.image_id != [0u8; 32],
+            DaggerError::InvalidSpec
+        );
+        Ok(())
+    }
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug, InitSpace)]
+pub enum RequestStatus {
+    /// Paid and waiting for a provisioning quorum before the deadline.
+    Open,
+    /// A quorum provisioned it: the lease accrues from `lease_start`.
+    Active,
+    /// A quorum found the VM failed: accrual stopped at `ended_at`.
+    Terminated,
+}
+
+/// A paid request for a VM, and once provisioned, its lease.
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct Request {
+    pub customer: Pubkey,
+    pub request_id: u64,
+    pub spec: VmSpec,
+    pub price_per_second: u64,
+    /// Seconds paid for.
+    pub duration: u64,
+    /// Lamports paid into the escrow (price × duration).
+    pub deposit: u64,
+    /// Lamports already released from the escrow to operator and treasury.
+    pub paid_out: u64,
+    pub created_at: i64,
+    /// Last moment a provisioning quorum can activate the request.
+    pub deadline: i64,
+    pub status: RequestStatus,
+    /// Operator account the lease was assigned to (default while Open).
+    pub assigned_operator: Pubkey,
+    /// Hash of the VM endpoint the operator reported.
+    pub endpoint_hash: [u8; 32],
+    pub lease_start: i64,
+    /// Set when a quorum terminates the lease.
+    pub ended_at: i64,
+    pub bump: u8,
+    pub escrow_bump: u8,
+}
+
+impl Request {
+    /// The moment accrual stops: the paid duration, or termination if earlier.
+    pub fn accrual_end(&self) -> i64 {
+        let paid_end = self
+            .lease_start
+            .saturating_add(i64::try_from(self.duration).unwrap_or(i64::MAX));
+        match self.status {
+            RequestStatus::Terminated => self.ended_at.min(paid_end),
+            _ => paid_end,
+        }
+    }
+
+    /// Lamports the lease has earned by `now`; never more than the deposit.
+    pub fn accrued(&self, now: i64) -> u64 {
+        if self.status == RequestStatus::Open {
+            return 0;
+        }
+        let end = self.accrual_end().min(now);
+        let elapsed = end.saturating_sub(self.lease_start).max(0) as u128;
+        let earned = elapsed.saturating_mul(self.price_per_second as u128);
+        earned.min(self.deposit as u128) as u64
+    }
+
+    /// Accrued but not yet paid out.
+    pub fn claimable(&self, now: i64) -> u64 {
+        self.accrued(now).saturating_sub(self.paid_out)
+    }
+
+    /// Nothing more can accrue: terminated, or the paid time is used up.
+    pub fn is_over(&self, now: i64) -> bool {
+        match self.status {
+            RequestStatus::Open => false,
+            RequestStatus::Active => now >= self.accrual_end(),
+            RequestStatus::Terminated => true,
+        }
+    }
+
+    /// Deposit not owed to anyone but the customer.
+    pub fn unpaid(&self) -> u64 {
+        self.deposit.saturating_sub(self.paid_out)
+    }
+}
+
+/// `price × seconds`, or a typed overflow error.
+pub fn cost(price_per_second: u64, seconds: u64) -> Result<u64> {
+    price_per_second
+        .checked_mul(seconds)
+        .ok_or_else(|| error!(DaggerError::Overflow))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(price: u64, duration: u64, start: i64) -> Request {
+        Request {
+            customer: Pubkey::default(),
+            request_id: 0,
+            spec: VmSpec {
+                vcpus: 1,
+                memory_mib: 1,
+                disk_gib: 1,
+                region: 0,
+                image_id: [1; 32],
+            },
+            price_per_second: price,
+            duration,
+            deposit: price * duration,
+            paid_out: 0,
+            created_at: 0,
+            deadline: 0,
+            status: RequestStatus::Active,
+            assigned_operator: Pubkey::default(),
+            endpoint_hash: [0; 32],
+            lease_start: start,
+            ended_at: 0,
+            bump: 0,
+            escrow_bump: 0,
+        }
+    }
+
+    #[test]
+    fn accrual_is_capped_by_duration_and_termination() {
+        let mut r = lease(10, 100, 1_000);
+        assert_eq!(r.accrued(999), 0);
+        assert_eq!(r.accrued(1_050), 500);
+        assert_eq!(r.accrued(5_000), 1_000);
+        assert!(r.is_over(1_100));
+        r.status = RequestStatus::Terminated;
+        r.ended_at = 1_020;
+        assert_eq!(r.accrued(5_000), 200);
+        assert!(r.is_over(1_021));
+    }
+
+    #[test]
+    fn accrual_never_exceeds_deposit_even_at_extremes() {
+        let r = lease(u64::MAX / 2, 2, i64::MIN / 2);
+        assert_eq!(r.accrued(i64::MAX), r.deposit);
+    }
+}
