@@ -1,0 +1,1 @@
+//! Sans-IO hashgraph consensus (work in progress by the consensus helper).
