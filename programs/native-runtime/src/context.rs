@@ -27,8 +27,9 @@ pub(crate) struct Frame {
 
 impl Frame {
     pub(crate) fn enter(invoke_context: &mut InvokeContext) -> Frame {
-        let invoke_context =
-            invoke_context as *mut InvokeContext as *mut InvokeContext<'static, 'static>;
+        // Lifetimes are erased: the frame never outlives the borrow (see `with_current`).
+        let invoke_context: *mut InvokeContext<'static, 'static> =
+            (invoke_context as *mut InvokeContext).cast();
         FRAMES.with(|frames| {
             frames.borrow_mut().push(FrameState {
                 invoke_context,

@@ -1,0 +1,283 @@
+//! Admin instructions: initialize, update_config, bootstrap_admit, finish_bootstrap.
+
+use dagger_client::{
+    errors::{AnchorErrorCode, DaggerError},
+    instructions as ix, pda, InitializeArgs, OperatorStatus, UpdateConfigArgs,
+};
+use dagger_tests::*;
+use solana_sdk::{native_token::LAMPORTS_PER_SOL, signer::Signer};
+
+fn args(treasury: solana_pubkey::Pubkey) -> InitializeArgs {
+    InitializeArgs {
+        treasury,
+        min_operator_stake: MIN_STAKE,
+        unbonding_period: UNBONDING_PERIOD,
+        provisioning_timeout: PROVISIONING_TIMEOUT,
+        protocol_fee_bps: FEE_BPS,
+    }
+}
+
+#[test]
+fn initialize_creates_the_config() {
+    let net = Network::initialized();
+    let config = net.config();
+    assert_eq!(config.admin, net.admin.pubkey());
+    assert_eq!(config.treasury, net.treasury.pubkey());
+    assert_eq!(config.min_operator_stake, MIN_STAKE);
+    assert_eq!(config.unbonding_period, UNBONDING_PERIOD);
+    assert_eq!(config.provisioning_timeout, PROVISIONING_TIMEOUT);
+    assert_eq!(config.protocol_fee_bps, FEE_BPS);
+    assert_eq!(config.roster_epoch, 0);
+    assert_eq!(config.total_active_stake, 0);
+    assert!(!config.bootstrapped);
+    assert_eq!(config.bump, pda::config().1);
+}
+
+#[test]
+fn initialize_rejects_bad_settings() {
+    let mut chain = TestChain::new();
+    let admin = chain.funded(LAMPORTS_PER_SOL);
+    let treasury = admin.pubkey();
+    let cases: Vec<(InitializeArgs, DaggerError)> = vec![
+        (
+            InitializeArgs {
+                protocol_fee_bps: 1_001,
+                ..args(treasury)
+            },
+            DaggerError::FeeTooHigh,
+        ),
+        (
+            InitializeArgs {
+                min_operator_stake: 0,
+                ..args(treasury)
+            },
+            DaggerError::ZeroMinimumStake,
+        ),
+        (
+            InitializeArgs {
+                unbonding_period: 0,
+                ..args(treasury)
+            },
+            DaggerError::ZeroDuration,
+        ),
+        (
+            InitializeArgs {
+                provisioning_timeout: -5,
+                ..args(treasury)
+            },
+            DaggerError::ZeroDuration,
+        ),
+    ];
+    for (bad, expected) in cases {
+        let failure = chain.fail(&[ix::initialize(&admin.pubkey(), None, bad)], &[&admin]);
+        assert!(failure.is(expected), "{failure:?}");
+    }
+    assert!(!chain.exists(&pda::config().0));
+}
+
+#[test]
+fn initialize_twice_is_refused() {
+    let mut net = Network::initialized();
+    let intruder = net.chain.funded(LAMPORTS_PER_SOL);
+    let treasury = intruder.pubkey();
+    let failure = net.chain.send(
+        &[ix::initialize(&intruder.pubkey(), None, args(treasury))],
+        &[&intruder],
+    );
+    // The config PDA exists: the System Program refuses to create it again.
+    assert!(failure.is_err());
+    assert_eq!(net.config().admin, net.admin.pubkey());
+}
+
+#[test]
+fn update_config_changes_only_given_fields() {
+    let mut net = Network::initialized();
+    let new_treasury = net.chain.funded(LAMPORTS_PER_SOL).pubkey();
+    let admin = &net.admin;
+    net.chain.ok(
+        &[ix::update_config(
+            &admin.pubkey(),
+            UpdateConfigArgs {
+                treasury: Some(new_treasury),
+                protocol_fee_bps: Some(500),
+                ..Default::default()
+            },
+        )],
+        &[admin],
+    );
+    let config = net.config();
+    assert_eq!(config.treasury, new_treasury);
+    assert_eq!(config.protocol_fee_bps, 500);
+    assert_eq!(config.min_operator_stake, MIN_STAKE);
+    assert_eq!(config.admin, net.admin.pubkey());
+}
+
+#[test]
+fn update_config_hands_over_admin() {
+    let mut net = Network::initialized();
+    let successor = net.chain.funded(LAMPORTS_PER_SOL);
+    let admin = &net.admin;
+    net.chain.ok(
+        &[ix::update_config(
+            &admin.pubkey(),
+            UpdateConfigArgs {
+                admin: Some(successor.pubkey()),
+                ..Default::default()
+            },
+        )],
+        &[admin],
+    );
+    let failure = net.chain.fail(
+        &[ix::update_config(
+            &net.admin.pubkey(),
+            UpdateConfigArgs::default(),
+        )],
+        &[&net.admin],
+    );
+    assert!(failure.is(DaggerError::Unauthorized));
+    net.chain.ok(
+        &[ix::update_config(
+            &successor.pubkey(),
+            UpdateConfigArgs::default(),
+        )],
+        &[&successor],
+    );
+}
+
+#[test]
+fn update_config_rejects_strangers_and_bad_values() {
+    let mut net = Network::initialized();
+    let stranger = net.chain.funded(LAMPORTS_PER_SOL);
+    let failure = net.chain.fail(
+        &[ix::update_config(
+            &stranger.pubkey(),
+            UpdateConfigArgs {
+                protocol_fee_bps: Some(0),
+                ..Default::default()
+            },
+        )],
+        &[&stranger],
+    );
+    assert!(failure.is(DaggerError::Unauthorized));
+    let admin = &net.admin;
+    let failure = net.chain.fail(
+        &[ix::update_config(
+            &admin.pubkey(),
+            UpdateConfigArgs {
+                protocol_fee_bps: Some(10_000),
+                ..Default::default()
+            },
+        )],
+        &[admin],
+    );
+    assert!(failure.is(DaggerError::FeeTooHigh));
+    let failure = net.chain.fail(
+        &[ix::update_config(
+            &admin.pubkey(),
+            UpdateConfigArgs {
+                min_operator_stake: Some(0),
+                ..Default::default()
+            },
+        )],
+        &[admin],
+    );
+    assert!(failure.is(DaggerError::ZeroMinimumStake));
+    assert_eq!(net.config().protocol_fee_bps, FEE_BPS);
+}
+
+#[test]
+fn bootstrap_admits_genesis_roster_and_bumps_epoch() {
+    let mut net = Network::initialized();
+    let a = net.register(MIN_STAKE);
+    let b = net.register(3 * MIN_STAKE);
+    for index in [a, b] {
+        let node = net.operators[index].node.pubkey();
+        let admin = &net.admin;
+        net.chain
+            .ok(&[ix::bootstrap_admit(&admin.pubkey(), &node)], &[admin]);
+    }
+    let config = net.config();
+    assert_eq!(config.total_active_stake, 4 * MIN_STAKE);
+    assert_eq!(config.active_operators, 2);
+    assert_eq!(config.roster_epoch, 2);
+    assert_eq!(net.operator(a).status, OperatorStatus::Active);
+
+    // Admitting twice is refused.
+    let node = net.operators[a].node.pubkey();
+    let admin = &net.admin;
+    let failure = net
+        .chain
+        .fail(&[ix::bootstrap_admit(&admin.pubkey(), &node)], &[admin]);
+    assert!(failure.is(DaggerError::InvalidOperatorStatus));
+
+    net.chain
+        .ok(&[ix::finish_bootstrap(&admin.pubkey())], &[admin]);
+    assert!(net.config().bootstrapped);
+}
+
+#[test]
+fn bootstrap_rules() {
+    let mut net = Network::initialized();
+    let admin_key = net.admin.pubkey();
+    // Nothing admitted yet: bootstrap cannot finish.
+    let failure = net
+        .chain
+        .fail(&[ix::finish_bootstrap(&admin_key)], &[&net.admin]);
+    assert!(failure.is(DaggerError::EmptyRoster));
+
+    let a = net.register(MIN_STAKE);
+    let node_a = net.operators[a].node.pubkey();
+    let stranger = net.chain.funded(LAMPORTS_PER_SOL);
+    let failure = net.chain.fail(
+        &[ix::bootstrap_admit(&stranger.pubkey(), &node_a)],
+        &[&stranger],
+    );
+    assert!(failure.is(DaggerError::Unauthorized));
+    let failure = net
+        .chain
+        .fail(&[ix::finish_bootstrap(&stranger.pubkey())], &[&stranger]);
+    assert!(failure.is(DaggerError::Unauthorized));
+
+    // Raising the minimum makes an under-staked pending operator ineligible.
+    net.chain.ok(
+        &[ix::update_config(
+            &admin_key,
+            UpdateConfigArgs {
+                min_operator_stake: Some(2 * MIN_STAKE),
+                ..Default::default()
+            },
+        )],
+        &[&net.admin],
+    );
+    let failure = net
+        .chain
+        .fail(&[ix::bootstrap_admit(&admin_key, &node_a)], &[&net.admin]);
+    assert!(failure.is(DaggerError::InsufficientStake));
+    let b = net.register(2 * MIN_STAKE);
+    let node_b = net.operators[b].node.pubkey();
+    net.chain
+        .ok(&[ix::bootstrap_admit(&admin_key, &node_b)], &[&net.admin]);
+    net.chain
+        .ok(&[ix::finish_bootstrap(&admin_key)], &[&net.admin]);
+
+    // After bootstrap the admin has no say over membership, and it cannot finish twice.
+    let failure = net
+        .chain
+        .fail(&[ix::bootstrap_admit(&admin_key, &node_a)], &[&net.admin]);
+    assert!(failure.is(DaggerError::AlreadyBootstrapped));
+    let failure = net
+        .chain
+        .fail(&[ix::finish_bootstrap(&admin_key)], &[&net.admin]);
+    assert!(failure.is(DaggerError::AlreadyBootstrapped));
+}
+
+#[test]
+fn bootstrap_admit_of_unknown_node_key_fails() {
+    let mut net = Network::initialized();
+    let unknown = solana_pubkey::Pubkey::new_unique();
+    let admin = &net.admin;
+    let failure = net
+        .chain
+        .fail(&[ix::bootstrap_admit(&admin.pubkey(), &unknown)], &[admin]);
+    assert!(failure.is_anchor(AnchorErrorCode::AccountNotInitialized));
+}
