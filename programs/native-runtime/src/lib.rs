@@ -23,7 +23,6 @@ use solana_program_runtime::{
     invoke_context::{BuiltinFunctionWithContext, InvokeContext},
     serialization::{deserialize_parameters, serialize_parameters},
     solana_sbpf::declare_builtin_function,
-    stable_log,
 };
 use solana_pubkey::Pubkey;
 
@@ -71,24 +70,18 @@ fn execute<P: NativeProgram>(invoke_context: &mut InvokeContext) -> Result<(), I
     invoke_context
         .consume_checked(INVOCATION_COMPUTE_UNITS)
         .map_err(|_| InstructionError::ComputationalBudgetExceeded)?;
-    let log_collector = invoke_context.get_log_collector();
-
-    let (program_id, mut buffer, accounts_metadata) = {
+    // The runtime itself logs "invoke", "success" and "failed" around every
+    // program, builtins included, so the adapter logs nothing of its own.
+    let (mut buffer, accounts_metadata) = {
         let instruction_context = invoke_context
             .transaction_context
             .get_current_instruction_context()?;
-        let program_id = *instruction_context.get_program_key()?;
         // No VM: direct mapping and the stricter ABI cannot apply, as in the loader
         // for programs it copies in and out.
         let (buffer, _regions, accounts_metadata, _instruction_data_offset) =
             serialize_parameters(&instruction_context, false, false, false)?;
-        (program_id, buffer, accounts_metadata)
+        (buffer, accounts_metadata)
     };
-    stable_log::program_invoke(
-        &log_collector,
-        &program_id,
-        invoke_context.get_stack_height(),
-    );
 
     let frame = context::Frame::enter(invoke_context);
     let outcome = {
@@ -109,10 +102,7 @@ fn execute<P: NativeProgram>(invoke_context: &mut InvokeContext) -> Result<(), I
         (None, Ok(Err(program_error))) => Err(program_error_to_instruction_error(program_error)),
         (None, Err(_panic)) => Err(InstructionError::ProgramFailedToComplete),
     };
-    if let Err(err) = &result {
-        stable_log::program_failure(&log_collector, &program_id, err);
-        return result;
-    }
+    result?;
 
     let instruction_context = invoke_context
         .transaction_context
@@ -124,7 +114,6 @@ fn execute<P: NativeProgram>(invoke_context: &mut InvokeContext) -> Result<(), I
         buffer.as_slice(),
         &accounts_metadata,
     )?;
-    stable_log::program_success(&log_collector, &program_id);
     Ok(())
 }
 

@@ -165,11 +165,19 @@ fn writes_to_owned_accounts_are_committed() {
         env.svm.get_balance(&a).unwrap(),
         env.svm.get_balance(&b).unwrap(),
     );
-    env.run(
-        vec![0, 1, 2, 3, 4],
-        vec![AccountMeta::new(a, false), AccountMeta::new(b, false)],
-    )
-    .unwrap();
+    let meta = env
+        .run(
+            vec![0, 1, 2, 3, 4],
+            vec![AccountMeta::new(a, false), AccountMeta::new(b, false)],
+        )
+        .unwrap();
+    // The runtime logs the invocation once (the adapter adds no duplicate).
+    let invokes = meta
+        .logs
+        .iter()
+        .filter(|l| l.contains("invoke [1]"))
+        .count();
+    assert_eq!(invokes, 1, "{:?}", meta.logs);
     assert_eq!(&env.svm.get_account(&a).unwrap().data[..4], &[1, 2, 3, 4]);
     assert_eq!(env.svm.get_balance(&a).unwrap(), a_before - 10);
     assert_eq!(env.svm.get_balance(&b).unwrap(), b_before + 10);

@@ -1,0 +1,134 @@
+//! Canonical binary encoding of events (little-endian, version byte first).
+//!
+//! ```text
+//! u8  version (= 1)
+//! [32] creator
+//! u64 seq
+//! u8  has_self_parent  ([32] self_parent if 1)
+//! u8  has_other_parent ([32] other_parent if 1)
+//! u64 created_at_ns
+//! [32] txs_root
+//! u32 tx_count                      <- end of header: id = blake3(header)
+//! tx_count x (u32 len, len bytes)
+//! [64] signature
+//! ```
+//! Flags other than 0/1 and trailing bytes are rejected, so every event has
+//! exactly one encoding.
+
+use crate::error::DecodeError;
+use crate::event::{CreatorId, Event, EventHeader, EventId, EVENT_VERSION};
+
+pub(crate) fn write_header(h: &EventHeader, out: &mut Vec<u8>) {
+    out.push(EVENT_VERSION);
+    out.extend_from_slice(&h.creator.0);
+    out.extend_from_slice(&h.seq.to_le_bytes());
+    for p in [&h.self_parent, &h.other_parent] {
+        match p {
+            Some(id) => {
+                out.push(1);
+                out.extend_from_slice(&id.0);
+            }
+            None => out.push(0),
+        }
+    }
+    out.extend_from_slice(&h.created_at_ns.to_le_bytes());
+    out.extend_from_slice(&h.txs_root);
+    out.extend_from_slice(&h.tx_count.to_le_bytes());
+}
+
+pub(crate) fn encoded_len(h: &EventHeader, txs: &[Vec<u8>]) -> usize {
+    let parents =
+        usize::from(h.self_parent.is_some()) * 32 + usize::from(h.other_parent.is_some()) * 32;
+    let header = 1 + 32 + 8 + 2 + parents + 8 + 32 + 4;
+    header + txs.iter().map(|t| 4 + t.len()).sum::<usize>() + 64
+}
+
+pub(crate) fn encode(e: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(e.encoded_len());
+    encode_into(e, &mut out);
+    out
+}
+
+/// Append the canonical encoding of `e` to `out` (snapshots write many
+/// events into one buffer).
+pub(crate) fn encode_into(e: &Event, out: &mut Vec<u8>) {
+    write_header(e.header(), out);
+    for tx in e.transactions() {
+        // Lengths above u32::MAX cannot pass the verifier's limits; saturate
+        // rather than panic so encode stays total.
+        out.extend_from_slice(&u32::try_from(tx.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(tx);
+    }
+    out.extend_from_slice(e.signature());
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
+        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn opt_id(&mut self) -> Result<Option<EventId>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(EventId(self.array()?))),
+            f => Err(DecodeError::BadFlag(f)),
+        }
+    }
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let version = r.u8()?;
+    if version != EVENT_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let header = EventHeader {
+        creator: CreatorId(r.array()?),
+        seq: r.u64()?,
+        self_parent: r.opt_id()?,
+        other_parent: r.opt_id()?,
+        created_at_ns: r.u64()?,
+        txs_root: r.array()?,
+        tx_count: r.u32()?,
+    };
+    let count = header.tx_count as usize;
+    // Each transaction needs at least its 4-byte length: refuse counts the
+    // input cannot hold before allocating anything for them.
+    if count.saturating_mul(4) > r.remaining() {
+        return Err(DecodeError::Truncated);
+    }
+    let mut txs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = r.u32()? as usize;
+        txs.push(r.take(len)?.to_vec());
+    }
+    let signature: [u8; 64] = r.array()?;
+    if r.remaining() != 0 {
+        return Err(DecodeError::TrailingBytes(r.remaining()));
+    }
+    Ok(Event::assemble(header, txs, signature))
+}

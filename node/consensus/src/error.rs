@@ -1,0 +1,197 @@
+//! Typed errors. Every way an event can be refused has its own variant so the
+//! network layer can decide whom to penalise without parsing strings.
+
+use thiserror::Error;
+
+/// Why [`crate::Event::decode`] refused a byte string. Decoding never panics
+/// and never allocates more than the input length.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// The input ended before the encoding was complete.
+    #[error("input truncated")]
+    Truncated,
+    /// The version byte is not one this build understands.
+    #[error("unsupported encoding version {0}")]
+    UnsupportedVersion(u8),
+    /// A presence flag was neither 0 nor 1 (the encoding is canonical).
+    #[error("presence flag must be 0 or 1, got {0}")]
+    BadFlag(u8),
+    /// Bytes were left after the signature (the encoding is canonical).
+    #[error("{0} trailing bytes after the event")]
+    TrailingBytes(usize),
+}
+
+/// Why an event was not inserted. Returned by [`crate::Hashgraph::insert`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Reject {
+    /// The canonical encoding is longer than `Limits::max_event_bytes`.
+    #[error("event is {size} bytes, limit {max}")]
+    EventTooLarge { size: usize, max: usize },
+    /// More transactions than `Limits::max_txs_per_event`.
+    #[error("{count} transactions, limit {max}")]
+    TooManyTransactions { count: usize, max: usize },
+    /// One transaction is longer than `Limits::max_tx_bytes`.
+    #[error("transaction {index} is {size} bytes, limit {max}")]
+    TransactionTooLarge {
+        index: usize,
+        size: usize,
+        max: usize,
+    },
+    /// The transactions together exceed `Limits::max_batch_bytes`.
+    #[error("batch is {size} bytes, limit {max}")]
+    BatchTooLarge { size: usize, max: usize },
+    /// The header's transaction count differs from the batch carried.
+    #[error("header declares {declared} transactions, batch has {actual}")]
+    TxCountMismatch { declared: u32, actual: usize },
+    /// The Merkle root in the header does not match the batch.
+    #[error("transaction Merkle root mismatch")]
+    BadMerkleRoot,
+    /// The ed25519 signature does not verify for this network id (a wrong
+    /// network id shows up here: the network id is signed, not carried).
+    #[error("bad signature")]
+    BadSignature,
+    /// The creator is in no roster this node currently knows.
+    #[error("creator is not in any current roster")]
+    UnknownCreator,
+    /// The creator is not a member of the roster of the event's round.
+    #[error("creator is not in the roster of round {round}")]
+    NotInRoster { round: u64 },
+    /// `seq == 0` must come without a self-parent and `seq > 0` with one.
+    #[error("sequence number and self-parent presence disagree")]
+    SelfParentMismatch,
+    /// Self-parent and other-parent are the same event.
+    #[error("self-parent and other-parent are the same event")]
+    ParentsEqual,
+    /// The self-parent was created by somebody else.
+    #[error("self-parent has another creator")]
+    SelfParentWrongCreator,
+    /// The other-parent was created by the event's own creator.
+    #[error("other-parent has the same creator")]
+    OtherParentSameCreator,
+    /// `seq` is not the self-parent's `seq + 1`.
+    #[error("sequence {got}, expected {expected}")]
+    WrongSequence { expected: u64, got: u64 },
+    /// Creation time is not later than the self-parent's.
+    #[error("creation time {got_ns} not after self-parent's {parent_ns}")]
+    TimeNotIncreasing { parent_ns: u64, got_ns: u64 },
+    /// The event belongs to rounds that were already pruned.
+    #[error("event is ancient (parent round {parent_round}, rounds <= {pruned_through} pruned)")]
+    Ancient {
+        parent_round: u64,
+        pruned_through: u64,
+    },
+    /// The event lies beyond the rounds whose roster is fixed and the
+    /// bounded waiting area for such events is full.
+    #[error("event of round {round} is too far ahead (rosters fixed through {fixed_through})")]
+    TooFarAhead { round: u64, fixed_through: u64 },
+}
+
+/// Why a roster could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RosterError {
+    /// A roster needs at least one member.
+    #[error("roster is empty")]
+    Empty,
+    /// Members hold positive stake; remove a member instead of zeroing it.
+    #[error("member has zero stake")]
+    ZeroStake,
+    /// The same creator was listed twice.
+    #[error("duplicate member")]
+    Duplicate,
+    /// The total stake does not fit in a u64.
+    #[error("total stake overflows u64")]
+    Overflow,
+}
+
+/// Why [`crate::Hashgraph::schedule_roster_change`] refused a change.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ScheduleError {
+    /// Changes may only be scheduled for the round most recently returned by
+    /// `poll`, before `poll` is called again (that is what keeps every node
+    /// applying them at the same round).
+    #[error("changes can only be scheduled for round {expected} (got {got})")]
+    WrongRound { expected: u64, got: u64 },
+    /// No round has been decided yet, or the window for the last one closed.
+    #[error("no open scheduling window")]
+    NoWindow,
+}
+
+/// Why [`crate::Hashgraph::create_event`] could not produce an event.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CreateError {
+    /// The other-parent is not an event this node holds.
+    #[error("other-parent is not held by this node")]
+    UnknownOtherParent,
+    /// The new event would be one this node rejects or must hold back.
+    #[error("own event rejected: {0}")]
+    Rejected(#[from] Reject),
+    /// The event's round lies beyond the fixed rosters: wait for consensus.
+    #[error("consensus is behind; wait for a decided round before creating")]
+    WaitForConsensus,
+}
+
+/// Why an equivocation proof does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EvidenceError {
+    /// The two events have different creators.
+    #[error("events have different creators")]
+    DifferentCreators,
+    /// The two events are the same event.
+    #[error("events are identical")]
+    SameEvent,
+    /// Neither the sequence number nor the self-parent is shared.
+    #[error("events share neither sequence number nor self-parent")]
+    NotAFork,
+    /// One of the signatures does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// Why [`crate::Hashgraph::restore`] refused a snapshot. Restoring never
+/// panics, and never allocates more than a small multiple of the input
+/// length: every count is checked against the bytes left before anything
+/// is allocated for it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SnapshotError {
+    /// The input does not start with the snapshot magic bytes.
+    #[error("not a consensus snapshot (bad magic)")]
+    BadMagic,
+    /// The format version is not one this build understands.
+    #[error("unsupported snapshot version {0}")]
+    UnsupportedVersion(u16),
+    /// The input ended before the encoding was complete, or a count
+    /// announces more items than the bytes left can hold.
+    #[error("snapshot truncated")]
+    Truncated,
+    /// The trailing blake3 checksum does not match: the data is corrupt.
+    #[error("snapshot checksum mismatch (corrupt data)")]
+    ChecksumMismatch,
+    /// The snapshot was taken on another network than `config.network_id`.
+    #[error("snapshot network id differs from the configured one")]
+    NetworkMismatch { expected: [u8; 32], found: [u8; 32] },
+    /// Bytes were left after the body (the encoding is canonical).
+    #[error("{0} trailing bytes after the snapshot body")]
+    TrailingBytes(usize),
+    /// A value has a second encoding that [`crate::Hashgraph::snapshot`]
+    /// never writes (overlong varint, flag bits, padding, ordering).
+    #[error("non-canonical encoding: {0}")]
+    NonCanonical(&'static str),
+    /// A stored event does not decode.
+    #[error("stored event does not decode: {0}")]
+    Event(#[from] DecodeError),
+    /// A stored roster is not a valid roster.
+    #[error("stored roster is invalid: {0}")]
+    Roster(#[from] RosterError),
+    /// The snapshot holds more than the configured limits (or the fixed
+    /// bounds of the algorithm) allow; restore with the limits it was
+    /// taken with.
+    #[error("{what}: {count} exceeds the limit {max}")]
+    LimitExceeded {
+        what: &'static str,
+        count: u64,
+        max: u64,
+    },
+    /// The decoded state breaks an invariant every real instance keeps.
+    #[error("inconsistent state: {0}")]
+    Inconsistent(&'static str),
+}

@@ -1,0 +1,244 @@
+//! Event types: identifiers, the signed [`Event`], its [`EventHeader`] and
+//! the [`UnsignedEvent`] builder.
+//!
+//! The id is the blake3 hash of the version-prefixed header encoding (every
+//! field but the transaction bodies and the signature). The bodies are bound
+//! through `txs_root`, which the verifier checks, so a client holding only a
+//! header, a signature and a Merkle proof can check that its transaction was
+//! signed into an event. The signature covers a domain tag, the network id
+//! and the id.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use ed25519_dalek::{Signer, SigningKey};
+
+use crate::merkle;
+
+/// Encoding version written as the first byte of every event.
+pub const EVENT_VERSION: u8 = 1;
+
+/// Domain tag prefixed to the signed message, so an event signature can
+/// never be replayed as a signature over anything else the key signs.
+pub const SIGNATURE_DOMAIN: &[u8; 24] = b"DAGGER/event-signature/1";
+
+/// blake3 hash of an event's header encoding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct EventId(pub [u8; 32]);
+
+/// A creator: the ed25519 public key bytes of the node that signs events.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct CreatorId(pub [u8; 32]);
+
+fn short_hex(f: &mut fmt::Formatter<'_>, name: &str, b: &[u8; 32]) -> fmt::Result {
+    write!(f, "{name}(")?;
+    for x in &b[..6] {
+        write!(f, "{x:02x}")?;
+    }
+    write!(f, "..)")
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        short_hex(f, "EventId", &self.0)
+    }
+}
+
+impl fmt::Debug for CreatorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        short_hex(f, "CreatorId", &self.0)
+    }
+}
+
+impl From<&SigningKey> for CreatorId {
+    fn from(key: &SigningKey) -> Self {
+        CreatorId(key.verifying_key().to_bytes())
+    }
+}
+
+/// Every signed field of an event. Its encoding is what the id hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    pub creator: CreatorId,
+    /// 0 for a creator's first event, then self-parent's + 1.
+    pub seq: u64,
+    pub self_parent: Option<EventId>,
+    pub other_parent: Option<EventId>,
+    /// Creation time in nanoseconds, supplied by the creator's caller.
+    pub created_at_ns: u64,
+    /// Merkle root of the batch (see [`crate::merkle`]).
+    pub txs_root: [u8; 32],
+    pub tx_count: u32,
+}
+
+impl EventHeader {
+    /// Canonical header encoding (version byte first).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_MAX);
+        crate::codec::write_header(self, &mut out);
+        out
+    }
+
+    /// The id of any event carrying this header.
+    pub fn id(&self) -> EventId {
+        EventId(*blake3::hash(&self.encode()).as_bytes())
+    }
+
+    /// Sign this header for `network_id` (low-level; see [`UnsignedEvent::sign`]).
+    pub fn sign(&self, key: &SigningKey, network_id: &[u8; 32]) -> [u8; 64] {
+        key.sign(&signing_message(network_id, &self.id()))
+            .to_bytes()
+    }
+}
+
+/// Largest header encoding: version, creator, seq, two optional parents,
+/// time, root, count.
+pub(crate) const HEADER_MAX: usize = 1 + 32 + 8 + 33 + 33 + 8 + 32 + 4;
+
+/// The exact bytes an event signature covers.
+pub fn signing_message(network_id: &[u8; 32], id: &EventId) -> [u8; 88] {
+    let mut m = [0u8; 88];
+    m[..24].copy_from_slice(SIGNATURE_DOMAIN);
+    m[24..56].copy_from_slice(network_id);
+    m[56..].copy_from_slice(&id.0);
+    m
+}
+
+/// Builder for a new event; [`UnsignedEvent::sign`] fills in the creator,
+/// the Merkle root and the signature.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnsignedEvent {
+    pub seq: u64,
+    pub self_parent: Option<EventId>,
+    pub other_parent: Option<EventId>,
+    pub created_at_ns: u64,
+    pub txs: Vec<Vec<u8>>,
+}
+
+impl UnsignedEvent {
+    /// Sign with `key` for `network_id`. The creator is the key's public key.
+    /// Panics only if the batch holds more than `u32::MAX` transactions,
+    /// which no caller can build in memory.
+    pub fn sign(self, key: &SigningKey, network_id: &[u8; 32]) -> Event {
+        let tx_count = u32::try_from(self.txs.len()).expect("batch larger than u32::MAX");
+        let header = EventHeader {
+            creator: CreatorId::from(key),
+            seq: self.seq,
+            self_parent: self.self_parent,
+            other_parent: self.other_parent,
+            created_at_ns: self.created_at_ns,
+            txs_root: merkle::merkle_root(&self.txs),
+            tx_count,
+        };
+        let signature = header.sign(key, network_id);
+        let event = Event::assemble(header, self.txs, signature);
+        // We just produced this signature with the creator's own key.
+        let _ = event.0.verified_for.set(*network_id);
+        event
+    }
+}
+
+struct Inner {
+    header: EventHeader,
+    txs: Vec<Vec<u8>>,
+    signature: [u8; 64],
+    id: EventId,
+    encoded_len: usize,
+    /// Network id this event's signature is known to verify for; lets the
+    /// same decoded event be handed to several in-process instances (tests,
+    /// simulators) without re-verifying.
+    verified_for: OnceLock<[u8; 32]>,
+}
+
+/// A signed event. Cheap to clone (shared, immutable).
+#[derive(Clone)]
+pub struct Event(Arc<Inner>);
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("id", &self.0.id)
+            .field("creator", &self.0.header.creator)
+            .field("seq", &self.0.header.seq)
+            .field("txs", &self.0.txs.len())
+            .finish()
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id && self.0.signature == other.0.signature
+    }
+}
+impl Eq for Event {}
+
+impl Event {
+    /// Put an event together from parts without checking anything; the
+    /// verifier checks the count, the root and the signature on insertion.
+    pub fn assemble(header: EventHeader, txs: Vec<Vec<u8>>, signature: [u8; 64]) -> Event {
+        let id = header.id();
+        let encoded_len = crate::codec::encoded_len(&header, &txs);
+        Event(Arc::new(Inner {
+            header,
+            txs,
+            signature,
+            id,
+            encoded_len,
+            verified_for: OnceLock::new(),
+        }))
+    }
+
+    pub fn id(&self) -> EventId {
+        self.0.id
+    }
+    pub fn header(&self) -> &EventHeader {
+        &self.0.header
+    }
+    pub fn creator(&self) -> CreatorId {
+        self.0.header.creator
+    }
+    pub fn seq(&self) -> u64 {
+        self.0.header.seq
+    }
+    pub fn self_parent(&self) -> Option<EventId> {
+        self.0.header.self_parent
+    }
+    pub fn other_parent(&self) -> Option<EventId> {
+        self.0.header.other_parent
+    }
+    pub fn created_at_ns(&self) -> u64 {
+        self.0.header.created_at_ns
+    }
+    pub fn txs_root(&self) -> [u8; 32] {
+        self.0.header.txs_root
+    }
+    pub fn transactions(&self) -> &[Vec<u8>] {
+        &self.0.txs
+    }
+    pub fn signature(&self) -> &[u8; 64] {
+        &self.0.signature
+    }
+    /// Length of [`Event::encode`]'s output.
+    pub fn encoded_len(&self) -> usize {
+        self.0.encoded_len
+    }
+    /// Canonical encoding: header, transactions, signature.
+    pub fn encode(&self) -> Vec<u8> {
+        crate::codec::encode(self)
+    }
+    /// Parse a canonical encoding. Never panics; see [`crate::DecodeError`].
+    pub fn decode(bytes: &[u8]) -> Result<Event, crate::DecodeError> {
+        crate::codec::decode(bytes)
+    }
+    /// Inclusion proof for the transaction at `index` (None if out of range).
+    pub fn prove_transaction(&self, index: usize) -> Option<merkle::InclusionProof> {
+        merkle::prove(&self.0.txs, index)
+    }
+
+    pub(crate) fn verified_for(&self) -> Option<&[u8; 32]> {
+        self.0.verified_for.get()
+    }
+    pub(crate) fn mark_verified(&self, network_id: &[u8; 32]) {
+        let _ = self.0.verified_for.set(*network_id);
+    }
+}

@@ -1,0 +1,104 @@
+//! The verifier: checks an event must pass before it may touch the graph.
+//! Stateless checks (limits, root, signature) run before buffering; the
+//! checks against the self-parent run once the parent is known.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use crate::error::Reject;
+use crate::event::{signing_message, Event};
+use crate::{merkle, Limits};
+
+/// Size limits, transaction count and the parent-presence rules.
+pub(crate) fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
+    if e.encoded_len() > limits.max_event_bytes {
+        return Err(Reject::EventTooLarge {
+            size: e.encoded_len(),
+            max: limits.max_event_bytes,
+        });
+    }
+    let txs = e.transactions();
+    if txs.len() > limits.max_txs_per_event {
+        return Err(Reject::TooManyTransactions {
+            count: txs.len(),
+            max: limits.max_txs_per_event,
+        });
+    }
+    if e.header().tx_count as usize != txs.len() {
+        return Err(Reject::TxCountMismatch {
+            declared: e.header().tx_count,
+            actual: txs.len(),
+        });
+    }
+    let mut total = 0usize;
+    for (index, tx) in txs.iter().enumerate() {
+        if tx.len() > limits.max_tx_bytes {
+            return Err(Reject::TransactionTooLarge {
+                index,
+                size: tx.len(),
+                max: limits.max_tx_bytes,
+            });
+        }
+        total += tx.len();
+    }
+    if total > limits.max_batch_bytes {
+        return Err(Reject::BatchTooLarge {
+            size: total,
+            max: limits.max_batch_bytes,
+        });
+    }
+    if (e.seq() == 0) != e.self_parent().is_none() {
+        return Err(Reject::SelfParentMismatch);
+    }
+    if e.self_parent().is_some() && e.self_parent() == e.other_parent() {
+        return Err(Reject::ParentsEqual);
+    }
+    Ok(())
+}
+
+/// The header's Merkle root must commit to the carried batch.
+pub(crate) fn check_root(e: &Event) -> Result<(), Reject> {
+    if merkle::merkle_root(e.transactions()) == e.txs_root() {
+        Ok(())
+    } else {
+        Err(Reject::BadMerkleRoot)
+    }
+}
+
+/// Strict ed25519 verification (rejects small-order keys and non-canonical
+/// signatures) over domain tag, network id and id. Cached per event.
+pub fn signature_ok(e: &Event, network_id: &[u8; 32]) -> Result<(), Reject> {
+    if e.verified_for() == Some(network_id) {
+        return Ok(());
+    }
+    let key = VerifyingKey::from_bytes(&e.creator().0).map_err(|_| Reject::BadSignature)?;
+    let sig = Signature::from_bytes(e.signature());
+    key.verify_strict(&signing_message(network_id, &e.id()), &sig)
+        .map_err(|_| Reject::BadSignature)?;
+    e.mark_verified(network_id);
+    Ok(())
+}
+
+/// Sequence and time against a known self-parent.
+pub(crate) fn check_self_parent(
+    e: &Event,
+    parent_seq: u64,
+    parent_time: u64,
+) -> Result<(), Reject> {
+    let expected = parent_seq.checked_add(1).ok_or(Reject::WrongSequence {
+        expected: u64::MAX,
+        got: e.seq(),
+    })?;
+    if e.seq() != expected {
+        return Err(Reject::WrongSequence {
+            expected,
+            got: e.seq(),
+        });
+    }
+    if e.created_at_ns() <= parent_time {
+        return Err(Reject::TimeNotIncreasing {
+            parent_ns: parent_time,
+            got_ns: e.created_at_ns(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The HTTP status API (axum).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /health` | `ok` while the node runs |
+//! | `GET /status` | rounds, order, peers |
+//! | `GET /events/{id}` | one event (hex id) with its consensus facts |
+//! | `GET /order?from=N&limit=M` | ordered transactions with consensus timestamps |
+//! | `POST /tx` | submit a transaction (raw body); returns the carrying event's id |
+//! | `GET /metrics` | Prometheus text |
+
+use std::sync::Arc;
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    core::{hex, CoreHandle, CoreStatus, SubmitError},
+    metrics::Metrics,
+    net::gossip::{PeerStatus, Peers},
+    store::Store,
+};
+
+/// Largest `limit` for `/order`.
+pub const MAX_ORDER_PAGE: usize = 10_000;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub core: CoreHandle,
+    pub peers: Peers,
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<Store>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/status", get(status))
+        .route("/events/{id}", get(event))
+        .route("/order", get(order))
+        .route("/tx", post(submit))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct Status {
+    #[serde(flatten)]
+    core: CoreStatus,
+    peers: Vec<PeerStatus>,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn status(State(state): State<ApiState>) -> Response {
+    match state.core.status().await {
+        Ok(core) => Json(Status {
+            core,
+            peers: state.peers.status(),
+        })
+        .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Serialize)]
+struct EventView {
+    id: String,
+    creator: String,
+    seq: u64,
+    self_parent: Option<String>,
+    other_parent: Option<String>,
+    created_at_ns: u64,
+    txs_root: String,
+    transactions: Vec<String>,
+    round: Option<u64>,
+    witness: Option<bool>,
+    famous: Option<bool>,
+    ordered: Option<bool>,
+}
+
+pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+async fn event(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    let Some(id) = parse_hex32(&id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "event id must be 64 hex characters",
+        );
+    };
+    match state.core.event(dagger_consensus::EventId(id)).await {
+        Ok(Some((event, info))) => Json(EventView {
+            id: hex(&event.id().0),
+            creator: crate::identity::display_id(&event.creator().0),
+            seq: event.seq(),
+            self_parent: event.self_parent().map(|p| hex(&p.0)),
+            other_parent: event.other_parent().map(|p| hex(&p.0)),
+            created_at_ns: event.created_at_ns(),
+            txs_root: hex(&event.txs_root()),
+            transactions: event.transactions().iter().map(|t| hex(t)).collect(),
+            round: info.map(|i| i.round),
+            witness: info.map(|i| i.witness),
+            famous: info.and_then(|i| i.famous),
+            ordered: info.map(|i| i.ordered),
+        })
+        .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such event here"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct OrderQuery {
+    #[serde(default)]
+    from: u64,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct OrderedTx {
+    position: u64,
+    tx: String,
+    event_id: String,
+    consensus_time_ns: u64,
+}
+
+async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -> Response {
+    let limit = query.limit.unwrap_or(1_000).min(MAX_ORDER_PAGE);
+    let store = state.store.clone();
+    let from = query.from;
+    let result = tokio::task::spawn_blocking(move || store.txs_from(from, limit)).await;
+    match result {
+        Ok(Ok(records)) => Json(
+            records
+                .into_iter()
+                .map(|r| OrderedTx {
+                    position: r.position,
+                    tx: hex(&r.tx),
+                    event_id: hex(&r.event_id),
+                    consensus_time_ns: r.consensus_time_ns,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn submit(State(state): State<ApiState>, body: Bytes) -> Response {
+    match state.core.submit(body.to_vec()).await {
+        Ok(id) => Json(serde_json::json!({ "event_id": hex(&id.0) })).into_response(),
+        Err(e @ (SubmitError::Empty | SubmitError::TooLarge { .. })) => {
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Err(e @ SubmitError::Busy(_)) => error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+        Err(e @ SubmitError::Closed) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,243 @@
+//! Node settings: a TOML file, every key also a command-line flag and an
+//! environment variable (flags win over the environment, which wins over
+//! the file).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+use crate::identity::{parse_id, NodeId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("missing setting `{0}` (in the config file, as --{1}, or as {2})")]
+    Missing(&'static str, &'static str, &'static str),
+    #[error("peer `{0}`: expected NODE_KEY@HOST:PORT[=STAKE]")]
+    BadPeer(String),
+    #[error("node key `{0}` is not a base58 ed25519 public key")]
+    BadKey(String),
+}
+
+/// The file form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub identity: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub network: Option<String>,
+    pub stake: Option<u64>,
+    #[serde(default)]
+    pub peers: Vec<FilePeer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePeer {
+    pub address: SocketAddr,
+    pub node_key: String,
+    #[serde(default = "one")]
+    pub stake: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Command-line / environment overrides (see `dagger-node run --help`).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Node identity keypair (Solana CLI JSON); create one with `dagger-node keygen`.
+    #[arg(long, env = "DAGGER_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// QUIC gossip address to listen on.
+    #[arg(long, env = "DAGGER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// HTTP status API address.
+    #[arg(long, env = "DAGGER_API")]
+    pub api: Option<SocketAddr>,
+    /// Where the redb ledger lives.
+    #[arg(long, env = "DAGGER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Network name; events are signed for it and refused by other networks.
+    #[arg(long, env = "DAGGER_NETWORK")]
+    pub network: Option<String>,
+    /// This node's stake in the roster.
+    #[arg(long, env = "DAGGER_STAKE")]
+    pub stake: Option<u64>,
+    /// A peer as NODE_KEY@HOST:PORT or NODE_KEY@HOST:PORT=STAKE (repeatable;
+    /// replaces the file's peers). Env: comma-separated.
+    #[arg(long = "peer", env = "DAGGER_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSetting {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+    pub stake: u64,
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub identity: PathBuf,
+    pub listen: SocketAddr,
+    pub api: SocketAddr,
+    pub data_dir: PathBuf,
+    pub network: String,
+    pub stake: u64,
+    pub peers: Vec<PeerSetting>,
+}
+
+pub fn parse_peer(text: &str) -> Result<PeerSetting, ConfigError> {
+    let bad = || ConfigError::BadPeer(text.to_string());
+    let (key, rest) = text.split_once('@').ok_or_else(bad)?;
+    let (addr, stake) = match rest.split_once('=') {
+        Some((addr, stake)) => (addr, stake.parse().map_err(|_| bad())?),
+        None => (rest, 1),
+    };
+    Ok(PeerSetting {
+        id: parse_id(key).ok_or_else(|| ConfigError::BadKey(key.to_string()))?,
+        addr: addr.parse().map_err(|_| bad())?,
+        stake,
+    })
+}
+
+impl NodeConfig {
+    /// Reads the file (if any) and applies the overrides.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<NodeConfig, ConfigError> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let peers = if overrides.peers.is_empty() {
+            from_file
+                .peers
+                .iter()
+                .map(|p| {
+                    Ok(PeerSetting {
+                        id: parse_id(&p.node_key)
+                            .ok_or_else(|| ConfigError::BadKey(p.node_key.clone()))?,
+                        addr: p.address,
+                        stake: p.stake,
+                    })
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?
+        } else {
+            overrides
+                .peers
+                .iter()
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| parse_peer(p.trim()))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(NodeConfig {
+            identity: overrides.identity.clone().or(from_file.identity).ok_or(
+                ConfigError::Missing("identity", "identity", "DAGGER_IDENTITY"),
+            )?,
+            listen: overrides
+                .listen
+                .or(from_file.listen)
+                .ok_or(ConfigError::Missing("listen", "listen", "DAGGER_LISTEN"))?,
+            api: overrides.api.or(from_file.api).ok_or(ConfigError::Missing(
+                "api",
+                "api",
+                "DAGGER_API",
+            ))?,
+            data_dir: overrides.data_dir.clone().or(from_file.data_dir).ok_or(
+                ConfigError::Missing("data_dir", "data-dir", "DAGGER_DATA_DIR"),
+            )?,
+            network: overrides
+                .network
+                .clone()
+                .or(from_file.network)
+                .unwrap_or_else(|| "dagger-local".to_string()),
+            stake: overrides.stake.or(from_file.stake).unwrap_or(1),
+            peers,
+        })
+    }
+
+    /// The 32-byte network id signed into every event.
+    pub fn network_id(&self) -> [u8; 32] {
+        network_id(&self.network)
+    }
+}
+
+pub fn network_id(name: &str) -> [u8; 32] {
+    *blake3::hash(format!("dagger-network:{name}").as_bytes()).as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::identity::display_id(&[7u8; 32]);
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "identity = \"id.json\"\nlisten = \"127.0.0.1:7000\"\napi = \"127.0.0.1:8000\"\n\
+                 data_dir = \"data\"\n[[peers]]\naddress = \"127.0.0.1:7001\"\nnode_key = \"{key}\"\nstake = 3\n"
+            ),
+        )
+        .unwrap();
+        let config = NodeConfig::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(config.listen.port(), 7000);
+        assert_eq!(config.peers[0].stake, 3);
+        assert_eq!(config.network, "dagger-local");
+
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            peers: vec![format!("{key}@127.0.0.1:9001=5")],
+            ..Default::default()
+        };
+        let config = NodeConfig::load(Some(&path), &overrides).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.peers[0].addr.port(), 9001);
+        assert_eq!(config.peers[0].stake, 5);
+    }
+
+    #[test]
+    fn clear_errors() {
+        assert!(matches!(
+            NodeConfig::load(None, &Overrides::default()),
+            Err(ConfigError::Missing("identity", ..))
+        ));
+        assert!(matches!(parse_peer("nokey"), Err(ConfigError::BadPeer(_))));
+        assert!(matches!(
+            parse_peer("zzz@127.0.0.1:1"),
+            Err(ConfigError::BadKey(_))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listen = 5\nunknown = 1\n").unwrap();
+        assert!(matches!(
+            NodeConfig::load(Some(&path), &Overrides::default()),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

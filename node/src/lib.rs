@@ -1,0 +1,20 @@
+//! The DAGGER operator node.
+//!
+//! ```text
+//! net/        QUIC transport (quinn + rustls, roster-pinned TLS), wire format, gossip
+//! core        the consensus driver: owns the hashgraph and the ledger
+//! store/      redb ledger: events, order, snapshots
+//! api         HTTP status API and metrics
+//! config      TOML / flags / env settings
+//! node        assembles a running node
+//! ```
+
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod core;
+pub mod identity;
+pub mod metrics;
+pub mod net;
+pub mod node;
+pub mod store;

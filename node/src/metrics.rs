@@ -1,0 +1,165 @@
+//! Prometheus metrics of one node (`GET /metrics`).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Labels for rejected events and messages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct Reason {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub events_created: Counter,
+    pub events_received: Counter,
+    pub events_rejected: Family<Reason, Counter>,
+    pub messages_rejected: Family<Reason, Counter>,
+    pub rounds_decided: Counter,
+    pub ordered_events: Counter,
+    pub ordered_txs: Counter,
+    pub ordered_tps: Gauge<f64, AtomicU64>,
+    pub sync_latency: Histogram,
+    pub finality_latency: Histogram,
+    pub peers_connected: Gauge,
+    pub last_round_created: Gauge,
+    pub last_decided_round: Gauge,
+    pub held_events: Gauge,
+    pub equivocations: Counter,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 1 ms .. ~33 s, doubling.
+    prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 16)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("dagger");
+        let m = Metrics {
+            events_created: Counter::default(),
+            events_received: Counter::default(),
+            events_rejected: Family::default(),
+            messages_rejected: Family::default(),
+            rounds_decided: Counter::default(),
+            ordered_events: Counter::default(),
+            ordered_txs: Counter::default(),
+            ordered_tps: Gauge::default(),
+            sync_latency: Histogram::new(latency_buckets()),
+            finality_latency: Histogram::new(latency_buckets()),
+            peers_connected: Gauge::default(),
+            last_round_created: Gauge::default(),
+            last_decided_round: Gauge::default(),
+            held_events: Gauge::default(),
+            equivocations: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_created",
+            "Events this node signed",
+            m.events_created.clone(),
+        );
+        registry.register(
+            "events_received",
+            "Events accepted from peers",
+            m.events_received.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events refused, by reason",
+            m.events_rejected.clone(),
+        );
+        registry.register(
+            "messages_rejected",
+            "Peer messages refused (malformed, oversized, over rate), by reason",
+            m.messages_rejected.clone(),
+        );
+        registry.register(
+            "rounds_decided",
+            "Consensus rounds decided",
+            m.rounds_decided.clone(),
+        );
+        registry.register(
+            "ordered_events",
+            "Events in consensus order",
+            m.ordered_events.clone(),
+        );
+        registry.register(
+            "ordered_txs",
+            "Transactions in consensus order",
+            m.ordered_txs.clone(),
+        );
+        registry.register(
+            "ordered_tps",
+            "Ordered transactions per second (last 5 s)",
+            m.ordered_tps.clone(),
+        );
+        registry.register(
+            "sync_latency_seconds",
+            "Duration of one pull sync",
+            m.sync_latency.clone(),
+        );
+        registry.register(
+            "finality_latency_seconds",
+            "Transaction submitted here to ordered",
+            m.finality_latency.clone(),
+        );
+        registry.register(
+            "peers_connected",
+            "Peers with a live connection",
+            m.peers_connected.clone(),
+        );
+        registry.register(
+            "last_round_created",
+            "Highest round of a held event",
+            m.last_round_created.clone(),
+        );
+        registry.register(
+            "last_decided_round",
+            "Last round decided by consensus",
+            m.last_decided_round.clone(),
+        );
+        registry.register(
+            "held_events",
+            "Events held in memory",
+            m.held_events.clone(),
+        );
+        registry.register(
+            "equivocations",
+            "Forks detected (evidence produced)",
+            m.equivocations.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn reject_event(&self, reason: &str) {
+        self.events_rejected
+            .get_or_create(&Reason {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn reject_message(&self, reason: &str) {
+        self.messages_rejected
+            .get_or_create(&Reason {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

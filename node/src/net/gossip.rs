@@ -1,0 +1,541 @@
+//! The sync protocol over QUIC.
+//!
+//! - **Pull**: every tick the node picks a peer at random (never the one it
+//!   synced with last, when there is a choice), opens a bidirectional stream
+//!   and sends its tips — the heads of every creator's chains, fork heads
+//!   included. The peer answers with every event it holds that is not an
+//!   ancestor of one of those tips, parents first, in chunks, then
+//!   `SyncDone`. Tips rather than per-creator heights keep this correct when
+//!   a creator forks: a height cannot say *which* branch one has.
+//!   After a pull the node creates an event whose other-parent is that
+//!   peer's latest event (gossip about gossip).
+//! - **Push**: an own event goes to every connected peer on a
+//!   unidirectional stream as soon as it is durably stored.
+//!
+//! Limits: QUIC caps concurrent streams and bytes in flight per peer; each
+//! frame is length-checked before it is buffered; reads time out; a token
+//! bucket per peer and stream kind rejects floods, and a peer that keeps
+//! flooding is disconnected.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use dagger_consensus::Event;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+use tokio::{task::JoinSet, time::timeout};
+
+use super::{
+    limits::{PeerLimits, TokenBucket},
+    transport::Transport,
+    wire::{read_message, write_message, Message, WireError},
+};
+use crate::{
+    core::CoreHandle,
+    identity::{display_id, NodeId},
+    metrics::Metrics,
+};
+
+/// A peer from the configuration (and later from the chain).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct GossipConfig {
+    /// Pause between pulls while transactions wait for consensus...
+    pub busy_interval: Duration,
+    /// ...and while there is nothing to do.
+    pub idle_interval: Duration,
+    /// Most events one sync answer may carry.
+    pub max_events_per_sync: usize,
+    /// Bytes per `Events` chunk on the wire.
+    pub chunk_bytes: usize,
+    /// A whole pull must finish within this time.
+    pub sync_timeout: Duration,
+    /// How often an idle node is reminded to create an event.
+    pub heartbeat: Duration,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        GossipConfig {
+            busy_interval: Duration::from_millis(5),
+            idle_interval: Duration::from_millis(200),
+            max_events_per_sync: 20_000,
+            chunk_bytes: 1 << 20,
+            sync_timeout: Duration::from_secs(20),
+            heartbeat: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What `GET /status` shows about a peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStatus {
+    pub id: String,
+    pub addr: String,
+    pub connected: bool,
+    pub syncs: u64,
+    pub failures: u64,
+    pub last_sync_ms_ago: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+struct Peer {
+    addr: SocketAddr,
+    connection: Option<quinn::Connection>,
+    syncs: u64,
+    failures: u64,
+    last_sync: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// The peers this node talks to, shared by the gossip tasks and the API.
+#[derive(Clone, Default)]
+pub struct Peers(Arc<Mutex<HashMap<NodeId, Peer>>>);
+
+impl Peers {
+    pub fn new(peers: &[PeerAddr]) -> Peers {
+        let map = peers
+            .iter()
+            .map(|p| {
+                (
+                    p.id,
+                    Peer {
+                        addr: p.addr,
+                        connection: None,
+                        syncs: 0,
+                        failures: 0,
+                        last_sync: None,
+                        last_error: None,
+                    },
+                )
+            })
+            .collect();
+        Peers(Arc::new(Mutex::new(map)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Peer>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn status(&self) -> Vec<PeerStatus> {
+        let mut out: Vec<PeerStatus> = self
+            .lock()
+            .iter()
+            .map(|(id, p)| PeerStatus {
+                id: display_id(id),
+                addr: p.addr.to_string(),
+                connected: p
+                    .connection
+                    .as_ref()
+                    .is_some_and(|c| c.close_reason().is_none()),
+                syncs: p.syncs,
+                failures: p.failures,
+                last_sync_ms_ago: p.last_sync.map(|t| t.elapsed().as_millis() as u64),
+                last_error: p.last_error.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    fn ids(&self) -> Vec<NodeId> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn connected(&self) -> Vec<quinn::Connection> {
+        self.lock()
+            .values()
+            .filter_map(|p| p.connection.clone())
+            .filter(|c| c.close_reason().is_none())
+            .collect()
+    }
+}
+
+/// The running gossip tasks; dropping it stops them.
+pub struct Gossip {
+    tasks: JoinSet<()>,
+}
+
+impl Gossip {
+    pub fn start(
+        transport: Transport,
+        core: CoreHandle,
+        peers: Peers,
+        limits: PeerLimits,
+        config: GossipConfig,
+        metrics: Arc<Metrics>,
+    ) -> Gossip {
+        let mut tasks = JoinSet::new();
+        let shared = Arc::new(Shared {
+            transport,
+            core,
+            peers,
+            limits,
+            config,
+            metrics,
+        });
+        tasks.spawn(accept_loop(shared.clone()));
+        tasks.spawn(pull_loop(shared.clone()));
+        tasks.spawn(push_loop(shared.clone()));
+        tasks.spawn(heartbeat_loop(shared));
+        Gossip { tasks }
+    }
+
+    pub async fn stop(mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+struct Shared {
+    transport: Transport,
+    core: CoreHandle,
+    peers: Peers,
+    limits: PeerLimits,
+    config: GossipConfig,
+    metrics: Arc<Metrics>,
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(shared.config.heartbeat).await;
+        if shared.core.heartbeat().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    while let Some(result) = shared.transport.accept().await {
+        match result {
+            Ok((connection, id)) => {
+                tracing::debug!(peer = %display_id(&id), "peer connected");
+                connections.spawn(serve(shared.clone(), connection, id));
+            }
+            Err(err) => {
+                shared.metrics.reject_message("handshake");
+                tracing::info!(error = %err, "connection refused");
+            }
+        }
+        // Reap finished connection tasks.
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// Serves one peer's requests until the connection closes.
+async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId) {
+    let now = Instant::now();
+    let limits = &shared.limits;
+    let mut sync_bucket = TokenBucket::new(limits.syncs_per_second, limits.burst, now);
+    let mut push_bucket = TokenBucket::new(limits.pushes_per_second, limits.burst, now);
+    let mut violations = 0u32;
+    let mut streams = JoinSet::new();
+    loop {
+        tokio::select! {
+            bi = connection.accept_bi() => {
+                let Ok((mut send, recv)) = bi else { break };
+                if !sync_bucket.try_take(Instant::now()) {
+                    shared.metrics.reject_message("rate_limited");
+                    let _ = send.reset(quinn::VarInt::from_u32(2));
+                    violations += 1;
+                } else {
+                    streams.spawn(answer_sync(shared.clone(), peer, send, recv));
+                }
+            }
+            uni = connection.accept_uni() => {
+                let Ok(recv) = uni else { break };
+                if !push_bucket.try_take(Instant::now()) {
+                    shared.metrics.reject_message("rate_limited");
+                    violations += 1;
+                } else {
+                    streams.spawn(accept_push(shared.clone(), peer, recv));
+                }
+            }
+        }
+        if violations > limits.max_violations {
+            tracing::warn!(peer = %display_id(&peer), "peer keeps flooding; disconnecting");
+            connection.close(quinn::VarInt::from_u32(3), b"rate limit");
+            break;
+        }
+        while streams.try_join_next().is_some() {}
+    }
+}
+
+fn note_bad_message(shared: &Shared, peer: &NodeId, what: &str, err: &WireError) {
+    let reason = match err {
+        WireError::FrameTooLarge(_) => "oversized",
+        WireError::Io(_) => "stream",
+        _ => "malformed",
+    };
+    shared.metrics.reject_message(reason);
+    tracing::warn!(peer = %display_id(peer), %what, error = %err, "bad message from peer");
+}
+
+async fn answer_sync(
+    shared: Arc<Shared>,
+    peer: NodeId,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let request = timeout(
+        shared.limits.read_timeout,
+        read_message(&mut recv, shared.limits.max_frame_bytes),
+    )
+    .await;
+    let tips = match request {
+        Ok(Ok(Some(Message::SyncRequest { tips }))) => tips,
+        Ok(Ok(Some(_))) => {
+            shared.metrics.reject_message("unexpected");
+            return;
+        }
+        Ok(Ok(None)) => return,
+        Ok(Err(err)) => return note_bad_message(&shared, &peer, "sync request", &err),
+        Err(_) => {
+            shared.metrics.reject_message("timeout");
+            return;
+        }
+    };
+    let Ok(events) = shared
+        .core
+        .sync_answer(tips, shared.config.max_events_per_sync)
+        .await
+    else {
+        return;
+    };
+    let mut chunk = Vec::new();
+    let mut chunk_bytes = 0;
+    for event in events {
+        chunk_bytes += event.encoded_len() + 4;
+        chunk.push(event);
+        if chunk_bytes >= shared.config.chunk_bytes {
+            if write_message(&mut send, &Message::Events(std::mem::take(&mut chunk)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            chunk_bytes = 0;
+        }
+    }
+    if !chunk.is_empty()
+        && write_message(&mut send, &Message::Events(chunk))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    let _ = write_message(&mut send, &Message::SyncDone).await;
+    let _ = send.finish();
+}
+
+async fn accept_push(shared: Arc<Shared>, peer: NodeId, mut recv: quinn::RecvStream) {
+    let message = timeout(
+        shared.limits.read_timeout,
+        read_message(&mut recv, shared.limits.max_frame_bytes),
+    )
+    .await;
+    match message {
+        Ok(Ok(Some(Message::Push(event)))) => {
+            if let Ok(summary) = shared.core.receive(vec![event]).await {
+                for (id, reject) in &summary.rejected {
+                    tracing::warn!(peer = %display_id(&peer), event = %crate::core::hex(&id.0), %reject, "peer pushed a bad event");
+                }
+            }
+        }
+        Ok(Ok(Some(_))) => shared.metrics.reject_message("unexpected"),
+        Ok(Ok(None)) => {}
+        Ok(Err(err)) => note_bad_message(&shared, &peer, "push", &err),
+        Err(_) => shared.metrics.reject_message("timeout"),
+    }
+}
+
+/// Picks the next peer to pull from: at random, never the last one when
+/// there is another.
+fn choose_peer(candidates: &[NodeId], last: Option<NodeId>) -> Option<NodeId> {
+    let mut rng = rand::thread_rng();
+    let others: Vec<NodeId> = candidates
+        .iter()
+        .copied()
+        .filter(|c| Some(*c) != last)
+        .collect();
+    if others.is_empty() {
+        candidates.choose(&mut rng).copied()
+    } else {
+        others.choose(&mut rng).copied()
+    }
+}
+
+async fn pull_loop(shared: Arc<Shared>) {
+    let mut last = None;
+    loop {
+        let busy = match shared.core.has_work().await {
+            Ok(busy) => busy,
+            Err(_) => return,
+        };
+        tokio::time::sleep(if busy {
+            shared.config.busy_interval
+        } else {
+            shared.config.idle_interval
+        })
+        .await;
+        let Some(peer) = choose_peer(&shared.peers.ids(), last) else {
+            continue;
+        };
+        last = Some(peer);
+        let started = Instant::now();
+        let result = pull_from(&shared, peer).await;
+        let succeeded = {
+            let mut peers = shared.peers.lock();
+            let Some(entry) = peers.get_mut(&peer) else {
+                continue;
+            };
+            match result {
+                Ok(()) => {
+                    shared
+                        .metrics
+                        .sync_latency
+                        .observe(started.elapsed().as_secs_f64());
+                    entry.syncs += 1;
+                    entry.last_sync = Some(Instant::now());
+                    entry.last_error = None;
+                    true
+                }
+                Err(err) => {
+                    entry.failures += 1;
+                    tracing::debug!(peer = %display_id(&peer), error = %err, "pull failed");
+                    entry.last_error = Some(err);
+                    entry.connection = None;
+                    false
+                }
+            }
+        };
+        if succeeded && shared.core.after_sync(peer).await.is_err() {
+            return;
+        }
+        let connected = shared.peers.connected().len();
+        shared.metrics.peers_connected.set(connected as i64);
+    }
+}
+
+async fn connection_to(shared: &Shared, peer: NodeId) -> Result<quinn::Connection, String> {
+    let (existing, addr) = {
+        let peers = shared.peers.lock();
+        let entry = peers.get(&peer).ok_or("unknown peer")?;
+        (entry.connection.clone(), entry.addr)
+    };
+    if let Some(connection) = existing.filter(|c| c.close_reason().is_none()) {
+        return Ok(connection);
+    }
+    let connection = timeout(
+        Duration::from_secs(5),
+        shared.transport.connect(addr, &peer),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    if let Some(entry) = shared.peers.lock().get_mut(&peer) {
+        entry.connection = Some(connection.clone());
+    }
+    Ok(connection)
+}
+
+async fn pull_from(shared: &Shared, peer: NodeId) -> Result<(), String> {
+    let connection = connection_to(shared, peer).await?;
+    let tips = shared.core.tips().await.map_err(|e| e.to_string())?;
+    let work = async {
+        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+        write_message(&mut send, &Message::SyncRequest { tips })
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        let mut received = 0usize;
+        loop {
+            match read_message(&mut recv, shared.limits.max_frame_bytes).await {
+                Ok(Some(Message::Events(events))) => {
+                    received += events.len();
+                    if received > shared.config.max_events_per_sync {
+                        shared.metrics.reject_message("oversized");
+                        return Err("peer sent more events than asked".to_string());
+                    }
+                    shared
+                        .core
+                        .receive(events)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(Some(Message::SyncDone)) => return Ok(()),
+                Ok(Some(_)) => {
+                    shared.metrics.reject_message("unexpected");
+                    return Err("unexpected message in a sync answer".to_string());
+                }
+                Ok(None) => return Err("sync answer ended early".to_string()),
+                Err(err) => {
+                    note_bad_message(shared, &peer, "sync answer", &err);
+                    return Err(err.to_string());
+                }
+            }
+        }
+    };
+    timeout(shared.config.sync_timeout, work)
+        .await
+        .map_err(|_| "sync timed out".to_string())?
+}
+
+async fn push_loop(shared: Arc<Shared>) {
+    let mut own = shared.core.own_events();
+    let sends = Arc::new(tokio::sync::Semaphore::new(64));
+    loop {
+        let event: Event = match own.recv().await {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let frame = Message::Push(event);
+        for connection in shared.peers.connected() {
+            // A slow peer must not hold up the others: bounded, fire and forget.
+            let Ok(permit) = sends.clone().try_acquire_owned() else {
+                break;
+            };
+            let frame = frame.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Ok(mut send) = connection.open_uni().await {
+                    let _ = write_message(&mut send, &frame).await;
+                    let _ = send.finish();
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_chosen_at_random_but_not_twice_in_a_row() {
+        let peers = [[1u8; 32], [2u8; 32], [3u8; 32]];
+        let mut seen = std::collections::HashSet::new();
+        let mut last = None;
+        for _ in 0..300 {
+            let next = choose_peer(&peers, last).unwrap();
+            assert_ne!(Some(next), last);
+            seen.insert(next);
+            last = Some(next);
+        }
+        assert_eq!(seen.len(), 3);
+        assert_eq!(choose_peer(&peers[..1], Some(peers[0])), Some(peers[0]));
+        assert_eq!(choose_peer(&[], None), None);
+    }
+}

@@ -1,0 +1,7 @@
+//! QUIC transport and the gossip sync protocol.
+
+pub mod gossip;
+pub mod limits;
+pub mod tls;
+pub mod transport;
+pub mod wire;

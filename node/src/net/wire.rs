@@ -1,0 +1,219 @@
+//! The gossip wire format: versioned, length-prefixed binary frames.
+//!
+//! ```text
+//! frame   = len:u32be  body[len]
+//! body    = version:u8  kind:u8  payload
+//! kind 1  SyncRequest  count:u32be  tip:[u8;32] × count
+//! kind 2  Events       count:u32be  (len:u32be  event-bytes) × count
+//! kind 3  SyncDone
+//! kind 4  Push         event-bytes
+//! ```
+//! Events use the consensus crate's canonical encoding. Decoding is total:
+//! any input yields a message or a typed error, never a panic, and a frame
+//! length above [`MAX_FRAME_BYTES`] is refused before anything is buffered.
+
+use dagger_consensus::{DecodeError, Event, EventId};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub const WIRE_VERSION: u8 = 1;
+
+/// Largest frame accepted: bounds what one message can make a node buffer.
+pub const MAX_FRAME_BYTES: usize = 8 << 20;
+
+/// Most tips a sync request may carry (several per creator under forks).
+pub const MAX_TIPS: usize = 4_096;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Pull request: the caller's tips (every creator's chain heads, fork
+    /// heads included). The answer is every event the responder has that is
+    /// not an ancestor of one of these, parents first.
+    SyncRequest { tips: Vec<EventId> },
+    /// A chunk of a sync answer, in topological order.
+    Events(Vec<Event>),
+    /// End of a sync answer.
+    SyncDone,
+    /// A node's own new event, sent as soon as it is persisted.
+    Push(Event),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    FrameTooLarge(usize),
+    #[error("frame is truncated")]
+    Truncated,
+    #[error("unsupported wire version {0}")]
+    Version(u8),
+    #[error("unknown message kind {0}")]
+    Kind(u8),
+    #[error("{0} tips exceed the limit of {MAX_TIPS}")]
+    TooManyTips(usize),
+    #[error("trailing bytes after the message")]
+    Trailing,
+    #[error("bad event: {0}")]
+    Event(#[from] DecodeError),
+    #[error("stream: {0}")]
+    Io(String),
+}
+
+impl Message {
+    /// The frame body (without the length prefix).
+    pub fn encode_body(&self) -> Vec<u8> {
+        let mut out = vec![WIRE_VERSION];
+        match self {
+            Message::SyncRequest { tips } => {
+                out.push(1);
+                out.extend_from_slice(&(tips.len() as u32).to_be_bytes());
+                for tip in tips {
+                    out.extend_from_slice(&tip.0);
+                }
+            }
+            Message::Events(events) => {
+                out.push(2);
+                out.extend_from_slice(&(events.len() as u32).to_be_bytes());
+                for event in events {
+                    let bytes = event.encode();
+                    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&bytes);
+                }
+            }
+            Message::SyncDone => out.push(3),
+            Message::Push(event) => {
+                out.push(4);
+                out.extend_from_slice(&event.encode());
+            }
+        }
+        out
+    }
+
+    /// A whole frame: length prefix and body.
+    pub fn encode_frame(&self) -> Vec<u8> {
+        let body = self.encode_body();
+        let mut frame = Vec::with_capacity(4 + body.len());
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    /// Parses a frame body.
+    pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
+        let mut reader = Reader(body);
+        let version = reader.u8()?;
+        if version != WIRE_VERSION {
+            return Err(WireError::Version(version));
+        }
+        let message = match reader.u8()? {
+            1 => {
+                let count = reader.u32()? as usize;
+                if count > MAX_TIPS {
+                    return Err(WireError::TooManyTips(count));
+                }
+                let mut tips = Vec::with_capacity(count);
+                for _ in 0..count {
+                    tips.push(EventId(reader.array()?));
+                }
+                Message::SyncRequest { tips }
+            }
+            2 => {
+                let count = reader.u32()? as usize;
+                // Each event needs at least its 4-byte length: bound the allocation.
+                let mut events = Vec::with_capacity(count.min(reader.0.len() / 4));
+                for _ in 0..count {
+                    let len = reader.u32()? as usize;
+                    events.push(Event::decode(reader.take(len)?)?);
+                }
+                Message::Events(events)
+            }
+            3 => Message::SyncDone,
+            4 => Message::Push(Event::decode(std::mem::take(&mut reader.0))?),
+            kind => return Err(WireError::Kind(kind)),
+        };
+        if !reader.0.is_empty() {
+            return Err(WireError::Trailing);
+        }
+        Ok(message)
+    }
+
+    /// Parses a whole frame (length prefix included).
+    pub fn decode_frame(frame: &[u8]) -> Result<Message, WireError> {
+        let mut reader = Reader(frame);
+        let len = reader.u32()? as usize;
+        if len > MAX_FRAME_BYTES {
+            return Err(WireError::FrameTooLarge(len));
+        }
+        let body = reader.take(len)?;
+        if !reader.0.is_empty() {
+            return Err(WireError::Trailing);
+        }
+        Message::decode_body(body)
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.0.len() < n {
+            return Err(WireError::Truncated);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let bytes = self.take(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+}
+
+/// Writes one message as a frame.
+pub async fn write_message<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    message: &Message,
+) -> Result<(), WireError> {
+    let frame = message.encode_frame();
+    if frame.len() - 4 > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge(frame.len() - 4));
+    }
+    writer
+        .write_all(&frame)
+        .await
+        .map_err(|e| WireError::Io(e.to_string()))
+}
+
+/// Reads one frame and decodes it; `Ok(None)` at a clean end of stream.
+/// The length is checked before the body is read, so an oversized frame
+/// costs the reader nothing.
+pub async fn read_message<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_frame: usize,
+) -> Result<Option<Message>, WireError> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(WireError::Io(e.to_string())),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max_frame.min(MAX_FRAME_BYTES) {
+        return Err(WireError::FrameTooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    reader
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => WireError::Truncated,
+            _ => WireError::Io(e.to_string()),
+        })?;
+    Message::decode_body(&body).map(Some)
+}

@@ -1,0 +1,307 @@
+//! The node's ledger in redb: every event it accepted (in acceptance order,
+//! which is what a restart replays), the consensus order and its
+//! transactions, the node's own sequence number, and consensus snapshots
+//! that let old events be deleted from disk.
+//!
+//! Tables:
+//! - `events`: acceptance index → canonical event bytes
+//! - `event_ids`: event id → acceptance index
+//! - `order`: consensus position → [`OrderRecord`]
+//! - `txs`: transaction position in the order → [`TxRecord`]
+//! - `meta`: small named values (own sequence, snapshot, cursors)
+
+mod records;
+
+use std::{path::Path, sync::atomic::Ordering};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+pub use records::{OrderRecord, TxRecord};
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const EVENT_IDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("event_ids");
+const ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("order");
+const TXS: TableDefinition<u64, &[u8]> = TableDefinition::new("txs");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The highest sequence number this node ever signed (its self-fork guard).
+const OWN_SEQ: &str = "own_seq";
+/// The last consensus snapshot and the acceptance index it covers.
+const SNAPSHOT: &str = "snapshot";
+const SNAPSHOT_INDEX: &str = "snapshot_index";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the ledger at {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("ledger I/O: {0}")]
+    Db(String),
+    #[error("corrupt ledger record in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// One change to the ledger, applied in the order given.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Events accepted (in acceptance order); `own_seq` when one is ours.
+    Events {
+        events: Vec<([u8; 32], Vec<u8>)>,
+        own_seq: Option<u64>,
+    },
+    /// A decided round: its order records and transactions, and optionally a
+    /// snapshot after it plus the pruned events it makes deletable.
+    Decided {
+        order: Vec<OrderRecord>,
+        txs: Vec<TxRecord>,
+        snapshot: Option<Vec<u8>>,
+        pruned: Vec<[u8; 32]>,
+    },
+}
+
+/// What a restart starts from.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The latest consensus snapshot, if one was taken.
+    pub snapshot: Option<Vec<u8>>,
+    /// Events accepted after the snapshot, in acceptance order.
+    pub events: Vec<Vec<u8>>,
+    /// Highest own sequence ever signed.
+    pub own_seq: Option<u64>,
+    /// Next acceptance index.
+    pub next_index: u64,
+}
+
+/// Shared by the core (the only writer) and the API (readers): redb lets
+/// readers proceed beside a writer.
+pub struct Store {
+    db: Database,
+    next_index: std::sync::atomic::AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the ledger under `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: dir.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let db = Database::create(dir.join("ledger.redb")).map_err(|e| open_err(e.to_string()))?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(EVENTS)?;
+            txn.open_table(EVENT_IDS)?;
+            txn.open_table(ORDER)?;
+            txn.open_table(TXS)?;
+            txn.open_table(META)?;
+        }
+        txn.commit()?;
+        let store = Store {
+            db,
+            next_index: std::sync::atomic::AtomicU64::new(0),
+        };
+        let next = store.last_event_index()?.map_or(0, |i| i + 1);
+        store.next_index.store(next, Ordering::SeqCst);
+        Ok(store)
+    }
+
+    fn next(&self) -> u64 {
+        self.next_index.load(Ordering::SeqCst)
+    }
+
+    fn last_event_index(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(EVENTS)?;
+        let last = events.last()?.map(|(k, _)| k.value());
+        Ok(last)
+    }
+
+    /// Everything a restart needs, read in one consistent snapshot.
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let snapshot = meta.get(SNAPSHOT)?.map(|v| v.value().to_vec());
+        let snapshot_index = match meta.get(SNAPSHOT_INDEX)? {
+            Some(v) => Some(read_u64(v.value(), "meta")?),
+            None => None,
+        };
+        let own_seq = match meta.get(OWN_SEQ)? {
+            Some(v) => Some(read_u64(v.value(), "meta")?),
+            None => None,
+        };
+        let events_table = txn.open_table(EVENTS)?;
+        let from = snapshot_index.map_or(0, |i| i + 1);
+        let mut events = Vec::new();
+        let mut last = None;
+        for entry in events_table.range(from..)? {
+            let (k, v) = entry?;
+            last = Some(k.value());
+            events.push(v.value().to_vec());
+        }
+        Ok(Recovered {
+            snapshot,
+            events,
+            own_seq,
+            next_index: last.map_or(self.next(), |l| l + 1).max(self.next()),
+        })
+    }
+
+    /// Applies writes in order, in one transaction. `durable` forces it to
+    /// disk before returning: required before an own event leaves the node,
+    /// so a crash can never make it sign the same sequence twice. Grouping
+    /// many writes per commit keeps that fsync off the per-event path.
+    pub fn commit(&self, writes: &[Write], durable: bool) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
+        let mut index = self.next();
+        {
+            let mut events = txn.open_table(EVENTS)?;
+            let mut ids = txn.open_table(EVENT_IDS)?;
+            let mut order_table = txn.open_table(ORDER)?;
+            let mut tx_table = txn.open_table(TXS)?;
+            let mut meta = txn.open_table(META)?;
+            for write in writes {
+                match write {
+                    Write::Events {
+                        events: batch,
+                        own_seq,
+                    } => {
+                        for (id, bytes) in batch {
+                            if ids.get(*id)?.is_some() {
+                                continue;
+                            }
+                            events.insert(index, bytes.as_slice())?;
+                            ids.insert(*id, index)?;
+                            index += 1;
+                        }
+                        if let Some(seq) = own_seq {
+                            meta.insert(OWN_SEQ, seq.to_le_bytes().as_slice())?;
+                        }
+                    }
+                    Write::Decided {
+                        order,
+                        txs,
+                        snapshot,
+                        pruned,
+                    } => {
+                        for record in order {
+                            order_table.insert(record.position, record.encode().as_slice())?;
+                        }
+                        for record in txs {
+                            tx_table.insert(record.position, record.encode().as_slice())?;
+                        }
+                        if let Some(snapshot) = snapshot {
+                            // The snapshot covers every event accepted before it.
+                            meta.insert(SNAPSHOT, snapshot.as_slice())?;
+                            match index.checked_sub(1) {
+                                Some(covered) => {
+                                    meta.insert(SNAPSHOT_INDEX, covered.to_le_bytes().as_slice())?
+                                }
+                                None => meta.remove(SNAPSHOT_INDEX)?,
+                            };
+                            // Pruned events are no longer needed once a snapshot
+                            // taken after their pruning is stored.
+                            for id in pruned {
+                                if let Some(at) = ids.remove(*id)? {
+                                    events.remove(at.value())?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        self.next_index.store(index, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// A stored event's bytes by id (events still held on disk).
+    pub fn event(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let ids = txn.open_table(EVENT_IDS)?;
+        let Some(index) = ids.get(*id)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let events = txn.open_table(EVENTS)?;
+        Ok(events.get(index)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(EVENTS)?.len()?)
+    }
+
+    /// Ordered transactions from position `from`, at most `limit`.
+    pub fn txs_from(&self, from: u64, limit: usize) -> Result<Vec<TxRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TXS)?;
+        let mut out = Vec::new();
+        for entry in table.range(from..)?.take(limit) {
+            let (_, v) = entry?;
+            out.push(TxRecord::decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Ordered events from position `from`, at most `limit`.
+    pub fn order_from(&self, from: u64, limit: usize) -> Result<Vec<OrderRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ORDER)?;
+        let mut out = Vec::new();
+        for entry in table.range(from..)?.take(limit) {
+            let (_, v) = entry?;
+            out.push(OrderRecord::decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// A small named value (cursors and the like), for other modules.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(key, value)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+fn read_u64(bytes: &[u8], table: &'static str) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        table,
+        reason: format!("expected 8 bytes, found {}", bytes.len()),
+    })?;
+    Ok(u64::from_le_bytes(array))
+}

@@ -1,0 +1,434 @@
+//! Node processes over real QUIC on 127.0.0.1, driven through their HTTP API.
+
+use std::time::{Duration, Instant};
+
+use dagger_node::bench::{fetch_order, Cluster, OrderedTxJson};
+use serde_json::Value;
+
+const EXE: &str = env!("CARGO_BIN_EXE_dagger-node");
+
+struct Net {
+    cluster: Cluster,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Net {
+    async fn start(n: usize, spawn: &[usize]) -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = Cluster::prepare(EXE.as_ref(), dir.path(), n, "dagger-test").unwrap();
+        for &i in spawn {
+            cluster.start(i).unwrap();
+        }
+        let client = reqwest::Client::new();
+        let net = Net {
+            cluster,
+            client,
+            _dir: dir,
+        };
+        for &i in spawn {
+            net.wait_healthy(i).await;
+        }
+        net
+    }
+
+    async fn wait_healthy(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self
+                .client
+                .get(self.cluster.url(i, "/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} never became healthy: {}",
+                self.log(i)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.cluster.nodes[i].log).unwrap_or_default()
+    }
+
+    async fn submit(&self, i: usize, tx: &[u8]) -> String {
+        let response = self
+            .client
+            .post(self.cluster.url(i, "/tx"))
+            .body(tx.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "submit to node {i}: {}",
+            response.status()
+        );
+        let body: Value = response.json().await.unwrap();
+        body["event_id"].as_str().unwrap().to_string()
+    }
+
+    async fn order(&self, i: usize) -> Vec<OrderedTxJson> {
+        let mut all = Vec::new();
+        loop {
+            let page = fetch_order(
+                &self.client,
+                &self.cluster.url(i, "/order"),
+                all.len() as u64,
+            )
+            .await
+            .unwrap();
+            if page.is_empty() {
+                return all;
+            }
+            all.extend(page);
+        }
+    }
+
+    async fn status(&self, i: usize) -> Value {
+        self.client
+            .get(self.cluster.url(i, "/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn metrics(&self, i: usize) -> String {
+        self.client
+            .get(self.cluster.url(i, "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until each node in `nodes` ordered at least `count` transactions.
+    async fn wait_ordered(&self, nodes: &[usize], count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut done = true;
+            for &i in nodes {
+                if self.order(i).await.len() < count {
+                    done = false;
+                }
+            }
+            if done {
+                return;
+            }
+            if Instant::now() > deadline {
+                for &i in nodes {
+                    eprintln!(
+                        "node {i}: {} ordered; status {}",
+                        self.order(i).await.len(),
+                        self.status(i).await
+                    );
+                }
+                panic!("nodes {nodes:?} did not order {count} transactions in time");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// All `nodes` hold the same order: same transactions, positions and
+    /// consensus timestamps, over their common prefix of at least `count`.
+    async fn assert_same_order(&self, nodes: &[usize], count: usize) {
+        let orders: Vec<Vec<OrderedTxJson>> = {
+            let mut v = Vec::new();
+            for &i in nodes {
+                v.push(self.order(i).await);
+            }
+            v
+        };
+        let common = orders.iter().map(|o| o.len()).min().unwrap();
+        assert!(common >= count, "common prefix {common} < {count}");
+        for (k, order) in orders.iter().enumerate().skip(1) {
+            for p in 0..common {
+                let (a, b) = (&orders[0][p], &order[p]);
+                assert_eq!(
+                    (a.position, &a.tx, &a.event_id, a.consensus_time_ns),
+                    (b.position, &b.tx, &b.event_id, b.consensus_time_ns),
+                    "node {} and node {} differ at position {p}",
+                    nodes[0],
+                    nodes[k]
+                );
+            }
+        }
+    }
+}
+
+fn tx(tag: u8, n: u32) -> Vec<u8> {
+    let mut tx = vec![tag; 24];
+    tx[..4].copy_from_slice(&n.to_le_bytes());
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_order_transactions_identically() {
+    let net = Net::start(4, &[0, 1, 2, 3]).await;
+    for n in 0..120u32 {
+        net.submit(n as usize % 4, &tx(1, n)).await;
+    }
+    net.wait_ordered(&[0, 1, 2, 3], 120, Duration::from_secs(60))
+        .await;
+    net.assert_same_order(&[0, 1, 2, 3], 120).await;
+    // Every submitted transaction is there exactly once.
+    let order = net.order(0).await;
+    let mut seen: Vec<&str> = order.iter().map(|o| o.tx.as_str()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 120);
+    // Consensus timestamps strictly increase along the order.
+    assert!(order
+        .windows(2)
+        .all(|w| w[0].consensus_time_ns < w[1].consensus_time_ns));
+    let status = net.status(0).await;
+    assert!(status["last_decided_round"].as_u64().unwrap() > 0);
+    assert_eq!(status["peers"].as_array().unwrap().len(), 3);
+    let metrics = net.metrics(0).await;
+    assert!(metrics.contains("dagger_ordered_txs_total"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_node_does_not_stop_the_others_and_catches_up() {
+    let mut net = Net::start(4, &[0, 1, 2, 3]).await;
+    for n in 0..20u32 {
+        net.submit(n as usize % 4, &tx(2, n)).await;
+    }
+    net.wait_ordered(&[0, 1, 2, 3], 20, Duration::from_secs(60))
+        .await;
+
+    // Freeze node 3 (a partition: it neither sends nor answers).
+    net.cluster.signal(3, "STOP").unwrap();
+    for n in 20..80u32 {
+        net.submit(n as usize % 3, &tx(2, n)).await;
+    }
+    net.wait_ordered(&[0, 1, 2], 80, Duration::from_secs(60))
+        .await;
+    net.assert_same_order(&[0, 1, 2], 80).await;
+
+    // Back: it converges on the same order.
+    net.cluster.signal(3, "CONT").unwrap();
+    net.wait_ordered(&[3], 80, Duration::from_secs(60)).await;
+    net.assert_same_order(&[0, 1, 2, 3], 80).await;
+    let _ = &mut net;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_restarts_catches_up_and_never_forks_itself() {
+    let mut net = Net::start(4, &[0, 1, 2, 3]).await;
+    for n in 0..40u32 {
+        net.submit(n as usize % 4, &tx(3, n)).await;
+    }
+    // kill -9 while transactions are in flight: node 3's latest events may
+    // not have reached anyone.
+    net.cluster.kill(3);
+    for n in 40..100u32 {
+        net.submit(n as usize % 3, &tx(3, n)).await;
+    }
+    // The other three order everything they were given.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let order = net.order(0).await;
+        let after_kill = order
+            .iter()
+            .filter(|o| (40..100).any(|n| o.tx == hex(&tx(3, n))))
+            .count();
+        if after_kill == 60 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {after_kill} of 60 ordered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    net.cluster.start(3).unwrap();
+    net.wait_healthy(3).await;
+    for n in 100..120u32 {
+        net.submit(n as usize % 4, &tx(3, n)).await;
+    }
+    // Everything accepted is ordered exactly once, everywhere — including
+    // what node 3 accepted just before it died (resubmitted if its event
+    // went stale).
+    net.wait_ordered(&[0, 1, 2, 3], 120, Duration::from_secs(120))
+        .await;
+    net.assert_same_order(&[0, 1, 2, 3], 120).await;
+    let order = net.order(0).await;
+    for n in 0..120u32 {
+        let wanted = hex(&tx(3, n));
+        assert_eq!(order.iter().filter(|o| o.tx == wanted).count(), 1, "tx {n}");
+    }
+    // Nobody saw node 3 (or anyone) sign two events with one sequence.
+    for i in 0..4 {
+        assert_eq!(net.status(i).await["equivocations"], 0, "node {i}");
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Counter value of a Prometheus series line starting with `series`.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
+    use dagger_consensus::{Event, EventHeader, UnsignedEvent};
+    use dagger_node::{
+        config::network_id,
+        identity::Identity,
+        net::{limits::PeerLimits, tls::Allowlist, transport::Transport, wire::Message},
+    };
+
+    // Node 3's key belongs to the attacker: in the roster, but not an honest node.
+    let net = Net::start(4, &[0, 1, 2]).await;
+    let dir = net.cluster.nodes[3].config.parent().unwrap().to_path_buf();
+    let attacker = Identity::load(&dir.join("node3.json")).unwrap();
+    let victim_id = dagger_node::identity::parse_id(&net.cluster.nodes[0].id).unwrap();
+    let transport = Transport::bind(
+        &attacker,
+        Allowlist::new([victim_id]),
+        "127.0.0.1:0".parse().unwrap(),
+        &PeerLimits::default(),
+    )
+    .unwrap();
+    let connection = transport
+        .connect(net.cluster.nodes[0].gossip, &victim_id)
+        .await
+        .unwrap();
+    let send_raw = |bytes: Vec<u8>| {
+        let connection = connection.clone();
+        async move {
+            let mut stream = connection.open_uni().await.unwrap();
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.finish();
+            let _ = stream.stopped().await;
+        }
+    };
+    let network = network_id("dagger-test");
+    let signed = |txs: Vec<Vec<u8>>| {
+        UnsignedEvent {
+            seq: 0,
+            self_parent: None,
+            other_parent: None,
+            created_at_ns: 1,
+            txs,
+        }
+        .sign(attacker.signing_key(), &network)
+    };
+
+    // Garbage, an oversized frame, a forged signature, and a fork.
+    send_raw(vec![0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00]).await;
+    send_raw(vec![0x7f, 0xff, 0xff, 0xff, 1, 4]).await;
+    let good = signed(vec![b"a".to_vec()]);
+    let mut forged_signature = *good.signature();
+    forged_signature[0] ^= 1;
+    let header: EventHeader = good.header().clone();
+    let forged = Event::assemble(header, good.transactions().to_vec(), forged_signature);
+    send_raw(Message::Push(forged).encode_frame()).await;
+    send_raw(Message::Push(signed(vec![b"left".to_vec()])).encode_frame()).await;
+    send_raw(Message::Push(signed(vec![b"right".to_vec()])).encode_frame()).await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = net.metrics(0).await;
+        let malformed = metric(
+            &text,
+            "dagger_messages_rejected_total{reason=\"malformed\"}",
+        );
+        let oversized = metric(
+            &text,
+            "dagger_messages_rejected_total{reason=\"oversized\"}",
+        );
+        let bad_sig = metric(
+            &text,
+            "dagger_events_rejected_total{reason=\"bad_signature\"}",
+        );
+        let forks = metric(&text, "dagger_equivocations_total");
+        if malformed >= 1.0 && oversized >= 1.0 && bad_sig >= 1.0 && forks >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rejections not all recorded: malformed {malformed} oversized {oversized} bad signature {bad_sig} forks {forks}\n{}",
+            net.log(0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = net.log(0);
+    assert!(log.contains("bad message from peer"), "{log}");
+    assert!(log.contains("equivocation detected"), "{log}");
+
+    // The honest three keep ordering, identically.
+    for n in 0..30u32 {
+        net.submit(n as usize % 3, &tx(4, n)).await;
+    }
+    net.wait_ordered(&[0, 1, 2], 30, Duration::from_secs(60))
+        .await;
+    net.assert_same_order(&[0, 1, 2], 30).await;
+
+    // A key outside the roster does not get a working connection.
+    let stranger = Identity::generate();
+    let outsider = Transport::bind(
+        &stranger,
+        Allowlist::new([victim_id]),
+        "127.0.0.1:0".parse().unwrap(),
+        &PeerLimits::default(),
+    )
+    .unwrap();
+    match outsider
+        .connect(net.cluster.nodes[0].gossip, &victim_id)
+        .await
+    {
+        Err(_) => {}
+        Ok(connection) => {
+            let reason = tokio::time::timeout(Duration::from_secs(5), connection.closed())
+                .await
+                .expect("the node closes a stranger's connection");
+            assert!(
+                matches!(reason, quinn::ConnectionError::ConnectionClosed(_)),
+                "{reason}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_and_disk_stay_bounded_as_rounds_are_pruned() {
+    let net = Net::start(4, &[0, 1, 2, 3]).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut n = 0u32;
+    loop {
+        // Keep transactions flowing so consensus runs at full speed.
+        for _ in 0..8 {
+            net.submit(n as usize % 4, &tx(5, n)).await;
+            n += 1;
+        }
+        let status = net.status(0).await;
+        let decided = status["last_decided_round"].as_u64().unwrap();
+        if decided >= 60 {
+            let held = status["held_events"].as_u64().unwrap();
+            let stored = status["stored_events"].as_u64().unwrap();
+            let ordered = status["ordered_events"].as_u64().unwrap();
+            // Far more events went through consensus than are kept.
+            assert!(stored < ordered, "stored {stored} ordered {ordered}");
+            assert!(held < ordered, "held {held} ordered {ordered}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "consensus too slow: {status}");
+    }
+}
