@@ -1,7 +1,7 @@
 //! Program failures as typed errors.
 
 pub use anchor_lang::error::ErrorCode as AnchorErrorCode;
-use anchor_lang::solana_program::instruction::error::InstructionError;
+use anchor_lang::{prelude::Pubkey, solana_program::instruction::error::InstructionError};
 pub use dagger::errors::DaggerError;
 use solana_transaction_error::TransactionError;
 
@@ -130,7 +130,9 @@ fn anchor_error(code: u32) -> Option<AnchorErrorCode> {
         .find(|known| u32::from(*known) == code)
 }
 
-/// Errors of the SDK itself.
+/// Errors of the SDK: program refusals (with the transaction's logs), RPC
+/// failures, missing accounts, timeouts and the lease states a customer can
+/// run into while waiting.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("account data is not a valid {account_type}: {reason}")]
@@ -138,8 +140,163 @@ pub enum ClientError {
         account_type: &'static str,
         reason: String,
     },
+    /// The program (or Anchor or the runtime on its behalf) refused an
+    /// instruction. `index` counts the caller's instructions only (compute
+    /// budget instructions the SDK adds are not counted); `logs` are the
+    /// transaction's log lines, from preflight simulation or from the
+    /// confirmed transaction's metadata.
     #[error("program refused instruction {index}: {failure}")]
-    Program { index: u8, failure: ProgramFailure },
+    Program {
+        index: u8,
+        failure: ProgramFailure,
+        logs: Vec<String>,
+        signature: Option<String>,
+    },
+    /// The transaction failed for a reason that is not an instruction's
+    /// (the fee payer cannot pay, a blockhash is unknown, ...).
+    #[error("transaction failed: {error}{hint}", hint = transaction_hint(.error))]
+    Transaction {
+        error: TransactionError,
+        logs: Vec<String>,
+        signature: Option<String>,
+    },
+    /// Checked before sending, so no fee is spent on a transaction that would
+    /// fail for want of lamports.
+    #[error(
+        "insufficient funds: {wallet} has {available} lamports but needs {needed} \
+         (amount, rent of new accounts and fees)"
+    )]
+    InsufficientFunds {
+        wallet: Pubkey,
+        needed: u64,
+        available: u64,
+    },
+    #[error("{kind} {address} not found{hint}", hint = not_found_hint(kind))]
+    NotFound { kind: &'static str, address: Pubkey },
+    /// An account exists at the address but the DAGGER program does not own it.
+    #[error("{address} is not a DAGGER {kind} (owned by {owner})")]
+    WrongOwner {
+        kind: &'static str,
+        address: Pubkey,
+        owner: Pubkey,
+    },
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        what: String,
+        after: std::time::Duration,
+    },
+    /// The blockhash expired before the transaction was seen: it was dropped.
+    #[error("transaction {signature} expired before it was confirmed (it did not land)")]
+    TransactionExpired { signature: String },
+    #[error(
+        "request {request} no longer exists: it was cancelled, reclaimed after its deadline, \
+         or its lease was closed and settled"
+    )]
+    RequestClosed { request: Pubkey },
+    #[error("the lease of request {request} was terminated by the operators' quorum")]
+    LeaseTerminated { request: Pubkey },
+    #[error(
+        "request {request} expired: its provisioning deadline {deadline} passed (cluster time \
+         {now}) without a quorum; reclaim the deposit with `reclaim`"
+    )]
+    RequestExpired {
+        request: Pubkey,
+        deadline: i64,
+        now: i64,
+    },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("signing failed: {0}")]
+    Signer(String),
+    /// Display includes the RPC error itself, so it is not also a `source`
+    /// (which would print it twice in an error chain).
+    #[cfg(feature = "rpc")]
+    #[error("RPC error: {0}")]
+    Rpc(Box<solana_rpc_client_api::client_error::Error>),
+}
+
+#[cfg(feature = "rpc")]
+impl From<Box<solana_rpc_client_api::client_error::Error>> for ClientError {
+    fn from(error: Box<solana_rpc_client_api::client_error::Error>) -> Self {
+        ClientError::Rpc(error)
+    }
+}
+
+impl ClientError {
+    /// The program failure, when the program refused an instruction.
+    pub fn program_failure(&self) -> Option<&ProgramFailure> {
+        match self {
+            ClientError::Program { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+
+    /// True when the program refused with this DAGGER error.
+    pub fn is_dagger(&self, expected: DaggerError) -> bool {
+        self.program_failure().is_some_and(|f| f.is(expected))
+    }
+
+    /// The transaction's log lines, when the failure came with any.
+    pub fn logs(&self) -> &[String] {
+        match self {
+            ClientError::Program { logs, .. } | ClientError::Transaction { logs, .. } => logs,
+            _ => &[],
+        }
+    }
+
+    /// The failed transaction's signature, when it was sent.
+    pub fn signature(&self) -> Option<&str> {
+        match self {
+            ClientError::Program { signature, .. } | ClientError::Transaction { signature, .. } => {
+                signature.as_deref()
+            }
+            ClientError::TransactionExpired { signature } => Some(signature),
+            _ => None,
+        }
+    }
+
+    /// Sorts a transaction error into [`ClientError::Program`] (an
+    /// instruction failed) or [`ClientError::Transaction`]. `skipped` is the
+    /// number of instructions the SDK put in front of the caller's.
+    pub fn from_transaction_error(
+        error: TransactionError,
+        skipped: u8,
+        logs: Vec<String>,
+        signature: Option<String>,
+    ) -> ClientError {
+        match ProgramFailure::from_transaction_error(&error) {
+            Some((index, failure)) if index >= skipped => ClientError::Program {
+                index: index - skipped,
+                failure,
+                logs,
+                signature,
+            },
+            _ => ClientError::Transaction {
+                error,
+                logs,
+                signature,
+            },
+        }
+    }
+}
+
+fn transaction_hint(error: &TransactionError) -> &'static str {
+    match error {
+        TransactionError::AccountNotFound => {
+            " (the fee payer has no SOL on this cluster: fund it first)"
+        }
+        TransactionError::InsufficientFundsForFee => " (the fee payer cannot pay the fee)",
+        TransactionError::BlockhashNotFound => " (the blockhash expired: try again)",
+        _ => "",
+    }
+}
+
+fn not_found_hint(kind: &str) -> &'static str {
+    match kind {
+        "config" => " (DAGGER is not initialised on this cluster: run `dagger-migrate`)",
+        "request" => " (never created, or already cancelled, reclaimed or closed)",
+        _ => "",
+    }
 }
 
 #[cfg(test)]

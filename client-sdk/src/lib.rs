@@ -1,9 +1,17 @@
 //! Client SDK for the DAGGER program.
 //!
+//! Always available (no RPC stack):
 //! - [`pda`]: every program-derived address, as `(Pubkey, bump)`.
 //! - [`instructions`]: one pure builder per program instruction.
 //! - [`accounts`]: typed decoding of the program's accounts.
+//! - [`layout`]: field offsets for `getProgramAccounts` memcmp filters.
 //! - [`errors`]: program failures mapped to typed Rust errors.
+//!
+//! With the default `rpc` feature, an async client over anchor-client and
+//! the Solana RPC client: [`DaggerClient`] and its faces
+//! [`CustomerClient`], [`OperatorClient`], [`NodeClient`] and [`Reader`],
+//! plus a [`TransactionBuilder`] with priority fees. The `cli` feature
+//! builds the `dagger` command-line tool on top.
 //!
 //! The builders are what the program's own runtime tests use, so every one of
 //! them is exercised against the real program.
@@ -11,7 +19,25 @@
 pub mod accounts;
 pub mod errors;
 pub mod instructions;
+pub mod layout;
 pub mod pda;
+
+#[cfg(feature = "cli")]
+pub mod cli_support;
+#[cfg(feature = "rpc")]
+mod client;
+#[cfg(feature = "rpc")]
+pub mod cluster;
+#[cfg(feature = "rpc")]
+mod customer;
+#[cfg(feature = "rpc")]
+mod node;
+#[cfg(feature = "rpc")]
+mod operator;
+#[cfg(feature = "rpc")]
+mod reader;
+#[cfg(feature = "rpc")]
+mod tx;
 
 pub use dagger::{
     constants,
@@ -22,3 +48,14 @@ pub use dagger::{
     InitializeArgs, UpdateConfigArgs, UpdateOperatorArgs, ID as PROGRAM_ID,
 };
 pub use errors::{ClientError, ProgramFailure};
+
+#[cfg(feature = "rpc")]
+pub use {
+    anchor_client::{Cluster, CommitmentConfig},
+    client::{ClientOptions, DaggerClient, SharedSigner, SignerRef, Wallet},
+    customer::{ActiveLease, CreatedRequest, CustomerClient, WaitProgress, WatchMethod},
+    node::{AttestOutcome, NodeClient},
+    operator::OperatorClient,
+    reader::{OperatorFilter, Reader, RequestFilter},
+    tx::{TransactionBuilder, TxOptions},
+};

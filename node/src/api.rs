@@ -37,6 +37,25 @@ pub struct ApiState {
     pub peers: Peers,
     pub metrics: Arc<Metrics>,
     pub store: Arc<Store>,
+    /// Present on chain-backed nodes.
+    pub chain: Option<ChainView>,
+}
+
+/// What a chain-backed node adds to `/status`.
+#[derive(Clone)]
+pub struct ChainView {
+    pub duties: tokio::sync::watch::Receiver<(u64, crate::controller::Duties)>,
+    pub provisioner: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChainStatus {
+    provisioner: &'static str,
+    controller_round: u64,
+    roster: usize,
+    leases_here: usize,
+    provisioning_here: usize,
+    votes_wanted: usize,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -55,6 +74,8 @@ struct Status {
     #[serde(flatten)]
     core: CoreStatus,
     peers: Vec<PeerStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chain: Option<ChainStatus>,
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -66,6 +87,17 @@ async fn status(State(state): State<ApiState>) -> Response {
         Ok(core) => Json(Status {
             core,
             peers: state.peers.status(),
+            chain: state.chain.as_ref().map(|view| {
+                let (round, duties) = view.duties.borrow().clone();
+                ChainStatus {
+                    provisioner: view.provisioner,
+                    controller_round: round,
+                    roster: duties.peers.len(),
+                    leases_here: duties.leases.len(),
+                    provisioning_here: duties.provision.len(),
+                    votes_wanted: duties.votes.len(),
+                }
+            }),
         })
         .into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),

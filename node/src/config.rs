@@ -40,6 +40,9 @@ pub struct FileConfig {
     pub stake: Option<u64>,
     #[serde(default)]
     pub peers: Vec<FilePeer>,
+    pub rpc_url: Option<String>,
+    pub ws_url: Option<String>,
+    pub disk_horizon_rounds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,9 +80,20 @@ pub struct Overrides {
     #[arg(long, env = "DAGGER_STAKE")]
     pub stake: Option<u64>,
     /// A peer as NODE_KEY@HOST:PORT or NODE_KEY@HOST:PORT=STAKE (repeatable;
-    /// replaces the file's peers). Env: comma-separated.
+    /// replaces the file's peers). Env: comma-separated. Ignored with --rpc-url.
     #[arg(long = "peer", env = "DAGGER_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
+    /// Solana JSON-RPC URL: follow the DAGGER program there (roster, peers and
+    /// work come from the chain; the node attests on-chain).
+    #[arg(long, env = "DAGGER_RPC_URL")]
+    pub rpc_url: Option<String>,
+    /// Solana websocket URL (default: derived from --rpc-url).
+    #[arg(long, env = "DAGGER_WS_URL")]
+    pub ws_url: Option<String>,
+    /// Decided rounds ordered events stay on disk, so peers that fell behind
+    /// can catch up from this node (default 4096).
+    #[arg(long, env = "DAGGER_DISK_HORIZON_ROUNDS")]
+    pub disk_horizon_rounds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +113,26 @@ pub struct NodeConfig {
     pub network: String,
     pub stake: u64,
     pub peers: Vec<PeerSetting>,
+    pub rpc_url: Option<String>,
+    pub ws_url: Option<String>,
+    pub disk_horizon_rounds: u64,
+}
+
+/// Default for [`NodeConfig::disk_horizon_rounds`].
+pub const DEFAULT_DISK_HORIZON_ROUNDS: u64 = 4096;
+
+/// The websocket URL Solana tools derive from an RPC URL (port + 1).
+pub fn derive_ws_url(rpc_url: &str) -> String {
+    let ws = rpc_url
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1);
+    match ws.rsplit_once(':') {
+        Some((head, port)) if port.trim_end_matches('/').parse::<u16>().is_ok() => {
+            let port: u16 = port.trim_end_matches('/').parse().unwrap_or(0);
+            format!("{head}:{}", port.saturating_add(1))
+        }
+        _ => ws,
+    }
 }
 
 pub fn parse_peer(text: &str) -> Result<PeerSetting, ConfigError> {
@@ -175,6 +209,12 @@ impl NodeConfig {
                 .unwrap_or_else(|| "dagger-local".to_string()),
             stake: overrides.stake.or(from_file.stake).unwrap_or(1),
             peers,
+            rpc_url: overrides.rpc_url.clone().or(from_file.rpc_url),
+            ws_url: overrides.ws_url.clone().or(from_file.ws_url),
+            disk_horizon_rounds: overrides
+                .disk_horizon_rounds
+                .or(from_file.disk_horizon_rounds)
+                .unwrap_or(DEFAULT_DISK_HORIZON_ROUNDS),
         })
     }
 
@@ -219,6 +259,18 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.peers[0].addr.port(), 9001);
         assert_eq!(config.peers[0].stake, 5);
+    }
+
+    #[test]
+    fn websocket_url_follows_solana_conventions() {
+        assert_eq!(
+            derive_ws_url("http://127.0.0.1:8899"),
+            "ws://127.0.0.1:8900"
+        );
+        assert_eq!(
+            derive_ws_url("https://api.devnet.solana.com"),
+            "wss://api.devnet.solana.com"
+        );
     }
 
     #[test]

@@ -11,10 +11,15 @@
 
 pub mod api;
 pub mod bench;
+pub mod chain;
 pub mod config;
+pub mod controller;
 pub mod core;
+pub mod devnet;
+pub mod executor;
 pub mod identity;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod provisioner;
 pub mod store;

@@ -39,6 +39,9 @@ enum Command {
     },
     /// Benchmark a real cluster: N node processes over QUIC on loopback.
     Bench(dagger_node::bench::BenchArgs),
+    /// Run a whole local network: an embedded Solana chain with the program,
+    /// operators registered, staked and admitted, and their nodes (Ctrl-C stops it).
+    Devnet(DevnetArgs),
     /// Run a node until Ctrl-C.
     Run {
         /// TOML config file; every key can also be given as a flag or env var.
@@ -47,6 +50,110 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+}
+
+#[derive(clap::Args)]
+struct DevnetArgs {
+    /// Number of operator nodes.
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Keys, ledgers and VM state live here; restarting with the same
+    /// directory reuses them.
+    #[arg(long, default_value = ".dagger-devnet")]
+    data_dir: PathBuf,
+    /// JSON-RPC port (8899 is what `dagger -u l` expects; websocket is +1).
+    #[arg(long, default_value_t = 8899)]
+    rpc_port: u16,
+    /// Also run a customer flow (pay → active → claim → close) and print each step.
+    #[arg(long)]
+    demo: bool,
+    /// With --demo: exit 0 once the flow completed, non-zero if a step failed.
+    #[arg(long, requires = "demo")]
+    exit: bool,
+}
+
+/// The embedded program's `msg!` output goes to the process's stdout (Anchor
+/// prints off-chain); keep it out of the devnet's own output by moving fd 1
+/// to a log file and writing through a copy of the original stdout.
+#[cfg(unix)]
+fn divert_program_stdout(log: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    // SAFETY: plain POSIX fd duplication on descriptors this process owns.
+    let original = unsafe { libc::dup(1) };
+    if original < 0 || unsafe { libc::dup2(file.as_raw_fd(), 1) } < 0 {
+        anyhow::bail!("cannot redirect stdout to {}", log.display());
+    }
+    Ok(unsafe { std::fs::File::from_raw_fd(original) })
+}
+
+async fn devnet(args: DevnetArgs) -> Result<()> {
+    use dagger_node::devnet::{demo, status_line, Devnet, DevnetOptions};
+    use std::io::Write;
+    std::fs::create_dir_all(&args.data_dir)?;
+    #[cfg(unix)]
+    let mut out = divert_program_stdout(&args.data_dir.join("program.log"))?;
+    #[cfg(not(unix))]
+    let mut out = std::io::stdout();
+    macro_rules! say {
+        ($($arg:tt)*) => {{ let _ = writeln!(out, $($arg)*); }};
+    }
+    let options = DevnetOptions {
+        nodes: args.nodes,
+        data_dir: args.data_dir.clone(),
+        rpc_port: Some(args.rpc_port),
+        ws_port: Some(args.rpc_port + 1),
+        ..DevnetOptions::default()
+    };
+    say!(
+        "starting the local chain and {} nodes in {} ...",
+        args.nodes,
+        args.data_dir.display()
+    );
+    let devnet = Devnet::start(options).await?;
+    say!("chain:   {} (ws {})", devnet.rpc_url(), devnet.ws_url());
+    say!("program: {}", devnet.program_id());
+    say!("keys:    {}", args.data_dir.join("keys").display());
+    for (i, config) in devnet.configs.iter().enumerate() {
+        let api = devnet.api(i).map(|a| a.to_string()).unwrap_or_default();
+        say!("node {i}:  gossip {}  api http://{api}", config.listen);
+    }
+    let mut failure = None;
+    if args.demo {
+        say!("demo customer flow:");
+        let printed = demo(&devnet, |s| {
+            say!("  [{:>6} ms] {:<8} {}", s.at_ms, s.step, s.detail)
+        })
+        .await;
+        match printed {
+            Ok(_) => say!("demo completed"),
+            Err(err) => {
+                say!("demo FAILED: {err}");
+                failure = Some(err);
+            }
+        }
+    }
+    if !args.exit {
+        say!("running; Ctrl-C to stop");
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => say!("{}", status_line(&devnet).await),
+            }
+        }
+    }
+    say!("stopping ...");
+    devnet.stop().await;
+    match failure {
+        Some(err) => Err(err.into()),
+        None => Ok(()),
+    }
 }
 
 fn init_logging() {
@@ -97,6 +204,7 @@ async fn main() -> Result<()> {
             let identity = Identity::load(&path)?;
             println!("{}", display_id(&identity.id()));
         }
+        Command::Devnet(args) => devnet(args).await?,
         Command::Bench(args) => {
             let json = args.json;
             let report = dagger_node::bench::run(args).await?;
@@ -111,7 +219,28 @@ async fn main() -> Result<()> {
         }
         Command::Run { config, overrides } => {
             let config = NodeConfig::load(config.as_deref(), &overrides)?;
-            dagger_node::node::run_until(&config, shutdown_signal()).await?;
+            let node =
+                match &config.rpc_url {
+                    None => dagger_node::node::start(&config).await?,
+                    Some(rpc_url) => {
+                        let provisioner = dagger_node::provisioner::SimulatedProvisioner::open(
+                            &config.data_dir,
+                            &display_id(&Identity::load(&config.identity)?.id()),
+                        )?;
+                        let chain =
+                            dagger_node::node::ChainSettings {
+                                rpc_url: rpc_url.clone(),
+                                ws_url: Some(config.ws_url.clone().unwrap_or_else(|| {
+                                    dagger_node::config::derive_ws_url(rpc_url)
+                                })),
+                                poll_interval: std::time::Duration::from_millis(500),
+                                attest_interval: std::time::Duration::from_millis(500),
+                                provisioner: std::sync::Arc::new(provisioner),
+                            };
+                        dagger_node::node::start_chain(&config, chain, Default::default()).await?
+                    }
+                };
+            dagger_node::node::run_until(node, shutdown_signal()).await?;
         }
     }
     Ok(())

@@ -1,13 +1,19 @@
-//! Assembles a running node: ledger, consensus core, QUIC gossip, HTTP API.
+//! Assembles a running node: ledger, consensus core, QUIC gossip, HTTP API,
+//! and — for a chain-backed network — watcher, controller, executor and
+//! attester.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use anchor_lang::prelude::Pubkey;
 use dagger_consensus::{CreatorId, Roster};
 
 use crate::{
-    api::{self, ApiState},
+    api::{self, ApiState, ChainView},
+    chain::{attester::Attester, watcher::Watcher, ChainReader},
     config::NodeConfig,
+    controller::{Controller, ControllerObserver},
     core::{Core, CoreConfig, CoreHandle, OrderObserver, StaticRoster},
+    executor::Executor,
     identity::{display_id, Identity},
     metrics::Metrics,
     net::{
@@ -16,6 +22,7 @@ use crate::{
         tls::Allowlist,
         transport::Transport,
     },
+    provisioner::Provisioner,
     store::Store,
 };
 
@@ -31,6 +38,8 @@ pub enum NodeError {
     Net(#[from] crate::net::transport::NetError),
     #[error("roster: {0}")]
     Roster(String),
+    #[error("chain: {0}")]
+    Chain(String),
     #[error("ledger failed: {0}")]
     Ledger(String),
     #[error("cannot serve the API on {addr}: {source}")]
@@ -47,8 +56,17 @@ pub struct RunningNode {
     pub gossip_addr: SocketAddr,
     gossip: Gossip,
     transport: Transport,
-    api_task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     core_task: tokio::task::JoinHandle<()>,
+}
+
+/// How a chain-backed node reaches the cluster and runs VMs.
+pub struct ChainSettings {
+    pub rpc_url: String,
+    pub ws_url: Option<String>,
+    pub poll_interval: Duration,
+    pub attest_interval: Duration,
+    pub provisioner: Arc<dyn Provisioner>,
 }
 
 /// The static roster from configuration: this node plus its peers.
@@ -63,23 +81,166 @@ pub async fn start(config: &NodeConfig) -> Result<RunningNode, NodeError> {
     start_with(config, Box::new(StaticRoster), GossipConfig::default()).await
 }
 
+/// Starts a static-roster node with a custom observer.
 pub async fn start_with(
     config: &NodeConfig,
     observer: Box<dyn OrderObserver>,
     gossip_config: GossipConfig,
 ) -> Result<RunningNode, NodeError> {
     let identity = Identity::load(&config.identity)?;
-    let roster = config_roster(&identity, config)?;
-    let metrics = Arc::new(Metrics::default());
     let store = Arc::new(Store::open(&config.data_dir)?);
+    let roster = config_roster(&identity, config)?;
+    let peers: Vec<PeerAddr> = config
+        .peers
+        .iter()
+        .map(|p| PeerAddr {
+            id: p.id,
+            addr: p.addr,
+        })
+        .collect();
+    let parts = Parts {
+        identity,
+        store,
+        network_id: config.network_id(),
+        roster,
+        observer,
+        peers,
+    };
+    assemble(config, parts, gossip_config, |_| Vec::new(), None).await
+}
+
+/// Starts a node whose roster, peers and work come from the DAGGER program
+/// on a Solana cluster.
+pub async fn start_chain(
+    config: &NodeConfig,
+    chain: ChainSettings,
+    gossip_config: GossipConfig,
+) -> Result<RunningNode, NodeError> {
+    let identity = Identity::load(&config.identity)?;
+    let store = Arc::new(Store::open(&config.data_dir)?);
+    let reader = Arc::new(ChainReader::new(&chain.rpc_url));
+    let genesis = crate::chain::genesis(&reader, &store)
+        .await
+        .map_err(NodeError::Chain)?;
+    let me = Pubkey::new_from_array(identity.id());
+    let roster = Controller::genesis_roster(&genesis).map_err(NodeError::Roster)?;
+    let (observer, duties) = ControllerObserver::new(Controller::new(&genesis), me);
+    let peers: Vec<PeerAddr> = genesis
+        .iter()
+        .filter(|g| g.node_key != me)
+        .filter_map(|g| {
+            Some(PeerAddr {
+                id: g.node_key.to_bytes(),
+                addr: g.address.parse().ok()?,
+            })
+        })
+        .collect();
+    let parts = Parts {
+        identity: identity.clone(),
+        network_id: crate::chain::network_id(&config.network, &genesis),
+        store: store.clone(),
+        roster,
+        observer: Box::new(observer),
+        peers,
+    };
+    let node_keypair = solana_sdk::signature::Keypair::try_from(
+        identity.signing_key().to_keypair_bytes().as_slice(),
+    )
+    .map_err(|e| NodeError::Chain(format!("node key is not a Solana keypair: {e}")))?;
+    let provisioner = chain.provisioner.clone();
+    let view = ChainView {
+        duties: duties.clone(),
+        provisioner: provisioner.name(),
+    };
+    assemble(
+        config,
+        parts,
+        gossip_config,
+        move |ctx: &Context| {
+            vec![
+                tokio::spawn(
+                    Watcher {
+                        reader: reader.clone(),
+                        ws_url: chain.ws_url.clone(),
+                        core: ctx.core.clone(),
+                        store: store.clone(),
+                        poll_interval: chain.poll_interval,
+                    }
+                    .run(),
+                ),
+                tokio::spawn(
+                    Attester {
+                        reader: reader.clone(),
+                        node: node_keypair,
+                        store: store.clone(),
+                        duties: duties.clone(),
+                        metrics: ctx.metrics.clone(),
+                        interval: chain.attest_interval,
+                    }
+                    .run(),
+                ),
+                tokio::spawn(
+                    Executor {
+                        core: ctx.core.clone(),
+                        provisioner,
+                        duties,
+                        peers: ctx.peers.clone(),
+                        allow: ctx.allow.clone(),
+                        me,
+                    }
+                    .run(),
+                ),
+            ]
+        },
+        Some(view),
+    )
+    .await
+}
+
+struct Parts {
+    identity: Identity,
+    store: Arc<Store>,
+    network_id: [u8; 32],
+    roster: Roster,
+    observer: Box<dyn OrderObserver>,
+    peers: Vec<PeerAddr>,
+}
+
+/// What extra tasks get to talk to.
+pub struct Context {
+    pub core: CoreHandle,
+    pub peers: Peers,
+    pub allow: Allowlist,
+    pub metrics: Arc<Metrics>,
+}
+
+async fn assemble(
+    config: &NodeConfig,
+    parts: Parts,
+    gossip_config: GossipConfig,
+    extra: impl FnOnce(&Context) -> Vec<tokio::task::JoinHandle<()>>,
+    chain_view: Option<ChainView>,
+) -> Result<RunningNode, NodeError> {
+    let Parts {
+        identity,
+        store,
+        network_id,
+        roster,
+        observer,
+        peers,
+    } = parts;
+    let metrics = Arc::new(Metrics::default());
+    let allow =
+        Allowlist::new(std::iter::once(identity.id()).chain(roster.members().map(|(c, _)| c.0)));
     let core_config = CoreConfig {
         consensus: dagger_consensus::Config {
-            network_id: config.network_id(),
+            network_id,
             limits: Default::default(),
         },
         genesis: roster,
         max_pending_txs: 200_000,
-        idle_event_interval: std::time::Duration::from_millis(500),
+        idle_event_interval: Duration::from_millis(500),
+        disk_horizon_rounds: config.disk_horizon_rounds,
     };
     let (core, handle) = Core::open(
         identity.clone(),
@@ -90,24 +251,13 @@ pub async fn start_with(
     )?;
     let core_task = tokio::spawn(core.run());
 
-    let allow =
-        Allowlist::new(std::iter::once(identity.id()).chain(config.peers.iter().map(|p| p.id)));
     let limits = PeerLimits::default();
-    let transport = Transport::bind(&identity, allow, config.listen, &limits)?;
+    let transport = Transport::bind(&identity, allow.clone(), config.listen, &limits)?;
     let gossip_addr = transport.local_addr().map_err(|source| NodeError::Api {
         addr: config.listen,
         source,
     })?;
-    let peers = Peers::new(
-        &config
-            .peers
-            .iter()
-            .map(|p| PeerAddr {
-                id: p.id,
-                addr: p.addr,
-            })
-            .collect::<Vec<_>>(),
-    );
+    let peers = Peers::new(&peers);
     let gossip = Gossip::start(
         transport.clone(),
         handle.clone(),
@@ -129,15 +279,22 @@ pub async fn start_with(
     })?;
     let app = api::router(ApiState {
         core: handle.clone(),
-        peers,
-        metrics,
+        peers: peers.clone(),
+        metrics: metrics.clone(),
         store,
+        chain: chain_view,
     });
-    let api_task = tokio::spawn(async move {
+    let mut tasks = vec![tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(error = %err, "API server stopped");
         }
-    });
+    })];
+    tasks.extend(extra(&Context {
+        core: handle.clone(),
+        peers,
+        allow,
+        metrics,
+    }));
     tracing::info!(
         node = %display_id(&identity.id()),
         gossip = %gossip_addr,
@@ -150,17 +307,20 @@ pub async fn start_with(
         gossip_addr,
         gossip,
         transport,
-        api_task,
+        tasks,
         core_task,
     })
 }
 
 impl RunningNode {
-    /// Stops gossip, the API and the core, in that order.
+    /// Stops everything around the core, then the core (which flushes its
+    /// ledger writer).
     pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
         self.gossip.stop().await;
         self.transport.close();
-        self.api_task.abort();
         drop(self.core);
         let _ = self.core_task.await;
     }
@@ -168,10 +328,9 @@ impl RunningNode {
 
 /// Runs a node until `shutdown` resolves (or its ledger fails).
 pub async fn run_until(
-    config: &NodeConfig,
+    node: RunningNode,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let node = start(config).await?;
     let failed = node.core.clone();
     let outcome = tokio::select! {
         _ = shutdown => Ok(()),

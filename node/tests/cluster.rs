@@ -15,8 +15,19 @@ struct Net {
 
 impl Net {
     async fn start(n: usize, spawn: &[usize]) -> Net {
+        Net::start_with(n, spawn, "").await
+    }
+
+    /// Starts with `extra` appended to every node's config file.
+    async fn start_with(n: usize, spawn: &[usize], extra: &str) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let mut cluster = Cluster::prepare(EXE.as_ref(), dir.path(), n, "dagger-test").unwrap();
+        for node in &cluster.nodes {
+            let mut text = std::fs::read_to_string(&node.config).unwrap();
+            // Settings must come before the [[peers]] tables.
+            text.insert_str(0, extra);
+            std::fs::write(&node.config, text).unwrap();
+        }
         for &i in spawn {
             cluster.start(i).unwrap();
         }
@@ -409,7 +420,8 @@ async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_and_disk_stay_bounded_as_rounds_are_pruned() {
-    let net = Net::start(4, &[0, 1, 2, 3]).await;
+    // Ordered events stay on disk 16 decided rounds here (for catch-ups).
+    let net = Net::start_with(4, &[0, 1, 2, 3], "disk_horizon_rounds = 16\n").await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut n = 0u32;
     loop {

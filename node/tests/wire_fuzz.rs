@@ -21,9 +21,14 @@ fn event(seed: u8, txs: Vec<Vec<u8>>) -> Event {
 fn message() -> impl Strategy<Value = Message> {
     let txs = proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4);
     prop_oneof![
-        proptest::collection::vec(any::<[u8; 32]>(), 0..8).prop_map(|t| Message::SyncRequest {
-            tips: t.into_iter().map(EventId).collect()
-        }),
+        (
+            proptest::collection::vec(any::<[u8; 32]>(), 0..8),
+            any::<u64>()
+        )
+            .prop_map(|(t, ordered)| Message::SyncRequest {
+                tips: t.into_iter().map(EventId).collect(),
+                ordered,
+            }),
         (any::<u8>(), txs.clone()).prop_map(|(s, t)| Message::Push(event(s, t))),
         proptest::collection::vec((any::<u8>(), txs), 0..3)
             .prop_map(|v| Message::Events(v.into_iter().map(|(s, t)| event(s, t)).collect())),
@@ -72,6 +77,7 @@ fn limits_are_enforced_before_reading_bodies() {
     );
     // A tip count above the limit is refused without allocating for it.
     let mut body = vec![1u8, 1];
+    body.extend_from_slice(&7u64.to_be_bytes());
     body.extend_from_slice(&((MAX_TIPS + 1) as u32).to_be_bytes());
     assert_eq!(
         Message::decode_body(&body),

@@ -32,6 +32,10 @@ use writer::{LedgerOp, OwnEvent, Undurable};
 /// events from disk).
 pub const SNAPSHOT_EVERY_ROUNDS: u64 = 8;
 
+/// A peer more than this many ordered events behind gets the ordered events
+/// it misses from the ledger (catch-up) before the usual sync answer.
+pub const CATCH_UP_GAP: u64 = 256;
+
 /// Sees every decided round, in order, before consensus continues, and may
 /// change the roster in response (the change applies `ROSTER_DELAY` rounds
 /// later, identically on every node).
@@ -68,6 +72,9 @@ pub struct CoreConfig {
     /// An idle node still creates an event this often, so consensus on
     /// earlier events completes.
     pub idle_event_interval: Duration,
+    /// Ordered events stay on disk this many decided rounds, so peers that
+    /// fell behind can catch up from this node; older ones are deleted.
+    pub disk_horizon_rounds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +138,7 @@ enum Command {
     },
     SyncAnswer {
         tips: Vec<EventId>,
+        ordered: u64,
         max_events: usize,
         reply: oneshot::Sender<Vec<Event>>,
     },
@@ -209,9 +217,17 @@ impl CoreHandle {
     pub async fn sync_answer(
         &self,
         tips: Vec<EventId>,
+        ordered: u64,
         max_events: usize,
     ) -> Result<Vec<Event>, CoreError> {
-        ask!(self, SyncAnswer { tips, max_events })
+        ask!(
+            self,
+            SyncAnswer {
+                tips,
+                ordered,
+                max_events
+            }
+        )
     }
 
     pub async fn tips(&self) -> Result<Vec<EventId>, CoreError> {
@@ -325,6 +341,9 @@ pub struct Core {
     /// yet: while there are some, the node gossips at full speed so they
     /// reach consensus quickly wherever they were submitted.
     unordered_with_txs: HashSet<EventId>,
+    /// Ordered events still held in memory; a pruned event not in here was
+    /// stale (never ordered).
+    ordered_held: HashSet<EventId>,
     decided: broadcast::Sender<Arc<Decided>>,
     next_tx_position: u64,
     rounds_since_snapshot: u64,
@@ -384,6 +403,7 @@ impl Core {
             writer: None,
             undurable: Undurable::default(),
             unordered_with_txs: HashSet::new(),
+            ordered_held: HashSet::new(),
             decided: decided.clone(),
             next_tx_position: 0,
             rounds_since_snapshot: 0,
@@ -526,10 +546,12 @@ impl Core {
             }
             Command::SyncAnswer {
                 tips,
+                ordered,
                 max_events,
                 reply,
             } => {
-                let mut events = self.hg.events_unknown_to(&tips);
+                let mut events = self.catch_up(ordered, max_events);
+                events.extend(self.hg.events_unknown_to(&tips));
                 // Own events not yet durable stay private (see `writer`).
                 if !self.undurable.is_empty() {
                     events.retain(|e| !self.undurable.contains(&e.id()));
@@ -547,9 +569,11 @@ impl Core {
                 }
             }
             Command::Heartbeat => {
-                if self.last_own_event.elapsed() >= self.config.idle_event_interval
-                    || !self.pending.is_empty()
-                {
+                // Events normally follow pulls, with the peer's latest event
+                // as other-parent: only cross-links advance rounds. This is
+                // the fallback when no pull succeeds for a while (a roster of
+                // one, or every peer unreachable).
+                if self.last_own_event.elapsed() >= self.config.idle_event_interval * 4 {
                     self.create_event(None)?;
                 }
             }
@@ -580,6 +604,36 @@ impl Core {
 
     fn has_work(&self) -> bool {
         !self.pending.is_empty() || !self.unordered_with_txs.is_empty()
+    }
+
+    /// A peer that is far behind in the order may be missing events this
+    /// node has already pruned from memory: send it the ordered events from
+    /// its position on, from the ledger (kept `disk_horizon_rounds`). Ordered
+    /// events form an ancestor-closed set, so the peer recomputes the same
+    /// consensus from them, checking every signature itself.
+    fn catch_up(&self, their_ordered: u64, max_events: usize) -> Vec<Event> {
+        let ours = self.hg.stats().ordered_count;
+        if ours <= their_ordered.saturating_add(CATCH_UP_GAP) {
+            return Vec::new();
+        }
+        let limit = (ours - their_ordered).min(max_events as u64 / 2) as usize;
+        let records = match self.store.order_from(their_ordered, limit) {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the order for a catch-up");
+                return Vec::new();
+            }
+        };
+        records
+            .iter()
+            .map_while(|r| {
+                self.store
+                    .event(&r.event_id)
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| Event::decode(&bytes).ok())
+            })
+            .collect()
     }
 
     fn should_create_event(&self) -> bool {
@@ -824,6 +878,7 @@ impl Core {
                 tx_count: event.transactions().len() as u32,
             });
             self.unordered_with_txs.remove(&event.id());
+            self.ordered_held.insert(event.id());
             if let Some(in_flight) = self.in_flight.remove(&event.id()) {
                 if live {
                     for t in in_flight.submitted {
@@ -854,8 +909,12 @@ impl Core {
                 }
             }
         }
-        self.pruned_since_snapshot
-            .extend(decided.pruned.iter().map(|id| id.0));
+        for id in &decided.pruned {
+            // Ordered events stay on disk for catch-ups (see `catch_up`).
+            if !self.ordered_held.remove(id) {
+                self.pruned_since_snapshot.push(id.0);
+            }
+        }
         self.rounds_since_snapshot += 1;
         let snapshot = if self.rounds_since_snapshot >= SNAPSHOT_EVERY_ROUNDS {
             self.rounds_since_snapshot = 0;
@@ -872,12 +931,18 @@ impl Core {
         } else {
             Vec::new()
         };
+        let forget_ordered_through_round = snapshot.as_ref().map(|_| {
+            decided
+                .round_received
+                .saturating_sub(self.config.disk_horizon_rounds)
+        });
         self.write(
             Write::Decided {
                 order,
                 txs,
                 snapshot,
                 pruned,
+                forget_ordered_through_round,
             },
             None,
         )?;

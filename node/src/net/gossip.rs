@@ -95,6 +95,18 @@ struct Peer {
     failures: u64,
     last_sync: Option<Instant>,
     last_error: Option<String>,
+    /// Failures in a row; a peer that keeps failing is skipped for a while
+    /// (exponential backoff) so a dead peer does not slow gossip down.
+    consecutive_failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// Longest pause before retrying a failing peer.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+fn backoff(consecutive_failures: u32) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(consecutive_failures.min(10)))
+        .min(MAX_BACKOFF)
 }
 
 /// The peers this node talks to, shared by the gossip tasks and the API.
@@ -115,6 +127,8 @@ impl Peers {
                         failures: 0,
                         last_sync: None,
                         last_error: None,
+                        consecutive_failures: 0,
+                        retry_at: None,
                     },
                 )
             })
@@ -149,8 +163,43 @@ impl Peers {
         out
     }
 
-    fn ids(&self) -> Vec<NodeId> {
-        self.lock().keys().copied().collect()
+    /// Makes the peer set equal to `peers` (a roster change), keeping the
+    /// connections and counters of peers that stay.
+    pub fn set(&self, peers: &[PeerAddr]) {
+        let mut map = self.lock();
+        map.retain(|id, _| peers.iter().any(|p| p.id == *id));
+        for p in peers {
+            let entry = map.entry(p.id).or_insert_with(|| Peer {
+                addr: p.addr,
+                connection: None,
+                syncs: 0,
+                failures: 0,
+                last_sync: None,
+                last_error: None,
+                consecutive_failures: 0,
+                retry_at: None,
+            });
+            if entry.addr != p.addr {
+                entry.addr = p.addr;
+                entry.connection = None;
+            }
+        }
+    }
+
+    /// Peers worth trying now (not backing off); all of them if every peer is.
+    fn candidates(&self) -> Vec<NodeId> {
+        let now = Instant::now();
+        let peers = self.lock();
+        let ready: Vec<NodeId> = peers
+            .iter()
+            .filter(|(_, p)| p.retry_at.is_none_or(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        if ready.is_empty() {
+            peers.keys().copied().collect()
+        } else {
+            ready
+        }
     }
 
     fn connected(&self) -> Vec<quinn::Connection> {
@@ -293,8 +342,8 @@ async fn answer_sync(
         read_message(&mut recv, shared.limits.max_frame_bytes),
     )
     .await;
-    let tips = match request {
-        Ok(Ok(Some(Message::SyncRequest { tips }))) => tips,
+    let (tips, ordered) = match request {
+        Ok(Ok(Some(Message::SyncRequest { tips, ordered }))) => (tips, ordered),
         Ok(Ok(Some(_))) => {
             shared.metrics.reject_message("unexpected");
             return;
@@ -308,7 +357,7 @@ async fn answer_sync(
     };
     let Ok(events) = shared
         .core
-        .sync_answer(tips, shared.config.max_events_per_sync)
+        .sync_answer(tips, ordered, shared.config.max_events_per_sync)
         .await
     else {
         return;
@@ -389,7 +438,7 @@ async fn pull_loop(shared: Arc<Shared>) {
             shared.config.idle_interval
         })
         .await;
-        let Some(peer) = choose_peer(&shared.peers.ids(), last) else {
+        let Some(peer) = choose_peer(&shared.peers.candidates(), last) else {
             continue;
         };
         last = Some(peer);
@@ -409,10 +458,14 @@ async fn pull_loop(shared: Arc<Shared>) {
                     entry.syncs += 1;
                     entry.last_sync = Some(Instant::now());
                     entry.last_error = None;
+                    entry.consecutive_failures = 0;
+                    entry.retry_at = None;
                     true
                 }
                 Err(err) => {
                     entry.failures += 1;
+                    entry.consecutive_failures += 1;
+                    entry.retry_at = Some(Instant::now() + backoff(entry.consecutive_failures));
                     tracing::debug!(peer = %display_id(&peer), error = %err, "pull failed");
                     entry.last_error = Some(err);
                     entry.connection = None;
@@ -438,7 +491,7 @@ async fn connection_to(shared: &Shared, peer: NodeId) -> Result<quinn::Connectio
         return Ok(connection);
     }
     let connection = timeout(
-        Duration::from_secs(5),
+        Duration::from_secs(2),
         shared.transport.connect(addr, &peer),
     )
     .await
@@ -453,9 +506,15 @@ async fn connection_to(shared: &Shared, peer: NodeId) -> Result<quinn::Connectio
 async fn pull_from(shared: &Shared, peer: NodeId) -> Result<(), String> {
     let connection = connection_to(shared, peer).await?;
     let tips = shared.core.tips().await.map_err(|e| e.to_string())?;
+    let ordered = shared
+        .core
+        .status()
+        .await
+        .map_err(|e| e.to_string())?
+        .ordered_events;
     let work = async {
         let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
-        write_message(&mut send, &Message::SyncRequest { tips })
+        write_message(&mut send, &Message::SyncRequest { tips, ordered })
             .await
             .map_err(|e| e.to_string())?;
         let _ = send.finish();
@@ -537,5 +596,12 @@ mod tests {
         assert_eq!(seen.len(), 3);
         assert_eq!(choose_peer(&peers[..1], Some(peers[0])), Some(peers[0]));
         assert_eq!(choose_peer(&[], None), None);
+    }
+
+    #[test]
+    fn failing_peers_back_off_exponentially_up_to_a_cap() {
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(2), Duration::from_millis(400));
+        assert_eq!(backoff(30), MAX_BACKOFF);
     }
 }

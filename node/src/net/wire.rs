@@ -3,7 +3,7 @@
 //! ```text
 //! frame   = len:u32be  body[len]
 //! body    = version:u8  kind:u8  payload
-//! kind 1  SyncRequest  count:u32be  tip:[u8;32] × count
+//! kind 1  SyncRequest  ordered:u64be  count:u32be  tip:[u8;32] × count
 //! kind 2  Events       count:u32be  (len:u32be  event-bytes) × count
 //! kind 3  SyncDone
 //! kind 4  Push         event-bytes
@@ -26,9 +26,11 @@ pub const MAX_TIPS: usize = 4_096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// Pull request: the caller's tips (every creator's chain heads, fork
-    /// heads included). The answer is every event the responder has that is
-    /// not an ancestor of one of these, parents first.
-    SyncRequest { tips: Vec<EventId> },
+    /// heads included) and how many events it has in consensus order. The
+    /// answer is every event the responder has that is not an ancestor of one
+    /// of these, parents first — preceded, when the caller is far behind, by
+    /// the ordered events it is missing (see `core`).
+    SyncRequest { tips: Vec<EventId>, ordered: u64 },
     /// A chunk of a sync answer, in topological order.
     Events(Vec<Event>),
     /// End of a sync answer.
@@ -62,8 +64,9 @@ impl Message {
     pub fn encode_body(&self) -> Vec<u8> {
         let mut out = vec![WIRE_VERSION];
         match self {
-            Message::SyncRequest { tips } => {
+            Message::SyncRequest { tips, ordered } => {
                 out.push(1);
+                out.extend_from_slice(&ordered.to_be_bytes());
                 out.extend_from_slice(&(tips.len() as u32).to_be_bytes());
                 for tip in tips {
                     out.extend_from_slice(&tip.0);
@@ -105,6 +108,7 @@ impl Message {
         }
         let message = match reader.u8()? {
             1 => {
+                let ordered = u64::from_be_bytes(reader.array()?);
                 let count = reader.u32()? as usize;
                 if count > MAX_TIPS {
                     return Err(WireError::TooManyTips(count));
@@ -113,7 +117,7 @@ impl Message {
                 for _ in 0..count {
                     tips.push(EventId(reader.array()?));
                 }
-                Message::SyncRequest { tips }
+                Message::SyncRequest { tips, ordered }
             }
             2 => {
                 let count = reader.u32()? as usize;

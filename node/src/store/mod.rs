@@ -25,12 +25,18 @@ const EVENT_IDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("event_id
 const ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("order");
 const TXS: TableDefinition<u64, &[u8]> = TableDefinition::new("txs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Attestations to post: subject seed → encoded entry (see `chain::attester`).
+const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
+/// Chain watcher cursor: account → digest of what was last reported about it.
+const CURSOR: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("cursor");
 
 /// The highest sequence number this node ever signed (its self-fork guard).
 const OWN_SEQ: &str = "own_seq";
 /// The last consensus snapshot and the acceptance index it covers.
 const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_INDEX: &str = "snapshot_index";
+/// Order position up to which ordered events were deleted from disk.
+const FORGOTTEN_THROUGH: &str = "forgotten_through";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +66,11 @@ db_err!(
     redb::SetDurabilityError
 );
 
+/// An outbox row: (subject key, encoded entry).
+pub type OutboxRow = (Vec<u8>, Vec<u8>);
+/// A cursor row: (account, digest of what was last reported about it).
+pub type CursorRow = ([u8; 32], [u8; 32]);
+
 /// One change to the ledger, applied in the order given.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -74,7 +85,12 @@ pub enum Write {
         order: Vec<OrderRecord>,
         txs: Vec<TxRecord>,
         snapshot: Option<Vec<u8>>,
+        /// Stale events (dropped from memory, never ordered): deleted with
+        /// the snapshot. Ordered ones stay for catch-ups until
+        /// `forget_ordered_through_round`.
         pruned: Vec<[u8; 32]>,
+        /// Delete ordered events received in this round or earlier.
+        forget_ordered_through_round: Option<u64>,
     },
 }
 
@@ -114,6 +130,8 @@ impl Store {
             txn.open_table(ORDER)?;
             txn.open_table(TXS)?;
             txn.open_table(META)?;
+            txn.open_table(OUTBOX)?;
+            txn.open_table(CURSOR)?;
         }
         txn.commit()?;
         let store = Store {
@@ -207,6 +225,7 @@ impl Store {
                         txs,
                         snapshot,
                         pruned,
+                        forget_ordered_through_round,
                     } => {
                         for record in order {
                             order_table.insert(record.position, record.encode().as_slice())?;
@@ -223,13 +242,33 @@ impl Store {
                                 }
                                 None => meta.remove(SNAPSHOT_INDEX)?,
                             };
-                            // Pruned events are no longer needed once a snapshot
-                            // taken after their pruning is stored.
+                            // Stale events (pruned, never ordered) are no longer
+                            // needed once a snapshot taken after their pruning
+                            // is stored; ordered ones serve catch-ups a while.
                             for id in pruned {
                                 if let Some(at) = ids.remove(*id)? {
                                     events.remove(at.value())?;
                                 }
                             }
+                        }
+                        if let Some(through) = forget_ordered_through_round {
+                            let from = match meta.get(FORGOTTEN_THROUGH)? {
+                                Some(v) => read_u64(v.value(), "meta")?,
+                                None => 0,
+                            };
+                            let mut next = from;
+                            for entry in order_table.range(from..)? {
+                                let (position, bytes) = entry?;
+                                let record = OrderRecord::decode(bytes.value())?;
+                                if record.round_received > *through {
+                                    break;
+                                }
+                                if let Some(at) = ids.remove(record.event_id)? {
+                                    events.remove(at.value())?;
+                                }
+                                next = position.value() + 1;
+                            }
+                            meta.insert(FORGOTTEN_THROUGH, next.to_le_bytes().as_slice())?;
                         }
                     }
                 }
@@ -292,6 +331,71 @@ impl Store {
         {
             let mut meta = txn.open_table(META)?;
             meta.insert(key, value)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+impl Store {
+    pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Durable: an attestation once queued survives crashes.
+    pub fn outbox_put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(OUTBOX)?;
+            table.insert(key, value)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn outbox_remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(OUTBOX)?;
+            table.remove(key)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn cursor(&self) -> Result<Vec<CursorRow>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CURSOR)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Records what the watcher reported (`None` forgets an account).
+    pub fn set_cursor(&self, changes: &[([u8; 32], Option<[u8; 32]>)]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(CURSOR)?;
+            for (account, digest) in changes {
+                match digest {
+                    Some(digest) => {
+                        table.insert(*account, *digest)?;
+                    }
+                    None => {
+                        table.remove(*account)?;
+                    }
+                }
+            }
         }
         txn.commit()?;
         Ok(())

@@ -1,0 +1,300 @@
+//! The command line, as clap sees it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dagger",
+    version,
+    about = "DAGGER: rent virtual machines paid on Solana, or run a compute operator",
+    long_about = "DAGGER: rent virtual machines paid on Solana, or run a compute operator.\n\n\
+        Customers pay a deposit into an on-chain escrow (`dagger vm request`); operators \
+        staked on-chain agree by consensus who runs the VM and attest it, which starts the \
+        lease. Amounts in SOL unless a flag says lamports.\n\n\
+        Start with `dagger config show` to check the cluster, then `dagger vm request --help`.",
+    after_help = "Examples:\n  \
+        dagger -u l config show\n  \
+        dagger vm request --vcpus 2 --memory-mib 4096 --disk-gib 40 --image <HEX> \
+        --price 1000 --duration 1h --wait\n  \
+        dagger requests list --customer --status active\n  \
+        dagger -u d operators list --status active --output json"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, named as in the Solana CLI.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Cluster: an RPC URL or a moniker — l/localhost (http://127.0.0.1:8899),
+    /// d/devnet, t/testnet, m/mainnet-beta.
+    #[arg(
+        short = 'u',
+        long = "url",
+        global = true,
+        env = "DAGGER_URL",
+        default_value = "l",
+        value_name = "URL_OR_MONIKER"
+    )]
+    pub url: String,
+    /// Websocket URL [default: derived from --url: ws(s)://, port + 1].
+    #[arg(long = "ws", global = true, value_name = "URL")]
+    pub ws: Option<String>,
+    /// Keypair file of the wallet that signs and pays (`~` is expanded).
+    #[arg(
+        short = 'k',
+        long = "keypair",
+        global = true,
+        env = "DAGGER_KEYPAIR",
+        default_value = "~/.config/solana/id.json",
+        value_name = "FILE"
+    )]
+    pub keypair: String,
+    /// Commitment for reads and for confirming transactions.
+    #[arg(long, global = true, value_enum, default_value_t = CommitmentArg::Confirmed)]
+    pub commitment: CommitmentArg,
+    /// Output format: human text, or one JSON object on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Priority fee, in micro-lamports per compute unit.
+    #[arg(long = "priority-fee", global = true, value_name = "MICRO_LAMPORTS")]
+    pub priority_fee: Option<u64>,
+    /// Compute unit limit per transaction (bounds what a priority fee costs).
+    #[arg(long = "compute-unit-limit", global = true, value_name = "UNITS")]
+    pub compute_unit_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommitmentArg {
+    Processed,
+    Confirmed,
+    Finalized,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Protocol settings on this cluster.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// List the compute operators.
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
+    /// Run an operator: register a node, manage its stake, claim earnings.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Rent a VM: request and pay, watch, top up, cancel, close.
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// List VM requests and leases.
+    #[command(subcommand)]
+    Requests(RequestsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Show the protocol config (admin, treasury, stakes, timeouts, fee, roster).
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorsCommand {
+    /// List operators, optionally by status and owner.
+    List {
+        /// Only operators in this state.
+        #[arg(long, value_enum)]
+        status: Option<OperatorStatusArg>,
+        /// Only operators owned by this wallet (alone: your --keypair wallet).
+        #[arg(long, num_args = 0..=1, default_missing_value = "me", value_name = "PUBKEY")]
+        owner: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OperatorStatusArg {
+    Pending,
+    Active,
+    Unbonding,
+    Exited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RequestStatusArg {
+    Open,
+    Active,
+    Terminated,
+}
+
+/// Which operator: its node identity, as a pubkey or a keypair file.
+#[derive(Debug, Args)]
+pub struct NodeArg {
+    /// The operator's node identity key: a pubkey or a keypair file.
+    #[arg(long, value_name = "PUBKEY_OR_KEYPAIR")]
+    pub node: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// vCPUs offered.
+    #[arg(long)]
+    pub vcpus: Option<u16>,
+    /// Memory offered, in MiB.
+    #[arg(long = "memory-mib", value_name = "MIB")]
+    pub memory_mib: Option<u32>,
+    /// Disk offered, in GiB.
+    #[arg(long = "disk-gib", value_name = "GIB")]
+    pub disk_gib: Option<u32>,
+    /// Numeric region code agreed off-chain (e.g. 1 = eu-west).
+    #[arg(long)]
+    pub region: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Register a node under your wallet and stake SOL. The node keypair
+    /// co-signs. The operator is pending until it is admitted.
+    Register {
+        /// Keypair file of the node identity (it signs DAG events and attestations).
+        #[arg(long = "node-keypair", value_name = "FILE")]
+        node_keypair: String,
+        /// QUIC address other nodes reach this node at, host:port.
+        #[arg(long)]
+        address: String,
+        #[command(flatten)]
+        capacity: CapacityArgs,
+        /// Stake, in SOL (at least the config's minimum).
+        #[arg(long, value_name = "SOL")]
+        stake: String,
+    },
+    /// Add stake, in SOL.
+    AddStake {
+        #[command(flatten)]
+        node: NodeArg,
+        #[arg(long, value_name = "SOL")]
+        amount: String,
+    },
+    /// Leave the roster; the stake unlocks after the unbonding period.
+    Unstake {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Withdraw the stake once unbonding is over.
+    Withdraw {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Change the node's address and/or capacity (unset values stay).
+    Update {
+        #[command(flatten)]
+        node: NodeArg,
+        #[arg(long)]
+        address: Option<String>,
+        #[command(flatten)]
+        capacity: CapacityArgs,
+    },
+    /// Claim what a lease accrued for your operator (minus the protocol fee).
+    Claim {
+        #[command(flatten)]
+        node: NodeArg,
+        /// The lease's request account.
+        #[arg(long, value_name = "REQUEST")]
+        request: String,
+    },
+    /// Show one operator.
+    Show {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait (with a spinner) until the operators have provisioned the VM.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long (e.g. 90s, 10m).
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Request a VM and pay price × duration into escrow.
+    Request {
+        /// vCPUs wanted.
+        #[arg(long)]
+        vcpus: u16,
+        /// Memory wanted, in MiB.
+        #[arg(long = "memory-mib", value_name = "MIB")]
+        memory_mib: u32,
+        /// Disk wanted, in GiB.
+        #[arg(long = "disk-gib", value_name = "GIB")]
+        disk_gib: u32,
+        /// Region code (0 = any agreed default).
+        #[arg(long, default_value_t = 0)]
+        region: u16,
+        /// Content hash of the VM image, 64 hex characters.
+        #[arg(long, value_name = "HEX")]
+        image: String,
+        /// Price offered, in lamports per second.
+        #[arg(long, value_name = "LAMPORTS")]
+        price: u64,
+        /// Lease length paid up front: seconds, or with a unit (90s, 30m, 2h, 1d).
+        #[arg(long, value_name = "DURATION")]
+        duration: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Pay for more time on an open request or running lease.
+    TopUp {
+        /// The request account (printed by `dagger vm request`).
+        request: String,
+        /// Time to add: seconds, or with a unit (90s, 30m, 2h, 1d).
+        #[arg(long, value_name = "DURATION")]
+        duration: String,
+    },
+    /// Cancel an open request; the whole deposit comes back.
+    Cancel {
+        /// The request account (printed by `dagger vm request`).
+        request: String,
+    },
+    /// Refund a request whose provisioning deadline passed (anyone may send it).
+    Reclaim {
+        /// The request account (printed by `dagger vm request`).
+        request: String,
+    },
+    /// End a lease now: the operator is paid what accrued, you get the rest.
+    Close {
+        /// The request account (printed by `dagger vm request`).
+        request: String,
+    },
+    /// Show a request / lease.
+    Status {
+        /// The request account (printed by `dagger vm request`).
+        request: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// List requests, optionally by customer and status.
+    List {
+        /// Only this customer's requests (alone: your --keypair wallet).
+        #[arg(long, num_args = 0..=1, default_missing_value = "me", value_name = "PUBKEY")]
+        customer: Option<String>,
+        /// Only requests in this state (active and terminated ones are leases).
+        #[arg(long, value_enum)]
+        status: Option<RequestStatusArg>,
+    },
+}

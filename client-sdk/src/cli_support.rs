@@ -1,0 +1,152 @@
+//! Argument handling shared by the `dagger` CLI and `dagger-migrate`, so
+//! both take keypairs, amounts and durations the same, Solana-CLI way.
+
+use std::{path::PathBuf, str::FromStr, time::Duration};
+
+use anyhow::{anyhow, bail, Result};
+use solana_sdk::{
+    native_token::LAMPORTS_PER_SOL,
+    pubkey::Pubkey,
+    signature::{read_keypair_file, Keypair},
+    signer::Signer,
+};
+
+/// `~` and `~/...` expand to the home directory, as in a shell.
+pub fn expand_tilde(path: &str) -> PathBuf {
+    match path.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => match std::env::home_dir() {
+            Some(home) => home.join(rest.trim_start_matches('/')),
+            None => PathBuf::from(path),
+        },
+        _ => PathBuf::from(path),
+    }
+}
+
+pub fn read_keypair(path: &str) -> Result<Keypair> {
+    let expanded = expand_tilde(path);
+    read_keypair_file(&expanded).map_err(|error| {
+        anyhow!(
+            "cannot read keypair file {}: {error}\n\
+             Create one with `solana-keygen new -o {}` or pass another with -k/--keypair",
+            expanded.display(),
+            expanded.display()
+        )
+    })
+}
+
+pub fn parse_pubkey(value: &str) -> Result<Pubkey> {
+    Pubkey::from_str(value).map_err(|_| anyhow!("`{value}` is not a valid base58 public key"))
+}
+
+/// A pubkey, or a keypair file whose pubkey is meant (Solana CLI style).
+pub fn pubkey_or_keypair(value: &str) -> Result<Pubkey> {
+    if let Ok(pubkey) = Pubkey::from_str(value) {
+        return Ok(pubkey);
+    }
+    if expand_tilde(value).exists() {
+        return Ok(read_keypair(value)?.pubkey());
+    }
+    bail!("`{value}` is neither a base58 public key nor a keypair file")
+}
+
+/// SOL as a decimal string ("1.5") to lamports, exactly (no floats).
+pub fn parse_sol(value: &str) -> Result<u64> {
+    let invalid = || anyhow!("`{value}` is not an amount of SOL (e.g. 10 or 0.5)");
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
+    if (whole.is_empty() && fraction.is_empty())
+        || fraction.len() > 9
+        || !whole
+            .chars()
+            .chain(fraction.chars())
+            .all(|c| c.is_ascii_digit())
+    {
+        return Err(invalid());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| invalid())?
+    };
+    let fraction: u64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<9}").parse().map_err(|_| invalid())?
+    };
+    whole
+        .checked_mul(LAMPORTS_PER_SOL)
+        .and_then(|lamports| lamports.checked_add(fraction))
+        .ok_or_else(|| anyhow!("`{value}` SOL is more than a u64 of lamports"))
+}
+
+/// Lamports as SOL for display: no trailing zeros, no floats.
+pub fn sol(lamports: u64) -> String {
+    let whole = lamports / LAMPORTS_PER_SOL;
+    let fraction = lamports % LAMPORTS_PER_SOL;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let fraction = format!("{fraction:09}");
+    format!("{whole}.{}", fraction.trim_end_matches('0'))
+}
+
+/// Seconds, or a number with one unit: s, m, h, d.
+pub fn parse_duration(value: &str) -> Result<Duration> {
+    let invalid = || anyhow!("`{value}` is not a duration (e.g. 3600, 90s, 30m, 2h, 1d)");
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(invalid()),
+    };
+    number
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sol_amounts_parse_exactly() {
+        assert_eq!(parse_sol("1").unwrap(), LAMPORTS_PER_SOL);
+        assert_eq!(parse_sol("0.5").unwrap(), LAMPORTS_PER_SOL / 2);
+        assert_eq!(parse_sol(".000000001").unwrap(), 1);
+        assert_eq!(parse_sol("10.25").unwrap(), 10_250_000_000);
+        for bad in ["", ".", "1.0000000001", "-1", "1e9", "abc", "1.2.3"] {
+            assert!(parse_sol(bad).is_err(), "{bad}");
+        }
+        assert!(parse_sol("18446744074").is_err(), "overflows u64 lamports");
+        assert_eq!(sol(1_500_000_000), "1.5");
+        assert_eq!(sol(1), "0.000000001");
+        assert_eq!(sol(7 * LAMPORTS_PER_SOL), "7");
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("3600").unwrap().as_secs(), 3600);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("30m").unwrap().as_secs(), 1800);
+        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
+        assert_eq!(parse_duration("1d").unwrap().as_secs(), 86_400);
+        for bad in ["", "h", "1w", "1.5h", "-1", "1 h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tilde_expands_to_home() {
+        let home = std::env::home_dir().expect("a home directory");
+        assert_eq!(expand_tilde("~/.config/x"), home.join(".config/x"));
+        assert_eq!(expand_tilde("~"), home);
+        assert_eq!(expand_tilde("~other/x"), PathBuf::from("~other/x"));
+        assert_eq!(expand_tilde("/abs"), PathBuf::from("/abs"));
+    }
+}

@@ -1,0 +1,182 @@
+//! Posts this node's attestations on-chain, from a durable outbox.
+//!
+//! Each vote the controller asks for is queued once per subject in redb. The
+//! attester sends it with the node key (fee payer), retries until it lands,
+//! records the roster epoch it landed in (a vote is never sent twice in one
+//! epoch; a new epoch restarts the on-chain tally, so it votes again), and
+//! drops the entry once the chain shows the subject applied — or that it can
+//! never be (expired, operator gone).
+
+use std::{sync::Arc, time::Duration};
+
+use anchor_lang::{AnchorDeserialize, AnchorSerialize};
+use dagger_client::{errors::DaggerError, pda, OperatorStatus, Request, RequestStatus, Vote};
+use solana_sdk::signature::Keypair;
+use tokio::sync::watch;
+
+use super::rpc::{ChainError, ChainReader};
+use crate::{controller::Duties, metrics::Metrics, store::Store};
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub vote: Vote,
+    /// The roster epoch our vote landed in, if it did.
+    pub voted_in_epoch: Option<u64>,
+}
+
+fn key(vote: &Vote) -> Vec<u8> {
+    let subject = vote.subject();
+    let mut key = subject.kind_seed().to_vec();
+    key.extend_from_slice(subject.key().as_ref());
+    key
+}
+
+pub struct Attester {
+    pub reader: Arc<ChainReader>,
+    pub node: Keypair,
+    pub store: Arc<Store>,
+    pub duties: watch::Receiver<(u64, Duties)>,
+    pub metrics: Arc<Metrics>,
+    pub interval: Duration,
+}
+
+/// What the chain says about a vote's subject.
+enum Subject {
+    Pending,
+    Settled,
+}
+
+impl Attester {
+    pub async fn run(mut self) {
+        loop {
+            if let Err(err) = self.round().await {
+                tracing::warn!(error = %err, "attester round failed; retrying");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                changed = self.duties.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    fn entries(&self) -> Result<Vec<(Vec<u8>, OutboxEntry)>, String> {
+        let mut out = Vec::new();
+        for (k, v) in self.store.outbox().map_err(|e| e.to_string())? {
+            match OutboxEntry::deserialize(&mut v.as_slice()) {
+                Ok(entry) => out.push((k, entry)),
+                Err(_) => {
+                    tracing::warn!("dropping an undecodable outbox entry");
+                    let _ = self.store.outbox_remove(&k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn put(&self, entry: &OutboxEntry) -> Result<(), String> {
+        let mut bytes = Vec::new();
+        entry.serialize(&mut bytes).map_err(|e| e.to_string())?;
+        self.store
+            .outbox_put(&key(&entry.vote), &bytes)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn round(&mut self) -> Result<(), String> {
+        // Queue what the controller wants that is not queued yet.
+        let wanted = self.duties.borrow().1.votes.clone();
+        let queued = self.entries()?;
+        for vote in wanted {
+            if !queued.iter().any(|(k, _)| *k == key(&vote)) {
+                self.put(&OutboxEntry {
+                    vote,
+                    voted_in_epoch: None,
+                })?;
+            }
+        }
+        let entries = self.entries()?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let config = self.reader.config().await.map_err(|e| e.to_string())?;
+        let me = pda::operator(&solana_sdk::signer::Signer::pubkey(&self.node)).0;
+        let active = self
+            .reader
+            .one::<dagger_client::Operator>(&me)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some_and(|op| op.status == OperatorStatus::Active);
+        for (k, mut entry) in entries {
+            if let Subject::Settled = self.subject(&entry.vote).await.map_err(|e| e.to_string())? {
+                self.store.outbox_remove(&k).map_err(|e| e.to_string())?;
+                continue;
+            }
+            if !active || entry.voted_in_epoch == Some(config.roster_epoch) {
+                continue;
+            }
+            match self
+                .reader
+                .attest(&self.node, config.roster_epoch, entry.vote)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(vote = ?entry.vote, epoch = config.roster_epoch, "attestation posted");
+                    entry.voted_in_epoch = Some(config.roster_epoch);
+                    self.put(&entry)?;
+                }
+                Err(ChainError::Program(failure)) if failure.is(DaggerError::AlreadyVoted) => {
+                    entry.voted_in_epoch = Some(config.roster_epoch);
+                    self.put(&entry)?;
+                }
+                Err(ChainError::Program(failure))
+                    if [
+                        DaggerError::AlreadyApplied,
+                        DaggerError::RequestExpired,
+                        DaggerError::LeaseEnded,
+                        DaggerError::LeaseNotActive,
+                        DaggerError::InvalidOperatorStatus,
+                    ]
+                    .into_iter()
+                    .any(|e| failure.is(e)) =>
+                {
+                    tracing::info!(vote = ?entry.vote, %failure, "attestation no longer applies");
+                    self.store.outbox_remove(&k).map_err(|e| e.to_string())?;
+                }
+                Err(err) => {
+                    self.metrics.reject_message("attestation_failed");
+                    tracing::warn!(vote = ?entry.vote, error = %err, "attestation failed; will retry");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn subject(&self, vote: &Vote) -> Result<Subject, ChainError> {
+        let settled = match vote {
+            Vote::Provision { request, .. } => self
+                .reader
+                .one::<Request>(request)
+                .await?
+                .is_none_or(|r| r.status != RequestStatus::Open),
+            Vote::Terminate { request, .. } => self
+                .reader
+                .one::<Request>(request)
+                .await?
+                .is_none_or(|r| r.status != RequestStatus::Active),
+            Vote::Admit { operator, .. } => self
+                .reader
+                .one::<dagger_client::Operator>(operator)
+                .await?
+                .is_none_or(|op| op.status != OperatorStatus::Pending),
+            Vote::Remove { operator, .. } => self
+                .reader
+                .one::<dagger_client::Operator>(operator)
+                .await?
+                .is_none_or(|op| op.status != OperatorStatus::Active),
+        };
+        Ok(if settled {
+            Subject::Settled
+        } else {
+            Subject::Pending
+        })
+    }
+}

@@ -1,0 +1,647 @@
+//! The controller: a deterministic state machine over the consensus order,
+//! identical on every node because it only reads ordered transactions and
+//! consensus data (running hashes, consensus timestamps).
+//!
+//! - A chain observation (a paid request, an operator's state) counts once
+//!   nodes holding **more than 1/3 of the roster's stake** reported the same
+//!   thing: then at least one honest node checked the chain.
+//! - A counted request is assigned to an operator deterministically: fits
+//!   capacity and region, least loaded first, ties broken by a hash of the
+//!   deciding round's running hash and the operator (a seed from the order).
+//! - The assigned operator's own reports (VM started, failed) count at once;
+//!   anybody else's are ignored.
+//! - Operators seen Pending are voted in; the roster follows the operators
+//!   seen Active on-chain (their stake included) and changes take effect at
+//!   the consensus core's round boundary.
+//!
+//! The controller decides; it does no I/O. What this node must do about the
+//! decisions (start VMs, post attestations, talk to new peers) is read from
+//! [`Controller::duties`] and carried out by the node's executor.
+
+pub mod txs;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anchor_lang::{prelude::Pubkey, AnchorDeserialize, AnchorSerialize};
+use dagger_client::{Capacity, OperatorStatus, VmSpec, Vote};
+use dagger_consensus::{CreatorId, Decided, Roster};
+
+use crate::core::OrderObserver;
+pub use txs::NodeTx;
+
+/// Observations not confirmed within this many rounds are forgotten (a lone
+/// liar's reports cannot grow memory forever).
+pub const FACT_TTL_ROUNDS: u64 = 512;
+
+/// An assigned operator that has not reported within this many seconds of
+/// consensus time is passed over and the request reassigned (its node may be
+/// down). Consensus time is the same on every node, so this is deterministic.
+pub const REPORT_TIMEOUT_S: i64 = 15;
+
+/// An operator in the genesis roster (read from the chain at bootstrap).
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
+pub struct GenesisOperator {
+    pub operator: Pubkey,
+    pub node_key: Pubkey,
+    pub stake: u64,
+    pub capacity: Capacity,
+    pub address: String,
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Allocation {
+    vcpus: u64,
+    memory_mib: u64,
+    disk_gib: u64,
+}
+
+impl Allocation {
+    fn of(spec: &VmSpec) -> Allocation {
+        Allocation {
+            vcpus: spec.vcpus as u64,
+            memory_mib: spec.memory_mib as u64,
+            disk_gib: spec.disk_gib as u64,
+        }
+    }
+    fn add(&mut self, other: Allocation) {
+        self.vcpus += other.vcpus;
+        self.memory_mib += other.memory_mib;
+        self.disk_gib += other.disk_gib;
+    }
+    fn sub(&mut self, other: Allocation) {
+        self.vcpus = self.vcpus.saturating_sub(other.vcpus);
+        self.memory_mib = self.memory_mib.saturating_sub(other.memory_mib);
+        self.disk_gib = self.disk_gib.saturating_sub(other.disk_gib);
+    }
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
+struct OperatorView {
+    node_key: Pubkey,
+    stake: u64,
+    status: OperatorStatus,
+    capacity: Capacity,
+    address: String,
+    allocated: Allocation,
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
+struct RequestView {
+    spec: VmSpec,
+    deadline: i64,
+    assigned: Option<Pubkey>,
+    /// Consensus time (s) of the assignment.
+    assigned_at: i64,
+    excluded: BTreeSet<Pubkey>,
+    report: Option<[u8; 32]>,
+    active: bool,
+    vm_failed: bool,
+}
+
+/// An observation waiting for enough reporters.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
+struct Fact {
+    tx: NodeTx,
+    reporters: BTreeSet<Pubkey>,
+    first_round: u64,
+}
+
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, Default, PartialEq, Eq)]
+struct State {
+    /// The consensus roster this state last asked for: node key → stake.
+    roster: BTreeMap<Pubkey, u64>,
+    operators: BTreeMap<Pubkey, OperatorView>,
+    requests: BTreeMap<Pubkey, RequestView>,
+    facts: BTreeMap<[u8; 32], Fact>,
+    last_round: u64,
+    /// Consensus time (s) of the last ordered event.
+    now_s: i64,
+}
+
+/// What this node should be doing, derived from the decided state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Duties {
+    /// Requests assigned to this node that it has not reported on yet.
+    pub provision: Vec<(Pubkey, VmSpec)>,
+    /// Every lease assigned to this node that still exists (keep these VMs).
+    pub leases: Vec<Pubkey>,
+    /// Attestations every node posts now.
+    pub votes: Vec<Vote>,
+    /// The roster's nodes: (node key, gossip address), this node included.
+    pub peers: Vec<(Pubkey, String)>,
+}
+
+/// The controller. One per node; fed by the consensus core.
+#[derive(Clone, Debug, Default)]
+pub struct Controller {
+    state: State,
+}
+
+fn digest(tx: &NodeTx) -> [u8; 32] {
+    *blake3::hash(&tx.encode()).as_bytes()
+}
+
+/// The deterministic tie-breaker: hash of the round seed and a candidate.
+fn lottery(seed: &[u8; 32], operator: &Pubkey) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"DAGGER/assign");
+    hasher.update(seed);
+    hasher.update(operator.as_ref());
+    *hasher.finalize().as_bytes()
+}
+
+/// The commitment nodes vote with for a membership or termination decision.
+pub fn decision(kind: &str, subject: &Pubkey, detail: u64) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"DAGGER/decision/");
+    hasher.update(kind.as_bytes());
+    hasher.update(subject.as_ref());
+    hasher.update(&detail.to_le_bytes());
+    *hasher.finalize().as_bytes()
+}
+
+impl Controller {
+    /// Starts from the genesis roster (the Active operators at bootstrap).
+    pub fn new(genesis: &[GenesisOperator]) -> Controller {
+        let mut state = State::default();
+        for g in genesis {
+            state.roster.insert(g.node_key, g.stake);
+            state.operators.insert(
+                g.operator,
+                OperatorView {
+                    node_key: g.node_key,
+                    stake: g.stake,
+                    status: OperatorStatus::Active,
+                    capacity: g.capacity,
+                    address: g.address.clone(),
+                    allocated: Allocation::default(),
+                },
+            );
+        }
+        Controller { state }
+    }
+
+    /// The consensus roster for the genesis operators.
+    pub fn genesis_roster(genesis: &[GenesisOperator]) -> Result<Roster, String> {
+        Roster::new(
+            genesis
+                .iter()
+                .map(|g| (CreatorId(g.node_key.to_bytes()), g.stake)),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn roster_total(&self) -> u64 {
+        self.state.roster.values().sum()
+    }
+
+    /// Applies one decided round. Returns a new roster when membership or
+    /// stakes changed.
+    pub fn apply(&mut self, decided: &Decided) -> Option<Roster> {
+        let seed = decided.running_hash;
+        let before = self.state.roster.clone();
+        for ordered in &decided.events {
+            self.state.now_s = (ordered.consensus_time_ns / 1_000_000_000) as i64;
+            let reporter = Pubkey::new_from_array(ordered.event.creator().0);
+            for raw in ordered.event.transactions() {
+                if let Some(tx) = NodeTx::decode(raw) {
+                    self.on_tx(reporter, tx, decided.round_received, &seed);
+                }
+            }
+        }
+        self.expire(self.state.now_s);
+        self.pass_over_silent(&seed);
+        self.assign_waiting(&seed);
+        self.state.last_round = decided.round_received;
+        let horizon = decided.round_received.saturating_sub(FACT_TTL_ROUNDS);
+        self.state.facts.retain(|_, f| f.first_round >= horizon);
+        self.recompute_roster();
+        if self.state.roster == before || self.state.roster.is_empty() {
+            if self.state.roster.is_empty() {
+                self.state.roster = before;
+            }
+            return None;
+        }
+        Roster::new(
+            self.state
+                .roster
+                .iter()
+                .map(|(k, s)| (CreatorId(k.to_bytes()), *s)),
+        )
+        .ok()
+    }
+
+    fn on_tx(&mut self, reporter: Pubkey, tx: NodeTx, round: u64, seed: &[u8; 32]) {
+        match &tx {
+            NodeTx::ProvisionReport {
+                request,
+                endpoint_hash,
+            } => {
+                if let Some(r) = self.assigned_request(request, &reporter) {
+                    if !r.active {
+                        r.report = Some(*endpoint_hash);
+                    }
+                }
+            }
+            NodeTx::ProvisionFailed { request } => {
+                let request = *request;
+                let Some(r) = self.assigned_request(&request, &reporter) else {
+                    return;
+                };
+                if r.active {
+                    return;
+                }
+                self.reassign(&request, seed);
+            }
+            NodeTx::VmFailed { request } => {
+                if let Some(r) = self.assigned_request(request, &reporter) {
+                    if r.active {
+                        r.vm_failed = true;
+                    }
+                }
+            }
+            // Chain observations need more than 1/3 of stake behind them.
+            _ => {
+                if !self.state.roster.contains_key(&reporter) || self.already_known(&tx) {
+                    return;
+                }
+                let key = digest(&tx);
+                let fact = self.state.facts.entry(key).or_insert_with(|| Fact {
+                    tx: tx.clone(),
+                    reporters: BTreeSet::new(),
+                    first_round: round,
+                });
+                fact.reporters.insert(reporter);
+                let backing: u64 = fact
+                    .reporters
+                    .iter()
+                    .filter_map(|r| self.state.roster.get(r))
+                    .sum();
+                if 3 * backing as u128 > self.roster_total() as u128 {
+                    self.state.facts.remove(&key);
+                    self.confirm(tx, seed);
+                }
+            }
+        }
+    }
+
+    /// A request whose assigned operator's node is `reporter`.
+    fn assigned_request(
+        &mut self,
+        request: &Pubkey,
+        reporter: &Pubkey,
+    ) -> Option<&mut RequestView> {
+        let r = self.state.requests.get(request)?;
+        let operator = r.assigned?;
+        let node_key = self.state.operators.get(&operator)?.node_key;
+        if &node_key != reporter {
+            return None;
+        }
+        self.state.requests.get_mut(request)
+    }
+
+    /// Observations already reflected in the state need no new quorum.
+    fn already_known(&self, tx: &NodeTx) -> bool {
+        match tx {
+            NodeTx::RequestSeen { request, .. } => self.state.requests.contains_key(request),
+            NodeTx::LeaseActive { request, .. } => {
+                self.state.requests.get(request).is_none_or(|r| r.active)
+            }
+            NodeTx::RequestGone { request } => !self.state.requests.contains_key(request),
+            NodeTx::OperatorSeen {
+                operator,
+                node_key,
+                stake,
+                status,
+                capacity,
+                address,
+            } => self.state.operators.get(operator).is_some_and(|op| {
+                op.node_key == *node_key
+                    && op.stake == *stake
+                    && op.status == *status
+                    && op.capacity == *capacity
+                    && op.address == *address
+            }),
+            _ => false,
+        }
+    }
+
+    fn confirm(&mut self, tx: NodeTx, seed: &[u8; 32]) {
+        match tx {
+            NodeTx::RequestSeen {
+                request,
+                spec,
+                deadline,
+                ..
+            } => {
+                self.state.requests.insert(
+                    request,
+                    RequestView {
+                        spec,
+                        deadline,
+                        assigned: None,
+                        assigned_at: 0,
+                        excluded: BTreeSet::new(),
+                        report: None,
+                        active: false,
+                        vm_failed: false,
+                    },
+                );
+                self.try_assign(&request, seed);
+            }
+            NodeTx::LeaseActive { request, .. } => {
+                if let Some(r) = self.state.requests.get_mut(&request) {
+                    r.active = true;
+                }
+            }
+            NodeTx::RequestGone { request } => self.release(&request),
+            NodeTx::OperatorSeen {
+                operator,
+                node_key,
+                stake,
+                status,
+                capacity,
+                address,
+            } => {
+                let allocated = self
+                    .state
+                    .operators
+                    .get(&operator)
+                    .map(|op| op.allocated)
+                    .unwrap_or_default();
+                self.state.operators.insert(
+                    operator,
+                    OperatorView {
+                        node_key,
+                        stake,
+                        status,
+                        capacity,
+                        address,
+                        allocated,
+                    },
+                );
+            }
+            NodeTx::ProvisionReport { .. }
+            | NodeTx::ProvisionFailed { .. }
+            | NodeTx::VmFailed { .. } => {}
+        }
+    }
+
+    /// Takes the request away from its operator (which is not asked again)
+    /// and assigns it to the next candidate.
+    fn reassign(&mut self, request: &Pubkey, seed: &[u8; 32]) {
+        let Some(r) = self.state.requests.get_mut(request) else {
+            return;
+        };
+        let spec = r.spec;
+        r.report = None;
+        if let Some(operator) = r.assigned.take() {
+            r.excluded.insert(operator);
+            if let Some(op) = self.state.operators.get_mut(&operator) {
+                op.allocated.sub(Allocation::of(&spec));
+            }
+        }
+        self.try_assign(request, seed);
+    }
+
+    /// Assigned operators that stayed silent too long lose the request.
+    fn pass_over_silent(&mut self, seed: &[u8; 32]) {
+        let now = self.state.now_s;
+        let silent: Vec<Pubkey> = self
+            .state
+            .requests
+            .iter()
+            .filter(|(_, r)| {
+                r.assigned.is_some()
+                    && r.report.is_none()
+                    && !r.active
+                    && now - r.assigned_at > REPORT_TIMEOUT_S
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for request in silent {
+            self.reassign(&request, seed);
+        }
+    }
+
+    fn release(&mut self, request: &Pubkey) {
+        if let Some(r) = self.state.requests.remove(request) {
+            if let Some(operator) = r.assigned {
+                if let Some(op) = self.state.operators.get_mut(&operator) {
+                    op.allocated.sub(Allocation::of(&r.spec));
+                }
+            }
+        }
+    }
+
+    /// Requests nobody provisioned by their deadline are dropped: the
+    /// customer reclaims them on-chain.
+    fn expire(&mut self, now_s: i64) {
+        let expired: Vec<Pubkey> = self
+            .state
+            .requests
+            .iter()
+            .filter(|(_, r)| !r.active && r.deadline < now_s)
+            .map(|(k, _)| *k)
+            .collect();
+        for request in expired {
+            self.release(&request);
+        }
+    }
+
+    fn assign_waiting(&mut self, seed: &[u8; 32]) {
+        let waiting: Vec<Pubkey> = self
+            .state
+            .requests
+            .iter()
+            .filter(|(_, r)| r.assigned.is_none() && !r.active)
+            .map(|(k, _)| *k)
+            .collect();
+        for request in waiting {
+            self.try_assign(&request, seed);
+        }
+    }
+
+    fn try_assign(&mut self, request: &Pubkey, seed: &[u8; 32]) {
+        let Some(r) = self.state.requests.get(request) else {
+            return;
+        };
+        if r.assigned.is_some() {
+            return;
+        }
+        let need = Allocation::of(&r.spec);
+        let region = r.spec.region;
+        let chosen = self
+            .state
+            .operators
+            .iter()
+            .filter(|(key, op)| {
+                op.status == OperatorStatus::Active
+                    && self.state.roster.contains_key(&op.node_key)
+                    && !r.excluded.contains(key)
+                    && (region == 0 || op.capacity.region == region)
+                    && op.allocated.vcpus + need.vcpus <= op.capacity.vcpus as u64
+                    && op.allocated.memory_mib + need.memory_mib <= op.capacity.memory_mib as u64
+                    && op.allocated.disk_gib + need.disk_gib <= op.capacity.disk_gib as u64
+            })
+            .min_by_key(|(key, op)| {
+                // Load as parts per million of vCPU capacity, then the lottery.
+                let load = op.allocated.vcpus * 1_000_000 / (op.capacity.vcpus as u64).max(1);
+                (load, lottery(seed, key))
+            })
+            .map(|(key, _)| *key);
+        if let Some(operator) = chosen {
+            if let Some(op) = self.state.operators.get_mut(&operator) {
+                op.allocated.add(need);
+            }
+            let now = self.state.now_s;
+            if let Some(r) = self.state.requests.get_mut(request) {
+                r.assigned = Some(operator);
+                r.assigned_at = now;
+            }
+        }
+    }
+
+    fn recompute_roster(&mut self) {
+        self.state.roster = self
+            .state
+            .operators
+            .values()
+            .filter(|op| op.status == OperatorStatus::Active && op.stake > 0)
+            .map(|op| (op.node_key, op.stake))
+            .collect();
+    }
+
+    /// What node `me` should be doing now.
+    pub fn duties(&self, me: &Pubkey) -> Duties {
+        let mut duties = Duties::default();
+        for (request, r) in &self.state.requests {
+            let assigned_to_me = r
+                .assigned
+                .and_then(|op| self.state.operators.get(&op))
+                .is_some_and(|op| &op.node_key == me);
+            if assigned_to_me {
+                duties.leases.push(*request);
+                if r.report.is_none() && !r.active {
+                    duties.provision.push((*request, r.spec));
+                }
+            }
+            if let (Some(operator), Some(endpoint_hash), false) = (r.assigned, r.report, r.active) {
+                duties.votes.push(Vote::Provision {
+                    request: *request,
+                    operator,
+                    endpoint_hash,
+                });
+            }
+            if r.active && r.vm_failed {
+                duties.votes.push(Vote::Terminate {
+                    request: *request,
+                    decision: decision("terminate", request, 0),
+                });
+            }
+        }
+        for (operator, op) in &self.state.operators {
+            if op.status == OperatorStatus::Pending {
+                duties.votes.push(Vote::Admit {
+                    operator: *operator,
+                    decision: decision("admit", operator, op.stake),
+                });
+            }
+            if self.state.roster.contains_key(&op.node_key) {
+                duties.peers.push((op.node_key, op.address.clone()));
+            }
+        }
+        duties
+    }
+
+    /// The roster this controller last asked for.
+    pub fn roster_members(&self) -> Vec<(Pubkey, u64)> {
+        self.state.roster.iter().map(|(k, s)| (*k, *s)).collect()
+    }
+
+    pub fn last_round(&self) -> u64 {
+        self.state.last_round
+    }
+
+    /// Counts for a status view: (operators, open or active requests, active leases).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let leases = self.state.requests.values().filter(|r| r.active).count();
+        (
+            self.state.operators.len(),
+            self.state.requests.len(),
+            leases,
+        )
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.state
+            .serialize(&mut out)
+            .expect("serialising into a Vec cannot fail");
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Controller, String> {
+        let mut slice = bytes;
+        let state = State::deserialize(&mut slice).map_err(|e| e.to_string())?;
+        if !slice.is_empty() {
+            return Err("trailing bytes after the controller state".into());
+        }
+        Ok(Controller { state })
+    }
+}
+
+/// The controller as the core's order observer, publishing this node's
+/// duties after every decided round.
+pub struct ControllerObserver {
+    controller: Controller,
+    me: Pubkey,
+    duties: tokio::sync::watch::Sender<(u64, Duties)>,
+}
+
+impl ControllerObserver {
+    pub fn new(
+        controller: Controller,
+        me: Pubkey,
+    ) -> (
+        ControllerObserver,
+        tokio::sync::watch::Receiver<(u64, Duties)>,
+    ) {
+        let initial = (controller.last_round(), controller.duties(&me));
+        let (duties, rx) = tokio::sync::watch::channel(initial);
+        (
+            ControllerObserver {
+                controller,
+                me,
+                duties,
+            },
+            rx,
+        )
+    }
+}
+
+impl OrderObserver for ControllerObserver {
+    fn on_decided(&mut self, decided: &Decided) -> Option<Roster> {
+        let roster = self.controller.apply(decided);
+        let _ = self
+            .duties
+            .send((decided.round_received, self.controller.duties(&self.me)));
+        roster
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.controller.encode()
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.controller = Controller::decode(bytes)?;
+        let _ = self.duties.send((
+            self.controller.last_round(),
+            self.controller.duties(&self.me),
+        ));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+use dagger_consensus::{Decided, Ordered, UnsignedEvent};
+use ed25519_dalek::SigningKey;
+
+use super::*;
+
+struct World {
+    keys: Vec<SigningKey>,
+    operators: Vec<Pubkey>,
+    controller: Controller,
+    round: u64,
+    index: u64,
+    time_ns: u64,
+}
+
+fn capacity(region: u16) -> Capacity {
+    Capacity {
+        vcpus: 8,
+        memory_mib: 16_384,
+        disk_gib: 200,
+        region,
+    }
+}
+
+fn spec(vcpus: u16, region: u16) -> VmSpec {
+    VmSpec {
+        vcpus,
+        memory_mib: 1_024,
+        disk_gib: 10,
+        region,
+        image_id: [1; 32],
+    }
+}
+
+impl World {
+    fn new(n: usize) -> World {
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
+            .collect();
+        let operators: Vec<Pubkey> = (0..n).map(|_| Pubkey::new_unique()).collect();
+        let genesis: Vec<GenesisOperator> = keys
+            .iter()
+            .zip(&operators)
+            .enumerate()
+            .map(|(i, (k, op))| GenesisOperator {
+                operator: *op,
+                node_key: Pubkey::new_from_array(k.verifying_key().to_bytes()),
+                stake: 10,
+                capacity: capacity(if i % 2 == 0 { 1 } else { 2 }),
+                address: format!("127.0.0.1:{}", 7000 + i),
+            })
+            .collect();
+        World {
+            controller: Controller::new(&genesis),
+            keys,
+            operators,
+            round: 0,
+            index: 0,
+            time_ns: 1_000_000_000_000,
+        }
+    }
+
+    fn node(&self, i: usize) -> Pubkey {
+        Pubkey::new_from_array(self.keys[i].verifying_key().to_bytes())
+    }
+
+    /// One decided round in which node `i` reported `txs`.
+    fn round(&mut self, reports: &[(usize, NodeTx)]) -> Option<Roster> {
+        self.round += 1;
+        let mut events = Vec::new();
+        for (i, tx) in reports {
+            self.time_ns += 1_000_000;
+            let event = UnsignedEvent {
+                seq: self.index,
+                self_parent: None,
+                other_parent: None,
+                created_at_ns: self.time_ns,
+                txs: vec![tx.encode()],
+            }
+            .sign(&self.keys[*i], &[0; 32]);
+            events.push(Ordered {
+                event,
+                round_received: self.round,
+                consensus_time_ns: self.time_ns,
+                order_index: self.index,
+                running_hash: [self.round as u8; 32],
+            });
+            self.index += 1;
+        }
+        self.controller.apply(&Decided {
+            round_received: self.round,
+            judges: Vec::new(),
+            events,
+            running_hash: [self.round as u8; 32],
+            pruned: Vec::new(),
+        })
+    }
+
+    fn seen(&self, request: Pubkey, spec: VmSpec) -> NodeTx {
+        NodeTx::RequestSeen {
+            request,
+            spec,
+            price_per_second: 1,
+            duration: 60,
+            deadline: (self.time_ns / 1_000_000_000) as i64 + 600,
+        }
+    }
+
+    fn assignee(&self, request: &Pubkey) -> Option<usize> {
+        let operator = self.controller.state.requests.get(request)?.assigned?;
+        self.operators.iter().position(|o| *o == operator)
+    }
+}
+
+#[test]
+fn a_request_counts_only_with_more_than_a_third_of_stake() {
+    let mut w = World::new(4);
+    let request = Pubkey::new_unique();
+    let tx = w.seen(request, spec(2, 0));
+    w.round(&[(0, tx.clone())]);
+    assert!(
+        w.controller.state.requests.is_empty(),
+        "one of four is not enough"
+    );
+    // The same reporter twice still counts once.
+    w.round(&[(0, tx.clone())]);
+    assert!(w.controller.state.requests.is_empty());
+    w.round(&[(1, tx)]);
+    assert!(
+        w.assignee(&request).is_some(),
+        "two of four (1/2) is more than 1/3"
+    );
+}
+
+#[test]
+fn a_lying_minority_cannot_invent_requests() {
+    let mut w = World::new(4);
+    let fake = Pubkey::new_unique();
+    let tx = w.seen(fake, spec(1, 0));
+    // One node of four repeating itself never reaches more than 1/3.
+    for _ in 0..10 {
+        w.round(&[(0, tx.clone())]);
+    }
+    assert!(w.controller.state.requests.is_empty());
+    // Different contents do not add up either.
+    let other = w.seen(fake, spec(2, 0));
+    w.round(&[(1, other)]);
+    assert!(w.controller.state.requests.is_empty());
+}
+
+#[test]
+fn assignment_respects_capacity_region_and_load() {
+    let mut w = World::new(4);
+    // Region 2 holds operators 1 and 3.
+    let mut assigned = Vec::new();
+    for _ in 0..4 {
+        let request = Pubkey::new_unique();
+        let tx = w.seen(request, spec(4, 2));
+        w.round(&[(0, tx.clone()), (1, tx)]);
+        assigned.push(w.assignee(&request));
+    }
+    // 8 vCPUs each: two 4-vCPU VMs fit per operator, least loaded first.
+    let mut counts = [0; 4];
+    for a in assigned.iter().flatten() {
+        counts[*a] += 1;
+    }
+    assert_eq!(counts, [0, 2, 0, 2], "{assigned:?}");
+    // A fifth does not fit anywhere in region 2: it waits unassigned.
+    let request = Pubkey::new_unique();
+    let tx = w.seen(request, spec(4, 2));
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    assert_eq!(w.assignee(&request), None);
+    assert!(w.controller.state.requests.contains_key(&request));
+    // When a lease goes away, the waiting one is assigned.
+    let gone = NodeTx::RequestGone {
+        request: *w
+            .controller
+            .state
+            .requests
+            .keys()
+            .find(|k| **k != request && w.assignee(k).is_some())
+            .unwrap(),
+    };
+    w.round(&[(0, gone.clone()), (2, gone)]);
+    assert!(w.assignee(&request).is_some());
+}
+
+#[test]
+fn only_the_assigned_node_reports_and_failures_reassign() {
+    let mut w = World::new(4);
+    let request = Pubkey::new_unique();
+    let tx = w.seen(request, spec(1, 0));
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    let first = w.assignee(&request).unwrap();
+    let other = (first + 1) % 4;
+    // Someone else's report is ignored.
+    w.round(&[(
+        other,
+        NodeTx::ProvisionReport {
+            request,
+            endpoint_hash: [7; 32],
+        },
+    )]);
+    assert!(w.controller.duties(&w.node(first)).votes.is_empty());
+    assert_eq!(w.controller.duties(&w.node(first)).provision.len(), 1);
+    // The assignee fails: the request moves to another operator.
+    w.round(&[(first, NodeTx::ProvisionFailed { request })]);
+    let second = w.assignee(&request).unwrap();
+    assert_ne!(second, first);
+    assert!(w.controller.duties(&w.node(first)).leases.is_empty());
+    // The new assignee's report makes every node vote for it.
+    w.round(&[(
+        second,
+        NodeTx::ProvisionReport {
+            request,
+            endpoint_hash: [8; 32],
+        },
+    )]);
+    for i in 0..4 {
+        let votes = w.controller.duties(&w.node(i)).votes;
+        assert_eq!(
+            votes,
+            vec![Vote::Provision {
+                request,
+                operator: w.operators[second],
+                endpoint_hash: [8; 32]
+            }]
+        );
+    }
+    // Once the chain shows it active, nobody votes any more.
+    let active = NodeTx::LeaseActive {
+        request,
+        operator: w.operators[second],
+    };
+    w.round(&[(0, active.clone()), (1, active)]);
+    assert!(w.controller.duties(&w.node(0)).votes.is_empty());
+    assert_eq!(w.controller.duties(&w.node(second)).leases, vec![request]);
+    // A VM failure reported by its operator leads to a termination vote.
+    w.round(&[(second, NodeTx::VmFailed { request })]);
+    assert!(matches!(
+        w.controller.duties(&w.node(0)).votes[..],
+        [Vote::Terminate { .. }]
+    ));
+}
+
+#[test]
+fn membership_follows_the_chain() {
+    let mut w = World::new(4);
+    let newcomer = Pubkey::new_unique();
+    let node_key = Pubkey::new_unique();
+    let pending = NodeTx::OperatorSeen {
+        operator: newcomer,
+        node_key,
+        stake: 20,
+        status: OperatorStatus::Pending,
+        capacity: capacity(1),
+        address: "127.0.0.1:7100".into(),
+    };
+    assert!(w.round(&[(0, pending.clone()), (1, pending)]).is_none());
+    assert!(
+        matches!(w.controller.duties(&w.node(0)).votes[..], [Vote::Admit { operator, .. }] if operator == newcomer)
+    );
+
+    let active = NodeTx::OperatorSeen {
+        operator: newcomer,
+        node_key,
+        stake: 20,
+        status: OperatorStatus::Active,
+        capacity: capacity(1),
+        address: "127.0.0.1:7100".into(),
+    };
+    let roster = w
+        .round(&[(2, active.clone()), (3, active)])
+        .expect("roster grows");
+    assert_eq!(roster.len(), 5);
+    assert_eq!(roster.total(), 60);
+    assert!(w
+        .controller
+        .duties(&w.node(0))
+        .peers
+        .iter()
+        .any(|(k, _)| *k == node_key));
+
+    // Operator 3 unstakes: it leaves the roster.
+    let leaving = NodeTx::OperatorSeen {
+        operator: w.operators[3],
+        node_key: w.node(3),
+        stake: 10,
+        status: OperatorStatus::Unbonding,
+        capacity: capacity(2),
+        address: "127.0.0.1:7003".into(),
+    };
+    // Reports now need more than 1/3 of 60: two of the 10-stake nodes are not enough.
+    assert!(w
+        .round(&[(0, leaving.clone()), (1, leaving.clone())])
+        .is_none());
+    let roster = w.round(&[(2, leaving)]).expect("roster shrinks");
+    assert_eq!(roster.len(), 4);
+    assert!(!roster.contains(&CreatorId(w.node(3).to_bytes())));
+}
+
+#[test]
+fn unprovisioned_requests_expire_at_their_deadline() {
+    let mut w = World::new(4);
+    let request = Pubkey::new_unique();
+    let mut tx = w.seen(request, spec(1, 0));
+    if let NodeTx::RequestSeen { deadline, .. } = &mut tx {
+        *deadline = (w.time_ns / 1_000_000_000) as i64;
+    }
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    assert!(w.controller.state.requests.contains_key(&request));
+    w.time_ns += 2_000_000_000;
+    w.round(&[(
+        0,
+        NodeTx::ProvisionFailed {
+            request: Pubkey::new_unique(),
+        },
+    )]);
+    assert!(!w.controller.state.requests.contains_key(&request));
+}
+
+#[test]
+fn state_round_trips_and_replicas_agree() {
+    let mut a = World::new(4);
+    let mut b = World::new(4);
+    b.operators = a.operators.clone();
+    b.controller = a.controller.clone();
+    for k in 0..20 {
+        let request = Pubkey::new_unique();
+        let tx = a.seen(request, spec(1 + (k % 3) as u16, 0));
+        let reports = [(k % 4, tx.clone()), ((k + 1) % 4, tx)];
+        a.round(&reports);
+        b.round(&reports);
+    }
+    assert_eq!(a.controller.state, b.controller.state);
+    let restored = Controller::decode(&a.controller.encode()).unwrap();
+    assert_eq!(restored.state, a.controller.state);
+    assert!(Controller::decode(&[1, 2, 3]).is_err());
+}
+
+#[test]
+fn a_silent_assignee_is_passed_over_after_the_report_timeout() {
+    let mut w = World::new(4);
+    let request = Pubkey::new_unique();
+    let tx = w.seen(request, spec(1, 0));
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    let first = w.assignee(&request).unwrap();
+    // Time passes in consensus (other nodes' unrelated reports), no report.
+    w.time_ns += (REPORT_TIMEOUT_S as u64 - 1) * 1_000_000_000;
+    w.round(&[(
+        0,
+        NodeTx::ProvisionFailed {
+            request: Pubkey::new_unique(),
+        },
+    )]);
+    assert_eq!(w.assignee(&request), Some(first), "not yet");
+    w.time_ns += 2_000_000_000;
+    w.round(&[(
+        0,
+        NodeTx::ProvisionFailed {
+            request: Pubkey::new_unique(),
+        },
+    )]);
+    let second = w.assignee(&request).unwrap();
+    assert_ne!(second, first);
+    assert!(w.controller.duties(&w.node(first)).provision.is_empty());
+    assert_eq!(w.controller.duties(&w.node(second)).provision.len(), 1);
+}

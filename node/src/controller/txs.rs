@@ -1,0 +1,80 @@
+//! The transactions nodes put into the DAG about the chain and their own
+//! work. Encoded with borsh behind a magic prefix, so anything else in the
+//! order (clients' opaque transactions) is simply not a `NodeTx`.
+
+use anchor_lang::{prelude::Pubkey, AnchorDeserialize, AnchorSerialize};
+use dagger_client::{Capacity, OperatorStatus, VmSpec};
+
+/// Prefix of every node transaction (and its format version).
+pub const MAGIC: &[u8; 4] = b"DGT1";
+
+/// What a node observed on-chain or did, in consensus order on every node.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
+pub enum NodeTx {
+    /// A paid, open request (as read from its account).
+    RequestSeen {
+        request: Pubkey,
+        spec: VmSpec,
+        price_per_second: u64,
+        duration: u64,
+        deadline: i64,
+    },
+    /// A quorum provisioned the request on-chain: its lease runs.
+    LeaseActive { request: Pubkey, operator: Pubkey },
+    /// The request's account is gone (cancelled, reclaimed, settled) or its
+    /// lease was terminated: its resources are free again.
+    RequestGone { request: Pubkey },
+    /// An operator account's current state.
+    OperatorSeen {
+        operator: Pubkey,
+        node_key: Pubkey,
+        stake: u64,
+        status: OperatorStatus,
+        capacity: Capacity,
+        address: String,
+    },
+    /// The assigned operator's node started the VM.
+    ProvisionReport {
+        request: Pubkey,
+        endpoint_hash: [u8; 32],
+    },
+    /// The assigned operator's node could not start the VM.
+    ProvisionFailed { request: Pubkey },
+    /// The assigned operator's node saw the running VM fail.
+    VmFailed { request: Pubkey },
+}
+
+impl NodeTx {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        self.serialize(&mut out)
+            .expect("serialising into a Vec cannot fail");
+        out
+    }
+
+    /// `None` for anything that is not a well-formed node transaction.
+    pub fn decode(bytes: &[u8]) -> Option<NodeTx> {
+        let mut body = bytes.strip_prefix(&MAGIC[..])?;
+        let tx = NodeTx::deserialize(&mut body).ok()?;
+        body.is_empty().then_some(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_ignores_other_bytes() {
+        let tx = NodeTx::ProvisionReport {
+            request: Pubkey::new_unique(),
+            endpoint_hash: [3; 32],
+        };
+        assert_eq!(NodeTx::decode(&tx.encode()), Some(tx.clone()));
+        assert_eq!(NodeTx::decode(b"hello"), None);
+        let mut trailing = tx.encode();
+        trailing.push(0);
+        assert_eq!(NodeTx::decode(&trailing), None);
+        assert_eq!(NodeTx::decode(&tx.encode()[..10]), None);
+    }
+}

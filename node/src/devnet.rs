@@ -1,0 +1,563 @@
+//! `dagger-node devnet`: the whole system on one machine — an embedded
+//! Solana chain with the program, N operators registered, staked and
+//! admitted, and their nodes gossiping over QUIC on loopback.
+//!
+//! Keys live in the data directory, so `dagger` commands from another
+//! terminal can use them, and a restart with the same directory reuses them.
+
+use std::{
+    net::{SocketAddr, UdpSocket},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anchor_lang::prelude::Pubkey;
+use dagger_client::{
+    instructions as ix, pda, Capacity, InitializeArgs, OperatorStatus, PROGRAM_ID,
+};
+use dagger_localnet::{LocalChain, LocalChainConfig};
+use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
+
+use crate::{
+    chain::{ChainError, ChainReader},
+    config::NodeConfig,
+    identity::Identity,
+    node::{start_chain, ChainSettings, RunningNode},
+    provisioner::SimulatedProvisioner,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    #[error("local chain: {0}")]
+    Chain(#[from] dagger_localnet::LocalnetError),
+    #[error("transaction: {0}")]
+    Tx(#[from] ChainError),
+    #[error("node {index}: {source}")]
+    Node {
+        index: usize,
+        source: crate::node::NodeError,
+    },
+    #[error("keys in {path}: {reason}")]
+    Keys { path: String, reason: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct DevnetOptions {
+    pub nodes: usize,
+    pub data_dir: PathBuf,
+    /// Fixed RPC port (8899 for the `dagger -u l` moniker), or a free one.
+    pub rpc_port: Option<u16>,
+    pub ws_port: Option<u16>,
+    pub slot_time_ms: u64,
+    pub provisioning_timeout: i64,
+    pub unbonding_period: i64,
+    pub stake: u64,
+    pub fee_bps: u16,
+}
+
+impl Default for DevnetOptions {
+    fn default() -> Self {
+        DevnetOptions {
+            nodes: 4,
+            data_dir: PathBuf::from(".dagger-devnet"),
+            rpc_port: None,
+            ws_port: None,
+            slot_time_ms: 100,
+            provisioning_timeout: 120,
+            unbonding_period: 30,
+            stake: 10 * LAMPORTS_PER_SOL,
+            fee_bps: 250,
+        }
+    }
+}
+
+/// One operator's keys: wallet (stakes, gets paid) and node identity.
+pub struct OperatorKeys {
+    pub owner: Keypair,
+    pub node: Keypair,
+    pub identity_path: PathBuf,
+}
+
+pub struct DevnetKeys {
+    pub admin: Keypair,
+    pub treasury: Keypair,
+    pub operators: Vec<OperatorKeys>,
+}
+
+fn keys_error(path: &Path, reason: impl ToString) -> DevnetError {
+    DevnetError::Keys {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Loads a Solana CLI keypair file, creating it if missing.
+pub fn load_or_create(path: &Path) -> Result<Keypair, DevnetError> {
+    if !path.exists() {
+        Identity::generate()
+            .save_new(path)
+            .map_err(|e| keys_error(path, e))?;
+    }
+    let identity = Identity::load(path).map_err(|e| keys_error(path, e))?;
+    Keypair::try_from(identity.signing_key().to_keypair_bytes().as_slice())
+        .map_err(|e| keys_error(path, e))
+}
+
+impl DevnetKeys {
+    pub fn load_or_create(dir: &Path, nodes: usize) -> Result<DevnetKeys, DevnetError> {
+        let keys = dir.join("keys");
+        std::fs::create_dir_all(&keys).map_err(|e| keys_error(&keys, e))?;
+        let mut operators = Vec::new();
+        for i in 0..nodes {
+            let identity_path = keys.join(format!("node{i}.json"));
+            operators.push(OperatorKeys {
+                owner: load_or_create(&keys.join(format!("owner{i}.json")))?,
+                node: load_or_create(&identity_path)?,
+                identity_path,
+            });
+        }
+        Ok(DevnetKeys {
+            admin: load_or_create(&keys.join("admin.json"))?,
+            treasury: load_or_create(&keys.join("treasury.json"))?,
+            operators,
+        })
+    }
+}
+
+fn free_udp_port() -> Result<u16, DevnetError> {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| DevnetError::Setup(e.to_string()))
+}
+
+pub fn capacity() -> Capacity {
+    Capacity {
+        vcpus: 32,
+        memory_mib: 131_072,
+        disk_gib: 2_000,
+        region: 1,
+    }
+}
+
+/// A running local network.
+pub struct Devnet {
+    pub chain: Option<LocalChain>,
+    pub reader: Arc<ChainReader>,
+    pub keys: DevnetKeys,
+    pub options: DevnetOptions,
+    pub configs: Vec<NodeConfig>,
+    pub nodes: Vec<Option<RunningNode>>,
+}
+
+impl Devnet {
+    /// Starts the chain, sets up the program and the operators, and starts
+    /// every node.
+    pub async fn start(options: DevnetOptions) -> Result<Devnet, DevnetError> {
+        let mut devnet = Devnet::start_chain(options).await?;
+        for i in 0..devnet.configs.len() {
+            devnet.start_node(i).await?;
+        }
+        Ok(devnet)
+    }
+
+    /// Starts the chain and sets up program and operators, but no node.
+    pub async fn start_chain(options: DevnetOptions) -> Result<Devnet, DevnetError> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| keys_error(&options.data_dir, e))?;
+        let keys = DevnetKeys::load_or_create(&options.data_dir, options.nodes)?;
+        let mut airdrop = vec![keys.admin.pubkey(), keys.treasury.pubkey()];
+        for op in &keys.operators {
+            airdrop.push(op.owner.pubkey());
+            airdrop.push(op.node.pubkey());
+        }
+        let chain = LocalChain::start(LocalChainConfig {
+            rpc_port: options.rpc_port,
+            ws_port: options.ws_port,
+            slot_time_ms: options.slot_time_ms,
+            airdrop,
+            airdrop_lamports: 1_000 * LAMPORTS_PER_SOL,
+            ..LocalChainConfig::default()
+        })
+        .await?;
+        let reader = Arc::new(ChainReader::new(&chain.rpc_url()));
+        let mut configs = Vec::new();
+        for (i, op) in keys.operators.iter().enumerate() {
+            let node_dir = options.data_dir.join(format!("node{i}"));
+            // The gossip port is registered on-chain: it is remembered so a
+            // restart keeps the address. The API port is whatever is free.
+            let port_file = node_dir.join("gossip-port");
+            let gossip = match std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u16>().ok())
+            {
+                Some(port) => port,
+                None => free_udp_port()?,
+            };
+            std::fs::create_dir_all(&node_dir).map_err(|e| keys_error(&node_dir, e))?;
+            std::fs::write(&port_file, gossip.to_string())
+                .map_err(|e| keys_error(&port_file, e))?;
+            configs.push(NodeConfig {
+                identity: op.identity_path.clone(),
+                listen: SocketAddr::from(([127, 0, 0, 1], gossip)),
+                api: SocketAddr::from(([127, 0, 0, 1], 0)),
+                data_dir: node_dir,
+                network: "dagger-devnet".into(),
+                stake: options.stake,
+                peers: Vec::new(),
+                rpc_url: Some(chain.rpc_url()),
+                ws_url: Some(chain.ws_url()),
+                disk_horizon_rounds: crate::config::DEFAULT_DISK_HORIZON_ROUNDS,
+            });
+        }
+        let devnet = Devnet {
+            chain: Some(chain),
+            reader,
+            keys,
+            options,
+            configs,
+            nodes: Vec::new(),
+        };
+        devnet.setup_program().await?;
+        Ok(Devnet {
+            nodes: (0..devnet.configs.len()).map(|_| None).collect(),
+            ..devnet
+        })
+    }
+
+    /// Config, operators and the genesis roster, each step only if missing.
+    async fn setup_program(&self) -> Result<(), DevnetError> {
+        let admin = &self.keys.admin;
+        if self
+            .reader
+            .one::<dagger_client::Config>(&pda::config().0)
+            .await?
+            .is_none()
+        {
+            self.reader
+                .send(
+                    &[ix::initialize(
+                        &admin.pubkey(),
+                        None,
+                        InitializeArgs {
+                            treasury: self.keys.treasury.pubkey(),
+                            min_operator_stake: self.options.stake,
+                            unbonding_period: self.options.unbonding_period,
+                            provisioning_timeout: self.options.provisioning_timeout,
+                            protocol_fee_bps: self.options.fee_bps,
+                        },
+                    )],
+                    admin,
+                    &[],
+                )
+                .await?;
+        }
+        for (i, op) in self.keys.operators.iter().enumerate() {
+            let account = pda::operator(&op.node.pubkey()).0;
+            if self
+                .reader
+                .one::<dagger_client::Operator>(&account)
+                .await?
+                .is_none()
+            {
+                self.reader
+                    .send(
+                        &[ix::register_operator(
+                            &op.owner.pubkey(),
+                            &op.node.pubkey(),
+                            self.configs[i].listen.to_string(),
+                            capacity(),
+                            self.options.stake,
+                        )],
+                        &op.owner,
+                        &[&op.node],
+                    )
+                    .await?;
+            }
+        }
+        let config = self.reader.config().await?;
+        if !config.bootstrapped {
+            for op in &self.keys.operators {
+                let account = pda::operator(&op.node.pubkey()).0;
+                let record = self.reader.one::<dagger_client::Operator>(&account).await?;
+                if record.is_some_and(|r| r.status == OperatorStatus::Pending) {
+                    self.reader
+                        .send(
+                            &[ix::bootstrap_admit(&admin.pubkey(), &op.node.pubkey())],
+                            admin,
+                            &[],
+                        )
+                        .await?;
+                }
+            }
+            self.reader
+                .send(&[ix::finish_bootstrap(&admin.pubkey())], admin, &[])
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub fn rpc_url(&self) -> String {
+        self.chain.as_ref().map(|c| c.rpc_url()).unwrap_or_default()
+    }
+
+    pub fn ws_url(&self) -> String {
+        self.chain.as_ref().map(|c| c.ws_url()).unwrap_or_default()
+    }
+
+    /// Starts (or restarts) node `i` in this process.
+    pub async fn start_node(&mut self, i: usize) -> Result<(), DevnetError> {
+        let config = &self.configs[i];
+        let identity =
+            Identity::load(&config.identity).map_err(|e| keys_error(&config.identity, e))?;
+        let provisioner = SimulatedProvisioner::open(
+            &config.data_dir,
+            &crate::identity::display_id(&identity.id()),
+        )
+        .map_err(|e| DevnetError::Setup(e.to_string()))?;
+        let node = start_chain(
+            config,
+            ChainSettings {
+                rpc_url: self.rpc_url(),
+                ws_url: Some(self.ws_url()),
+                poll_interval: Duration::from_millis(300),
+                attest_interval: Duration::from_millis(300),
+                provisioner: Arc::new(provisioner),
+            },
+            Default::default(),
+        )
+        .await
+        .map_err(|source| DevnetError::Node { index: i, source })?;
+        self.nodes[i] = Some(node);
+        Ok(())
+    }
+
+    /// Stops node `i` cleanly (its ledger is kept).
+    pub async fn stop_node(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.stop().await;
+        }
+    }
+
+    /// Node `i`'s HTTP API address, while it runs.
+    pub fn api(&self, i: usize) -> Option<SocketAddr> {
+        self.nodes[i].as_ref().map(|n| n.api_addr)
+    }
+
+    /// Stops every node, then the chain.
+    pub async fn stop(mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop_node(i).await;
+        }
+        if let Some(chain) = self.chain.take() {
+            let _ = chain.shutdown().await;
+        }
+    }
+
+    pub fn program_id(&self) -> Pubkey {
+        PROGRAM_ID
+    }
+}
+
+/// One step of the demo customer flow, for printing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoStep {
+    pub step: &'static str,
+    pub detail: String,
+    pub at_ms: u128,
+}
+
+/// A customer's whole journey on the devnet: pay, wait until a quorum made
+/// the lease active, let the operator claim, close the lease, and check that
+/// every lamport of the deposit is accounted for. Calls `on_step` as it goes.
+pub async fn demo(
+    devnet: &Devnet,
+    mut on_step: impl FnMut(&DemoStep),
+) -> Result<Vec<DemoStep>, DevnetError> {
+    use dagger_client::{Request, RequestStatus, VmSpec};
+    let started = std::time::Instant::now();
+    let mut steps = Vec::new();
+    let mut step = |name: &'static str, detail: String| {
+        let s = DemoStep {
+            step: name,
+            detail,
+            at_ms: started.elapsed().as_millis(),
+        };
+        on_step(&s);
+        steps.push(s);
+    };
+    let reader = &devnet.reader;
+    let customer = Keypair::new();
+    reader
+        .airdrop(&customer.pubkey(), 10 * LAMPORTS_PER_SOL)
+        .await?;
+    step(
+        "funded",
+        format!("customer {} has 10 SOL", customer.pubkey()),
+    );
+
+    let (price, duration) = (1_000u64, 600u64);
+    let spec = VmSpec {
+        vcpus: 2,
+        memory_mib: 4_096,
+        disk_gib: 40,
+        region: 1,
+        image_id: *blake3::hash(b"debian-12-genericcloud-amd64").as_bytes(),
+    };
+    let request_id = rand::random::<u64>();
+    reader
+        .send(
+            &[ix::create_request(
+                &customer.pubkey(),
+                request_id,
+                spec,
+                price,
+                duration,
+            )],
+            &customer,
+            &[],
+        )
+        .await?;
+    let request = pda::request(&customer.pubkey(), request_id).0;
+    step(
+        "paid",
+        format!("request {request}: {duration} s at {price} lamports/s in escrow"),
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let active = loop {
+        if let Some(r) = reader.one::<Request>(&request).await? {
+            if r.status == RequestStatus::Active {
+                break r;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(DevnetError::Setup(
+                "the lease did not become active within 120 s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let assigned = devnet
+        .keys
+        .operators
+        .iter()
+        .find(|op| pda::operator(&op.node.pubkey()).0 == active.assigned_operator)
+        .ok_or_else(|| DevnetError::Setup("assigned to an unknown operator".into()))?;
+    step(
+        "active",
+        format!(
+            "ordered by consensus, provisioned by operator {}, attested by a quorum",
+            active.assigned_operator
+        ),
+    );
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let treasury = devnet.keys.treasury.pubkey();
+    reader
+        .send(
+            &[ix::claim(
+                &assigned.owner.pubkey(),
+                &assigned.node.pubkey(),
+                &request,
+                &customer.pubkey(),
+                &treasury,
+            )],
+            &assigned.owner,
+            &[],
+        )
+        .await?;
+    let claimed = reader
+        .one::<Request>(&request)
+        .await?
+        .map(|r| r.paid_out)
+        .unwrap_or(0);
+    step(
+        "claimed",
+        format!("operator claimed {claimed} lamports (fee included)"),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let escrow = pda::escrow(&request).0;
+    let balance = |key: Pubkey| async move {
+        reader
+            .rpc
+            .get_balance(&key)
+            .await
+            .map_err(|e| DevnetError::Tx(ChainError::Rpc(e.to_string())))
+    };
+    let locked = balance(escrow).await? + balance(request).await?;
+    let before = (
+        balance(customer.pubkey()).await?,
+        balance(assigned.owner.pubkey()).await?,
+        balance(treasury).await?,
+    );
+    reader
+        .send(
+            &[ix::close_lease(
+                &customer.pubkey(),
+                &request,
+                &active.assigned_operator,
+                &assigned.owner.pubkey(),
+                &treasury,
+            )],
+            &customer,
+            &[],
+        )
+        .await?;
+    let fee_paid = 5_000;
+    let to_customer = balance(customer.pubkey()).await? + fee_paid - before.0;
+    let to_owner = balance(assigned.owner.pubkey()).await? - before.1;
+    let to_treasury = balance(treasury).await? - before.2;
+    if to_customer + to_owner + to_treasury != locked
+        || reader.one::<Request>(&request).await?.is_some()
+    {
+        return Err(DevnetError::Setup(format!(
+            "balances do not add up: locked {locked}, customer {to_customer}, operator {to_owner}, treasury {to_treasury}"
+        )));
+    }
+    step(
+        "closed",
+        format!(
+            "operator +{to_owner}, treasury +{to_treasury}, customer refunded {to_customer} (deposit rest + rent); balances check out"
+        ),
+    );
+    Ok(steps)
+}
+
+/// One line of live status: nodes, rounds, requests, leases.
+pub async fn status_line(devnet: &Devnet) -> String {
+    use dagger_client::{Request, RequestStatus};
+    let mut parts = Vec::new();
+    for (i, node) in devnet.nodes.iter().enumerate() {
+        match node {
+            Some(node) => match node.core.status().await {
+                Ok(s) => parts.push(format!(
+                    "n{i} r{}/{} ord {}",
+                    s.last_round_created, s.last_decided_round, s.ordered_events
+                )),
+                Err(_) => parts.push(format!("n{i} stopping")),
+            },
+            None => parts.push(format!("n{i} down")),
+        }
+    }
+    let (open, active) = match devnet.reader.all::<Request>().await {
+        Ok(requests) => (
+            requests
+                .iter()
+                .filter(|(_, r)| r.status == RequestStatus::Open)
+                .count(),
+            requests
+                .iter()
+                .filter(|(_, r)| r.status == RequestStatus::Active)
+                .count(),
+        ),
+        Err(_) => (0, 0),
+    };
+    format!(
+        "{} | requests open {open}, leases active {active}",
+        parts.join(" | ")
+    )
+}

@@ -1,0 +1,277 @@
+//! End to end: byzantine attestations and node crashes.
+
+use std::time::{Duration, Instant};
+
+use anchor_lang::prelude::Pubkey;
+use dagger_client::{instructions as ix, pda, Request, RequestStatus, VmSpec, Vote};
+use dagger_node::devnet::{Devnet, DevnetOptions};
+use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
+
+fn spec() -> VmSpec {
+    VmSpec {
+        vcpus: 1,
+        memory_mib: 1_024,
+        disk_gib: 10,
+        region: 1,
+        image_id: [3; 32],
+    }
+}
+
+async fn wait_active(devnet: &Devnet, request: &Pubkey) -> Request {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(r) = devnet.reader.one::<Request>(request).await.unwrap() {
+            if r.status == RequestStatus::Active {
+                return r;
+            }
+        }
+        if Instant::now() > deadline {
+            for (i, node) in devnet.nodes.iter().enumerate() {
+                if let Some(node) = node {
+                    eprintln!("node {i}: {:?}", node.core.status().await);
+                }
+            }
+            eprintln!("request: {:?}", devnet.reader.one::<Request>(request).await);
+            panic!("request {request} never became active");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_byzantine_minority_cannot_release_or_move_funds() {
+    let dir = tempfile::tempdir().unwrap();
+    // Node 3 is byzantine: its node stays down and its key votes lies.
+    let mut devnet = Devnet::start_chain(DevnetOptions {
+        data_dir: dir.path().to_path_buf(),
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..3 {
+        devnet.start_node(i).await.unwrap();
+    }
+    let reader = devnet.reader.clone();
+    let liar = devnet.keys.operators[3].node.insecure_clone();
+    let liar_operator = pda::operator(&liar.pubkey()).0;
+    let customer = Keypair::new();
+    reader
+        .airdrop(&customer.pubkey(), 10 * LAMPORTS_PER_SOL)
+        .await
+        .unwrap();
+    reader
+        .send(
+            &[ix::create_request(
+                &customer.pubkey(),
+                7,
+                spec(),
+                1_000,
+                600,
+            )],
+            &customer,
+            &[],
+        )
+        .await
+        .unwrap();
+    let request = pda::request(&customer.pubkey(), 7).0;
+    let escrow = pda::escrow(&request).0;
+    let escrowed = reader.rpc.get_balance(&escrow).await.unwrap();
+
+    // The liar votes first: the lease for itself, at a bogus endpoint.
+    let epoch = reader.config().await.unwrap().roster_epoch;
+    reader
+        .attest(
+            &liar,
+            epoch,
+            Vote::Provision {
+                request,
+                operator: liar_operator,
+                endpoint_hash: [0xbb; 32],
+            },
+        )
+        .await
+        .unwrap();
+    let still_open = reader.one::<Request>(&request).await.unwrap().unwrap();
+    assert_eq!(
+        still_open.status,
+        RequestStatus::Open,
+        "1 of 4 cannot decide"
+    );
+    assert_eq!(reader.rpc.get_balance(&escrow).await.unwrap(), escrowed);
+
+    // The honest three provision it as consensus decided.
+    let active = wait_active(&devnet, &request).await;
+    assert_ne!(
+        active.assigned_operator, liar_operator,
+        "not the liar's outcome"
+    );
+    assert_ne!(active.endpoint_hash, [0xbb; 32]);
+
+    // The liar alone cannot terminate the lease either, nor claim its money.
+    let epoch = reader.config().await.unwrap().roster_epoch;
+    reader
+        .attest(
+            &liar,
+            epoch,
+            Vote::Terminate {
+                request,
+                decision: [1; 32],
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let lease = reader.one::<Request>(&request).await.unwrap().unwrap();
+    assert_eq!(lease.status, RequestStatus::Active);
+    let liar_owner = devnet.keys.operators[3].owner.insecure_clone();
+    let stolen = reader
+        .send(
+            &[ix::claim(
+                &liar_owner.pubkey(),
+                &liar.pubkey(),
+                &request,
+                &customer.pubkey(),
+                &devnet.keys.treasury.pubkey(),
+            )],
+            &liar_owner,
+            &[],
+        )
+        .await;
+    assert!(stolen.is_err(), "only the assigned operator can claim");
+    assert_eq!(
+        reader
+            .one::<Request>(&request)
+            .await
+            .unwrap()
+            .unwrap()
+            .paid_out,
+        0,
+        "nothing left the escrow"
+    );
+    devnet.stop().await;
+}
+
+/// The `dagger-node` binary built next to this test.
+fn node_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("dagger-node");
+    assert!(bin.exists(), "build the node first: {}", bin.display());
+    bin
+}
+
+fn spawn_node(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    std::process::Command::new(node_binary())
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_mid_flow_restarts_without_double_votes_or_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = Devnet::start_chain(DevnetOptions {
+        data_dir: dir.path().to_path_buf(),
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    for i in [0, 2, 3] {
+        devnet.start_node(i).await.unwrap();
+    }
+    // Node 1 is a separate process, so it can be killed with SIGKILL.
+    let c = &devnet.configs[1];
+    let config = dir.path().join("node1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "identity = {:?}\nlisten = \"{}\"\napi = \"127.0.0.1:0\"\ndata_dir = {:?}\nnetwork = \"{}\"\nrpc_url = \"{}\"\nws_url = \"{}\"\n",
+            c.identity.display().to_string(),
+            c.listen,
+            c.data_dir.display().to_string(),
+            c.network,
+            devnet.rpc_url(),
+            devnet.ws_url(),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("node1.log");
+    let mut child = spawn_node(&config, &log);
+
+    let reader = devnet.reader.clone();
+    let customer = Keypair::new();
+    reader
+        .airdrop(&customer.pubkey(), 50 * LAMPORTS_PER_SOL)
+        .await
+        .unwrap();
+    let mut requests = Vec::new();
+    for id in 0..6u64 {
+        reader
+            .send(
+                &[ix::create_request(
+                    &customer.pubkey(),
+                    id,
+                    spec(),
+                    1_000,
+                    600,
+                )],
+                &customer,
+                &[],
+            )
+            .await
+            .unwrap();
+        requests.push(pda::request(&customer.pubkey(), id).0);
+        if id == 1 {
+            // kill -9 in the middle of gossiping, provisioning and attesting.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        if id == 4 {
+            child = spawn_node(&config, &log);
+        }
+    }
+    // Nothing lost: every request becomes an active lease.
+    for request in &requests {
+        wait_active(&devnet, request).await;
+    }
+    // Nothing attested twice: every tally closed exactly at its quorum (a
+    // second vote in an epoch is refused by the program and would show as
+    // an error in the restarted node's log), and no node saw a fork.
+    for request in &requests {
+        let tally = pda::attestation(&dagger_client::Subject::Provision { request: *request }).0;
+        assert!(reader
+            .one::<dagger_client::Attestation>(&tally)
+            .await
+            .unwrap()
+            .is_none());
+    }
+    for i in [0, 2, 3] {
+        let status = devnet.nodes[i]
+            .as_ref()
+            .unwrap()
+            .core
+            .status()
+            .await
+            .unwrap();
+        assert_eq!(
+            status.equivocations, 0,
+            "node {i} saw a fork (a self-fork after restart?)"
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("ledger recovered"), "{text}");
+    assert!(!text.contains("AlreadyVoted"), "{text}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    devnet.stop().await;
+}

@@ -1,0 +1,190 @@
+//! End to end: the embedded chain, four operator nodes over QUIC, and the
+//! program, driven like a customer would.
+
+use std::time::{Duration, Instant};
+
+use anchor_lang::prelude::Pubkey;
+use dagger_client::{instructions as ix, pda, Request, RequestStatus, VmSpec};
+use dagger_node::devnet::{Devnet, DevnetOptions};
+use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
+
+fn spec() -> VmSpec {
+    VmSpec {
+        vcpus: 2,
+        memory_mib: 2_048,
+        disk_gib: 20,
+        region: 1,
+        image_id: [5; 32],
+    }
+}
+
+async fn devnet(dir: &tempfile::TempDir) -> Devnet {
+    Devnet::start(DevnetOptions {
+        data_dir: dir.path().to_path_buf(),
+        ..DevnetOptions::default()
+    })
+    .await
+    .expect("devnet starts")
+}
+
+async fn wait_for(
+    devnet: &Devnet,
+    request: &Pubkey,
+    within: Duration,
+    done: impl Fn(Option<&Request>) -> bool,
+) -> Option<Request> {
+    let deadline = Instant::now() + within;
+    loop {
+        let current = devnet.reader.one::<Request>(request).await.unwrap();
+        if done(current.as_ref()) {
+            return current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "request {request} never reached the expected state: {current:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn balance(devnet: &Devnet, key: &Pubkey) -> u64 {
+    devnet.reader.rpc.get_balance(key).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pay_provision_attest_claim_close_with_exact_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = devnet(&dir).await;
+    let customer = Keypair::new();
+    devnet
+        .reader
+        .airdrop(&customer.pubkey(), 100 * LAMPORTS_PER_SOL)
+        .await
+        .unwrap();
+
+    let price = 1_000u64;
+    let duration = 3_600u64;
+    devnet
+        .reader
+        .send(
+            &[ix::create_request(
+                &customer.pubkey(),
+                1,
+                spec(),
+                price,
+                duration,
+            )],
+            &customer,
+            &[],
+        )
+        .await
+        .unwrap();
+    let request = pda::request(&customer.pubkey(), 1).0;
+
+    // Consensus assigns it, the operator's node provisions and reports, a
+    // quorum attests: the lease becomes active.
+    let active = wait_for(&devnet, &request, Duration::from_secs(90), |r| {
+        r.is_some_and(|r| r.status == RequestStatus::Active)
+    })
+    .await
+    .unwrap();
+    let assigned = devnet
+        .keys
+        .operators
+        .iter()
+        .position(|op| pda::operator(&op.node.pubkey()).0 == active.assigned_operator)
+        .expect("assigned to one of the devnet operators");
+    let node_id = dagger_node::identity::display_id(
+        &devnet.keys.operators[assigned].node.pubkey().to_bytes(),
+    );
+    let endpoint = format!("sim://{node_id}/{request}");
+    assert_eq!(
+        active.endpoint_hash,
+        *blake3::hash(endpoint.as_bytes()).as_bytes()
+    );
+
+    // Let it run, then the operator claims.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let owner = &devnet.keys.operators[assigned].owner;
+    let treasury = devnet.keys.treasury.pubkey();
+    let (owner_before, treasury_before) = (
+        balance(&devnet, &owner.pubkey()).await,
+        balance(&devnet, &treasury).await,
+    );
+    devnet
+        .reader
+        .send(
+            &[ix::claim(
+                &owner.pubkey(),
+                &devnet.keys.operators[assigned].node.pubkey(),
+                &request,
+                &customer.pubkey(),
+                &treasury,
+            )],
+            owner,
+            &[],
+        )
+        .await
+        .unwrap();
+    let after_claim = devnet
+        .reader
+        .one::<Request>(&request)
+        .await
+        .unwrap()
+        .unwrap();
+    let paid = after_claim.paid_out;
+    assert!(paid > 0 && paid % price == 0, "paid {paid}");
+    let fee = paid * 250 / 10_000;
+    assert_eq!(
+        balance(&devnet, &owner.pubkey()).await,
+        owner_before + paid - fee - 5_000
+    );
+    assert_eq!(balance(&devnet, &treasury).await, treasury_before + fee);
+
+    // The customer ends the lease: the operator gets what accrued since, the
+    // customer everything else, and both accounts close.
+    let escrow = pda::escrow(&request).0;
+    let locked = balance(&devnet, &escrow).await + balance(&devnet, &request).await;
+    let (customer_before, owner_before, treasury_before) = (
+        balance(&devnet, &customer.pubkey()).await,
+        balance(&devnet, &owner.pubkey()).await,
+        balance(&devnet, &treasury).await,
+    );
+    let operator_account = pda::operator(&devnet.keys.operators[assigned].node.pubkey()).0;
+    devnet
+        .reader
+        .send(
+            &[ix::close_lease(
+                &customer.pubkey(),
+                &request,
+                &operator_account,
+                &owner.pubkey(),
+                &treasury,
+            )],
+            &customer,
+            &[],
+        )
+        .await
+        .unwrap();
+    let to_owner = balance(&devnet, &owner.pubkey()).await - owner_before;
+    let to_treasury = balance(&devnet, &treasury).await - treasury_before;
+    let to_customer = balance(&devnet, &customer.pubkey()).await + 5_000 - customer_before;
+    assert_eq!(
+        to_owner + to_treasury + to_customer,
+        locked,
+        "every lamport accounted for"
+    );
+    assert!(devnet
+        .reader
+        .one::<Request>(&request)
+        .await
+        .unwrap()
+        .is_none());
+    // Deposit = paid to the operator and the treasury + refunded; the rest of
+    // what came back is the two accounts' rent.
+    let total_paid = paid + to_owner + to_treasury;
+    assert_eq!(total_paid % price, 0);
+    let rent = locked - (active.deposit - paid);
+    assert_eq!(total_paid + (to_customer - rent), active.deposit);
+    devnet.stop().await;
+}

@@ -1,0 +1,116 @@
+//! End to end: money goes back to the customer without any operator.
+
+use std::time::Duration;
+
+use dagger_client::{instructions as ix, pda, Request, VmSpec};
+use dagger_node::devnet::{Devnet, DevnetOptions};
+use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
+
+fn spec() -> VmSpec {
+    VmSpec {
+        vcpus: 1,
+        memory_mib: 1_024,
+        disk_gib: 10,
+        region: 1,
+        image_id: [9; 32],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_nodes_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = Devnet::start(DevnetOptions {
+        data_dir: dir.path().to_path_buf(),
+        provisioning_timeout: 4,
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    // Every node goes down: nobody can provision anything now.
+    for i in 0..devnet.nodes.len() {
+        devnet.stop_node(i).await;
+    }
+    let reader = devnet.reader.clone();
+    let customer = Keypair::new();
+    reader
+        .airdrop(&customer.pubkey(), 10 * LAMPORTS_PER_SOL)
+        .await
+        .unwrap();
+    let start = reader.rpc.get_balance(&customer.pubkey()).await.unwrap();
+
+    // Cancel while open: everything back but the two transaction fees.
+    reader
+        .send(
+            &[ix::create_request(
+                &customer.pubkey(),
+                1,
+                spec(),
+                1_000,
+                600,
+            )],
+            &customer,
+            &[],
+        )
+        .await
+        .unwrap();
+    let request = pda::request(&customer.pubkey(), 1).0;
+    reader
+        .send(
+            &[ix::cancel_request(&customer.pubkey(), &request)],
+            &customer,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.rpc.get_balance(&customer.pubkey()).await.unwrap(),
+        start - 10_000
+    );
+    assert!(reader.one::<Request>(&request).await.unwrap().is_none());
+
+    // Reclaim after the deadline, sent by a stranger: the customer gets it all back.
+    let before = reader.rpc.get_balance(&customer.pubkey()).await.unwrap();
+    reader
+        .send(
+            &[ix::create_request(
+                &customer.pubkey(),
+                2,
+                spec(),
+                1_000,
+                600,
+            )],
+            &customer,
+            &[],
+        )
+        .await
+        .unwrap();
+    let request = pda::request(&customer.pubkey(), 2).0;
+    let keeper = Keypair::new();
+    reader
+        .airdrop(&keeper.pubkey(), LAMPORTS_PER_SOL)
+        .await
+        .unwrap();
+    let early = reader
+        .send(
+            &[ix::reclaim_expired(&request, &customer.pubkey())],
+            &keeper,
+            &[],
+        )
+        .await;
+    assert!(early.is_err(), "the deadline has not passed yet");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    reader
+        .send(
+            &[ix::reclaim_expired(&request, &customer.pubkey())],
+            &keeper,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.rpc.get_balance(&customer.pubkey()).await.unwrap(),
+        before - 5_000
+    );
+    assert!(reader.one::<Request>(&request).await.unwrap().is_none());
+    devnet.stop().await;
+}
