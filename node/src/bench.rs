@@ -294,7 +294,8 @@ pub async fn fetch_order(
         .await?)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p`th percentile (nearest rank) of sorted samples; 0 when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -18,6 +18,7 @@ pub mod core;
 pub mod devnet;
 pub mod executor;
 pub mod identity;
+pub mod lease_bench;
 pub mod metrics;
 pub mod net;
 pub mod node;

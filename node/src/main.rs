@@ -39,6 +39,9 @@ enum Command {
     },
     /// Benchmark a real cluster: N node processes over QUIC on loopback.
     Bench(dagger_node::bench::BenchArgs),
+    /// Measure paid → lease active latency on a local network (embedded chain
+    /// and N nodes), over many lease requests.
+    BenchLease(dagger_node::lease_bench::LeaseBenchArgs),
     /// Run a whole local network: an embedded Solana chain with the program,
     /// operators registered, staked and admitted, and their nodes (Ctrl-C stops it).
     Devnet(DevnetArgs),
@@ -156,9 +159,10 @@ async fn devnet(args: DevnetArgs) -> Result<()> {
     }
 }
 
-fn init_logging() {
+/// `RUST_LOG` wins; otherwise `default` (benchmarks keep their output quiet).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -191,7 +195,10 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(match cli.command {
+        Command::Bench(_) | Command::BenchLease(_) => "warn",
+        _ => "info",
+    });
     match cli.command {
         Command::Keygen { out } => {
             let identity = Identity::generate();
@@ -215,6 +222,38 @@ async fn main() -> Result<()> {
             }
             if !report.digests_match {
                 anyhow::bail!("nodes disagree on the order");
+            }
+        }
+        Command::BenchLease(args) => {
+            let dir = match &args.dir {
+                Some(dir) => dir.clone(),
+                None => std::env::temp_dir(),
+            };
+            std::fs::create_dir_all(&dir)?;
+            let log = dir.join(format!(
+                "dagger-bench-lease-{}.program.log",
+                std::process::id()
+            ));
+            #[cfg(unix)]
+            let mut out = divert_program_stdout(&log)?;
+            #[cfg(not(unix))]
+            let mut out = std::io::stdout();
+            let json = args.json;
+            let report = dagger_node::lease_bench::run(args).await?;
+            #[cfg(unix)]
+            let _ = std::fs::remove_file(&log);
+            use std::io::Write;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                write!(out, "{}", dagger_node::lease_bench::render_text(&report))?;
+            }
+            if report.failed > 0 {
+                anyhow::bail!(
+                    "{} of {} lease requests failed",
+                    report.failed,
+                    report.requests
+                );
             }
         }
         Command::Run { config, overrides } => {

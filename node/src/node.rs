@@ -321,6 +321,7 @@ impl RunningNode {
         }
         self.gossip.stop().await;
         self.transport.close();
+        self.core.shutdown().await;
         drop(self.core);
         let _ = self.core_task.await;
     }

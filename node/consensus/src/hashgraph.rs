@@ -10,7 +10,7 @@ use crate::event::{CreatorId, Event, EventId, UnsignedEvent};
 use crate::evidence::Equivocation;
 use crate::graph::{Graph, Node, NONE};
 use crate::order::{self, OrderState, Ordered};
-use crate::pending::{ParentBuffer, Parked};
+use crate::pending::{AncientIds, ParentBuffer, Parked};
 use crate::roster::{Roster, Schedule};
 use crate::{fame, rounds, verify, Config, ANCIENT_HORIZON, ROSTER_DELAY};
 
@@ -101,6 +101,8 @@ pub struct Hashgraph {
     pub(crate) order: OrderState,
     pub(crate) buffer: ParentBuffer,
     pub(crate) parked: Parked,
+    /// Local hint, not consensus state (not in snapshots): see [`AncientIds`].
+    pub(crate) ancient: AncientIds,
     pub(crate) last_decided: u64,
     pub(crate) sealed: u64,
     pub(crate) fame_dirty: bool,
@@ -126,6 +128,7 @@ impl Hashgraph {
             order: OrderState::default(),
             buffer: ParentBuffer::default(),
             parked: Parked::default(),
+            ancient: AncientIds::default(),
             last_decided: 0,
             sealed: 0,
             fame_dirty: false,
@@ -144,7 +147,11 @@ impl Hashgraph {
     /// event, however malformed.
     pub fn insert(&mut self, event: Event) -> Result<InsertOutcome, Reject> {
         let id = event.id();
-        if self.g.get(&id).is_some() || self.buffer.contains(&id) || self.parked.contains(&id) {
+        if self.g.get(&id).is_some()
+            || self.buffer.contains(&id)
+            || self.parked.contains(&id)
+            || self.ancient.contains(&id)
+        {
             return Ok(InsertOutcome::Duplicate);
         }
         verify::check_shape(&event, &self.config.limits)?;
@@ -156,7 +163,14 @@ impl Hashgraph {
         }
         verify::check_root(&event)?;
         verify::signature_ok(&event, &self.config.network_id)?;
-        match self.place(event)? {
+        let placement = match self.place(event) {
+            Err(reject @ Reject::Ancient { .. }) => {
+                self.note_ancient(id);
+                return Err(reject);
+            }
+            other => other?,
+        };
+        match placement {
             Placement::Buffered(evicted) => Ok(InsertOutcome::Buffered { evicted }),
             Placement::Parked => Ok(InsertOutcome::Parked),
             Placement::Inserted(slot) => {
@@ -174,6 +188,15 @@ impl Hashgraph {
         }
     }
 
+    /// `id` is ancient: remember it, and place the buffered events that
+    /// waited for it (they now treat it as an absent parent). Those were
+    /// already accepted into the buffer, so the caller has them.
+    fn note_ancient(&mut self, id: EventId) {
+        self.ancient.insert(id, crate::MAX_ANCIENT_IDS);
+        let (_, dropped) = self.release_children(id);
+        self.dropped += dropped.len() as u64;
+    }
+
     /// Insert buffered descendants of `id`, transitively.
     fn release_children(&mut self, id: EventId) -> (Vec<EventId>, Vec<(EventId, Reject)>) {
         let mut unblocked = Vec::new();
@@ -189,6 +212,11 @@ impl Hashgraph {
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        if matches!(e, Reject::Ancient { .. }) {
+                            // Its own waiting children may now be placed.
+                            self.ancient.insert(cid, crate::MAX_ANCIENT_IDS);
+                            queue.push(cid);
+                        }
                         self.dropped += 1;
                         dropped.push((cid, e));
                     }
@@ -226,7 +254,7 @@ impl Hashgraph {
                         .get(creator as usize)
                         .copied()
                         .unwrap_or(0);
-                    if event.seq().saturating_sub(1) < pruned {
+                    if event.seq().saturating_sub(1) < pruned || self.ancient.contains(&pid) {
                         // The self-parent lies in pruned rounds: treat it as
                         // absent, as every node past that point must.
                         cut = true;
@@ -247,6 +275,8 @@ impl Hashgraph {
                     }
                     (s, n.round)
                 }
+                // A pruned other-parent is absent, like a pruned self-parent.
+                None if self.ancient.contains(&pid) => (NONE, 0),
                 None => {
                     missing.push(pid);
                     (NONE, 0)
@@ -450,6 +480,9 @@ impl Hashgraph {
         self.last_decided = r;
         let through = r.saturating_sub(ANCIENT_HORIZON);
         let pruned = self.g.prune_through(through);
+        for id in &pruned {
+            self.ancient.insert(*id, crate::MAX_ANCIENT_IDS);
+        }
         self.sched.prune_below(through + 1);
         self.buffer.compact();
         Some(Decided {
@@ -470,6 +503,10 @@ impl Hashgraph {
                     self.dropped += dropped.len() as u64;
                 }
                 Ok(_) => {}
+                Err(Reject::Ancient { .. }) => {
+                    self.dropped += 1;
+                    self.note_ancient(id);
+                }
                 Err(_) => self.dropped += 1,
             }
         }

@@ -282,6 +282,120 @@ fn ancient_events_are_rejected() {
     assert!(matches!(hg.insert(orphan), Err(Reject::Ancient { .. })));
 }
 
+/// A creator dies right after signing event `n`, which nobody received;
+/// it comes back after the others pruned `n`'s parents and continues its
+/// chain (it must not sign a second event with that sequence). `n` is
+/// rejected as ancient and its child is placed with the self-parent cut,
+/// instead of waiting forever for a parent nobody can place.
+#[test]
+fn a_chain_resumed_after_its_parents_were_pruned_is_placed() {
+    let k = keys4();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let mut sim = Sim::new(4, &[], &[]);
+    sim.genesis(&mut rng);
+    for _ in 0..40 {
+        sim.step(&mut rng);
+    }
+    let latest = |sim: &Sim, c: usize| {
+        sim.all
+            .iter()
+            .filter(|e| e.creator() == CreatorId::from(&k[c]))
+            .max_by_key(|e| e.seq())
+            .expect("has events")
+            .clone()
+    };
+    let head = latest(&sim, 3);
+    let other = latest(&sim, 0);
+    let n = child(
+        &k[3],
+        &head,
+        Some(&other),
+        head.seq() + 1,
+        head.created_at_ns().max(other.created_at_ns()) + 1,
+    );
+    // Creator 3 is down while the others go on long enough to prune.
+    sim.silent[3] = true;
+    for _ in 0..400 {
+        sim.step(&mut rng);
+    }
+    let mut hg = fresh(Limits::default());
+    let (mut out, mut decided) = (Vec::new(), Vec::new());
+    for e in &sim.all {
+        hg.insert(e.clone()).expect("honest event");
+        drain(&mut hg, &mut out, &mut decided);
+    }
+    let pruned_through = hg.stats().pruned_through_round;
+    assert!(
+        pruned_through > 3,
+        "the run must prune past n's parents: {:?}",
+        hg.stats()
+    );
+    let recent = latest(&sim, 1);
+    let next = child(
+        &k[3],
+        &n,
+        Some(&recent),
+        n.seq() + 1,
+        recent.created_at_ns().max(n.created_at_ns()) + 1,
+    );
+    // The child arrives first and waits for its self-parent...
+    assert!(matches!(
+        hg.insert(next.clone()),
+        Ok(InsertOutcome::Buffered { .. })
+    ));
+    // ...which is ancient: rejected, and the child is placed without it.
+    assert!(matches!(hg.insert(n.clone()), Err(Reject::Ancient { .. })));
+    assert!(hg.event_info(&next.id()).is_some(), "{:?}", hg.stats());
+    assert_eq!(hg.stats().buffered_events, 0);
+    // Sent again, the ancient event is recognised and changes nothing.
+    assert!(matches!(hg.insert(n), Ok(InsertOutcome::Duplicate)));
+    // The resumed chain goes on like any other.
+    let after = child(
+        &k[3],
+        &next,
+        Some(&recent),
+        next.seq() + 1,
+        next.created_at_ns() + 1,
+    );
+    assert!(inserted(hg.insert(after)));
+}
+
+/// Same, in the other arrival order, and with the event's other-parent
+/// (not its self-parent) being the pruned one the receiver cannot get.
+#[test]
+fn an_event_whose_other_parent_was_pruned_is_placed_without_it() {
+    let k = keys4();
+    let mut hg = fresh(Limits::default());
+    let sim = long_run(&mut hg, 400, 5);
+    assert!(hg.stats().pruned_through_round > 3, "{:?}", hg.stats());
+    let of = |c: usize, first: bool| {
+        let mut chain: Vec<&Event> = sim
+            .all
+            .iter()
+            .filter(|e| e.creator() == CreatorId::from(&k[c]))
+            .collect();
+        chain.sort_by_key(|e| e.seq());
+        (*if first {
+            chain[1]
+        } else {
+            chain[chain.len() - 1]
+        })
+        .clone()
+    };
+    // Creator 2's newest event, with creator 0's long-pruned second event as
+    // other-parent: placed at once, the other-parent cut.
+    let head = of(2, false);
+    let old = of(0, true);
+    let e = child(
+        &k[2],
+        &head,
+        Some(&old),
+        head.seq() + 1,
+        head.created_at_ns() + 1,
+    );
+    assert!(inserted(hg.insert(e)));
+}
+
 #[test]
 fn far_future_events_are_bounded() {
     // Never polling keeps the fixed-roster horizon at round ROSTER_DELAY.

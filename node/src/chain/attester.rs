@@ -141,6 +141,15 @@ impl Attester {
                     tracing::info!(vote = ?entry.vote, %failure, "attestation no longer applies");
                     self.store.outbox_remove(&k).map_err(|e| e.to_string())?;
                 }
+                Err(ChainError::Program(failure))
+                    if failure.is(DaggerError::WrongAccount)
+                        || failure.is(DaggerError::StaleEpoch) =>
+                {
+                    // Races with other voters, settled by reading again: the
+                    // tally was opened (by another rent payer) or the roster
+                    // epoch moved between our read and our vote.
+                    tracing::debug!(vote = ?entry.vote, %failure, "raced another vote; will retry");
+                }
                 Err(err) => {
                     self.metrics.reject_message("attestation_failed");
                     tracing::warn!(vote = ?entry.vote, error = %err, "attestation failed; will retry");

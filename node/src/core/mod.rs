@@ -32,9 +32,45 @@ use writer::{LedgerOp, OwnEvent, Undurable};
 /// events from disk).
 pub const SNAPSHOT_EVERY_ROUNDS: u64 = 8;
 
-/// A peer more than this many ordered events behind gets the ordered events
-/// it misses from the ledger (catch-up) before the usual sync answer.
+/// A peer more than this many ordered events behind (or missing events this
+/// node pruned from memory) gets the ordered events it misses from the
+/// ledger (catch-up) before the usual sync answer.
 pub const CATCH_UP_GAP: u64 = 256;
+
+/// At most this many pruned own events go into one sync answer (see
+/// `Core::own_backfill`), out of the `RECENT_OWN` newest own events kept.
+const OWN_BACKFILL_MAX: usize = 32;
+const RECENT_OWN: usize = 256;
+
+/// The newest own events, kept after consensus prunes them (see
+/// `Core::own_backfill`).
+#[derive(Default)]
+struct RecentOwn {
+    order: VecDeque<EventId>,
+    events: HashMap<EventId, Event>,
+}
+
+impl RecentOwn {
+    fn push(&mut self, event: Event) {
+        let id = event.id();
+        if self.events.insert(id, event).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > RECENT_OWN {
+            if let Some(old) = self.order.pop_front() {
+                self.events.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, id: &EventId) -> Option<Event> {
+        self.events.get(id).cloned()
+    }
+
+    fn oldest_first(&self) -> impl Iterator<Item = &Event> {
+        self.order.iter().filter_map(|id| self.events.get(id))
+    }
+}
 
 /// Sees every decided round, in order, before consensus continues, and may
 /// change the roster in response (the change applies `ROSTER_DELAY` rounds
@@ -166,6 +202,8 @@ enum Command {
     Evidence {
         reply: oneshot::Sender<Vec<Equivocation>>,
     },
+    /// Stop even though other handles are still alive (the API, a test).
+    Shutdown,
 }
 
 impl Command {
@@ -181,6 +219,7 @@ impl Command {
             Command::Event { .. } => "event",
             Command::HasWork { .. } => "has_work",
             Command::Evidence { .. } => "evidence",
+            Command::Shutdown => "shutdown",
         }
     }
 }
@@ -282,6 +321,12 @@ impl CoreHandle {
         ask!(self, Evidence {})
     }
 
+    /// Asks the core to stop after the commands queued before this one; the
+    /// ledger writer then flushes what it holds. Other handles get `Closed`.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+
     /// Own events, as soon as they are durably stored (for pushing).
     pub fn own_events(&self) -> broadcast::Receiver<Event> {
         self.own_events.subscribe()
@@ -353,6 +398,7 @@ pub struct Core {
     equivocations: u64,
     evidence: VecDeque<Equivocation>,
     ordered_window: VecDeque<(Instant, u64)>,
+    recent_own: RecentOwn,
 }
 
 fn now_ns() -> u64 {
@@ -413,6 +459,7 @@ impl Core {
             equivocations: 0,
             evidence: VecDeque::new(),
             ordered_window: VecDeque::new(),
+            recent_own: RecentOwn::default(),
         };
         core.next_tx_position = core.recorded_tx_count()?;
         let mut replayed = 0usize;
@@ -447,6 +494,20 @@ impl Core {
                     },
                 );
             }
+        }
+        // The newest own events still held, for `own_backfill`: the last one
+        // signed before a crash may never have reached anyone.
+        let mut chain = Vec::new();
+        let mut cursor = core.hg.latest_of(&me).map(|(id, _, _)| id);
+        while let Some(event) = cursor.and_then(|id| core.hg.event(&id)) {
+            cursor = event.self_parent();
+            chain.push(event);
+            if chain.len() >= RECENT_OWN {
+                break;
+            }
+        }
+        for event in chain.into_iter().rev() {
+            core.recent_own.push(event);
         }
         // The self-fork guard: the chain rebuilt from disk must reach the
         // highest sequence this node ever signed.
@@ -502,9 +563,12 @@ impl Core {
             .map(|(_, seq, _)| seq)
     }
 
-    /// Runs the core until every handle is dropped.
+    /// Runs the core until every handle is dropped or one asks it to stop.
     pub async fn run(mut self) {
         while let Some(command) = self.commands.recv().await {
+            if matches!(command, Command::Shutdown) {
+                break;
+            }
             let started = Instant::now();
             let kind = command.kind();
             let result = self.handle(command);
@@ -551,6 +615,7 @@ impl Core {
                 reply,
             } => {
                 let mut events = self.catch_up(ordered, max_events);
+                events.extend(self.own_backfill(&tips, OWN_BACKFILL_MAX));
                 events.extend(self.hg.events_unknown_to(&tips));
                 // Own events not yet durable stay private (see `writer`).
                 if !self.undurable.is_empty() {
@@ -598,6 +663,8 @@ impl Core {
             Command::Evidence { reply } => {
                 let _ = reply.send(self.evidence.iter().cloned().collect());
             }
+            // Handled by `run`, which stops the loop.
+            Command::Shutdown => {}
         }
         Ok(())
     }
@@ -613,7 +680,11 @@ impl Core {
     /// consensus from them, checking every signature itself.
     fn catch_up(&self, their_ordered: u64, max_events: usize) -> Vec<Event> {
         let ours = self.hg.stats().ordered_count;
-        if ours <= their_ordered.saturating_add(CATCH_UP_GAP) {
+        // Ordered events this node no longer holds in memory: a peer short of
+        // them cannot get them from the ordinary sync answer.
+        let pruned_from_memory = ours.saturating_sub(self.ordered_held.len() as u64);
+        if their_ordered >= pruned_from_memory && ours <= their_ordered.saturating_add(CATCH_UP_GAP)
+        {
             return Vec::new();
         }
         let limit = (ours - their_ordered).min(max_events as u64 / 2) as usize;
@@ -633,6 +704,29 @@ impl Core {
                     .flatten()
                     .and_then(|bytes| Event::decode(&bytes).ok())
             })
+            .collect()
+    }
+
+    /// This node's own recent events that a peer lacks but that consensus
+    /// no longer holds in memory, oldest first. Typical after a crash: the
+    /// last event signed before it never went out, and the restarted node
+    /// prunes it while catching up, maybe before any peer pulled. The peers
+    /// need it (rejected as ancient, it lets them place its descendants) or
+    /// they would wait for it forever. Empty in the usual case.
+    fn own_backfill(&self, tips: &[EventId], max_events: usize) -> Vec<Event> {
+        let me = CreatorId(self.identity.id());
+        // A peer that knows none of this node's events is served by catch-up.
+        let Some(first_missing) = tips.iter().find_map(|tip| {
+            let event = self.hg.event(tip).or_else(|| self.recent_own.get(tip))?;
+            (event.creator() == me).then(|| event.seq() + 1)
+        }) else {
+            return Vec::new();
+        };
+        self.recent_own
+            .oldest_first()
+            .filter(|e| e.seq() >= first_missing && self.hg.event(&e.id()).is_none())
+            .take(max_events)
+            .cloned()
             .collect()
     }
 
@@ -776,6 +870,10 @@ impl Core {
                 }
                 if matches!(err, CreateError::WaitForConsensus) {
                     tracing::debug!("event creation waits for consensus");
+                } else if let CreateError::Rejected(Reject::NotInRoster { round }) = err {
+                    // An admitted operator observes until its admission takes
+                    // effect at a round boundary; a removed one from then on.
+                    tracing::debug!(round, "not a roster member for this round; observing");
                 } else {
                     tracing::warn!(error = %err, "cannot create an event");
                 }
@@ -784,6 +882,7 @@ impl Core {
         };
         let id = event.id();
         self.own_seq = Some(event.seq());
+        self.recent_own.push(event.clone());
         self.last_own_event = Instant::now();
         self.track(&event);
         self.metrics.events_created.inc();

@@ -1,0 +1,260 @@
+//! `dagger-node bench-lease`: how long a customer waits between paying for a
+//! VM and holding an active lease, on a whole local network (embedded chain,
+//! N nodes over QUIC, simulated provisioner).
+//!
+//! Each worker is one customer that pays for a lease, waits until a quorum
+//! made it active, closes it (so capacity frees up for the next one) and
+//! repeats. "Paid" is when `create_request` is confirmed; "active" is the
+//! first poll (every [`POLL`]) that reads the request as active.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use dagger_client::{instructions as ix, pda, Operator, Request, RequestStatus, VmSpec};
+use serde::Serialize;
+use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
+
+use crate::{
+    bench::percentile,
+    devnet::{Devnet, DevnetOptions},
+};
+
+/// How often a worker reads its request while it waits.
+pub const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LeaseBenchArgs {
+    /// Lease requests to measure.
+    #[arg(long, default_value_t = 100)]
+    pub requests: usize,
+    /// Customers paying at the same time (each waits for its lease before
+    /// paying again).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Operator nodes.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// A request not active after this many seconds counts as failed.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the network's files here instead of a temporary directory.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeaseBenchReport {
+    pub nodes: usize,
+    pub concurrency: usize,
+    pub requests: usize,
+    pub failed: usize,
+    /// Paid (confirmed) → lease active, over the requests that succeeded.
+    pub active_p50_ms: f64,
+    pub active_p99_ms: f64,
+    pub active_max_ms: f64,
+    pub active_mean_ms: f64,
+    /// Sending `create_request` → confirmed, for context.
+    pub pay_p50_ms: f64,
+    pub poll_interval_ms: u64,
+    pub wall_s: f64,
+}
+
+/// What one request went through.
+enum Outcome {
+    Active { pay_ms: f64, active_ms: f64 },
+    Failed(String),
+}
+
+/// Starts a devnet, runs the customers, stops the devnet.
+pub async fn run(args: LeaseBenchArgs) -> Result<LeaseBenchReport> {
+    anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    let temp;
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let devnet = Devnet::start(DevnetOptions {
+        nodes: args.nodes,
+        data_dir: dir,
+        ..DevnetOptions::default()
+    })
+    .await
+    .context("starting the local network")?;
+    let devnet = Arc::new(devnet);
+    let result = measure(&devnet, &args).await;
+    match Arc::try_unwrap(devnet) {
+        Ok(devnet) => devnet.stop().await,
+        Err(_) => tracing::warn!("a worker still holds the network; not stopped cleanly"),
+    }
+    result
+}
+
+async fn measure(devnet: &Arc<Devnet>, args: &LeaseBenchArgs) -> Result<LeaseBenchReport> {
+    let progress = indicatif::ProgressBar::new(args.requests as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} leases {pos}/{len} [{elapsed_precise}] {msg}",
+        )
+        .expect("static template"),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency.min(args.requests) {
+        let devnet = devnet.clone();
+        let next = next.clone();
+        let progress = progress.clone();
+        let (total, timeout) = (args.requests, Duration::from_secs(args.timeout));
+        workers.push(tokio::spawn(async move {
+            let customer = Keypair::new();
+            devnet
+                .reader
+                .airdrop(&customer.pubkey(), 1_000 * LAMPORTS_PER_SOL)
+                .await?;
+            let mut outcomes = Vec::new();
+            let mut request_id = 0u64;
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                request_id += 1;
+                let outcome = one_lease(&devnet, &customer, request_id, timeout).await;
+                if let Outcome::Failed(why) = &outcome {
+                    progress.set_message(format!("last failure: {why}"));
+                }
+                progress.inc(1);
+                outcomes.push(outcome);
+            }
+            anyhow::Ok(outcomes)
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for worker in workers {
+        outcomes.extend(worker.await??);
+    }
+    progress.finish_and_clear();
+    let wall_s = started.elapsed().as_secs_f64();
+
+    let mut active = Vec::new();
+    let mut pay = Vec::new();
+    let mut failed = 0;
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Active { pay_ms, active_ms } => {
+                pay.push(pay_ms);
+                active.push(active_ms);
+            }
+            Outcome::Failed(why) => {
+                tracing::warn!(%why, "lease request failed");
+                failed += 1;
+            }
+        }
+    }
+    active.sort_by(f64::total_cmp);
+    pay.sort_by(f64::total_cmp);
+    Ok(LeaseBenchReport {
+        nodes: args.nodes,
+        concurrency: args.concurrency,
+        requests: args.requests,
+        failed,
+        active_p50_ms: percentile(&active, 50.0),
+        active_p99_ms: percentile(&active, 99.0),
+        active_max_ms: active.last().copied().unwrap_or(0.0),
+        active_mean_ms: if active.is_empty() {
+            0.0
+        } else {
+            active.iter().sum::<f64>() / active.len() as f64
+        },
+        pay_p50_ms: percentile(&pay, 50.0),
+        poll_interval_ms: POLL.as_millis() as u64,
+        wall_s,
+    })
+}
+
+/// Pays for one lease, waits until it is active, then closes it.
+async fn one_lease(
+    devnet: &Devnet,
+    customer: &Keypair,
+    request_id: u64,
+    timeout: Duration,
+) -> Outcome {
+    let reader = &devnet.reader;
+    let spec = VmSpec {
+        vcpus: 1,
+        memory_mib: 1_024,
+        disk_gib: 10,
+        region: 1,
+        image_id: *blake3::hash(b"bench-image").as_bytes(),
+    };
+    let sent = Instant::now();
+    let pay = ix::create_request(&customer.pubkey(), request_id, spec, 1_000, 3_600);
+    if let Err(err) = reader.send(&[pay], customer, &[]).await {
+        return Outcome::Failed(format!("paying: {err}"));
+    }
+    let paid = Instant::now();
+    let request = pda::request(&customer.pubkey(), request_id).0;
+    let lease = loop {
+        match reader.one::<Request>(&request).await {
+            Ok(Some(r)) if r.status == RequestStatus::Active => break r,
+            Ok(_) => {}
+            Err(err) => return Outcome::Failed(format!("reading the request: {err}")),
+        }
+        if paid.elapsed() > timeout {
+            return Outcome::Failed(format!("not active after {} s", timeout.as_secs()));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let outcome = Outcome::Active {
+        pay_ms: (paid - sent).as_secs_f64() * 1e3,
+        active_ms: paid.elapsed().as_secs_f64() * 1e3,
+    };
+    // Close it so the operators' capacity is free for the next request.
+    let owner = match reader.one::<Operator>(&lease.assigned_operator).await {
+        Ok(Some(operator)) => operator.owner,
+        Ok(None) => return Outcome::Failed("the assigned operator has no account".into()),
+        Err(err) => return Outcome::Failed(format!("reading the operator: {err}")),
+    };
+    let close = ix::close_lease(
+        &customer.pubkey(),
+        &request,
+        &lease.assigned_operator,
+        &owner,
+        &devnet.keys.treasury.pubkey(),
+    );
+    if let Err(err) = reader.send(&[close], customer, &[]).await {
+        return Outcome::Failed(format!("closing: {err}"));
+    }
+    outcome
+}
+
+/// The report as a few lines of text.
+pub fn render_text(report: &LeaseBenchReport) -> String {
+    format!(
+        "{} lease requests over {} nodes, {} customers at a time, {:.1} s\n\
+         paid -> active: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, mean {:.0} ms (poll every {} ms)\n\
+         payment confirmed: p50 {:.0} ms\n\
+         failed: {}\n",
+        report.requests,
+        report.nodes,
+        report.concurrency,
+        report.wall_s,
+        report.active_p50_ms,
+        report.active_p99_ms,
+        report.active_max_ms,
+        report.active_mean_ms,
+        report.poll_interval_ms,
+        report.pay_p50_ms,
+        report.failed
+    )
+}
