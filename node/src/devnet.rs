@@ -84,6 +84,8 @@ pub struct OperatorKeys {
 pub struct DevnetKeys {
     pub admin: Keypair,
     pub treasury: Keypair,
+    /// A funded wallet for trying the `dagger` CLI as a customer.
+    pub customer: Keypair,
     pub operators: Vec<OperatorKeys>,
 }
 
@@ -122,6 +124,7 @@ impl DevnetKeys {
         Ok(DevnetKeys {
             admin: load_or_create(&keys.join("admin.json"))?,
             treasury: load_or_create(&keys.join("treasury.json"))?,
+            customer: load_or_create(&keys.join("customer.json"))?,
             operators,
         })
     }
@@ -168,7 +171,11 @@ impl Devnet {
     pub async fn start_chain(options: DevnetOptions) -> Result<Devnet, DevnetError> {
         std::fs::create_dir_all(&options.data_dir).map_err(|e| keys_error(&options.data_dir, e))?;
         let keys = DevnetKeys::load_or_create(&options.data_dir, options.nodes)?;
-        let mut airdrop = vec![keys.admin.pubkey(), keys.treasury.pubkey()];
+        let mut airdrop = vec![
+            keys.admin.pubkey(),
+            keys.treasury.pubkey(),
+            keys.customer.pubkey(),
+        ];
         for op in &keys.operators {
             airdrop.push(op.owner.pubkey());
             airdrop.push(op.node.pubkey());

@@ -120,6 +120,11 @@ async fn devnet(args: DevnetArgs) -> Result<()> {
     say!("chain:   {} (ws {})", devnet.rpc_url(), devnet.ws_url());
     say!("program: {}", devnet.program_id());
     say!("keys:    {}", args.data_dir.join("keys").display());
+    say!(
+        "try:     dagger -u l -k {} vm request --vcpus 1 --memory-mib 1024 --disk-gib 10 --image {} --price 1000 --duration 10m --wait",
+        args.data_dir.join("keys").join("customer.json").display(),
+        "ab".repeat(32)
+    );
     for (i, config) in devnet.configs.iter().enumerate() {
         let api = devnet.api(i).map(|a| a.to_string()).unwrap_or_default();
         say!("node {i}:  gossip {}  api http://{api}", config.listen);
@@ -196,7 +201,9 @@ async fn shutdown_signal() {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(match cli.command {
-        Command::Bench(_) | Command::BenchLease(_) => "warn",
+        // The embedded chain logs every refused simulation as an error;
+        // attestation races produce some by design.
+        Command::Bench(_) | Command::BenchLease(_) => "warn,surfpool=off",
         _ => "info",
     });
     match cli.command {

@@ -444,3 +444,141 @@ async fn memory_and_disk_stay_bounded_as_rounds_are_pruned() {
         assert!(Instant::now() < deadline, "consensus too slow: {status}");
     }
 }
+
+/// The worst crash for a self-fork-free chain: a node durably stores the
+/// event it just signed and dies before sending it. It comes back only after
+/// the others pruned that event's parents, so they could never place it nor
+/// anything naming it. The node must rejoin anyway (it re-anchors its chain
+/// once its tip is pruned), and the lost event's transaction is submitted
+/// again and ordered, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_last_event_never_went_out_rejoins_after_a_long_outage() {
+    use dagger_consensus::{Config, CreatorId, Event, Hashgraph, Limits, UnsignedEvent};
+    use dagger_node::{
+        identity::Identity,
+        store::{Store, Write},
+    };
+
+    let mut net = Net::start(4, &[0, 1, 2, 3]).await;
+    for n in 0..20u32 {
+        net.submit(n as usize % 4, &tx(7, n)).await;
+    }
+    net.wait_ordered(&[0, 1, 2, 3], 20, Duration::from_secs(60))
+        .await;
+    // Node 3 has stored a snapshot (every 8 decided rounds).
+    let mut filler = 0u32;
+    while net.status(3).await["last_decided_round"].as_u64().unwrap() < 12 {
+        net.submit(3, &tx(8, filler)).await;
+        filler += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    net.cluster.kill(3);
+    let network_id = dagger_node::config::network_id("dagger-test");
+
+    // Sign and store one more event as node 3, exactly as it does before
+    // sending: durable, own sequence recorded. Nobody ever receives it.
+    let lost_tx = tx(7, 999);
+    {
+        let store = Store::open(&net.cluster.dir.join("data3")).unwrap();
+        let recovered = store.recover().unwrap();
+        let identity = Identity::load(&net.cluster.dir.join("node3.json")).unwrap();
+        let me = CreatorId(identity.id());
+        let own_seq = recovered.own_seq.expect("node 3 signed events");
+        // Node 3's state as it will rebuild it: snapshot plus later events.
+        let mut hg = Hashgraph::restore(
+            Config {
+                network_id,
+                limits: Limits::default(),
+            },
+            dagger_node::core::split_snapshot(
+                recovered.snapshot.as_deref().expect("a snapshot was taken"),
+            )
+            .expect("a well-formed snapshot")
+            .0,
+        )
+        .unwrap();
+        for bytes in &recovered.events {
+            let _ = hg.insert(Event::decode(bytes).unwrap());
+        }
+        let (tip_id, tip_seq, _) = hg.latest_of(&me).expect("node 3 signed events");
+        assert_eq!(tip_seq, own_seq);
+        let tip = hg.event(&tip_id).expect("the tip is held");
+        let other = hg
+            .tips()
+            .iter()
+            .filter_map(|id| hg.event(id))
+            .find(|e| e.creator() != me)
+            .expect("a peer's event");
+        let lost = UnsignedEvent {
+            seq: own_seq + 1,
+            self_parent: Some(tip.id()),
+            other_parent: Some(other.id()),
+            created_at_ns: tip.created_at_ns().max(other.created_at_ns()) + 1,
+            txs: vec![lost_tx.clone()],
+        }
+        .sign(identity.signing_key(), &network_id);
+        store
+            .commit(
+                &[Write::Events {
+                    events: vec![(lost.id().0, lost.encode())],
+                    own_seq: Some(own_seq + 1),
+                }],
+                true,
+            )
+            .unwrap();
+    }
+
+    // The others go on far past the pruning horizon.
+    let start_round = net.status(0).await["last_decided_round"].as_u64().unwrap();
+    let mut n = 20u32;
+    while net.status(0).await["last_decided_round"].as_u64().unwrap()
+        < start_round + 4 * dagger_consensus::ANCIENT_HORIZON
+    {
+        net.submit(n as usize % 3, &tx(7, n)).await;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    net.cluster.start(3).unwrap();
+    net.wait_healthy(3).await;
+    let before = n;
+    for _ in 0..12 {
+        net.submit(n as usize % 4, &tx(7, n)).await;
+        n += 1;
+    }
+    // Everything, including what only node 3 was given, is ordered exactly
+    // once on all four nodes, and nobody saw node 3 fork.
+    let wanted: Vec<String> = (0..n)
+        .map(|k| tx(7, k))
+        .chain([lost_tx])
+        .map(|t| hex(&t))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for i in 0..4 {
+        loop {
+            let order = net.order(i).await;
+            let missing = wanted
+                .iter()
+                .filter(|w| !order.iter().any(|o| &o.tx == *w))
+                .count();
+            if missing == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} misses {missing} transactions; status {}",
+                net.status(i).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    net.assert_same_order(&[0, 1, 2, 3], wanted.len()).await;
+    let order = net.order(0).await;
+    for w in &wanted {
+        assert_eq!(order.iter().filter(|o| &o.tx == w).count(), 1);
+    }
+    assert!(before < n);
+    for i in 0..4 {
+        assert_eq!(net.status(i).await["equivocations"], 0, "node {i}");
+    }
+}

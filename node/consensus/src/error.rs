@@ -56,7 +56,8 @@ pub enum Reject {
     /// The creator is not a member of the roster of the event's round.
     #[error("creator is not in the roster of round {round}")]
     NotInRoster { round: u64 },
-    /// `seq == 0` must come without a self-parent and `seq > 0` with one.
+    /// `seq == 0` must come without a self-parent, and `seq > 0` with a
+    /// self-parent or (a re-anchor) at least an other-parent.
     #[error("sequence number and self-parent presence disagree")]
     SelfParentMismatch,
     /// Self-parent and other-parent are the same event.

@@ -10,7 +10,7 @@ use crate::event::{CreatorId, Event, EventId, UnsignedEvent};
 use crate::evidence::Equivocation;
 use crate::graph::{Graph, Node, NONE};
 use crate::order::{self, OrderState, Ordered};
-use crate::pending::{AncientIds, ParentBuffer, Parked};
+use crate::pending::{ParentBuffer, Parked};
 use crate::roster::{Roster, Schedule};
 use crate::{fame, rounds, verify, Config, ANCIENT_HORIZON, ROSTER_DELAY};
 
@@ -101,8 +101,6 @@ pub struct Hashgraph {
     pub(crate) order: OrderState,
     pub(crate) buffer: ParentBuffer,
     pub(crate) parked: Parked,
-    /// Local hint, not consensus state (not in snapshots): see [`AncientIds`].
-    pub(crate) ancient: AncientIds,
     pub(crate) last_decided: u64,
     pub(crate) sealed: u64,
     pub(crate) fame_dirty: bool,
@@ -128,7 +126,6 @@ impl Hashgraph {
             order: OrderState::default(),
             buffer: ParentBuffer::default(),
             parked: Parked::default(),
-            ancient: AncientIds::default(),
             last_decided: 0,
             sealed: 0,
             fame_dirty: false,
@@ -147,11 +144,7 @@ impl Hashgraph {
     /// event, however malformed.
     pub fn insert(&mut self, event: Event) -> Result<InsertOutcome, Reject> {
         let id = event.id();
-        if self.g.get(&id).is_some()
-            || self.buffer.contains(&id)
-            || self.parked.contains(&id)
-            || self.ancient.contains(&id)
-        {
+        if self.g.get(&id).is_some() || self.buffer.contains(&id) || self.parked.contains(&id) {
             return Ok(InsertOutcome::Duplicate);
         }
         verify::check_shape(&event, &self.config.limits)?;
@@ -163,14 +156,7 @@ impl Hashgraph {
         }
         verify::check_root(&event)?;
         verify::signature_ok(&event, &self.config.network_id)?;
-        let placement = match self.place(event) {
-            Err(reject @ Reject::Ancient { .. }) => {
-                self.note_ancient(id);
-                return Err(reject);
-            }
-            other => other?,
-        };
-        match placement {
+        match self.place(event)? {
             Placement::Buffered(evicted) => Ok(InsertOutcome::Buffered { evicted }),
             Placement::Parked => Ok(InsertOutcome::Parked),
             Placement::Inserted(slot) => {
@@ -188,15 +174,6 @@ impl Hashgraph {
         }
     }
 
-    /// `id` is ancient: remember it, and place the buffered events that
-    /// waited for it (they now treat it as an absent parent). Those were
-    /// already accepted into the buffer, so the caller has them.
-    fn note_ancient(&mut self, id: EventId) {
-        self.ancient.insert(id, crate::MAX_ANCIENT_IDS);
-        let (_, dropped) = self.release_children(id);
-        self.dropped += dropped.len() as u64;
-    }
-
     /// Insert buffered descendants of `id`, transitively.
     fn release_children(&mut self, id: EventId) -> (Vec<EventId>, Vec<(EventId, Reject)>) {
         let mut unblocked = Vec::new();
@@ -212,11 +189,6 @@ impl Hashgraph {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        if matches!(e, Reject::Ancient { .. }) {
-                            // Its own waiting children may now be placed.
-                            self.ancient.insert(cid, crate::MAX_ANCIENT_IDS);
-                            queue.push(cid);
-                        }
                         self.dropped += 1;
                         dropped.push((cid, e));
                     }
@@ -237,7 +209,12 @@ impl Hashgraph {
         let mut missing = Vec::new();
         let mut cut = false;
         let (sp, sp_round) = match event.self_parent() {
-            None => (NONE, 0),
+            // A re-anchor continues its creator's sequence without a parent
+            // link: like a cut chain, seq order no longer implies ancestry.
+            None => {
+                cut = event.seq() > 0;
+                (NONE, 0)
+            }
             Some(pid) => match self.g.get(&pid) {
                 Some(s) => {
                     let n = self.g.node(s);
@@ -254,7 +231,7 @@ impl Hashgraph {
                         .get(creator as usize)
                         .copied()
                         .unwrap_or(0);
-                    if event.seq().saturating_sub(1) < pruned || self.ancient.contains(&pid) {
+                    if event.seq().saturating_sub(1) < pruned {
                         // The self-parent lies in pruned rounds: treat it as
                         // absent, as every node past that point must.
                         cut = true;
@@ -275,8 +252,6 @@ impl Hashgraph {
                     }
                     (s, n.round)
                 }
-                // A pruned other-parent is absent, like a pruned self-parent.
-                None if self.ancient.contains(&pid) => (NONE, 0),
                 None => {
                     missing.push(pid);
                     (NONE, 0)
@@ -480,9 +455,6 @@ impl Hashgraph {
         self.last_decided = r;
         let through = r.saturating_sub(ANCIENT_HORIZON);
         let pruned = self.g.prune_through(through);
-        for id in &pruned {
-            self.ancient.insert(*id, crate::MAX_ANCIENT_IDS);
-        }
         self.sched.prune_below(through + 1);
         self.buffer.compact();
         Some(Decided {
@@ -503,10 +475,6 @@ impl Hashgraph {
                     self.dropped += dropped.len() as u64;
                 }
                 Ok(_) => {}
-                Err(Reject::Ancient { .. }) => {
-                    self.dropped += 1;
-                    self.note_ancient(id);
-                }
                 Err(_) => self.dropped += 1,
             }
         }
@@ -567,6 +535,13 @@ impl Hashgraph {
             return Err(CreateError::WaitForConsensus);
         }
         let (seq, self_parent, time) = match last {
+            // The tip is pruned: peers that never received it (a crash right
+            // after signing) could not place it, nor a child naming it. So
+            // re-anchor: the next sequence, without a self-parent (this is
+            // not a fork: no two events share a sequence or a self-parent).
+            Some((id, seq, t)) if self.g.get(&id).is_none() && other_parent.is_some() => {
+                (seq + 1, None, now_ns.max(t.saturating_add(1)))
+            }
             Some((id, seq, t)) => (seq + 1, Some(id), now_ns.max(t.saturating_add(1))),
             None => (0, None, now_ns),
         };

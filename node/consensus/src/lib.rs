@@ -136,13 +136,6 @@ pub const ROSTER_DELAY: u64 = 12;
 /// Decided rounds kept in memory behind the last decided round.
 pub const ANCIENT_HORIZON: u64 = 16;
 
-/// Ids of pruned (or rejected-as-ancient) events remembered, so that an event
-/// whose parent is one of them is placed with that parent cut instead of
-/// waiting forever for an event nobody will send again (a node that was down
-/// long builds on its last event, whose parents are long pruned elsewhere).
-/// At most this many, oldest forgotten first: about 5 MB.
-pub const MAX_ANCIENT_IDS: usize = 65_536;
-
 /// Size limits enforced by the verifier and by the buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {

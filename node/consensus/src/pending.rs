@@ -165,30 +165,3 @@ impl Parked {
         self.queue.drain(..).collect()
     }
 }
-
-/// Ids known to lie in pruned rounds: pruned by this node, or rejected as
-/// ancient. Only ever holds truly ancient ids, so treating one as an absent
-/// parent gives the same rounds on every node (an ancient event cannot be
-/// an ancestor of a witness in an undecided round). Bounded; oldest first out.
-#[derive(Debug, Default)]
-pub(crate) struct AncientIds {
-    ids: HashSet<EventId>,
-    fifo: VecDeque<EventId>,
-}
-
-impl AncientIds {
-    pub fn contains(&self, id: &EventId) -> bool {
-        self.ids.contains(id)
-    }
-    pub fn insert(&mut self, id: EventId, cap: usize) {
-        if !self.ids.insert(id) {
-            return;
-        }
-        self.fifo.push_back(id);
-        while self.fifo.len() > cap.max(1) {
-            if let Some(old) = self.fifo.pop_front() {
-                self.ids.remove(&old);
-            }
-        }
-    }
-}

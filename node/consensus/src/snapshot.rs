@@ -62,7 +62,7 @@ use crate::fame::Votes;
 use crate::graph::{Graph, Node, RoundSlots, SeeEntry, NONE};
 use crate::hashgraph::{Hashgraph, MAX_PENDING_EVIDENCE};
 use crate::order::OrderState;
-use crate::pending::{AncientIds, ParentBuffer, Parked};
+use crate::pending::{ParentBuffer, Parked};
 use crate::roster::{Roster, Schedule};
 use crate::{Config, ANCIENT_HORIZON, ROSTER_DELAY};
 
@@ -918,7 +918,6 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
         },
         buffer: ParentBuffer::from_entries(buffered),
         parked: Parked::from_events(parked),
-        ancient: AncientIds::default(),
         last_decided,
         sealed,
         fame_dirty,

@@ -46,7 +46,13 @@ pub(crate) fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
             max: limits.max_batch_bytes,
         });
     }
-    if (e.seq() == 0) != e.self_parent().is_none() {
+    // Sequence 0 starts a chain. A later event names its self-parent, or —
+    // a re-anchor, when the creator's tip lies in pruned rounds and peers
+    // might never have received it — none, and then it must link to the
+    // graph through an other-parent.
+    if (e.seq() == 0 && e.self_parent().is_some())
+        || (e.seq() > 0 && e.self_parent().is_none() && e.other_parent().is_none())
+    {
         return Err(Reject::SelfParentMismatch);
     }
     if e.self_parent().is_some() && e.self_parent() == e.other_parent() {

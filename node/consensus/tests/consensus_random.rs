@@ -1,5 +1,5 @@
-//! Randomized agreement: random gossip DAGs with forking creators, delivered
-//! to every honest node in a different order. Seeds are printed on failure.
+//! Randomized agreement: random gossip DAGs with forking (and re-anchoring)
+//! creators, delivered to every honest node in a different order. Seeds are printed on failure.
 
 mod common;
 
@@ -13,6 +13,9 @@ fn one_schedule(seed: u64, n: usize, steps_per_node: usize) -> (usize, usize) {
     let f = (n - 1) / 3;
     let byz: Vec<usize> = (0..rng.gen_range(0..=f)).map(|i| n - 1 - i).collect();
     let mut sim = Sim::new(n, &byz, &[]);
+    // Byzantine creators also re-anchor their chains now and then (an
+    // honest node does so only when its tip is pruned).
+    sim.reanchor_prob = 0.05;
     sim.genesis(&mut rng);
     for _ in 0..steps_per_node * n {
         sim.step(&mut rng);

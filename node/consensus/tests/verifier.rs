@@ -282,13 +282,13 @@ fn ancient_events_are_rejected() {
     assert!(matches!(hg.insert(orphan), Err(Reject::Ancient { .. })));
 }
 
-/// A creator dies right after signing event `n`, which nobody received;
-/// it comes back after the others pruned `n`'s parents and continues its
-/// chain (it must not sign a second event with that sequence). `n` is
-/// rejected as ancient and its child is placed with the self-parent cut,
-/// instead of waiting forever for a parent nobody can place.
+/// A creator dies right after signing event `n`, which nobody received,
+/// and comes back after the others pruned `n`'s parents. A child naming `n`
+/// could never be placed by them (they cannot place `n`); instead, once its
+/// tip is pruned, the creator re-anchors: the next sequence without a
+/// self-parent. Nobody sees a fork, and the chain goes on.
 #[test]
-fn a_chain_resumed_after_its_parents_were_pruned_is_placed() {
+fn a_creator_whose_tip_never_went_out_re_anchors_its_chain() {
     let k = keys4();
     let mut rng = ChaCha8Rng::seed_from_u64(21);
     let mut sim = Sim::new(4, &[], &[]);
@@ -313,87 +313,74 @@ fn a_chain_resumed_after_its_parents_were_pruned_is_placed() {
         head.seq() + 1,
         head.created_at_ns().max(other.created_at_ns()) + 1,
     );
+    let signed_before_crash = sim.all.len();
     // Creator 3 is down while the others go on long enough to prune.
     sim.silent[3] = true;
     for _ in 0..400 {
         sim.step(&mut rng);
     }
-    let mut hg = fresh(Limits::default());
+    // A peer, which never got `n`, and creator 3 itself, which did.
+    let mut peer = fresh(Limits::default());
+    let mut creator = fresh(Limits::default());
     let (mut out, mut decided) = (Vec::new(), Vec::new());
-    for e in &sim.all {
-        hg.insert(e.clone()).expect("honest event");
-        drain(&mut hg, &mut out, &mut decided);
+    for (i, e) in sim.all.iter().enumerate() {
+        if i == signed_before_crash {
+            creator.insert(n.clone()).expect("its own event");
+        }
+        peer.insert(e.clone()).expect("honest event");
+        creator.insert(e.clone()).expect("honest event");
+        drain(&mut peer, &mut out, &mut decided);
+        drain(&mut creator, &mut Vec::new(), &mut Vec::new());
     }
-    let pruned_through = hg.stats().pruned_through_round;
+    assert!(peer.stats().pruned_through_round > 3, "{:?}", peer.stats());
     assert!(
-        pruned_through > 3,
-        "the run must prune past n's parents: {:?}",
-        hg.stats()
+        creator.event(&n.id()).is_none(),
+        "n is pruned at its creator"
     );
-    let recent = latest(&sim, 1);
-    let next = child(
+
+    // The old way: a child naming `n` waits forever at the peer.
+    let recent = sim
+        .all
+        .iter()
+        .filter(|e| e.creator() == CreatorId::from(&k[1]))
+        .filter(|e| peer.event(&e.id()).is_some() && creator.event(&e.id()).is_some())
+        .max_by_key(|e| e.seq())
+        .expect("a held event")
+        .clone();
+    let naming_n = child(
         &k[3],
         &n,
         Some(&recent),
         n.seq() + 1,
         recent.created_at_ns().max(n.created_at_ns()) + 1,
     );
-    // The child arrives first and waits for its self-parent...
     assert!(matches!(
-        hg.insert(next.clone()),
+        peer.insert(naming_n),
         Ok(InsertOutcome::Buffered { .. })
     ));
-    // ...which is ancient: rejected, and the child is placed without it.
-    assert!(matches!(hg.insert(n.clone()), Err(Reject::Ancient { .. })));
-    assert!(hg.event_info(&next.id()).is_some(), "{:?}", hg.stats());
-    assert_eq!(hg.stats().buffered_events, 0);
-    // Sent again, the ancient event is recognised and changes nothing.
-    assert!(matches!(hg.insert(n), Ok(InsertOutcome::Duplicate)));
-    // The resumed chain goes on like any other.
-    let after = child(
-        &k[3],
-        &next,
-        Some(&recent),
-        next.seq() + 1,
-        next.created_at_ns() + 1,
-    );
-    assert!(inserted(hg.insert(after)));
-}
 
-/// Same, in the other arrival order, and with the event's other-parent
-/// (not its self-parent) being the pruned one the receiver cannot get.
-#[test]
-fn an_event_whose_other_parent_was_pruned_is_placed_without_it() {
-    let k = keys4();
-    let mut hg = fresh(Limits::default());
-    let sim = long_run(&mut hg, 400, 5);
-    assert!(hg.stats().pruned_through_round > 3, "{:?}", hg.stats());
-    let of = |c: usize, first: bool| {
-        let mut chain: Vec<&Event> = sim
-            .all
-            .iter()
-            .filter(|e| e.creator() == CreatorId::from(&k[c]))
-            .collect();
-        chain.sort_by_key(|e| e.seq());
-        (*if first {
-            chain[1]
-        } else {
-            chain[chain.len() - 1]
-        })
-        .clone()
-    };
-    // Creator 2's newest event, with creator 0's long-pruned second event as
-    // other-parent: placed at once, the other-parent cut.
-    let head = of(2, false);
-    let old = of(0, true);
-    let e = child(
-        &k[2],
-        &head,
-        Some(&old),
-        head.seq() + 1,
-        head.created_at_ns() + 1,
-    );
-    assert!(inserted(hg.insert(e)));
+    // The creator re-anchors, and the peer places it at once.
+    let now = recent.created_at_ns().max(n.created_at_ns()) + 1;
+    let anchor = creator
+        .create_event(&k[3], vec![b"back".to_vec()], now, Some(recent.id()))
+        .expect("creates");
+    assert_eq!(anchor.seq(), n.seq() + 1);
+    assert_eq!(anchor.self_parent(), None);
+    assert!(inserted(peer.insert(anchor.clone())));
+    let next = creator
+        .create_event(&k[3], vec![], now + 1, Some(recent.id()))
+        .expect("creates");
+    assert_eq!(next.self_parent(), Some(anchor.id()));
+    assert!(inserted(peer.insert(next)));
+    assert!(peer.take_equivocations().is_empty());
+    // A re-anchor must still link to the graph.
+    let floating = UnsignedEvent {
+        seq: anchor.seq() + 5,
+        created_at_ns: now + 9,
+        ..Default::default()
+    }
+    .sign(&k[3], &NET);
+    assert_eq!(peer.insert(floating), Err(Reject::SelfParentMismatch));
 }
 
 #[test]

@@ -37,40 +37,9 @@ pub const SNAPSHOT_EVERY_ROUNDS: u64 = 8;
 /// ledger (catch-up) before the usual sync answer.
 pub const CATCH_UP_GAP: u64 = 256;
 
-/// At most this many pruned own events go into one sync answer (see
-/// `Core::own_backfill`), out of the `RECENT_OWN` newest own events kept.
-const OWN_BACKFILL_MAX: usize = 32;
-const RECENT_OWN: usize = 256;
-
-/// The newest own events, kept after consensus prunes them (see
-/// `Core::own_backfill`).
-#[derive(Default)]
-struct RecentOwn {
-    order: VecDeque<EventId>,
-    events: HashMap<EventId, Event>,
-}
-
-impl RecentOwn {
-    fn push(&mut self, event: Event) {
-        let id = event.id();
-        if self.events.insert(id, event).is_none() {
-            self.order.push_back(id);
-        }
-        while self.order.len() > RECENT_OWN {
-            if let Some(old) = self.order.pop_front() {
-                self.events.remove(&old);
-            }
-        }
-    }
-
-    fn get(&self, id: &EventId) -> Option<Event> {
-        self.events.get(id).cloned()
-    }
-
-    fn oldest_first(&self) -> impl Iterator<Item = &Event> {
-        self.order.iter().filter_map(|id| self.events.get(id))
-    }
-}
+/// After a restart, the node creates no event while a pull still brings
+/// more than this many events (it is catching up): see `Core::may_create`.
+const RESUME_QUIET_EVENTS: usize = 64;
 
 /// Sees every decided round, in order, before consensus continues, and may
 /// change the roster in response (the change applies `ROSTER_DELAY` rounds
@@ -398,7 +367,10 @@ pub struct Core {
     equivocations: u64,
     evidence: VecDeque<Equivocation>,
     ordered_window: VecDeque<(Instant, u64)>,
-    recent_own: RecentOwn,
+    /// Restarted with a history and still catching up (see `may_create`).
+    resuming: bool,
+    /// Events received since the last pull completed.
+    received_since_pull: usize,
 }
 
 fn now_ns() -> u64 {
@@ -459,7 +431,8 @@ impl Core {
             equivocations: 0,
             evidence: VecDeque::new(),
             ordered_window: VecDeque::new(),
-            recent_own: RecentOwn::default(),
+            resuming: recovered.own_seq.is_some(),
+            received_since_pull: 0,
         };
         core.next_tx_position = core.recorded_tx_count()?;
         let mut replayed = 0usize;
@@ -494,20 +467,6 @@ impl Core {
                     },
                 );
             }
-        }
-        // The newest own events still held, for `own_backfill`: the last one
-        // signed before a crash may never have reached anyone.
-        let mut chain = Vec::new();
-        let mut cursor = core.hg.latest_of(&me).map(|(id, _, _)| id);
-        while let Some(event) = cursor.and_then(|id| core.hg.event(&id)) {
-            cursor = event.self_parent();
-            chain.push(event);
-            if chain.len() >= RECENT_OWN {
-                break;
-            }
-        }
-        for event in chain.into_iter().rev() {
-            core.recent_own.push(event);
         }
         // The self-fork guard: the chain rebuilt from disk must reach the
         // highest sequence this node ever signed.
@@ -615,7 +574,6 @@ impl Core {
                 reply,
             } => {
                 let mut events = self.catch_up(ordered, max_events);
-                events.extend(self.own_backfill(&tips, OWN_BACKFILL_MAX));
                 events.extend(self.hg.events_unknown_to(&tips));
                 // Own events not yet durable stay private (see `writer`).
                 if !self.undurable.is_empty() {
@@ -629,7 +587,8 @@ impl Core {
             }
             Command::AfterSync { peer } => {
                 let other_parent = self.hg.latest_of(&CreatorId(peer)).map(|(id, _, _)| id);
-                if self.should_create_event() {
+                let pulled = std::mem::take(&mut self.received_since_pull);
+                if self.may_create(pulled) && self.should_create_event() {
                     self.create_event(other_parent)?;
                 }
             }
@@ -638,7 +597,9 @@ impl Core {
                 // as other-parent: only cross-links advance rounds. This is
                 // the fallback when no pull succeeds for a while (a roster of
                 // one, or every peer unreachable).
-                if self.last_own_event.elapsed() >= self.config.idle_event_interval * 4 {
+                if self.last_own_event.elapsed() >= self.config.idle_event_interval * 4
+                    && self.may_create(0)
+                {
                     self.create_event(None)?;
                 }
             }
@@ -707,27 +668,38 @@ impl Core {
             .collect()
     }
 
-    /// This node's own recent events that a peer lacks but that consensus
-    /// no longer holds in memory, oldest first. Typical after a crash: the
-    /// last event signed before it never went out, and the restarted node
-    /// prunes it while catching up, maybe before any peer pulled. The peers
-    /// need it (rejected as ancient, it lets them place its descendants) or
-    /// they would wait for it forever. Empty in the usual case.
-    fn own_backfill(&self, tips: &[EventId], max_events: usize) -> Vec<Event> {
+    /// Whether a restarted node may sign again. Its last event before the
+    /// crash may never have reached anyone; if consensus has moved on so
+    /// far that the event's parents are pruned everywhere, peers could not
+    /// place it, nor anything built on it. So it waits until either pulls
+    /// bring few events and its tip is recent (peers get the tip by sync and
+    /// hold its parents), or its tip is pruned: then the next event
+    /// re-anchors the chain without naming it (see the consensus core).
+    fn may_create(&mut self, pulled: usize) -> bool {
+        if !self.resuming {
+            return true;
+        }
         let me = CreatorId(self.identity.id());
-        // A peer that knows none of this node's events is served by catch-up.
-        let Some(first_missing) = tips.iter().find_map(|tip| {
-            let event = self.hg.event(tip).or_else(|| self.recent_own.get(tip))?;
-            (event.creator() == me).then(|| event.seq() + 1)
-        }) else {
-            return Vec::new();
+        let Some((tip, _, _)) = self.hg.latest_of(&me) else {
+            self.resuming = false;
+            return true;
         };
-        self.recent_own
-            .oldest_first()
-            .filter(|e| e.seq() >= first_missing && self.hg.event(&e.id()).is_none())
-            .take(max_events)
-            .cloned()
-            .collect()
+        // Held with a round well inside the window: its parents are held
+        // by every peer that is caught up too.
+        let last_decided = self.hg.stats().last_decided_round;
+        let tip_round = self.hg.event_info(&tip).map(|info| info.round);
+        let tip_pruned = tip_round.is_none();
+        let tip_recent =
+            tip_round.is_some_and(|r| r + dagger_consensus::ANCIENT_HORIZON / 2 > last_decided);
+        if tip_pruned || (tip_recent && pulled <= RESUME_QUIET_EVENTS) {
+            tracing::info!(
+                tip_pruned,
+                pulled,
+                "caught up after a restart; creating events again"
+            );
+            self.resuming = false;
+        }
+        !self.resuming
     }
 
     fn should_create_event(&self) -> bool {
@@ -770,6 +742,7 @@ impl Core {
     }
 
     fn receive(&mut self, events: Vec<Event>) -> Result<ReceiveSummary, CoreError> {
+        self.received_since_pull += events.len();
         let mut summary = ReceiveSummary::default();
         let mut accepted: Vec<Event> = Vec::new();
         for event in events {
@@ -882,7 +855,6 @@ impl Core {
         };
         let id = event.id();
         self.own_seq = Some(event.seq());
-        self.recent_own.push(event.clone());
         self.last_own_event = Instant::now();
         self.track(&event);
         self.metrics.events_created.inc();
@@ -1089,7 +1061,8 @@ fn join_snapshot(consensus: &[u8], observer: &[u8]) -> Vec<u8> {
     out
 }
 
-fn split_snapshot(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+/// Splits a stored snapshot blob into (consensus, observer) state.
+pub fn split_snapshot(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
     let consensus = bytes.get(8..8usize.checked_add(len)?)?;
     Some((consensus, &bytes[8 + len..]))

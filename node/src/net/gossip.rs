@@ -328,7 +328,12 @@ fn note_bad_message(shared: &Shared, peer: &NodeId, what: &str, err: &WireError)
         _ => "malformed",
     };
     shared.metrics.reject_message(reason);
-    tracing::warn!(peer = %display_id(peer), %what, error = %err, "bad message from peer");
+    if matches!(err, WireError::Io(_)) {
+        // A peer that goes away mid-stream (restart, shutdown) is routine.
+        tracing::debug!(peer = %display_id(peer), %what, error = %err, "stream from peer broke");
+    } else {
+        tracing::warn!(peer = %display_id(peer), %what, error = %err, "bad message from peer");
+    }
 }
 
 async fn answer_sync(

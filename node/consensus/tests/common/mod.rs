@@ -66,6 +66,9 @@ pub struct Sim {
     creator_of: HashMap<CreatorId, usize>,
     index: HashMap<EventId, usize>,
     pub fork_prob: f64,
+    /// Probability that a byzantine creator re-anchors: its next event
+    /// continues the sequence without naming its self-parent.
+    pub reanchor_prob: f64,
     pub txs_per_event: usize,
     /// Probability of pulling from a second peer before creating.
     pub extra_sync: f64,
@@ -97,6 +100,7 @@ impl Sim {
             creator_of,
             index: HashMap::new(),
             fork_prob: 0.15,
+            reanchor_prob: 0.0,
             txs_per_event: 2,
             extra_sync: 0.5,
             accept: None,
@@ -190,6 +194,21 @@ impl Sim {
             Some(p) => (self.info[&p].1 + 1, self.info[&p].2),
             None => (0, 0),
         };
+        self.make_at(c, sp, op, branch, seq, t0, rng)
+    }
+
+    /// `make` with the sequence and base time given (re-anchors).
+    #[allow(clippy::too_many_arguments)]
+    fn make_at(
+        &mut self,
+        c: usize,
+        sp: Option<EventId>,
+        op: Option<EventId>,
+        branch: u8,
+        seq: u64,
+        t0: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<EventId> {
         let txs = (0..self.txs_per_event)
             .map(|_| (0..rng.gen_range(1..24)).map(|_| rng.gen()).collect())
             .collect();
@@ -269,6 +288,19 @@ impl Sim {
             let b = self.make(c, Some(base), op, 1, rng);
             if let (Some(a), Some(b)) = (a, b) {
                 self.parts[c].heads = vec![a, b];
+            }
+            return;
+        }
+        if self.byzantine[c]
+            && self.parts[c].heads.len() == 1
+            && op.is_some()
+            && rng.gen_bool(self.reanchor_prob)
+        {
+            // Re-anchor: the next sequence, no self-parent.
+            let head = self.parts[c].heads[0];
+            let (seq, t0) = (self.info[&head].1 + 1, self.info[&head].2);
+            if let Some(id) = self.make_at(c, None, op, 2, seq, t0, rng) {
+                self.parts[c].heads = vec![id];
             }
             return;
         }
