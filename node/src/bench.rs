@@ -303,16 +303,21 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// The directory a benchmark works in: `dir`, or a temporary one that lives
+/// as long as the returned guard.
+pub fn work_dir(dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match dir {
+        Some(dir) => Ok((dir.to_path_buf(), None)),
+        None => {
+            let temp = tempfile::tempdir()?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
+    }
+}
+
 pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     let exe = std::env::current_exe()?;
-    let temp;
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
+    let (dir, _temp) = work_dir(args.dir.as_deref())?;
     let mut cluster = Cluster::prepare(&exe, &dir, args.nodes, "dagger-bench")?;
     cluster.start_all()?;
     let client = reqwest::Client::new();

@@ -414,20 +414,9 @@ pub async fn demo(
         image_id: *blake3::hash(b"debian-12-genericcloud-amd64").as_bytes(),
     };
     let request_id = rand::random::<u64>();
-    reader
-        .send(
-            &[ix::create_request(
-                &customer.pubkey(),
-                request_id,
-                spec,
-                price,
-                duration,
-            )],
-            &customer,
-            &[],
-        )
+    let request = reader
+        .pay_for_vm(&customer, request_id, spec, price, duration)
         .await?;
-    let request = pda::request(&customer.pubkey(), request_id).0;
     step(
         "paid",
         format!("request {request}: {duration} s at {price} lamports/s in escrow"),

@@ -17,7 +17,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use dagger_client::{instructions as ix, pda, Operator, Request, RequestStatus, VmSpec};
+use dagger_client::{instructions as ix, Operator, Request, RequestStatus, VmSpec};
 use serde::Serialize;
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
 
@@ -79,14 +79,7 @@ enum Outcome {
 pub async fn run(args: LeaseBenchArgs) -> Result<LeaseBenchReport> {
     anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
-    let temp;
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
+    let (dir, _temp) = crate::bench::work_dir(args.dir.as_deref())?;
     let devnet = Devnet::start(DevnetOptions {
         nodes: args.nodes,
         data_dir: dir,
@@ -198,12 +191,14 @@ async fn one_lease(
         image_id: *blake3::hash(b"bench-image").as_bytes(),
     };
     let sent = Instant::now();
-    let pay = ix::create_request(&customer.pubkey(), request_id, spec, 1_000, 3_600);
-    if let Err(err) = reader.send(&[pay], customer, &[]).await {
-        return Outcome::Failed(format!("paying: {err}"));
-    }
+    let request = match reader
+        .pay_for_vm(customer, request_id, spec, 1_000, 3_600)
+        .await
+    {
+        Ok(request) => request,
+        Err(err) => return Outcome::Failed(format!("paying: {err}")),
+    };
     let paid = Instant::now();
-    let request = pda::request(&customer.pubkey(), request_id).0;
     let lease = loop {
         match reader.one::<Request>(&request).await {
             Ok(Some(r)) if r.status == RequestStatus::Active => break r,

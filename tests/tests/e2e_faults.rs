@@ -1,21 +1,14 @@
 //! End to end: byzantine attestations and node crashes.
 
+mod e2e;
+
+use e2e::{funded_customer, spec};
 use std::time::{Duration, Instant};
 
 use anchor_lang::prelude::Pubkey;
-use dagger_client::{instructions as ix, pda, Request, RequestStatus, VmSpec, Vote};
+use dagger_client::{instructions as ix, pda, Request, RequestStatus, Vote};
 use dagger_node::devnet::{Devnet, DevnetOptions};
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
-
-fn spec() -> VmSpec {
-    VmSpec {
-        vcpus: 1,
-        memory_mib: 1_024,
-        disk_gib: 10,
-        region: 1,
-        image_id: [3; 32],
-    }
-}
 
 async fn wait_active(devnet: &Devnet, request: &Pubkey) -> Request {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -54,26 +47,11 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
     let reader = devnet.reader.clone();
     let liar = devnet.keys.operators[3].node.insecure_clone();
     let liar_operator = pda::operator(&liar.pubkey()).0;
-    let customer = Keypair::new();
-    reader
-        .airdrop(&customer.pubkey(), 10 * LAMPORTS_PER_SOL)
+    let customer = funded_customer(&reader).await;
+    let request = reader
+        .pay_for_vm(&customer, 7, spec(), 1_000, 600)
         .await
         .unwrap();
-    reader
-        .send(
-            &[ix::create_request(
-                &customer.pubkey(),
-                7,
-                spec(),
-                1_000,
-                600,
-            )],
-            &customer,
-            &[],
-        )
-        .await
-        .unwrap();
-    let request = pda::request(&customer.pubkey(), 7).0;
     let escrow = pda::escrow(&request).0;
     let escrowed = reader.rpc.get_balance(&escrow).await.unwrap();
 

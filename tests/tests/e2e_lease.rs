@@ -64,22 +64,11 @@ async fn pay_provision_attest_claim_close_with_exact_balances() {
 
     let price = 1_000u64;
     let duration = 3_600u64;
-    devnet
+    let request = devnet
         .reader
-        .send(
-            &[ix::create_request(
-                &customer.pubkey(),
-                1,
-                spec(),
-                price,
-                duration,
-            )],
-            &customer,
-            &[],
-        )
+        .pay_for_vm(&customer, 1, spec(), price, duration)
         .await
         .unwrap();
-    let request = pda::request(&customer.pubkey(), 1).0;
 
     // Consensus assigns it, the operator's node provisions and reports, a
     // quorum attests: the lease becomes active.

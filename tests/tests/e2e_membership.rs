@@ -1,15 +1,16 @@
 //! End to end: the roster follows the chain — an operator joins by quorum,
 //! another leaves by unstaking, and consensus carries on.
 
+mod e2e;
+
+use e2e::{funded_customer, spec};
 use std::{
     net::{SocketAddr, UdpSocket},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use dagger_client::{
-    instructions as ix, pda, Operator, OperatorStatus, Request, RequestStatus, VmSpec,
-};
+use dagger_client::{instructions as ix, pda, Operator, OperatorStatus, Request, RequestStatus};
 use dagger_node::{
     config::NodeConfig,
     devnet::{capacity, load_or_create, Devnet, DevnetOptions},
@@ -17,16 +18,6 @@ use dagger_node::{
     provisioner::SimulatedProvisioner,
 };
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signer::Signer};
-
-fn spec() -> VmSpec {
-    VmSpec {
-        vcpus: 1,
-        memory_mib: 1_024,
-        disk_gib: 10,
-        region: 1,
-        image_id: [4; 32],
-    }
-}
 
 async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
 where
@@ -191,26 +182,11 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
     assert_eq!(reader.config().await.unwrap().active_operators, 4);
 
     // Consensus continues with the new roster: new work still gets done.
-    let customer = solana_sdk::signature::Keypair::new();
-    reader
-        .airdrop(&customer.pubkey(), 10 * LAMPORTS_PER_SOL)
+    let customer = funded_customer(&reader).await;
+    let request = reader
+        .pay_for_vm(&customer, 1, spec(), 1_000, 600)
         .await
         .unwrap();
-    reader
-        .send(
-            &[ix::create_request(
-                &customer.pubkey(),
-                1,
-                spec(),
-                1_000,
-                600,
-            )],
-            &customer,
-            &[],
-        )
-        .await
-        .unwrap();
-    let request = pda::request(&customer.pubkey(), 1).0;
     eventually(
         "a lease after the roster changes",
         Duration::from_secs(120),

@@ -1,20 +1,13 @@
 //! End to end: money goes back to the customer without any operator.
 
+mod e2e;
+
+use e2e::{funded_customer, spec};
 use std::time::Duration;
 
-use dagger_client::{instructions as ix, pda, Request, VmSpec};
+use dagger_client::{instructions as ix, Request};
 use dagger_node::devnet::{Devnet, DevnetOptions};
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
-
-fn spec() -> VmSpec {
-    VmSpec {
-        vcpus: 1,
-        memory_mib: 1_024,
-        disk_gib: 10,
-        region: 1,
-        image_id: [9; 32],
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_nodes_down() {
@@ -31,29 +24,14 @@ async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_node
         devnet.stop_node(i).await;
     }
     let reader = devnet.reader.clone();
-    let customer = Keypair::new();
-    reader
-        .airdrop(&customer.pubkey(), 10 * LAMPORTS_PER_SOL)
-        .await
-        .unwrap();
+    let customer = funded_customer(&reader).await;
     let start = reader.rpc.get_balance(&customer.pubkey()).await.unwrap();
 
     // Cancel while open: everything back but the two transaction fees.
-    reader
-        .send(
-            &[ix::create_request(
-                &customer.pubkey(),
-                1,
-                spec(),
-                1_000,
-                600,
-            )],
-            &customer,
-            &[],
-        )
+    let request = reader
+        .pay_for_vm(&customer, 1, spec(), 1_000, 600)
         .await
         .unwrap();
-    let request = pda::request(&customer.pubkey(), 1).0;
     reader
         .send(
             &[ix::cancel_request(&customer.pubkey(), &request)],
@@ -70,21 +48,10 @@ async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_node
 
     // Reclaim after the deadline, sent by a stranger: the customer gets it all back.
     let before = reader.rpc.get_balance(&customer.pubkey()).await.unwrap();
-    reader
-        .send(
-            &[ix::create_request(
-                &customer.pubkey(),
-                2,
-                spec(),
-                1_000,
-                600,
-            )],
-            &customer,
-            &[],
-        )
+    let request = reader
+        .pay_for_vm(&customer, 2, spec(), 1_000, 600)
         .await
         .unwrap();
-    let request = pda::request(&customer.pubkey(), 2).0;
     let keeper = Keypair::new();
     reader
         .airdrop(&keeper.pubkey(), LAMPORTS_PER_SOL)

@@ -155,6 +155,26 @@ impl ChainReader {
         }
     }
 
+    /// A customer pays for a VM (`create_request`); returns the request.
+    pub async fn pay_for_vm(
+        &self,
+        customer: &Keypair,
+        request_id: u64,
+        spec: dagger_client::VmSpec,
+        price_per_second: u64,
+        duration_seconds: u64,
+    ) -> Result<Pubkey, ChainError> {
+        let pay = ix::create_request(
+            &customer.pubkey(),
+            request_id,
+            spec,
+            price_per_second,
+            duration_seconds,
+        );
+        self.send(&[pay], customer, &[]).await?;
+        Ok(pda::request(&customer.pubkey(), request_id).0)
+    }
+
     /// Requests an airdrop and waits until the balance shows it.
     pub async fn airdrop(&self, to: &Pubkey, lamports: u64) -> Result<(), ChainError> {
         let before = self
