@@ -72,7 +72,7 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
     let reader = devnet.reader.clone();
     step(started, "devnet up");
 
-    // A fifth operator registers and starts its node; it is Pending.
+    // A fifth operator starts its node and registers; it is Pending.
     let keys = dir.path().join("newcomer");
     std::fs::create_dir_all(&keys).unwrap();
     let owner = load_or_create(&keys.join("owner.json")).unwrap();
@@ -92,20 +92,6 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         .unwrap()
         .port();
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
-    reader
-        .send(
-            &[ix::register_operator(
-                &owner.pubkey(),
-                &node_key.pubkey(),
-                listen.to_string(),
-                capacity(),
-                devnet.options.stake,
-            )],
-            &owner,
-            &[&node_key],
-        )
-        .await
-        .unwrap();
     let config = NodeConfig {
         identity: keys.join("node.json"),
         listen,
@@ -134,7 +120,24 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
     .await
     .unwrap();
 
-    step(started, "newcomer registered and started");
+    // Registered only once its node runs: a node fixes the genesis roster
+    // from the chain at its first start, so it must start before it can be
+    // admitted (see the README).
+    reader
+        .send(
+            &[ix::register_operator(
+                &owner.pubkey(),
+                &node_key.pubkey(),
+                listen.to_string(),
+                capacity(),
+                devnet.options.stake,
+            )],
+            &owner,
+            &[&node_key],
+        )
+        .await
+        .unwrap();
+    step(started, "newcomer started and registered");
     // The nodes see it, vote it in, and the program admits it.
     let operator = pda::operator(&node_key.pubkey()).0;
     eventually("admission by a quorum", Duration::from_secs(90), || async {
