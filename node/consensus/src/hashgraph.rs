@@ -598,6 +598,12 @@ impl Hashgraph {
         })
     }
 
+    /// Whether this instance holds `id` or keeps it waiting (parent buffer
+    /// or parked); false once it was pruned, dropped or evicted.
+    pub fn knows(&self, id: &EventId) -> bool {
+        self.g.get(id).is_some() || self.buffer.contains(id) || self.parked.contains(id)
+    }
+
     /// The held event with this id.
     pub fn event(&self, id: &EventId) -> Option<Event> {
         self.g.get(id).map(|s| self.g.node(s).event.clone())

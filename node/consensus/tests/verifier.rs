@@ -234,6 +234,9 @@ fn parent_buffer_evicts_oldest_and_releases_in_order() {
         })
     );
     assert_eq!(hg.stats().buffered_events, 2);
+    // What a node may still expect to see ordered: not the evicted one.
+    assert!(!hg.knows(&a1.id()));
+    assert!(hg.knows(&a2.id()) && hg.knows(&a3.id()));
     assert!(inserted(hg.insert(a0)));
     assert_eq!(hg.stats().held_events, 1, "a2 still waits for a1");
     match hg.insert(a1) {

@@ -980,6 +980,10 @@ impl Core {
                 }
             }
         }
+        // Waiting events the consensus core dropped or evicted will never be
+        // ordered here: stop gossiping at full speed for them.
+        let hg = &self.hg;
+        self.unordered_with_txs.retain(|id| hg.knows(id));
         for id in &decided.pruned {
             // Ordered events stay on disk for catch-ups (see `catch_up`).
             if !self.ordered_held.remove(id) {
