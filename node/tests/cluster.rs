@@ -102,6 +102,13 @@ impl Net {
         }
     }
 
+    async fn get(&self, i: usize, path: &str) -> String {
+        match self.client.get(self.cluster.url(i, path)).send().await {
+            Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+            Err(e) => e.to_string(),
+        }
+    }
+
     async fn status(&self, i: usize) -> Value {
         self.client
             .get(self.cluster.url(i, "/status"))
@@ -238,14 +245,23 @@ async fn a_silent_node_does_not_stop_the_others_and_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_restarts_catches_up_and_never_forks_itself() {
     let mut net = Net::start(4, &[0, 1, 2, 3]).await;
+    let mut carriers = Vec::new();
     for n in 0..40u32 {
-        net.submit(n as usize % 4, &tx(3, n)).await;
+        carriers.push((
+            n,
+            n as usize % 4,
+            net.submit(n as usize % 4, &tx(3, n)).await,
+        ));
     }
     // kill -9 while transactions are in flight: node 3's latest events may
     // not have reached anyone.
     net.cluster.kill(3);
     for n in 40..100u32 {
-        net.submit(n as usize % 3, &tx(3, n)).await;
+        carriers.push((
+            n,
+            n as usize % 3,
+            net.submit(n as usize % 3, &tx(3, n)).await,
+        ));
     }
     // The other three order everything they were given.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -265,11 +281,36 @@ async fn a_killed_node_restarts_catches_up_and_never_forks_itself() {
     net.cluster.start(3).unwrap();
     net.wait_healthy(3).await;
     for n in 100..120u32 {
-        net.submit(n as usize % 4, &tx(3, n)).await;
+        carriers.push((
+            n,
+            n as usize % 4,
+            net.submit(n as usize % 4, &tx(3, n)).await,
+        ));
     }
-    // Everything accepted is ordered exactly once, everywhere — including
-    // what node 3 accepted just before it died (resubmitted if its event
-    // went stale).
+    // Every accepted transaction is ordered; if not, say which are missing
+    // and where their events are.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let order = net.order(0).await;
+        let missing: Vec<_> = carriers
+            .iter()
+            .filter(|(n, _, _)| !order.iter().any(|o| o.tx == hex(&tx(3, *n))))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            for (n, node, event) in missing {
+                let mut seen = Vec::new();
+                for i in 0..4 {
+                    seen.push(net.get(i, &format!("/events/{event}")).await);
+                }
+                eprintln!("tx {n} (sent to node {node}) not ordered; event {event}: {seen:?}");
+            }
+            panic!("accepted transactions were not ordered");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     net.wait_ordered(&[0, 1, 2, 3], 120, Duration::from_secs(120))
         .await;
     net.assert_same_order(&[0, 1, 2, 3], 120).await;
