@@ -101,6 +101,22 @@ struct Peer {
     retry_at: Option<Instant>,
 }
 
+impl Peer {
+    /// A peer not contacted yet.
+    fn new(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            connection: None,
+            syncs: 0,
+            failures: 0,
+            last_sync: None,
+            last_error: None,
+            consecutive_failures: 0,
+            retry_at: None,
+        }
+    }
+}
+
 /// Longest pause before retrying a failing peer.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -115,24 +131,7 @@ pub struct Peers(Arc<Mutex<HashMap<NodeId, Peer>>>);
 
 impl Peers {
     pub fn new(peers: &[PeerAddr]) -> Peers {
-        let map = peers
-            .iter()
-            .map(|p| {
-                (
-                    p.id,
-                    Peer {
-                        addr: p.addr,
-                        connection: None,
-                        syncs: 0,
-                        failures: 0,
-                        last_sync: None,
-                        last_error: None,
-                        consecutive_failures: 0,
-                        retry_at: None,
-                    },
-                )
-            })
-            .collect();
+        let map = peers.iter().map(|p| (p.id, Peer::new(p.addr))).collect();
         Peers(Arc::new(Mutex::new(map)))
     }
 
@@ -169,16 +168,7 @@ impl Peers {
         let mut map = self.lock();
         map.retain(|id, _| peers.iter().any(|p| p.id == *id));
         for p in peers {
-            let entry = map.entry(p.id).or_insert_with(|| Peer {
-                addr: p.addr,
-                connection: None,
-                syncs: 0,
-                failures: 0,
-                last_sync: None,
-                last_error: None,
-                consecutive_failures: 0,
-                retry_at: None,
-            });
+            let entry = map.entry(p.id).or_insert_with(|| Peer::new(p.addr));
             if entry.addr != p.addr {
                 entry.addr = p.addr;
                 entry.connection = None;
