@@ -375,6 +375,7 @@ async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
     let signed = |txs: Vec<Vec<u8>>| {
         UnsignedEvent {
             seq: 0,
+            birth_round: 1,
             self_parent: None,
             other_parent: None,
             created_at_ns: 1,
@@ -494,7 +495,7 @@ async fn memory_and_disk_stay_bounded_as_rounds_are_pruned() {
 /// again and ordered, exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_last_event_never_went_out_rejoins_after_a_long_outage() {
-    use dagger_consensus::{Config, CreatorId, Event, Hashgraph, Limits, UnsignedEvent};
+    use dagger_consensus::{Config, CreatorId, Event, Hashgraph, Limits};
     use dagger_node::{
         identity::Identity,
         store::{Store, Write},
@@ -541,23 +542,25 @@ async fn a_node_whose_last_event_never_went_out_rejoins_after_a_long_outage() {
         for bytes in &recovered.events {
             let _ = hg.insert(Event::decode(bytes).unwrap());
         }
-        let (tip_id, tip_seq, _) = hg.latest_of(&me).expect("node 3 signed events");
-        assert_eq!(tip_seq, own_seq);
-        let tip = hg.event(&tip_id).expect("the tip is held");
+        let head = hg.chain_head(&me).expect("node 3 signed events");
+        assert_eq!(head.seq, own_seq);
+        let tip = hg.event(&head.id).expect("the tip is held");
         let other = hg
             .tips()
             .iter()
             .filter_map(|id| hg.event(id))
             .find(|e| e.creator() != me)
             .expect("a peer's event");
-        let lost = UnsignedEvent {
-            seq: own_seq + 1,
-            self_parent: Some(tip.id()),
-            other_parent: Some(other.id()),
-            created_at_ns: tip.created_at_ns().max(other.created_at_ns()) + 1,
-            txs: vec![lost_tx.clone()],
-        }
-        .sign(identity.signing_key(), &network_id);
+        let lost = hg
+            .build_event(
+                identity.signing_key(),
+                Some(tip.id()),
+                Some(other.id()),
+                tip.created_at_ns().max(other.created_at_ns()) + 1,
+                vec![lost_tx.clone()],
+            )
+            .expect("parents held");
+        assert_eq!(lost.seq(), own_seq + 1);
         store
             .commit(
                 &[Write::Events {

@@ -10,6 +10,7 @@ fn event(seed: u8, txs: Vec<Vec<u8>>) -> Event {
     let key = SigningKey::from_bytes(&[seed; 32]);
     UnsignedEvent {
         seq: 0,
+        birth_round: 1,
         self_parent: None,
         other_parent: None,
         created_at_ns: 1 + seed as u64,

@@ -1,11 +1,12 @@
 //! Canonical binary encoding of events (little-endian, version byte first).
 //!
 //! ```text
-//! u8  version (= 1)
+//! u8  version (= 2)
 //! [32] creator
 //! u64 seq
-//! u8  has_self_parent  ([32] self_parent if 1)
-//! u8  has_other_parent ([32] other_parent if 1)
+//! u64 birth_round
+//! u8  has_self_parent  ([32] id, u64 birth_round if 1)
+//! u8  has_other_parent ([32] id, u64 birth_round if 1)
 //! u64 created_at_ns
 //! [32] txs_root
 //! u32 tx_count                      <- end of header: id = blake3(header)
@@ -16,17 +17,19 @@
 //! exactly one encoding.
 
 use crate::error::DecodeError;
-use crate::event::{CreatorId, Event, EventHeader, EventId, EVENT_VERSION};
+use crate::event::{CreatorId, Event, EventHeader, EventId, ParentRef, EVENT_VERSION};
 
 pub(crate) fn write_header(h: &EventHeader, out: &mut Vec<u8>) {
     out.push(EVENT_VERSION);
     out.extend_from_slice(&h.creator.0);
     out.extend_from_slice(&h.seq.to_le_bytes());
+    out.extend_from_slice(&h.birth_round.to_le_bytes());
     for p in [&h.self_parent, &h.other_parent] {
         match p {
-            Some(id) => {
+            Some(p) => {
                 out.push(1);
-                out.extend_from_slice(&id.0);
+                out.extend_from_slice(&p.id.0);
+                out.extend_from_slice(&p.birth_round.to_le_bytes());
             }
             None => out.push(0),
         }
@@ -38,8 +41,8 @@ pub(crate) fn write_header(h: &EventHeader, out: &mut Vec<u8>) {
 
 pub(crate) fn encoded_len(h: &EventHeader, txs: &[Vec<u8>]) -> usize {
     let parents =
-        usize::from(h.self_parent.is_some()) * 32 + usize::from(h.other_parent.is_some()) * 32;
-    let header = 1 + 32 + 8 + 2 + parents + 8 + 32 + 4;
+        usize::from(h.self_parent.is_some()) * 40 + usize::from(h.other_parent.is_some()) * 40;
+    let header = 1 + 32 + 8 + 8 + 2 + parents + 8 + 32 + 4;
     header + txs.iter().map(|t| 4 + t.len()).sum::<usize>() + 64
 }
 
@@ -88,10 +91,13 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    fn opt_id(&mut self) -> Result<Option<EventId>, DecodeError> {
+    fn opt_parent(&mut self) -> Result<Option<ParentRef>, DecodeError> {
         match self.u8()? {
             0 => Ok(None),
-            1 => Ok(Some(EventId(self.array()?))),
+            1 => Ok(Some(ParentRef {
+                id: EventId(self.array()?),
+                birth_round: self.u64()?,
+            })),
             f => Err(DecodeError::BadFlag(f)),
         }
     }
@@ -109,8 +115,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header = EventHeader {
         creator: CreatorId(r.array()?),
         seq: r.u64()?,
-        self_parent: r.opt_id()?,
-        other_parent: r.opt_id()?,
+        birth_round: r.u64()?,
+        self_parent: r.opt_parent()?,
+        other_parent: r.opt_parent()?,
         created_at_ns: r.u64()?,
         txs_root: r.array()?,
         tx_count: r.u32()?,

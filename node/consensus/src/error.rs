@@ -56,10 +56,25 @@ pub enum Reject {
     /// The creator is not a member of the roster of the event's round.
     #[error("creator is not in the roster of round {round}")]
     NotInRoster { round: u64 },
-    /// `seq == 0` must come without a self-parent, and `seq > 0` with a
-    /// self-parent or (a re-anchor) at least an other-parent.
+    /// `seq == 0` must come without a self-parent and `seq > 0` with one.
     #[error("sequence number and self-parent presence disagree")]
     SelfParentMismatch,
+    /// A sequence number or birth round beyond [`crate::MAX_HEADER_VALUE`]
+    /// (or a birth round of 0).
+    #[error("header field {field} out of range")]
+    OutOfRange { field: &'static str },
+    /// The birth round is below a parent's (as the event describes it).
+    #[error("birth round {birth_round} below a parent's {parent_birth_round}")]
+    BirthBelowParent {
+        birth_round: u64,
+        parent_birth_round: u64,
+    },
+    /// The birth round is not the round consensus computes for the event.
+    #[error("birth round {claimed} but consensus puts the event in round {computed}")]
+    WrongBirthRound { claimed: u64, computed: u64 },
+    /// The event describes a held parent with another birth round.
+    #[error("parent described as born in round {claimed}, it was born in {actual}")]
+    ParentBirthMismatch { claimed: u64, actual: u64 },
     /// Self-parent and other-parent are the same event.
     #[error("self-parent and other-parent are the same event")]
     ParentsEqual,
@@ -75,16 +90,35 @@ pub enum Reject {
     /// Creation time is not later than the self-parent's.
     #[error("creation time {got_ns} not after self-parent's {parent_ns}")]
     TimeNotIncreasing { parent_ns: u64, got_ns: u64 },
-    /// The event belongs to rounds that were already pruned.
-    #[error("event is ancient (parent round {parent_round}, rounds <= {pruned_through} pruned)")]
+    /// The event was born so long ago that a parent it links may be
+    /// pruned (see the crate docs, "Birth rounds"). Not a fault: a slow
+    /// link or a late node delivers such events.
+    #[error("event born in round {birth_round} is ancient (rounds <= {pruned_through} pruned)")]
     Ancient {
-        parent_round: u64,
+        birth_round: u64,
         pruned_through: u64,
     },
-    /// The event lies beyond the rounds whose roster is fixed and the
-    /// bounded waiting area for such events is full.
-    #[error("event of round {round} is too far ahead (rosters fixed through {fixed_through})")]
+    /// The event is born too far beyond the rounds whose roster is fixed,
+    /// or the bounded waiting area for such events is full.
+    #[error(
+        "event born in round {round} is too far ahead (rosters fixed through {fixed_through})"
+    )]
     TooFarAhead { round: u64, fixed_through: u64 },
+}
+
+impl Reject {
+    /// Whether the event is provably malformed: no honest node ever sends
+    /// it, because every honest node checks the same rules (the same way,
+    /// from signed data and consensus state) before it keeps and forwards
+    /// an event. A peer that sends one can be penalised. The others
+    /// (ancient, too far ahead, creator not known yet) depend on how far
+    /// this node's consensus is, and honest peers send them.
+    pub fn is_fault(&self) -> bool {
+        !matches!(
+            self,
+            Reject::Ancient { .. } | Reject::TooFarAhead { .. } | Reject::UnknownCreator
+        )
+    }
 }
 
 /// Why a roster could not be built.
@@ -123,6 +157,12 @@ pub enum CreateError {
     /// The other-parent is not an event this node holds.
     #[error("other-parent is not held by this node")]
     UnknownOtherParent,
+    /// The requested self-parent is not an event this node holds.
+    #[error("self-parent is not held by this node")]
+    UnknownSelfParent,
+    /// The chain's sequence numbers are used up (never on an honest chain).
+    #[error("sequence number would overflow")]
+    SequenceExhausted,
     /// The new event would be one this node rejects or must hold back.
     #[error("own event rejected: {0}")]
     Rejected(#[from] Reject),
@@ -140,9 +180,9 @@ pub enum EvidenceError {
     /// The two events are the same event.
     #[error("events are identical")]
     SameEvent,
-    /// Neither the sequence number nor the self-parent is shared.
-    #[error("events share neither sequence number nor self-parent")]
-    NotAFork,
+    /// The two headers could both lie on one honest chain.
+    #[error("the events do not conflict (they could lie on one chain)")]
+    NotAConflict,
     /// One of the signatures does not verify.
     #[error("signature does not verify")]
     BadSignature,

@@ -7,6 +7,12 @@
 //! header, a signature and a Merkle proof can check that its transaction was
 //! signed into an event. The signature covers a domain tag, the network id
 //! and the id.
+//!
+//! Every event carries its **birth round**, which must equal the round
+//! consensus computes for it, and names each parent by a [`ParentRef`]: its
+//! id *and* its birth round. So whether a parent still matters, and whether
+//! an event is too old or too far ahead, is decided from signed header data
+//! alone, the same way on every node (see the crate docs, "Birth rounds").
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -15,8 +21,9 @@ use ed25519_dalek::{Signer, SigningKey};
 
 use crate::merkle;
 
-/// Encoding version written as the first byte of every event.
-pub const EVENT_VERSION: u8 = 1;
+/// Encoding version written as the first byte of every event (2: birth
+/// rounds and parent descriptors).
+pub const EVENT_VERSION: u8 = 2;
 
 /// Domain tag prefixed to the signed message, so an event signature can
 /// never be replayed as a signature over anything else the key signs.
@@ -56,14 +63,25 @@ impl From<&SigningKey> for CreatorId {
     }
 }
 
+/// A parent as its child names it: the parent's id and its birth round, so
+/// a node that does not hold the parent can still tell how old it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParentRef {
+    pub id: EventId,
+    pub birth_round: u64,
+}
+
 /// Every signed field of an event. Its encoding is what the id hashes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventHeader {
     pub creator: CreatorId,
-    /// 0 for a creator's first event, then self-parent's + 1.
+    /// 0 for a creator's first event (no self-parent), else self-parent's + 1.
     pub seq: u64,
-    pub self_parent: Option<EventId>,
-    pub other_parent: Option<EventId>,
+    /// The round consensus assigns to this event (checked on insertion);
+    /// never below a parent's birth round.
+    pub birth_round: u64,
+    pub self_parent: Option<ParentRef>,
+    pub other_parent: Option<ParentRef>,
     /// Creation time in nanoseconds, supplied by the creator's caller.
     pub created_at_ns: u64,
     /// Merkle root of the batch (see [`crate::merkle`]).
@@ -91,9 +109,9 @@ impl EventHeader {
     }
 }
 
-/// Largest header encoding: version, creator, seq, two optional parents,
-/// time, root, count.
-pub(crate) const HEADER_MAX: usize = 1 + 32 + 8 + 33 + 33 + 8 + 32 + 4;
+/// Largest header encoding: version, creator, seq, birth round, two
+/// optional parents (flag, id, birth round), time, root, count.
+pub(crate) const HEADER_MAX: usize = 1 + 32 + 8 + 8 + 41 + 41 + 8 + 32 + 4;
 
 /// The exact bytes an event signature covers.
 pub fn signing_message(network_id: &[u8; 32], id: &EventId) -> [u8; 88] {
@@ -104,15 +122,33 @@ pub fn signing_message(network_id: &[u8; 32], id: &EventId) -> [u8; 88] {
     m
 }
 
-/// Builder for a new event; [`UnsignedEvent::sign`] fills in the creator,
-/// the Merkle root and the signature.
+/// Raw builder for an event with every field chosen by the caller (tests,
+/// tools); [`UnsignedEvent::sign`] fills in the creator, the Merkle root and
+/// the signature. Nodes use [`crate::Hashgraph::create_event`], which
+/// derives the parents' descriptors and the birth round from the graph.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnsignedEvent {
     pub seq: u64,
-    pub self_parent: Option<EventId>,
-    pub other_parent: Option<EventId>,
+    pub birth_round: u64,
+    pub self_parent: Option<ParentRef>,
+    pub other_parent: Option<ParentRef>,
     pub created_at_ns: u64,
     pub txs: Vec<Vec<u8>>,
+}
+
+impl From<EventHeader> for UnsignedEvent {
+    /// The header's fields, without transactions (tests and tools re-sign
+    /// edited headers with it).
+    fn from(h: EventHeader) -> Self {
+        UnsignedEvent {
+            seq: h.seq,
+            birth_round: h.birth_round,
+            self_parent: h.self_parent,
+            other_parent: h.other_parent,
+            created_at_ns: h.created_at_ns,
+            txs: Vec::new(),
+        }
+    }
 }
 
 impl UnsignedEvent {
@@ -124,6 +160,7 @@ impl UnsignedEvent {
         let header = EventHeader {
             creator: CreatorId::from(key),
             seq: self.seq,
+            birth_round: self.birth_round,
             self_parent: self.self_parent,
             other_parent: self.other_parent,
             created_at_ns: self.created_at_ns,
@@ -200,10 +237,21 @@ impl Event {
     pub fn seq(&self) -> u64 {
         self.0.header.seq
     }
+    pub fn birth_round(&self) -> u64 {
+        self.0.header.birth_round
+    }
     pub fn self_parent(&self) -> Option<EventId> {
-        self.0.header.self_parent
+        self.0.header.self_parent.map(|p| p.id)
     }
     pub fn other_parent(&self) -> Option<EventId> {
+        self.0.header.other_parent.map(|p| p.id)
+    }
+    /// The self-parent's descriptor (id and birth round).
+    pub fn self_parent_ref(&self) -> Option<ParentRef> {
+        self.0.header.self_parent
+    }
+    /// The other-parent's descriptor (id and birth round).
+    pub fn other_parent_ref(&self) -> Option<ParentRef> {
         self.0.header.other_parent
     }
     pub fn created_at_ns(&self) -> u64 {

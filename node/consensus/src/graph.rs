@@ -75,14 +75,14 @@ pub(crate) struct Graph {
     pub free: Vec<u32>,
     pub ids: HashMap<EventId, u32>,
     pub rounds: BTreeMap<u64, RoundSlots>,
-    /// (creator, seq) -> first event held with that pair (fork detection).
-    pub by_seq: HashMap<(u32, u64), u32>,
+    /// Per creator: seq -> first held event with that seq (conflict
+    /// detection, see `evidence.rs`).
+    pub chains: Vec<BTreeMap<u64, u32>>,
     /// Per creator: events without a held self-child.
     pub tips: Vec<Vec<u32>>,
-    /// Per creator: highest seq among pruned events (+1; 0 = none pruned).
-    pub pruned_seq: Vec<u64>,
-    /// Per creator: this node has seen a fork or a cut self-chain, so seq
-    /// order does not imply self-ancestry (local shortcut switch only).
+    /// Per creator: this node has seen a fork or an unlinked self-parent,
+    /// so seq order does not imply self-ancestry (local shortcut switch
+    /// only: it selects the slow path, which gives the same answers).
     pub irregular: Vec<bool>,
     /// Rounds <= this have been pruned.
     pub pruned_through: u64,
@@ -109,7 +109,7 @@ impl Graph {
     pub fn ensure_creators(&mut self, n: usize) {
         if self.tips.len() < n {
             self.tips.resize_with(n, Vec::new);
-            self.pruned_seq.resize(n, 0);
+            self.chains.resize_with(n, BTreeMap::new);
             self.irregular.resize(n, false);
         }
     }
@@ -129,7 +129,8 @@ impl Graph {
         }
     }
 
-    /// Remove every event of rounds <= `through`; returns their ids.
+    /// Remove every event of rounds (= birth rounds) <= `through`; returns
+    /// their ids.
     pub fn prune_through(&mut self, through: u64) -> Vec<EventId> {
         let mut removed = Vec::new();
         if through <= self.pruned_through {
@@ -142,15 +143,14 @@ impl Graph {
                 if let Some(node) = self.slots[s as usize].take() {
                     let id = node.event.id();
                     self.ids.remove(&id);
-                    if self.by_seq.get(&(node.creator, node.seq)) == Some(&s) {
-                        self.by_seq.remove(&(node.creator, node.seq));
-                    }
                     let c = node.creator as usize;
+                    if let Some(chain) = self.chains.get_mut(c) {
+                        if chain.get(&node.seq) == Some(&s) {
+                            chain.remove(&node.seq);
+                        }
+                    }
                     if let Some(t) = self.tips.get_mut(c) {
                         t.retain(|&x| x != s);
-                    }
-                    if let Some(p) = self.pruned_seq.get_mut(c) {
-                        *p = (*p).max(node.seq + 1);
                     }
                     self.free.push(s);
                     self.len -= 1;

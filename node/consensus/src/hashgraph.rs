@@ -6,13 +6,16 @@ use std::collections::VecDeque;
 use ed25519_dalek::SigningKey;
 
 use crate::error::{CreateError, Reject, ScheduleError};
-use crate::event::{CreatorId, Event, EventId, UnsignedEvent};
-use crate::evidence::Equivocation;
+use crate::event::{CreatorId, Event, EventId, ParentRef, UnsignedEvent};
+use crate::evidence::{headers_conflict, Equivocation};
 use crate::graph::{Graph, Node, NONE};
 use crate::order::{self, OrderState, Ordered};
-use crate::pending::{ParentBuffer, Parked};
+use crate::pending::{Cap, ParentBuffer, Parked};
 use crate::roster::{Roster, Schedule};
-use crate::{fame, rounds, verify, Config, ANCIENT_HORIZON, ROSTER_DELAY};
+use crate::{
+    fame, links, rounds, verify, Config, ANCIENT_HORIZON, LINK_ROUNDS, MAX_FUTURE_ROUNDS,
+    ROSTER_DELAY,
+};
 
 /// Unread equivocation evidence kept at most (oldest dropped beyond).
 pub(crate) const MAX_PENDING_EVIDENCE: usize = 1024;
@@ -22,11 +25,12 @@ pub(crate) const MAX_PENDING_EVIDENCE: usize = 1024;
 pub enum InsertOutcome {
     /// Added to the graph, possibly releasing buffered descendants.
     Inserted(Inserted),
-    /// A parent is unknown; the event waits in the bounded parent buffer.
-    /// `evicted` is the oldest buffered event dropped to make room.
-    Buffered { evicted: Option<EventId> },
-    /// Parents are known but the event's round needs a roster that is not
-    /// fixed yet; it is placed automatically by a later [`Hashgraph::poll`].
+    /// A linked parent is unknown; the event waits in the bounded parent
+    /// buffer. `evicted` are the oldest buffered events dropped to make
+    /// room (it may hold the event itself if it alone exceeds the cap).
+    Buffered { evicted: Vec<EventId> },
+    /// The event is born beyond the rounds whose roster is fixed; it is
+    /// placed automatically by a later [`Hashgraph::poll`].
     Parked,
     /// Already held, buffered or parked.
     Duplicate,
@@ -58,6 +62,10 @@ pub struct Decided {
     /// Events dropped from memory by this decision (safe to delete on disk
     /// once no longer needed for recovery).
     pub pruned: Vec<EventId>,
+    /// Waiting (buffered or parked) events dropped by this decision: they
+    /// became ancient, or failed a check once they could be placed. They
+    /// will never be inserted; delete them from disk.
+    pub discarded: Vec<EventId>,
 }
 
 /// Read-only figures for a status API.
@@ -68,10 +76,13 @@ pub struct Stats {
     pub pruned_through_round: u64,
     pub held_events: usize,
     pub buffered_events: usize,
+    pub buffered_bytes: usize,
     pub parked_events: usize,
+    pub parked_bytes: usize,
     pub ordered_count: u64,
     pub running_hash: [u8; 32],
-    /// Parked or buffered events that failed checks when retried.
+    /// Parked or buffered events that failed checks when retried, became
+    /// ancient while waiting, or were evicted.
     pub dropped_events: u64,
 }
 
@@ -85,9 +96,19 @@ pub struct EventInfo {
     pub ordered: bool,
 }
 
+/// The newest event of a creator's chain that this instance ever inserted,
+/// kept after it is pruned: a node continues its own chain from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    pub id: EventId,
+    pub seq: u64,
+    pub birth_round: u64,
+    pub created_at_ns: u64,
+}
+
 enum Placement {
     Inserted(u32),
-    Buffered(Option<EventId>),
+    Buffered(Vec<EventId>),
     Parked,
 }
 
@@ -107,9 +128,11 @@ pub struct Hashgraph {
     pub(crate) max_round: u64,
     pub(crate) evidence: VecDeque<Equivocation>,
     pub(crate) dropped: u64,
-    /// Per creator: latest (id, seq, time) ever inserted, so a node's own
-    /// next event continues its chain even after its tip was pruned.
-    pub(crate) latest: Vec<Option<(EventId, u64, u64)>>,
+    /// Per creator: the newest chain event ever inserted (see [`ChainHead`]).
+    pub(crate) latest: Vec<Option<ChainHead>>,
+    /// Parked events that failed when placed again; the next [`Decided`]
+    /// reports them.
+    pub(crate) pending_discards: Vec<EventId>,
 }
 
 impl Hashgraph {
@@ -133,11 +156,33 @@ impl Hashgraph {
             evidence: VecDeque::new(),
             dropped: 0,
             latest: Vec::new(),
+            pending_discards: Vec::new(),
         }
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    fn buffer_cap(&self) -> Cap {
+        Cap {
+            events: self.config.limits.max_buffered_events.max(1),
+            bytes: self.config.limits.max_buffered_bytes,
+        }
+    }
+
+    fn parked_cap(&self) -> Cap {
+        Cap {
+            events: self.config.limits.max_parked_events,
+            bytes: self.config.limits.max_parked_bytes,
+        }
+    }
+
+    /// Is an event born in `birth_round` ancient here: could a parent it
+    /// links lie in pruned rounds?
+    fn is_ancient(&self, birth_round: u64) -> bool {
+        let pt = self.g.pruned_through;
+        pt > 0 && birth_round.saturating_sub(LINK_ROUNDS).max(1) <= pt
     }
 
     /// Verify `event` and add it (or buffer/park it). Never panics on any
@@ -154,10 +199,15 @@ impl Hashgraph {
         {
             return Err(Reject::UnknownCreator);
         }
-        verify::check_root(&event)?;
+        // Signature before the Merkle root: an unsigned batch of junk costs
+        // one signature check, not a megabyte of hashing.
         verify::signature_ok(&event, &self.config.network_id)?;
+        verify::check_root(&event)?;
         match self.place(event)? {
-            Placement::Buffered(evicted) => Ok(InsertOutcome::Buffered { evicted }),
+            Placement::Buffered(evicted) => {
+                self.dropped += evicted.len() as u64;
+                Ok(InsertOutcome::Buffered { evicted })
+            }
             Placement::Parked => Ok(InsertOutcome::Parked),
             Placement::Inserted(slot) => {
                 let n = self.g.node(slot);
@@ -187,7 +237,10 @@ impl Hashgraph {
                         unblocked.push(cid);
                         queue.push(cid);
                     }
-                    Ok(_) => {}
+                    Ok(Placement::Buffered(evicted)) => {
+                        self.dropped += evicted.len() as u64;
+                    }
+                    Ok(Placement::Parked) => {}
                     Err(e) => {
                         self.dropped += 1;
                         dropped.push((cid, e));
@@ -198,111 +251,127 @@ impl Hashgraph {
         (unblocked, dropped)
     }
 
-    /// Resolve parents, then buffer, park or insert.
+    /// Resolve one parent reference: `Ok(None)` if it is not linked (born
+    /// too long before the child), `Ok(Some(slot))` if linked and held,
+    /// `Err(id)` if linked and missing.
+    fn resolve(&self, birth_round: u64, parent: Option<ParentRef>) -> Result<Option<u32>, EventId> {
+        match parent {
+            Some(p) if links(birth_round, p.birth_round) => match self.g.get(&p.id) {
+                Some(s) => Ok(Some(s)),
+                None => Err(p.id),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// Decide from signed data whether the event is ancient or too far
+    /// ahead, then buffer, park or insert it.
     fn place(&mut self, event: Event) -> Result<Placement, Reject> {
+        let b = event.birth_round();
+        let pruned_through = self.g.pruned_through;
+        if self.is_ancient(b) {
+            return Err(Reject::Ancient {
+                birth_round: b,
+                pruned_through,
+            });
+        }
+        let fixed_through = self.fixed_through();
+        if b > fixed_through.saturating_add(MAX_FUTURE_ROUNDS) {
+            return Err(Reject::TooFarAhead {
+                round: b,
+                fixed_through,
+            });
+        }
+        if b <= fixed_through && !self.sched.at(b).roster.contains(&event.creator()) {
+            return Err(Reject::NotInRoster { round: b });
+        }
         let creator = *self
             .sched
             .index
             .get(&event.creator())
             .ok_or(Reject::UnknownCreator)?;
         self.g.ensure_creators(self.sched.creator_count());
+        let header = event.header();
         let mut missing = Vec::new();
-        let mut cut = false;
-        let (sp, sp_round) = match event.self_parent() {
-            // A re-anchor continues its creator's sequence without a parent
-            // link: like a cut chain, seq order no longer implies ancestry.
-            None => {
-                cut = event.seq() > 0;
-                (NONE, 0)
-            }
-            Some(pid) => match self.g.get(&pid) {
-                Some(s) => {
-                    let n = self.g.node(s);
-                    if n.creator != creator {
-                        return Err(Reject::SelfParentWrongCreator);
-                    }
-                    verify::check_self_parent(&event, n.seq, n.time)?;
-                    (s, n.round)
-                }
-                None => {
-                    let pruned = self
-                        .g
-                        .pruned_seq
-                        .get(creator as usize)
-                        .copied()
-                        .unwrap_or(0);
-                    if event.seq().saturating_sub(1) < pruned {
-                        // The self-parent lies in pruned rounds: treat it as
-                        // absent, as every node past that point must.
-                        cut = true;
-                    } else {
-                        missing.push(pid);
-                    }
-                    (NONE, 0)
-                }
-            },
-        };
-        let (op, op_round) = match event.other_parent() {
-            None => (NONE, 0),
-            Some(pid) => match self.g.get(&pid) {
-                Some(s) => {
-                    let n = self.g.node(s);
-                    if n.creator == creator {
-                        return Err(Reject::OtherParentSameCreator);
-                    }
-                    (s, n.round)
-                }
-                None => {
-                    missing.push(pid);
-                    (NONE, 0)
-                }
-            },
-        };
+        let sp = self.resolve(b, header.self_parent).unwrap_or_else(|id| {
+            missing.push(id);
+            None
+        });
+        let op = self.resolve(b, header.other_parent).unwrap_or_else(|id| {
+            missing.push(id);
+            None
+        });
         if !missing.is_empty() {
-            let evicted = self
-                .buffer
-                .add(event, &missing, self.config.limits.max_buffered_events);
-            return Ok(Placement::Buffered(evicted));
+            let cap = self.buffer_cap();
+            return Ok(Placement::Buffered(self.buffer.add(event, &missing, cap)));
         }
-        let pruned_through = self.g.pruned_through;
-        if cut && op == NONE {
-            return Err(Reject::Ancient {
-                parent_round: 0,
-                pruned_through,
-            });
+        for (slot, described) in [(sp, header.self_parent), (op, header.other_parent)] {
+            if let (Some(s), Some(p)) = (slot, described) {
+                let actual = self.g.node(s).round;
+                if actual != p.birth_round {
+                    return Err(Reject::ParentBirthMismatch {
+                        claimed: p.birth_round,
+                        actual,
+                    });
+                }
+            }
         }
-        let r0 = sp_round.max(op_round);
-        let ancient = if r0 == 0 {
-            pruned_through > 0
-        } else {
-            rounds::window_floor(r0) <= pruned_through
-        };
-        if ancient {
-            return Err(Reject::Ancient {
-                parent_round: r0,
-                pruned_through,
-            });
+        if let Some(s) = sp {
+            let n = self.g.node(s);
+            if n.creator != creator {
+                return Err(Reject::SelfParentWrongCreator);
+            }
+            verify::check_self_parent(&event, n.seq, n.time)?;
         }
-        let fixed_through = self.fixed_through();
-        if r0 + 1 > fixed_through {
-            if self
-                .parked
-                .push(event, self.config.limits.max_parked_events)
-            {
+        if let Some(s) = op {
+            if self.g.node(s).creator == creator {
+                return Err(Reject::OtherParentSameCreator);
+            }
+        }
+        if b > fixed_through {
+            let cap = self.parked_cap();
+            if self.parked.push(event, cap) {
                 return Ok(Placement::Parked);
             }
             return Err(Reject::TooFarAhead {
-                round: r0 + 1,
+                round: b,
                 fixed_through,
             });
         }
-        self.insert_node(event, creator, sp, op, r0, cut)
-            .map(Placement::Inserted)
+        let unlinked_self_parent = header.self_parent.is_some() && sp.is_none();
+        self.insert_node(
+            event,
+            creator,
+            sp.unwrap_or(NONE),
+            op.unwrap_or(NONE),
+            unlinked_self_parent,
+        )
+        .map(Placement::Inserted)
     }
 
     /// Highest round whose roster can no longer change.
     fn fixed_through(&self) -> u64 {
         self.sealed + ROSTER_DELAY
+    }
+
+    /// Round of an event by creator `c` with these (linked) parents.
+    fn round_of(
+        &self,
+        c: u32,
+        sp: u32,
+        op: u32,
+    ) -> (Vec<crate::graph::SeeEntry>, rounds::RoundResult, u64) {
+        let g = &self.g;
+        let r0 = [sp, op]
+            .into_iter()
+            .filter(|&p| p != NONE)
+            .map(|p| g.node(p).round)
+            .max()
+            .unwrap_or(0);
+        let k = self.sched.creator_count();
+        let see = rounds::build_see(g, c, sp, op, r0, k);
+        let rr = rounds::compute_round(g, &self.sched, c, sp, &see, r0);
+        (see, rr, r0)
     }
 
     fn insert_node(
@@ -311,17 +380,17 @@ impl Hashgraph {
         c: u32,
         sp: u32,
         op: u32,
-        r0: u64,
-        cut: bool,
+        unlinked_self_parent: bool,
     ) -> Result<u32, Reject> {
-        let k = self.sched.creator_count();
-        let g = &self.g;
-        let mut see = rounds::build_see(g, c, sp, op, r0, k);
-        let rr = rounds::compute_round(g, &self.sched, c, sp, &see, r0);
+        let (mut see, rr, _) = self.round_of(c, sp, op);
         let round = rr.round;
-        if !self.sched.at(round).roster.contains(&event.creator()) {
-            return Err(Reject::NotInRoster { round });
+        if round != event.birth_round() {
+            return Err(Reject::WrongBirthRound {
+                claimed: event.birth_round(),
+                computed: round,
+            });
         }
+        let g = &self.g;
         let (sp_round, op_round) = (
             if sp == NONE { 0 } else { g.node(sp).round },
             if op == NONE { 0 } else { g.node(op).round },
@@ -351,35 +420,26 @@ impl Hashgraph {
             })
             .collect();
 
-        // Fork bookkeeping and evidence.
         let seq = event.seq();
         let ci = c as usize;
-        if cut || seq < self.g.pruned_seq.get(ci).copied().unwrap_or(0) {
+        if unlinked_self_parent {
             self.g.irregular[ci] = true;
         }
-        match self.g.by_seq.get(&(c, seq)) {
-            Some(&other) => {
-                self.g.irregular[ci] = true;
-                if self.evidence.len() >= MAX_PENDING_EVIDENCE {
-                    self.evidence.pop_front();
-                }
-                self.evidence.push_back(Equivocation {
-                    first: self.g.node(other).event.clone(),
-                    second: event.clone(),
-                });
-            }
-            None => {
-                self.g.by_seq.insert((c, seq), slot);
-            }
-        }
+        self.detect_conflicts(c, seq, &event, slot);
 
         let id = event.id();
         let time = event.created_at_ns();
+        let k = self.sched.creator_count();
         if self.latest.len() < k {
             self.latest.resize(k, None);
         }
-        if self.latest[ci].is_none_or(|(_, s, _)| seq > s) {
-            self.latest[ci] = Some((id, seq, time));
+        if self.latest[ci].is_none_or(|h| seq > h.seq) {
+            self.latest[ci] = Some(ChainHead {
+                id,
+                seq,
+                birth_round: round,
+                created_at_ns: time,
+            });
         }
         let insert_no = self.g.next_insert;
         self.g.next_insert += 1;
@@ -428,6 +488,41 @@ impl Hashgraph {
         Ok(slot)
     }
 
+    /// Record the event (about to take `slot`) in its creator's chain index
+    /// and report every conflict with its neighbours there (see
+    /// `evidence.rs`): the same sequence number, the neighbouring sequence
+    /// numbers born out of order, or a successor naming another parent.
+    fn detect_conflicts(&mut self, c: u32, seq: u64, event: &Event, slot: u32) {
+        let ci = c as usize;
+        let chain = &self.g.chains[ci];
+        let mut found: Vec<u32> = Vec::new();
+        if let Some(&same) = chain.get(&seq) {
+            found.push(same);
+        } else {
+            let before = chain.range(..seq).next_back().map(|(_, &s)| s);
+            let after = chain.range(seq.saturating_add(1)..).next().map(|(_, &s)| s);
+            for s in [before, after].into_iter().flatten() {
+                if headers_conflict(self.g.node(s).event.header(), event.header()) {
+                    found.push(s);
+                }
+            }
+            self.g.chains[ci].insert(seq, slot);
+        }
+        if found.is_empty() {
+            return;
+        }
+        self.g.irregular[ci] = true;
+        for s in found {
+            if self.evidence.len() >= MAX_PENDING_EVIDENCE {
+                self.evidence.pop_front();
+            }
+            self.evidence.push_back(Equivocation {
+                first: self.g.node(s).event.clone(),
+                second: event.clone(),
+            });
+        }
+    }
+
     /// Produce the next decided round, if consensus has one. Call in a loop
     /// until `None`; between two calls the driver may apply roster changes
     /// ordered in the round just returned with
@@ -435,7 +530,10 @@ impl Hashgraph {
     pub fn poll(&mut self) -> Option<Decided> {
         if self.sealed < self.last_decided {
             self.sealed = self.last_decided;
-            self.unpark();
+            let failed = self.unpark();
+            self.dropped += failed.len() as u64;
+            // Reported with the next decided round.
+            self.pending_discards.extend(failed);
         }
         if !self.fame_dirty {
             return None;
@@ -456,6 +554,15 @@ impl Hashgraph {
         let through = r.saturating_sub(ANCIENT_HORIZON);
         let pruned = self.g.prune_through(through);
         self.sched.prune_below(through + 1);
+        let mut discarded = std::mem::take(&mut self.pending_discards);
+        if through > 0 {
+            // Waiting events that became ancient can never be placed.
+            let expired = self
+                .buffer
+                .expire_through(through.saturating_add(LINK_ROUNDS));
+            self.dropped += expired.len() as u64;
+            discarded.extend(expired);
+        }
         self.buffer.compact();
         Some(Decided {
             round_received: r,
@@ -463,21 +570,27 @@ impl Hashgraph {
             events,
             running_hash: self.order.running_hash,
             pruned,
+            discarded,
         })
     }
 
-    fn unpark(&mut self) {
+    /// Place parked events again now that more rosters are fixed; returns
+    /// the ids of those that failed (or of their buffered descendants).
+    fn unpark(&mut self) -> Vec<EventId> {
+        let mut failed = Vec::new();
         for event in self.parked.drain() {
             let id = event.id();
             match self.place(event) {
                 Ok(Placement::Inserted(_)) => {
                     let (_, dropped) = self.release_children(id);
-                    self.dropped += dropped.len() as u64;
+                    failed.extend(dropped.into_iter().map(|(id, _)| id));
                 }
-                Ok(_) => {}
-                Err(_) => self.dropped += 1,
+                Ok(Placement::Buffered(evicted)) => failed.extend(evicted),
+                Ok(Placement::Parked) => {}
+                Err(_) => failed.push(id),
             }
         }
+        failed
     }
 
     /// Apply a roster decided by the driver from transactions ordered in
@@ -504,9 +617,12 @@ impl Hashgraph {
         Ok(effective)
     }
 
-    /// Create, sign and insert this node's next event. Self-parent = its
-    /// latest event; time = `max(now_ns, self-parent's + 1)`, so a clock that
-    /// goes back never produces an invalid event.
+    /// Create, sign and insert this node's next event: self-parent = its
+    /// chain head (even if pruned: then it is simply not linked), birth
+    /// round = the round consensus gives it; time = `max(now_ns,
+    /// self-parent's + 1)`, so a clock that goes back never produces an
+    /// invalid event. An other-parent is needed unless the chain head is
+    /// recent (and for a creator's very first event in round 1).
     pub fn create_event(
         &mut self,
         key: &SigningKey,
@@ -520,54 +636,131 @@ impl Hashgraph {
             .index
             .get(&creator)
             .ok_or(Reject::UnknownCreator)?;
-        let last = self.latest.get(c as usize).copied().flatten();
-        let mut r0 = 0;
-        if let Some(op) = other_parent {
-            let s = self.g.get(&op).ok_or(CreateError::UnknownOtherParent)?;
-            r0 = self.g.node(s).round;
-        }
-        if let Some((id, _, _)) = last {
-            if let Some(s) = self.g.get(&id) {
-                r0 = r0.max(self.g.node(s).round);
-            }
-        }
-        if r0 + 1 > self.fixed_through() {
-            return Err(CreateError::WaitForConsensus);
-        }
-        let (seq, self_parent, time) = match last {
-            // The tip is pruned: peers that never received it (a crash right
-            // after signing) could not place it, nor a child naming it. So
-            // re-anchor: the next sequence, without a self-parent (this is
-            // not a fork: no two events share a sequence or a self-parent).
-            Some((id, seq, t)) if self.g.get(&id).is_none() && other_parent.is_some() => {
-                (seq + 1, None, now_ns.max(t.saturating_add(1)))
-            }
-            Some((id, seq, t)) => (seq + 1, Some(id), now_ns.max(t.saturating_add(1))),
-            None => (0, None, now_ns),
-        };
-        let event = UnsignedEvent {
-            seq,
-            self_parent,
-            other_parent,
-            created_at_ns: time,
-            txs,
-        }
-        .sign(key, &self.config.network_id);
+        let head = self.latest.get(c as usize).copied().flatten();
+        let event = self.draft(key, head, other_parent, now_ns, txs)?;
         match self.insert(event.clone())? {
             InsertOutcome::Inserted(_) => Ok(event),
             _ => Err(CreateError::WaitForConsensus),
         }
     }
 
-    /// Equivocation evidence found since the last call (bounded queue).
-    /// The latest event ever inserted for `creator` as (id, seq, creation
-    /// time), kept even after that event was pruned. A node uses it for its
-    /// own chain and to pick a peer's latest event as other-parent.
-    pub fn latest_of(&self, creator: &CreatorId) -> Option<(EventId, u64, u64)> {
+    /// Sign (without inserting) an event by `key` whose self-parent and
+    /// other-parent are held events, described with their birth rounds,
+    /// with the birth round computed from them. Test drivers use it to
+    /// build forks on purpose; nodes call [`Hashgraph::create_event`].
+    pub fn build_event(
+        &mut self,
+        key: &SigningKey,
+        self_parent: Option<EventId>,
+        other_parent: Option<EventId>,
+        now_ns: u64,
+        txs: Vec<Vec<u8>>,
+    ) -> Result<Event, CreateError> {
+        let head = match self_parent {
+            None => None,
+            Some(id) => {
+                let s = self.g.get(&id).ok_or(CreateError::UnknownSelfParent)?;
+                let n = self.g.node(s);
+                Some(ChainHead {
+                    id,
+                    seq: n.seq,
+                    birth_round: n.round,
+                    created_at_ns: n.time,
+                })
+            }
+        };
+        self.draft(key, head, other_parent, now_ns, txs)
+    }
+
+    fn draft(
+        &mut self,
+        key: &SigningKey,
+        head: Option<ChainHead>,
+        other_parent: Option<EventId>,
+        now_ns: u64,
+        txs: Vec<Vec<u8>>,
+    ) -> Result<Event, CreateError> {
+        let creator = CreatorId::from(key);
+        let c = *self
+            .sched
+            .index
+            .get(&creator)
+            .ok_or(Reject::UnknownCreator)?;
+        self.g.ensure_creators(self.sched.creator_count());
+        let op = match other_parent {
+            None => NONE,
+            Some(id) => {
+                let s = self.g.get(&id).ok_or(CreateError::UnknownOtherParent)?;
+                if self.g.node(s).creator == c {
+                    return Err(Reject::OtherParentSameCreator.into());
+                }
+                s
+            }
+        };
+        let sp = head.and_then(|h| self.g.get(&h.id)).unwrap_or(NONE);
+        // Parents born too long before are not linked by the new event, and
+        // cannot change its round (crate docs, "Birth rounds").
+        let (_, rr, _) = self.round_of(c, sp, op);
+        let round = rr.round;
+        if round > self.fixed_through() {
+            return Err(CreateError::WaitForConsensus);
+        }
+        if self.is_ancient(round) {
+            return Err(CreateError::Rejected(Reject::Ancient {
+                birth_round: round,
+                pruned_through: self.g.pruned_through,
+            }));
+        }
+        let (seq, time) = match head {
+            Some(h) => (
+                h.seq.checked_add(1).ok_or(CreateError::SequenceExhausted)?,
+                now_ns.max(h.created_at_ns.saturating_add(1)),
+            ),
+            None => (0, now_ns),
+        };
+        Ok(UnsignedEvent {
+            seq,
+            birth_round: round,
+            self_parent: head.map(|h| ParentRef {
+                id: h.id,
+                birth_round: h.birth_round,
+            }),
+            other_parent: (op != NONE).then(|| ParentRef {
+                id: self.g.node(op).event.id(),
+                birth_round: self.g.node(op).round,
+            }),
+            created_at_ns: time,
+            txs,
+        }
+        .sign(key, &self.config.network_id))
+    }
+
+    /// The newest event this instance ever inserted for `creator` (kept
+    /// after it is pruned). A node continues its own chain from it.
+    pub fn chain_head(&self, creator: &CreatorId) -> Option<ChainHead> {
         let c = *self.sched.index.get(creator)?;
         self.latest.get(c as usize).copied().flatten()
     }
 
+    /// The best held event of `creator` to use as an other-parent: among
+    /// its held chain tips (a forker has several), the one born last, then
+    /// the one with the smallest id. `None` if nothing of it is held.
+    pub fn latest_of(&self, creator: &CreatorId) -> Option<EventId> {
+        let c = *self.sched.index.get(creator)? as usize;
+        self.g
+            .tips
+            .get(c)?
+            .iter()
+            .map(|&s| self.g.node(s))
+            .max_by(|a, b| {
+                a.round
+                    .cmp(&b.round)
+                    .then_with(|| b.event.id().cmp(&a.event.id()))
+            })
+            .map(|n| n.event.id())
+    }
+
+    /// Equivocation evidence found since the last call (bounded queue).
     pub fn take_equivocations(&mut self) -> Vec<Equivocation> {
         self.evidence.drain(..).collect()
     }
@@ -580,7 +773,9 @@ impl Hashgraph {
             pruned_through_round: self.g.pruned_through,
             held_events: self.g.len,
             buffered_events: self.buffer.len(),
+            buffered_bytes: self.buffer.bytes(),
             parked_events: self.parked.len(),
+            parked_bytes: self.parked.bytes(),
             ordered_count: self.order.count,
             running_hash: self.order.running_hash,
             dropped_events: self.dropped,
@@ -624,15 +819,21 @@ mod tests {
         SigningKey::from_bytes(&[i + 1; 32])
     }
 
-    fn ev(k: &SigningKey, sp: Option<&Event>, op: Option<&Event>, t: u64) -> Event {
-        UnsignedEvent {
-            seq: sp.map_or(0, |p| p.seq() + 1),
-            self_parent: sp.map(Event::id),
-            other_parent: op.map(Event::id),
-            created_at_ns: t,
-            txs: vec![],
-        }
-        .sign(k, &[0; 32])
+    fn ev(
+        hg: &mut Hashgraph,
+        k: &SigningKey,
+        sp: Option<&Event>,
+        op: Option<&Event>,
+        t: u64,
+    ) -> Event {
+        let e = hg
+            .build_event(k, sp.map(Event::id), op.map(Event::id), t, vec![])
+            .expect("parents held");
+        assert!(matches!(
+            hg.insert(e.clone()),
+            Ok(InsertOutcome::Inserted(_))
+        ));
+        e
     }
 
     /// An event stops seeing a creator's events once a fork by that
@@ -648,21 +849,15 @@ mod tests {
             },
             roster,
         );
-        let a0 = ev(&keys[0], None, None, 1);
-        let a0x = ev(&keys[0], None, None, 2); // fork: a second seq-0 event
-        let b0 = ev(&keys[1], None, None, 1);
-        let c0 = ev(&keys[2], None, None, 1);
-        let d0 = ev(&keys[3], None, None, 1);
-        let b1 = ev(&keys[1], Some(&b0), Some(&a0), 5);
-        let c1 = ev(&keys[2], Some(&c0), Some(&a0x), 5);
-        let d1 = ev(&keys[3], Some(&d0), Some(&b1), 6);
-        let d2 = ev(&keys[3], Some(&d1), Some(&c1), 7);
-        for e in [&a0, &a0x, &b0, &c0, &d0, &b1, &c1, &d1, &d2] {
-            assert!(matches!(
-                hg.insert(e.clone()),
-                Ok(InsertOutcome::Inserted(_))
-            ));
-        }
+        let a0 = ev(&mut hg, &keys[0], None, None, 1);
+        let a0x = ev(&mut hg, &keys[0], None, None, 2); // fork: a second seq-0 event
+        let b0 = ev(&mut hg, &keys[1], None, None, 1);
+        let c0 = ev(&mut hg, &keys[2], None, None, 1);
+        let d0 = ev(&mut hg, &keys[3], None, None, 1);
+        let b1 = ev(&mut hg, &keys[1], Some(&b0), Some(&a0), 5);
+        let c1 = ev(&mut hg, &keys[2], Some(&c0), Some(&a0x), 5);
+        let d1 = ev(&mut hg, &keys[3], Some(&d0), Some(&b1), 6);
+        let d2 = ev(&mut hg, &keys[3], Some(&d1), Some(&c1), 7);
         let ev_pair = hg.take_equivocations();
         let slot = |e: &Event| hg.g.get(&e.id()).expect("held");
         assert_eq!(ev_pair.len(), 1);

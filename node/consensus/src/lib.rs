@@ -37,21 +37,60 @@
 //!   `r + 2` witnesses; 12 leaves room for ten more voting rounds, including
 //!   the coin round at `d = 6` ([`COIN_PERIOD`]), before insertion has
 //!   to wait for consensus.
-//! * [`ANCIENT_HORIZON`] = 16: after round `D` is decided, rounds `<= D -
-//!   16` are pruned; events in them that never reached consensus are stale
-//!   and never will (the same on every node, since it depends on `D` only).
+//! * [`ANCIENT_HORIZON`] = 16: after round `D` is decided, events born in
+//!   rounds `<= D - 16` are pruned; events in them that never reached
+//!   consensus are stale and never will (the same on every node, since it
+//!   depends on `D` only).
+//! * [`LINK_ROUNDS`] = 2 and [`MAX_FUTURE_ROUNDS`] = 16: see below.
 //!
-//! # Waiting areas (bounded)
-//! * Unknown parent: the event waits in a buffer of
-//!   [`Limits::max_buffered_events`]; when full the *oldest* waiting event is
-//!   evicted and reported in [`InsertOutcome::Buffered`].
-//! * Round beyond the fixed rosters (`parent round + 1 > last sealed round +
-//!   ROSTER_DELAY`): the event is parked ([`InsertOutcome::Parked`]) until a
-//!   later `poll` seals more rounds; when [`Limits::max_parked_events`] are
-//!   parked, new ones are refused with [`Reject::TooFarAhead`].
-//! * A self-parent in pruned rounds is treated as absent (the event still
-//!   needs a held other-parent); without any placeable parent the event is
-//!   [`Reject::Ancient`].
+//! # Birth rounds: what is ancient is decided from signed data
+//! Every event carries its *birth round*, which must equal the round
+//! consensus computes for it (an event whose claim is wrong is refused, the
+//! same way everywhere), and names each parent by id *and* birth round
+//! ([`ParentRef`]). From these signed fields alone:
+//! * A parent born more than [`LINK_ROUNDS`] rounds before its child is
+//!   *not linked*: the child never needs it, and consensus ignores the
+//!   reference. Such a parent lies below every round the child's "see"
+//!   summary keeps (the summary keeps rounds from `parent round - 1`, and a
+//!   round is at most one above its highest parent's), so linking it would
+//!   change nothing about the child's round, witness status or votes; not
+//!   linking it makes ordering and sync independent of whether a node
+//!   still holds it. This is also how a node whose last event never went
+//!   out (a crash right after signing) rejoins after a long absence: its
+//!   next event names that event as self-parent, born long before, and
+//!   nobody needs it.
+//! * An event is *ancient* once a parent it links could be pruned: birth
+//!   round `- LINK_ROUNDS <= ` the pruned round. It is refused (and dropped
+//!   from the waiting areas); this depends on its birth round and on the
+//!   decided round only. A node can only be missing a linked parent of a
+//!   non-ancient event if that parent reached it late, and then every
+//!   honest node that is up to date cuts the link soon after.
+//! * An event born beyond the rounds whose rosters are fixed waits in the
+//!   parked area; one born more than [`MAX_FUTURE_ROUNDS`] beyond is
+//!   refused ([`Reject::TooFarAhead`]).
+//! No rule reads local arrival order or local pruning history.
+//!
+//! # Waiting areas (bounded in events and bytes)
+//! * Unknown linked parent: the event waits in a buffer of
+//!   [`Limits::max_buffered_events`] / [`Limits::max_buffered_bytes`];
+//!   when full the *oldest* waiting events are evicted and reported in
+//!   [`InsertOutcome::Buffered`].
+//! * Born beyond the fixed rosters: parked ([`InsertOutcome::Parked`])
+//!   until a later `poll` seals more rounds; when [`Limits::max_parked_events`]
+//!   or [`Limits::max_parked_bytes`] are reached, new ones are refused with
+//!   [`Reject::TooFarAhead`].
+//! * Waiting events that become ancient, or fail a check once they can be
+//!   placed, are listed in [`Decided::discarded`] (delete them from disk).
+//!
+//! # Equivocation
+//! Two distinct events signed by one creator *conflict* when their headers
+//! alone show they cannot both lie on one chain ([`Equivocation::verify`]):
+//! they share a sequence number, or the one with the lower sequence number
+//! has the higher birth round, or one is at the next sequence number and
+//! names another self-parent. A creator that forks, restarts its chain or
+//! jumps its sequence number while its old chain goes on produces such a
+//! pair; every node that holds both reports it ([`Hashgraph::take_equivocations`]),
+//! and anyone can check it with nothing but the network id.
 //!
 //! # Sync
 //! [`Hashgraph::tips`] lists every held event without a held self-child, so
@@ -121,10 +160,12 @@ pub mod verify;
 pub use error::{
     CreateError, DecodeError, EvidenceError, Reject, RosterError, ScheduleError, SnapshotError,
 };
-pub use event::{signing_message, CreatorId, Event, EventHeader, EventId, UnsignedEvent};
+pub use event::{
+    signing_message, CreatorId, Event, EventHeader, EventId, ParentRef, UnsignedEvent,
+};
 pub use evidence::Equivocation;
 pub use fame::COIN_PERIOD;
-pub use hashgraph::{Decided, EventInfo, Hashgraph, InsertOutcome, Inserted, Stats};
+pub use hashgraph::{ChainHead, Decided, EventInfo, Hashgraph, InsertOutcome, Inserted, Stats};
 pub use merkle::{Batch, Forester, InclusionProof};
 pub use order::Ordered;
 pub use roster::{is_supermajority, Roster};
@@ -136,6 +177,25 @@ pub const ROSTER_DELAY: u64 = 12;
 /// Decided rounds kept in memory behind the last decided round.
 pub const ANCIENT_HORIZON: u64 = 16;
 
+/// A parent born more than this many rounds before its child is not
+/// linked (see the crate docs, "Birth rounds").
+pub const LINK_ROUNDS: u64 = 2;
+
+/// Rounds beyond the fixed rosters an event may be born in and still wait
+/// (parked) instead of being refused.
+pub const MAX_FUTURE_ROUNDS: u64 = 16;
+
+/// Largest birth round or sequence number an event may carry: far above
+/// anything a network reaches, and far enough below `u64::MAX` that no sum
+/// of a few of them overflows.
+pub const MAX_HEADER_VALUE: u64 = 1 << 62;
+
+/// Does a child born in `child_birth` link a parent described as born in
+/// `parent_birth`?
+pub fn links(child_birth: u64, parent_birth: u64) -> bool {
+    parent_birth.saturating_add(LINK_ROUNDS) >= child_birth
+}
+
 /// Size limits enforced by the verifier and by the buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -145,10 +205,14 @@ pub struct Limits {
     pub max_txs_per_event: usize,
     /// Sum of transaction lengths in one event.
     pub max_batch_bytes: usize,
-    /// Events waiting for unknown parents (oldest evicted beyond).
+    /// Events waiting for unknown parents (oldest evicted beyond)...
     pub max_buffered_events: usize,
-    /// Events waiting for rosters to be fixed (new ones refused beyond).
+    /// ...and their encoded bytes.
+    pub max_buffered_bytes: usize,
+    /// Events waiting for rosters to be fixed (new ones refused beyond)...
     pub max_parked_events: usize,
+    /// ...and their encoded bytes.
+    pub max_parked_bytes: usize,
 }
 
 impl Default for Limits {
@@ -159,7 +223,9 @@ impl Default for Limits {
             max_txs_per_event: 8192,
             max_batch_bytes: 1 << 20,
             max_buffered_events: 10_000,
+            max_buffered_bytes: 64 << 20,
             max_parked_events: 10_000,
+            max_parked_bytes: 64 << 20,
         }
     }
 }

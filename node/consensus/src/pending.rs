@@ -1,24 +1,42 @@
 //! Bounded waiting areas for events that passed the stateless checks but
-//! cannot be placed yet.
+//! cannot be placed yet. Both are bounded in events *and* in bytes, and
+//! both drop what became ancient (by signed birth round) as consensus moves
+//! on, so nothing waits forever.
 //!
-//! * [`ParentBuffer`]: a parent is unknown. Capacity `max_buffered`; when
-//!   full, the *oldest* buffered event is evicted (reported to the caller)
-//!   so that orphans whose parents never come cannot wedge the buffer.
-//! * [`Parked`]: parents are known but the event's round would depend on a
-//!   roster that is not fixed yet. Capacity `max_parked`; when full the
-//!   *new* event is refused with `Reject::TooFarAhead` (the oldest parked
-//!   events are the ones consensus needs first).
+//! * [`ParentBuffer`]: a linked parent is unknown. When full, the *oldest*
+//!   buffered events are evicted (reported to the caller) so that orphans
+//!   whose parents never come cannot wedge the buffer.
+//! * [`Parked`]: the event's birth round lies beyond the rounds whose
+//!   roster is fixed. When full, the *new* event is refused with
+//!   `Reject::TooFarAhead` (the oldest parked events are the ones consensus
+//!   needs first).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::event::{Event, EventId};
+
+/// A cap on events and on their encoded bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cap {
+    pub events: usize,
+    pub bytes: usize,
+}
+
+impl Cap {
+    fn fits(&self, events: usize, bytes: usize) -> bool {
+        events <= self.events && bytes <= self.bytes
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct ParentBuffer {
     events: HashMap<EventId, (Event, u64)>,
     waiting: HashMap<EventId, Vec<EventId>>,
     fifo: VecDeque<(u64, EventId)>,
+    /// Birth round -> buffered ids (lazily cleaned).
+    by_birth: BTreeMap<u64, Vec<EventId>>,
     next: u64,
+    bytes: usize,
 }
 
 impl ParentBuffer {
@@ -28,34 +46,51 @@ impl ParentBuffer {
     pub fn len(&self) -> usize {
         self.events.len()
     }
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
 
     /// Buffer `event` until every id in `missing` is inserted. Returns the
-    /// id evicted to make room, if any.
-    pub fn add(&mut self, event: Event, missing: &[EventId], cap: usize) -> Option<EventId> {
-        let mut evicted = None;
-        while self.events.len() >= cap.max(1) {
+    /// ids evicted (oldest first) to make room. An event larger than the
+    /// whole byte cap evicts everything and is then evicted itself.
+    pub fn add(&mut self, event: Event, missing: &[EventId], cap: Cap) -> Vec<EventId> {
+        let mut evicted = Vec::new();
+        let size = event.encoded_len();
+        while !self.events.is_empty()
+            && !cap.fits(self.events.len() + 1, self.bytes.saturating_add(size))
+        {
             match self.fifo.pop_front() {
                 Some((n, id)) => {
                     if self.events.get(&id).is_some_and(|(_, m)| *m == n) {
                         self.remove(&id);
-                        evicted = Some(id);
+                        evicted.push(id);
                     }
                 }
                 None => break,
             }
         }
         let id = event.id();
+        if !cap.fits(1, size) || cap.events == 0 {
+            evicted.push(id);
+            return evicted;
+        }
         self.next += 1;
         for p in missing {
             self.waiting.entry(*p).or_default().push(id);
         }
         self.fifo.push_back((self.next, id));
+        self.by_birth
+            .entry(event.birth_round())
+            .or_default()
+            .push(id);
+        self.bytes += size;
         self.events.insert(id, (event, self.next));
         evicted
     }
 
     fn remove(&mut self, id: &EventId) -> Option<Event> {
         let (e, _) = self.events.remove(id)?;
+        self.bytes -= e.encoded_len();
         for p in [e.self_parent(), e.other_parent()].into_iter().flatten() {
             if let Some(list) = self.waiting.get_mut(&p) {
                 list.retain(|x| x != id);
@@ -71,6 +106,20 @@ impl ParentBuffer {
     pub fn take_children(&mut self, parent: &EventId) -> Vec<Event> {
         let ids = self.waiting.remove(parent).unwrap_or_default();
         ids.iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// Drop every buffered event born in round `through` or earlier;
+    /// returns their ids.
+    pub fn expire_through(&mut self, through: u64) -> Vec<EventId> {
+        let keep = self.by_birth.split_off(&through.saturating_add(1));
+        let old = std::mem::replace(&mut self.by_birth, keep);
+        let mut out = Vec::new();
+        for id in old.into_values().flatten() {
+            if self.remove(&id).is_some() {
+                out.push(id);
+            }
+        }
+        out
     }
 
     /// Buffered events, oldest (first evicted) first, each with whether it
@@ -104,23 +153,31 @@ impl ParentBuffer {
     /// internal stamps differ, which nothing observes.
     pub fn from_entries(entries: Vec<(Event, bool, bool)>) -> ParentBuffer {
         let mut b = ParentBuffer::default();
+        let unbounded = Cap {
+            events: usize::MAX,
+            bytes: usize::MAX,
+        };
         for (e, sp, op) in entries {
             let missing: Vec<EventId> = [sp.then(|| e.self_parent()), op.then(|| e.other_parent())]
                 .into_iter()
                 .flatten()
                 .flatten()
                 .collect();
-            b.add(e, &missing, usize::MAX);
+            b.add(e, &missing, unbounded);
         }
         b
     }
 
-    /// Compact the FIFO when lazy deletions pile up (keeps memory flat).
+    /// Compact the lazy indices when deletions pile up (keeps memory flat).
     pub fn compact(&mut self) {
         if self.fifo.len() > 2 * self.events.len() + 64 {
             let events = &self.events;
             self.fifo
                 .retain(|(n, id)| events.get(id).is_some_and(|(_, m)| m == n));
+            self.by_birth.retain(|_, ids| {
+                ids.retain(|id| events.contains_key(id));
+                !ids.is_empty()
+            });
         }
     }
 }
@@ -129,6 +186,7 @@ impl ParentBuffer {
 pub(crate) struct Parked {
     queue: VecDeque<Event>,
     ids: HashSet<EventId>,
+    bytes: usize,
 }
 
 impl Parked {
@@ -138,11 +196,16 @@ impl Parked {
     pub fn len(&self) -> usize {
         self.queue.len()
     }
-    /// Park `event`; false if full.
-    pub fn push(&mut self, event: Event, cap: usize) -> bool {
-        if self.queue.len() >= cap {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+    /// Park `event`; false if that would exceed the cap.
+    pub fn push(&mut self, event: Event, cap: Cap) -> bool {
+        let size = event.encoded_len();
+        if !cap.fits(self.queue.len() + 1, self.bytes.saturating_add(size)) {
             return false;
         }
+        self.bytes += size;
         self.ids.insert(event.id());
         self.queue.push_back(event);
         true
@@ -154,14 +217,17 @@ impl Parked {
     /// Rebuild from [`Parked::events`] (snapshot restore).
     pub fn from_events(events: Vec<Event>) -> Parked {
         let ids = events.iter().map(Event::id).collect();
+        let bytes = events.iter().map(Event::encoded_len).sum();
         Parked {
             queue: events.into(),
             ids,
+            bytes,
         }
     }
     /// Everything parked, oldest first.
     pub fn drain(&mut self) -> Vec<Event> {
         self.ids.clear();
+        self.bytes = 0;
         self.queue.drain(..).collect()
     }
 }

@@ -1,23 +1,25 @@
 //! Snapshot and restore of the whole consensus state (crate docs,
 //! "Restart").
 //!
-//! # Format, version 1
+//! # Format, version 2
 //! Integers are unsigned LEB128 varints in their shortest form unless a
 //! width is given, `[n]` is `n` raw bytes and `bits(n)` is `n` booleans
 //! packed least significant bit first into `ceil(n / 8)` bytes with zero
 //! padding. Events are stored as `len, Event::encode` (canonical).
 //!
 //! ```text
-//! [8] magic "DAGGERHG", u16 LE version (= 1), [32] network id
+//! [8] magic "DAGGERHG", u16 LE version (= 2), [32] network id
 //! scalars:   last_decided, sealed, max_round, u8 fame_dirty, dropped,
 //!            ordered_count, [32] running_hash, u8 has_last_time, (last_time)
 //! schedule:  C, C x [32] creator                      (dense creator table)
 //!            E, E x (first round, M, M x (creator index, stake))
 //!                                                     (members by ascending id)
-//! creators:  C x pruned_seq, bits(C) irregular,
-//!            L, L x (u8 present, ([32] id, seq, time)) (latest per creator)
-//! graph:     V, V x node                              (held events, insertion order)
-//!   node  =  event, round - pruned_through, u8 flags,
+//! creators:  bits(C) irregular,
+//!            L, L x (u8 present, ([32] id, seq, birth round, time))
+//!                                                     (chain head per creator)
+//! graph:     V, V x node                              (held events, insertion order;
+//!                                                      round = birth round)
+//!   node  =  event, u8 flags,
 //!            (i - index of self-parent), (i - index of other-parent)   (if live)
 //!            k, k x (top, fork)                       (the "see" summary)
 //!   flags =  bit 0 ordered, bits 1-2 fame (0 undecided, 1 no, 2 yes),
@@ -33,6 +35,7 @@
 //!                                                     (oldest first)
 //! parked:    P, P x event                             (oldest first)
 //! evidence:  Q, Q x (event, event)                    (oldest first)
+//! discards:  D, D x [32] id                           (not yet reported)
 //! [32] blake3 hash of everything above
 //! ```
 //!
@@ -56,27 +59,27 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::codec;
 use crate::error::SnapshotError;
-use crate::event::{CreatorId, Event, EventId};
+use crate::event::{CreatorId, Event, EventId, ParentRef};
 use crate::evidence::Equivocation;
 use crate::fame::Votes;
 use crate::graph::{Graph, Node, RoundSlots, SeeEntry, NONE};
-use crate::hashgraph::{Hashgraph, MAX_PENDING_EVIDENCE};
+use crate::hashgraph::{ChainHead, Hashgraph, MAX_PENDING_EVIDENCE};
 use crate::order::OrderState;
 use crate::pending::{ParentBuffer, Parked};
 use crate::roster::{Roster, Schedule};
-use crate::{Config, ANCIENT_HORIZON, ROSTER_DELAY};
+use crate::{links, Config, ANCIENT_HORIZON, ROSTER_DELAY};
 
 const MAGIC: [u8; 8] = *b"DAGGERHG";
 /// Version of the snapshot format written by [`Hashgraph::snapshot`].
-pub(crate) const SNAPSHOT_VERSION: u16 = 1;
+pub(crate) const SNAPSHOT_VERSION: u16 = 2;
 const HEAD: usize = MAGIC.len() + 2 + 32;
 const SUM: usize = 32;
 /// Shortest canonical event encoding (no parents, no transactions).
-const MIN_EVENT: usize = 1 + 32 + 8 + 1 + 1 + 8 + 32 + 4 + 64;
+const MIN_EVENT: usize = 1 + 32 + 8 + 8 + 1 + 1 + 8 + 32 + 4 + 64;
 /// Shortest stored event: length prefix (two bytes from 128 on) + event.
 const MIN_STORED_EVENT: usize = 2 + MIN_EVENT;
-/// Shortest node: event, round, flags, summary length and one entry.
-const MIN_NODE: usize = MIN_STORED_EVENT + 1 + 1 + 1 + 2;
+/// Shortest node: event, flags, summary length and one entry.
+const MIN_NODE: usize = MIN_STORED_EVENT + 1 + 1 + 2;
 /// Bound on counters, rounds and sequence numbers, far above anything a
 /// node reaches, so that no later `+ 1` or `+ ROSTER_DELAY` can overflow.
 const MAX_VALUE: u64 = 1 << 62;
@@ -293,19 +296,17 @@ impl Hashgraph {
             }
         }
 
-        for c in 0..k_all {
-            w.var(g.pruned_seq.get(c).copied().unwrap_or(0));
-        }
         w.bits((0..k_all).map(|c| g.irregular.get(c).copied().unwrap_or(false)));
         w.len(self.latest.len());
         for l in &self.latest {
             match l {
                 None => w.u8(0),
-                Some((id, seq, time)) => {
+                Some(h) => {
                     w.u8(1);
-                    w.raw(&id.0);
-                    w.var(*seq);
-                    w.var(*time);
+                    w.raw(&h.id.0);
+                    w.var(h.seq);
+                    w.var(h.birth_round);
+                    w.var(h.created_at_ns);
                 }
             }
         }
@@ -332,7 +333,6 @@ impl Hashgraph {
             let i = i as u64;
             let n = g.node(s);
             w.event(&n.event);
-            w.var(n.round.saturating_sub(pt));
             let sp = live_idx(n.sp, n.sp_round);
             let op = live_idx(n.op, n.op_round);
             let ss = n
@@ -344,7 +344,11 @@ impl Hashgraph {
                 Some(false) => 1,
                 Some(true) => 2,
             };
-            let owner = g.by_seq.get(&(n.creator, n.seq)) == Some(&s);
+            let owner = g
+                .chains
+                .get(n.creator as usize)
+                .and_then(|chain| chain.get(&n.seq))
+                == Some(&s);
             w.u8(u8::from(n.ordered)
                 | fame << 1
                 | u8::from(sp.is_some()) << 3
@@ -419,6 +423,10 @@ impl Hashgraph {
         for ev in &self.evidence {
             w.event(&ev.first);
             w.event(&ev.second);
+        }
+        w.len(self.pending_discards.len());
+        for id in &self.pending_discards {
+            w.raw(&id.0);
         }
 
         let sum = blake3::hash(&w.out);
@@ -549,10 +557,6 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
     let sched = Schedule::from_parts(creators, entries);
 
     // Per creator.
-    let mut pruned_seq = Vec::with_capacity(k_all);
-    for _ in 0..k_all {
-        pruned_seq.push(r.value()?);
-    }
     let irregular = r.bits(k_all)?;
     let n_latest = r.count(1)?;
     if n_latest > k_all {
@@ -561,7 +565,12 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
     let mut latest = Vec::with_capacity(n_latest);
     for _ in 0..n_latest {
         latest.push(if r.flag()? {
-            Some((EventId(r.array()?), r.value()?, r.var()?))
+            Some(ChainHead {
+                id: EventId(r.array()?),
+                seq: r.value()?,
+                birth_round: r.value()?,
+                created_at_ns: r.var()?,
+            })
         } else {
             None
         });
@@ -578,7 +587,7 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
     }
     let mut nodes: Vec<Node> = Vec::with_capacity(v);
     let mut ids: HashMap<EventId, u32> = HashMap::with_capacity(v);
-    let mut by_seq: HashMap<(u32, u64), u32> = HashMap::with_capacity(v);
+    let mut chains: Vec<BTreeMap<u64, u32>> = vec![BTreeMap::new(); k_all];
     let mut with_strongly_seen = Vec::new();
     for i in 0..v {
         let event = r.event(max_event)?;
@@ -590,11 +599,10 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
         if seq > MAX_VALUE {
             return inconsistent("held event sequence number out of range");
         }
-        let dr = r.var()?;
-        if dr == 0 || dr > max_round - pruned_through {
+        let round = event.birth_round();
+        if round <= pruned_through || round > max_round {
             return inconsistent("held event round out of range");
         }
-        let round = pruned_through + dr;
         let flags = r.u8()?;
         if flags & 0x80 != 0 {
             return non_canonical("unknown node flag");
@@ -610,16 +618,15 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
         let sp = if flags & 0x08 != 0 {
             let j = r.back_ref(i)?;
             let p = &nodes[j];
-            if event.self_parent() != Some(p.event.id())
+            if !linked(round, &event.self_parent_ref(), p)
                 || p.creator != creator
-                || p.seq + 1 != seq
-                || p.round > round
+                || p.seq.saturating_add(1) != seq
             {
                 return inconsistent("self-parent reference does not match the event");
             }
             Some(j)
         } else {
-            if event.self_parent().is_some_and(|p| ids.contains_key(&p)) {
+            if unreferenced_but_linked(round, &event.self_parent_ref(), &ids) {
                 return inconsistent("held self-parent not referenced");
             }
             None
@@ -627,13 +634,12 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
         let op = if flags & 0x10 != 0 {
             let j = r.back_ref(i)?;
             let p = &nodes[j];
-            if event.other_parent() != Some(p.event.id()) || p.creator == creator || p.round > round
-            {
+            if !linked(round, &event.other_parent_ref(), p) || p.creator == creator {
                 return inconsistent("other-parent reference does not match the event");
             }
             Some(j)
         } else {
-            if event.other_parent().is_some_and(|p| ids.contains_key(&p)) {
+            if unreferenced_but_linked(round, &event.other_parent_ref(), &ids) {
                 return inconsistent("held other-parent not referenced");
             }
             None
@@ -714,7 +720,7 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
             }
             with_strongly_seen.push(i);
         }
-        if flags & 0x40 != 0 && by_seq.insert((creator, seq), i as u32).is_some() {
+        if flags & 0x40 != 0 && chains[creator as usize].insert(seq, i as u32).is_some() {
             return inconsistent("two first events for one (creator, seq)");
         }
         if ids.insert(id, i as u32).is_some() {
@@ -883,6 +889,11 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
         }
         evidence.push_back(Equivocation { first, second });
     }
+    let n_discards = r.count(32)?;
+    let mut pending_discards = Vec::with_capacity(n_discards);
+    for _ in 0..n_discards {
+        pending_discards.push(EventId(r.array()?));
+    }
 
     // Tips: held events without a held self-child, in insertion order.
     let mut tips = vec![Vec::new(); k_all];
@@ -897,9 +908,8 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
         free: Vec::new(),
         ids,
         rounds,
-        by_seq,
+        chains,
         tips,
-        pruned_seq,
         irregular,
         pruned_through,
         next_insert: len as u64,
@@ -925,5 +935,24 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
         evidence,
         dropped,
         latest,
+        pending_discards,
     })
+}
+
+/// Does a child born in `birth` name `parent`, with its true birth round,
+/// and link it?
+fn linked(birth: u64, reference: &Option<ParentRef>, parent: &Node) -> bool {
+    reference.is_some_and(|r| {
+        r.id == parent.event.id() && r.birth_round == parent.round && links(birth, r.birth_round)
+    })
+}
+
+/// Whether a child born in `birth` links a parent that is held, although
+/// the snapshot stores no link (which `insert` never produces).
+fn unreferenced_but_linked(
+    birth: u64,
+    reference: &Option<ParentRef>,
+    ids: &HashMap<EventId, u32>,
+) -> bool {
+    reference.is_some_and(|r| links(birth, r.birth_round) && ids.contains_key(&r.id))
 }

@@ -1,12 +1,13 @@
 //! The verifier: checks an event must pass before it may touch the graph.
-//! Stateless checks (limits, root, signature) run before buffering; the
-//! checks against the self-parent run once the parent is known.
+//! Stateless checks (limits, header rules, signature, then the Merkle root,
+//! so unsigned junk costs one signature check and no hashing) run before
+//! buffering; the checks against linked parents run once they are known.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::error::Reject;
-use crate::event::{signing_message, Event};
-use crate::{merkle, Limits};
+use crate::event::{signing_message, Event, EventHeader};
+use crate::{merkle, Limits, MAX_HEADER_VALUE};
 
 /// Size limits, transaction count and the parent-presence rules.
 pub(crate) fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
@@ -38,7 +39,7 @@ pub(crate) fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
                 max: limits.max_tx_bytes,
             });
         }
-        total += tx.len();
+        total = total.saturating_add(tx.len());
     }
     if total > limits.max_batch_bytes {
         return Err(Reject::BatchTooLarge {
@@ -46,17 +47,43 @@ pub(crate) fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
             max: limits.max_batch_bytes,
         });
     }
-    // Sequence 0 starts a chain. A later event names its self-parent, or —
-    // a re-anchor, when the creator's tip lies in pruned rounds and peers
-    // might never have received it — none, and then it must link to the
-    // graph through an other-parent.
-    if (e.seq() == 0 && e.self_parent().is_some())
-        || (e.seq() > 0 && e.self_parent().is_none() && e.other_parent().is_none())
-    {
+    check_header(e.header())
+}
+
+/// Rules on the header alone: sequence number and self-parent agree, birth
+/// rounds are in range and never below a parent's, parents are distinct.
+pub(crate) fn check_header(h: &EventHeader) -> Result<(), Reject> {
+    if (h.seq == 0) != h.self_parent.is_none() {
         return Err(Reject::SelfParentMismatch);
     }
-    if e.self_parent().is_some() && e.self_parent() == e.other_parent() {
-        return Err(Reject::ParentsEqual);
+    if h.seq > MAX_HEADER_VALUE {
+        return Err(Reject::OutOfRange { field: "seq" });
+    }
+    let b = h.birth_round;
+    if b == 0 || b > MAX_HEADER_VALUE {
+        return Err(Reject::OutOfRange {
+            field: "birth_round",
+        });
+    }
+    for p in [&h.self_parent, &h.other_parent].into_iter().flatten() {
+        if p.birth_round == 0 || p.birth_round > b {
+            return Err(Reject::BirthBelowParent {
+                birth_round: b,
+                parent_birth_round: p.birth_round,
+            });
+        }
+    }
+    if h.self_parent.is_none() && h.other_parent.is_none() && b != 1 {
+        // No parent at all: the event can only be in round 1.
+        return Err(Reject::WrongBirthRound {
+            claimed: b,
+            computed: 1,
+        });
+    }
+    if let (Some(sp), Some(op)) = (&h.self_parent, &h.other_parent) {
+        if sp.id == op.id {
+            return Err(Reject::ParentsEqual);
+        }
     }
     Ok(())
 }
@@ -90,10 +117,7 @@ pub(crate) fn check_self_parent(
     parent_seq: u64,
     parent_time: u64,
 ) -> Result<(), Reject> {
-    let expected = parent_seq.checked_add(1).ok_or(Reject::WrongSequence {
-        expected: u64::MAX,
-        got: e.seq(),
-    })?;
+    let expected = parent_seq.saturating_add(1);
     if e.seq() != expected {
         return Err(Reject::WrongSequence {
             expected,

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use common::*;
 use dagger_consensus::{
     CreatorId, Decided, Event, EventId, Hashgraph, InsertOutcome, Reject, Roster, ANCIENT_HORIZON,
@@ -15,8 +12,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn simulate(n: usize, byz: &[usize], silent: &[usize], steps: usize, seed: u64) -> Sim {
+    simulate_with(Sim::new(n, byz, silent), steps, seed)
+}
+
+/// Run a prepared simulation (stakes and roster changes set: birth rounds
+/// depend on them, so every node must use the same ones).
+fn simulate_with(mut sim: Sim, steps: usize, seed: u64) -> Sim {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut sim = Sim::new(n, byz, silent);
     sim.genesis(&mut rng);
     for _ in 0..steps {
         sim.step(&mut rng);
@@ -88,7 +90,7 @@ fn unequal_stakes_agree() {
     // One creator holds 40% of the stake.
     let stakes = [40u64, 20, 20, 20];
     for seed in 0..40u64 {
-        let sim = simulate(4, &[], &[], 80, 1000 + seed);
+        let sim = simulate_with(Sim::with_stakes(4, &[], &[], &stakes), 80, 1000 + seed);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let outs: Vec<Vec<OrderedRow>> = (0..3)
             .map(|k| {
@@ -173,9 +175,7 @@ impl Driver {
 
 #[test]
 fn restart_from_stored_events_reproduces_the_order() {
-    let sim = simulate(4, &[3], &[], 800, 31);
-    let mut rng = ChaCha8Rng::seed_from_u64(32);
-    let keys = sim.keys.clone();
+    let keys: Vec<_> = (0..4).map(key).collect();
     let change = Roster::new(
         keys.iter()
             .enumerate()
@@ -183,6 +183,10 @@ fn restart_from_stored_events_reproduces_the_order() {
     )
     .expect("valid");
     let changes = vec![(3u64, change)];
+    let mut sim = Sim::new(4, &[3], &[]);
+    sim.roster_changes = changes.clone();
+    let sim = simulate_with(sim, 800, 31);
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
     let order = delivery_order(&sim.all, false, &mut rng);
     let mut live = Driver::new(
         Hashgraph::new(config(), roster(&keys, &[1; 4])),
@@ -236,58 +240,32 @@ fn roster_change_applies_at_the_same_round_everywhere() {
     let changes = vec![(2u64, next.clone())];
     let effective = 2 + ROSTER_DELAY;
 
-    // The simulation gossips only what a reference node accepts, as real
-    // peers would.
-    let gate = Rc::new(RefCell::new(Driver::new(
-        Hashgraph::new(config(), genesis.clone()),
-        changes.clone(),
-    )));
-    let rejected = Rc::new(RefCell::new(Vec::<(usize, Reject)>::new()));
+    // Every simulated node applies the change when it decides round 2;
+    // creator 4 cannot create events before it counts, creator 3 after.
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
-    let mut sim = Sim::new(5, &[], &[]);
-    {
-        let gate = gate.clone();
-        let rejected = rejected.clone();
-        let index: Vec<CreatorId> = keys.iter().map(CreatorId::from).collect();
-        sim.accept = Some(Box::new(move |e: &Event| match gate.borrow_mut().feed(e) {
-            Ok(()) => true,
-            Err(r) => {
-                let c = index
-                    .iter()
-                    .position(|k| *k == e.creator())
-                    .expect("sim creator");
-                rejected.borrow_mut().push((c, r));
-                false
-            }
-        }));
-    }
+    let mut sim = Sim::with_genesis(5, &[], &[], genesis.clone());
+    sim.roster_changes = changes.clone();
     sim.genesis(&mut rng);
     for _ in 0..1500 {
         sim.step(&mut rng);
     }
-    let gate = gate.borrow();
-    assert!(
-        gate.hg.stats().last_decided_round > effective + 2,
-        "{:?}",
-        gate.hg.stats()
-    );
-    // Creator 4 was refused before the effective round, creator 3 after.
-    for (c, r) in rejected.borrow().iter() {
-        match (c, r) {
-            (4, Reject::NotInRoster { round }) => assert!(*round < effective),
-            (4, Reject::UnknownCreator) | (3, Reject::UnknownCreator) => {}
-            (3, Reject::NotInRoster { round }) => assert!(*round >= effective),
-            other => panic!("unexpected rejection {other:?}"),
-        }
+    sim.check("roster change");
+    for p in &sim.parts {
+        let s = p.hg.stats();
+        assert!(s.last_decided_round > effective + 2, "{s:?}");
+        assert!(p.hg.roster_at(effective) == &next);
     }
-    assert!(gate.hg.roster_at(effective) == &next);
-    let rejected = rejected.borrow();
-    assert!(rejected
-        .iter()
-        .any(|(c, r)| *c == 4 && matches!(r, Reject::NotInRoster { .. })));
-    assert!(rejected
-        .iter()
-        .any(|(c, r)| *c == 3 && matches!(r, Reject::NotInRoster { .. })));
+    let births = |c: usize| -> Vec<u64> {
+        let creator = CreatorId::from(&keys[c]);
+        sim.all
+            .iter()
+            .filter(|e| e.creator() == creator)
+            .map(|e| e.birth_round())
+            .collect()
+    };
+    let (new, gone) = (births(4), births(3));
+    assert!(!new.is_empty() && new.iter().all(|&b| b >= effective));
+    assert!(!gone.is_empty() && gone.iter().all(|&b| b < effective));
 
     // Every node, whatever the delivery order, agrees, and creator 4's
     // events only count from the effective round.
@@ -304,7 +282,7 @@ fn roster_change_applies_at_the_same_round_everywhere() {
             for e in queue {
                 match d.feed(&e) {
                     Ok(()) => {}
-                    Err(Reject::UnknownCreator) => retry.push(e),
+                    Err(Reject::UnknownCreator) | Err(Reject::TooFarAhead { .. }) => retry.push(e),
                     Err(r) => panic!("delivery {k}: {r:?} for {e:?} stats {:?}", d.hg.stats()),
                 }
             }
@@ -323,7 +301,7 @@ fn roster_change_applies_at_the_same_round_everywhere() {
         }
         outs.push(d.out);
     }
-    outs.push(gate.out.clone());
+    outs.extend(sim.honest_outputs());
     let min = assert_agree(&outs, "roster change");
     let joined = CreatorId::from(&keys[4]);
     let ordered_by_new = outs[0][..min]

@@ -31,6 +31,9 @@
 //! supermajority) and decides all four round-1 witnesses famous. Likewise D3
 //! decides D1, A2, B2, C2 famous.
 //!
+//! Birth rounds: every event claims the round derived above (for ring event
+//! `k`, counting from 0: `(k + 1) / 4 + 1`), and consensus checks the claim.
+//!
 //! Round received: no event is an ancestor of all four genesis judges, so
 //! round 1 orders nothing. Round 2's judges D1, A2, B2, C2 all descend from
 //! D1, so round 2 receives exactly D1's ancestry: A0 B0 C0 D0 A1 B1 C1 D1.
@@ -47,7 +50,14 @@
 mod common;
 
 use common::*;
-use dagger_consensus::{Event, EventId, Hashgraph, InsertOutcome, UnsignedEvent};
+use dagger_consensus::{Event, EventId, Hashgraph, InsertOutcome, ParentRef, UnsignedEvent};
+
+fn pref(e: &Event) -> ParentRef {
+    ParentRef {
+        id: e.id(),
+        birth_round: e.birth_round(),
+    }
+}
 
 struct Ring {
     events: Vec<(String, Event)>,
@@ -70,6 +80,7 @@ fn build(ring_len: usize) -> Ring {
     let mut last: Vec<Event> = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         let e = UnsignedEvent {
+            birth_round: 1,
             created_at_ns: 10 * (i as u64 + 1),
             ..Default::default()
         }
@@ -83,8 +94,9 @@ fn build(ring_len: usize) -> Ring {
         let sp = last[c].clone();
         let e = UnsignedEvent {
             seq: sp.seq() + 1,
-            self_parent: Some(sp.id()),
-            other_parent: Some(prev.id()),
+            birth_round: (k as u64 + 1) / 4 + 1,
+            self_parent: Some(pref(&sp)),
+            other_parent: Some(pref(&prev)),
             created_at_ns: 100 * (k as u64 + 1),
             txs: vec![format!("tx{k}").into_bytes()],
         }

@@ -47,6 +47,10 @@ impl Node {
     }
     fn insert(&mut self, e: &Event) {
         let r = self.hg.insert(e.clone());
+        if let Err(reject) = &r {
+            // Every simulated event is valid: only timing may refuse it.
+            assert!(!reject.is_fault(), "{reject:?}");
+        }
         if matches!(
             r,
             Ok(InsertOutcome::Inserted(_) | InsertOutcome::Buffered { .. } | InsertOutcome::Parked)
@@ -104,20 +108,7 @@ fn scenario(seed: u64, n: usize, kind: Kind) -> Scenario {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let f = (n - 1) / 3;
     let byzantine: Vec<usize> = (0..rng.gen_range(0..=f)).map(|i| n - 1 - i).collect();
-    let mut sim = Sim::new(n, &byzantine, &[]);
-    sim.fork_prob = 0.25;
-    sim.genesis(&mut rng);
-    let long = matches!(kind, Kind::Long | Kind::Lazy | Kind::LongShuffled);
-    let steps_per_node = match (long, n) {
-        (false, _) => 30,
-        (true, 4) => 250,
-        (true, 7) => 160,
-        (true, _) => 150,
-    };
-    for _ in 0..steps_per_node * n {
-        sim.step(&mut rng);
-    }
-    let keys = sim.keys.clone();
+    let keys: Vec<_> = (0..n).map(key).collect();
     let genesis = roster(&keys, &vec![1; n]);
     let mut changes = Vec::new();
     if matches!(kind, Kind::Rosters) || rng.gen_bool(0.4) {
@@ -137,6 +128,22 @@ fn scenario(seed: u64, n: usize, kind: Kind) -> Scenario {
         if rng.gen_bool(0.5) {
             changes.push((r1 + rng.gen_range(1..10), genesis.clone()));
         }
+    }
+    // Birth rounds depend on the rosters: the simulated network applies
+    // the same changes.
+    let mut sim = Sim::new(n, &byzantine, &[]);
+    sim.fork_prob = 0.25;
+    sim.roster_changes = changes.clone();
+    sim.genesis(&mut rng);
+    let long = matches!(kind, Kind::Long | Kind::Lazy | Kind::LongShuffled);
+    let steps_per_node = match (long, n) {
+        (false, _) => 30,
+        (true, 4) => 250,
+        (true, 7) => 160,
+        (true, _) => 150,
+    };
+    for _ in 0..steps_per_node * n {
+        sim.step(&mut rng);
     }
     let arbitrary = matches!(kind, Kind::Shuffled | Kind::Tight | Kind::LongShuffled);
     let honest: Vec<usize> = (0..n).filter(|i| !byzantine.contains(i)).collect();
@@ -398,12 +405,7 @@ fn restored_instances_behave_identically_1() {
 fn restart_from_snapshot_and_event_log_after_pruning() {
     for (n, steps, seed) in [(4usize, 2400usize, 11u64), (7, 2400, 12)] {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut sim = Sim::new(n, &[n - 1], &[]);
-        sim.genesis(&mut rng);
-        for _ in 0..steps {
-            sim.step(&mut rng);
-        }
-        let keys = sim.keys.clone();
+        let keys: Vec<_> = (0..n).map(key).collect();
         let change = Roster::new(
             keys.iter()
                 .enumerate()
@@ -412,6 +414,12 @@ fn restart_from_snapshot_and_event_log_after_pruning() {
         )
         .expect("valid");
         let changes = vec![(20u64, change)];
+        let mut sim = Sim::new(n, &[n - 1], &[]);
+        sim.roster_changes = changes.clone();
+        sim.genesis(&mut rng);
+        for _ in 0..steps {
+            sim.step(&mut rng);
+        }
         let order = delivery_order(&sim.all, false, &mut rng);
         let mut live = Node::new(
             Hashgraph::new(config(), roster(&keys, &vec![1; n])),
@@ -518,11 +526,11 @@ fn restore_refuses_another_network_and_foreign_bytes() {
         Hashgraph::restore(config(), &bytes[1..]).err(),
         Some(SnapshotError::BadMagic)
     );
-    let mut v2 = bytes.clone();
-    v2[8] = 2;
+    let mut v1 = bytes.clone();
+    v1[8] = 1; // the format before birth rounds
     assert_eq!(
-        Hashgraph::restore(config(), &v2).err(),
-        Some(SnapshotError::UnsupportedVersion(2))
+        Hashgraph::restore(config(), &v1).err(),
+        Some(SnapshotError::UnsupportedVersion(1))
     );
     let mut flipped = bytes.clone();
     let mid = bytes.len() / 2;
@@ -567,10 +575,18 @@ fn waiting_areas_survive_restore() {
     }
     let mut hg = Hashgraph::new(config(), roster(&sim.keys, &[1; 4]));
     // Hold back a few early events (children get buffered) and never poll
-    // (later events get parked).
-    let held_back: Vec<Event> = sim.all[4..8].to_vec();
+    // (events born right after the fixed rounds get parked; those born
+    // beyond what may wait are left out).
+    let horizon = dagger_consensus::ROSTER_DELAY + dagger_consensus::MAX_FUTURE_ROUNDS;
+    let all: Vec<Event> = sim
+        .all
+        .iter()
+        .filter(|e| e.birth_round() <= horizon)
+        .cloned()
+        .collect();
+    let held_back: Vec<Event> = all[4..8].to_vec();
     let mut rest = Vec::new();
-    for (i, e) in sim.all.iter().enumerate() {
+    for (i, e) in all.iter().enumerate() {
         if (4..8).contains(&i) {
             continue;
         }
@@ -583,7 +599,7 @@ fn waiting_areas_survive_restore() {
     let st = hg.stats();
     assert!(st.buffered_events > 1, "{st:?}");
     let mut hg2 = Hashgraph::new(config(), roster(&sim.keys, &[1; 4]));
-    for e in &sim.all {
+    for e in &all {
         hg2.insert(e.clone()).expect("valid");
     }
     let st2 = hg2.stats();

@@ -111,21 +111,22 @@ fn bases() -> &'static [Base] {
         let mut out = Vec::new();
         for (steps, seed) in [(40usize, 1u64), (520, 2)] {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let mut sim = Sim::new(4, &[3], &[]);
-            sim.fork_prob = 0.3;
-            sim.genesis(&mut rng);
-            for _ in 0..steps {
-                sim.step(&mut rng);
-            }
-            let keys = sim.keys.clone();
-            let mut hg = Hashgraph::new(config(), roster(&keys, &[1; 4]));
-            let cut = sim.all.len() * 9 / 10;
+            let keys: Vec<_> = (0..4).map(key).collect();
             let change = Roster::new(
                 keys.iter()
                     .enumerate()
                     .map(|(i, k)| (CreatorId::from(k), 1 + u64::from(i == 0))),
             )
             .expect("valid");
+            let mut sim = Sim::new(4, &[3], &[]);
+            sim.fork_prob = 0.3;
+            sim.roster_changes = vec![(3, change.clone())];
+            sim.genesis(&mut rng);
+            for _ in 0..steps {
+                sim.step(&mut rng);
+            }
+            let mut hg = Hashgraph::new(config(), roster(&keys, &[1; 4]));
+            let cut = sim.all.len() * 9 / 10;
             // Hold back one event (its descendants are buffered) and stop
             // polling for the last stretch (events get parked).
             let hold = sim.all.len() * 8 / 10;
@@ -166,7 +167,10 @@ fn length_fields(base: &Base) -> Vec<usize> {
     let creators: Vec<[u8; 32]> = base.keys.iter().map(|k| CreatorId::from(k).0).collect();
     let b = &base.bytes;
     (2..b.len().saturating_sub(33))
-        .filter(|&p| b[p] == 1 && creators.iter().any(|c| b[p + 1..p + 33] == c[..]))
+        .filter(|&p| {
+            b[p] == dagger_consensus::event::EVENT_VERSION
+                && creators.iter().any(|c| b[p + 1..p + 33] == c[..])
+        })
         .map(|p| p - 2)
         .collect()
 }

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use dagger_consensus::{
     merkle, Config, CreatorId, DecodeError, Event, EventHeader, Hashgraph, InsertOutcome, Limits,
-    Reject, UnsignedEvent,
+    ParentRef, Reject, UnsignedEvent, MAX_HEADER_VALUE,
 };
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -28,6 +28,7 @@ fn fresh(limits: Limits) -> Hashgraph {
 
 fn genesis(k: &SigningKey, t: u64) -> Event {
     UnsignedEvent {
+        birth_round: 1,
         created_at_ns: t,
         txs: vec![b"a".to_vec(), b"bc".to_vec()],
         ..Default::default()
@@ -35,11 +36,21 @@ fn genesis(k: &SigningKey, t: u64) -> Event {
     .sign(k, &NET)
 }
 
+fn pref(e: &Event) -> ParentRef {
+    ParentRef {
+        id: e.id(),
+        birth_round: e.birth_round(),
+    }
+}
+
+/// A child born in its parents' latest birth round (right for the small
+/// round-1 graphs these tests build).
 fn child(k: &SigningKey, sp: &Event, op: Option<&Event>, seq: u64, t: u64) -> Event {
     UnsignedEvent {
         seq,
-        self_parent: Some(sp.id()),
-        other_parent: op.map(Event::id),
+        birth_round: sp.birth_round().max(op.map_or(0, Event::birth_round)),
+        self_parent: Some(pref(sp)),
+        other_parent: op.map(pref),
         created_at_ns: t,
         txs: vec![],
     }
@@ -60,7 +71,11 @@ fn bad_signature_and_wrong_network() {
     let tampered = Event::decode(&bytes).expect("still well-formed");
     assert_eq!(hg.insert(tampered), Err(Reject::BadSignature));
     // Signed for another network: the network id is inside the signed message.
-    let other = UnsignedEvent::default().sign(&k[0], &[9u8; 32]);
+    let other = UnsignedEvent {
+        birth_round: 1,
+        ..Default::default()
+    }
+    .sign(&k[0], &[9u8; 32]);
     let other = Event::decode(&other.encode()).expect("decodes");
     assert_eq!(hg.insert(other), Err(Reject::BadSignature));
     assert!(inserted(hg.insert(genesis(&k[0], 1))));
@@ -80,6 +95,7 @@ fn bad_merkle_root_and_count_mismatch() {
     let header = EventHeader {
         creator: CreatorId::from(k),
         seq: 0,
+        birth_round: 1,
         self_parent: None,
         other_parent: None,
         created_at_ns: 1,
@@ -141,13 +157,15 @@ fn sequence_time_and_parent_rules() {
     );
     let no_sp = UnsignedEvent {
         seq: 3,
+        birth_round: 1,
         ..Default::default()
     }
     .sign(&k[0], &NET);
     assert_eq!(hg.insert(no_sp), Err(Reject::SelfParentMismatch));
     let sp_at_zero = UnsignedEvent {
         seq: 0,
-        self_parent: Some(a0.id()),
+        birth_round: 1,
+        self_parent: Some(pref(&a0)),
         ..Default::default()
     }
     .sign(&k[0], &NET);
@@ -174,6 +192,7 @@ fn size_limits() {
     let ev = |txs: Vec<Vec<u8>>| {
         UnsignedEvent {
             txs,
+            birth_round: 1,
             ..Default::default()
         }
         .sign(k, &NET)
@@ -220,17 +239,17 @@ fn parent_buffer_evicts_oldest_and_releases_in_order() {
     let a3 = child(&k[0], &a2, None, 3, 4);
     assert_eq!(
         hg.insert(a1.clone()),
-        Ok(InsertOutcome::Buffered { evicted: None })
+        Ok(InsertOutcome::Buffered { evicted: vec![] })
     );
     assert_eq!(
         hg.insert(a2.clone()),
-        Ok(InsertOutcome::Buffered { evicted: None })
+        Ok(InsertOutcome::Buffered { evicted: vec![] })
     );
     // Full: the oldest (a1) is evicted to make room.
     assert_eq!(
         hg.insert(a3.clone()),
         Ok(InsertOutcome::Buffered {
-            evicted: Some(a1.id())
+            evicted: vec![a1.id()]
         })
     );
     assert_eq!(hg.stats().buffered_events, 2);
@@ -247,51 +266,193 @@ fn parent_buffer_evicts_oldest_and_releases_in_order() {
     assert_eq!(hg.stats().buffered_events, 0);
 }
 
-/// Runs a 4-node honest simulation long enough to prune, feeding `hg`.
-fn long_run(hg: &mut Hashgraph, steps: usize, seed: u64) -> Sim {
+#[test]
+fn birth_round_rules() {
+    let k = keys4();
+    let mut hg = fresh(Limits::default());
+    let a0 = genesis(&k[0], 100);
+    let b0 = genesis(&k[1], 100);
+    assert!(inserted(hg.insert(a0.clone())));
+    assert!(inserted(hg.insert(b0.clone())));
+    // Without parents an event can only be in round 1.
+    let floating = UnsignedEvent {
+        birth_round: 2,
+        ..Default::default()
+    }
+    .sign(&k[2], &NET);
+    assert_eq!(
+        hg.insert(floating),
+        Err(Reject::WrongBirthRound {
+            claimed: 2,
+            computed: 1
+        })
+    );
+    // Never born before a parent (as described).
+    let early = UnsignedEvent {
+        seq: 1,
+        birth_round: 1,
+        self_parent: Some(ParentRef {
+            id: a0.id(),
+            birth_round: 2,
+        }),
+        created_at_ns: 200,
+        ..Default::default()
+    }
+    .sign(&k[0], &NET);
+    assert_eq!(
+        hg.insert(early),
+        Err(Reject::BirthBelowParent {
+            birth_round: 1,
+            parent_birth_round: 2
+        })
+    );
+    // A held, linked parent described with the wrong birth round.
+    let lying = UnsignedEvent {
+        seq: 1,
+        birth_round: 2,
+        self_parent: Some(ParentRef {
+            id: a0.id(),
+            birth_round: 2,
+        }),
+        other_parent: Some(pref(&b0)),
+        created_at_ns: 200,
+        ..Default::default()
+    }
+    .sign(&k[0], &NET);
+    assert_eq!(
+        hg.insert(lying),
+        Err(Reject::ParentBirthMismatch {
+            claimed: 2,
+            actual: 1
+        })
+    );
+    // A birth round consensus does not give the event.
+    let wrong = UnsignedEvent {
+        birth_round: 2,
+        ..child(&k[0], &a0, Some(&b0), 1, 200).header().clone().into()
+    };
+    assert_eq!(
+        hg.insert(wrong.sign(&k[0], &NET)),
+        Err(Reject::WrongBirthRound {
+            claimed: 2,
+            computed: 1
+        })
+    );
+    // Numbers out of range are refused before anything else looks at them.
+    for (seq, birth) in [(u64::MAX, 1), (MAX_HEADER_VALUE + 1, 1)] {
+        let e = UnsignedEvent {
+            seq,
+            birth_round: birth,
+            self_parent: Some(pref(&a0)),
+            ..Default::default()
+        }
+        .sign(&k[0], &NET);
+        assert_eq!(hg.insert(e), Err(Reject::OutOfRange { field: "seq" }));
+    }
+    for birth in [0, MAX_HEADER_VALUE + 1, u64::MAX] {
+        let e = UnsignedEvent {
+            birth_round: birth,
+            ..Default::default()
+        }
+        .sign(&k[0], &NET);
+        assert_eq!(
+            hg.insert(e),
+            Err(Reject::OutOfRange {
+                field: "birth_round"
+            })
+        );
+    }
+    // Every one of these is a fault a peer can be penalised for; being
+    // late or early is not.
+    assert!(Reject::BadSignature.is_fault());
+    assert!(Reject::WrongBirthRound {
+        claimed: 2,
+        computed: 1
+    }
+    .is_fault());
+    assert!(!Reject::Ancient {
+        birth_round: 1,
+        pruned_through: 5
+    }
+    .is_fault());
+    assert!(!Reject::TooFarAhead {
+        round: 99,
+        fixed_through: 12
+    }
+    .is_fault());
+    // The valid child goes in.
+    assert!(inserted(hg.insert(child(&k[0], &a0, Some(&b0), 1, 200))));
+}
+
+/// A 4-node simulation long enough to prune.
+fn long_sim(steps: usize, seed: u64) -> Sim {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sim = Sim::new(4, &[], &[]);
     sim.genesis(&mut rng);
     for _ in 0..steps {
         sim.step(&mut rng);
     }
-    let mut out = Vec::new();
-    let mut decided = Vec::new();
-    for e in &sim.all {
-        hg.insert(e.clone()).expect("honest event");
-        drain(hg, &mut out, &mut decided);
-    }
     sim
 }
 
 #[test]
-fn ancient_events_are_rejected() {
+fn ancient_events_are_rejected_by_birth_round() {
     let k = keys4();
-    let mut hg = fresh(Limits::default());
-    let sim = long_run(&mut hg, 400, 5);
-    assert!(hg.stats().pruned_through_round > 0, "{:?}", hg.stats());
-    // A new genesis event (a fork of creator 0's first event) would be round 1.
+    let sim = long_sim(400, 5);
+    let mut hg = Hashgraph::new(config(), roster(&k, &[1; 4]));
+    let mut out = Vec::new();
+    let mut decided = Vec::new();
+    for e in &sim.all {
+        hg.insert(e.clone()).expect("honest event");
+        drain(&mut hg, &mut out, &mut decided);
+    }
+    let pruned = hg.stats().pruned_through_round;
+    assert!(pruned > 0, "{:?}", hg.stats());
+    // A new genesis event (a fork of creator 0's first event) is round 1.
     assert!(matches!(
         hg.insert(genesis(&k[0], 12345)),
-        Err(Reject::Ancient { .. })
+        Err(Reject::Ancient { birth_round: 1, .. })
     ));
-    // A child of a pruned event, with no other-parent, cannot be placed.
+    // Born LINK_ROUNDS above the pruned round: a parent it links may be
+    // pruned, so it is ancient; one round later it is not.
     let old = sim
         .all
         .iter()
-        .find(|e| e.creator() == CreatorId::from(&k[1]) && e.seq() == 2)
-        .expect("exists");
-    let orphan = child(&k[1], old, None, 3, old.created_at_ns() + 1);
+        .find(|e| e.creator() == CreatorId::from(&k[1]) && e.birth_round() == pruned + 2)
+        .expect("exists")
+        .clone();
+    let late = child(&k[1], &old, None, old.seq() + 1, old.created_at_ns() + 1);
+    assert_eq!(
+        hg.insert(late),
+        Err(Reject::Ancient {
+            birth_round: pruned + 2,
+            pruned_through: pruned
+        })
+    );
+    // The verdict depends only on the birth round and the decided round:
+    // an unknown parent does not change it.
+    let orphan = UnsignedEvent {
+        seq: 7,
+        birth_round: pruned + 1,
+        self_parent: Some(ParentRef {
+            id: dagger_consensus::EventId([9; 32]),
+            birth_round: pruned + 1,
+        }),
+        created_at_ns: 1,
+        ..Default::default()
+    }
+    .sign(&k[1], &NET);
     assert!(matches!(hg.insert(orphan), Err(Reject::Ancient { .. })));
 }
 
 /// A creator dies right after signing event `n`, which nobody received,
-/// and comes back after the others pruned `n`'s parents. A child naming `n`
-/// could never be placed by them (they cannot place `n`); instead, once its
-/// tip is pruned, the creator re-anchors: the next sequence without a
-/// self-parent. Nobody sees a fork, and the chain goes on.
+/// and comes back after the others pruned `n`'s rounds. Its next event
+/// names `n` as self-parent, but `n` was born so long before that the new
+/// event does not link it: peers place it at once, nobody sees a fork, and
+/// the chain goes on. A child that did link `n` is refused as ancient by
+/// every node, whatever it holds.
 #[test]
-fn a_creator_whose_tip_never_went_out_re_anchors_its_chain() {
+fn a_creator_whose_tip_never_went_out_rejoins_without_it() {
     let k = keys4();
     let mut rng = ChaCha8Rng::seed_from_u64(21);
     let mut sim = Sim::new(4, &[], &[]);
@@ -299,159 +460,169 @@ fn a_creator_whose_tip_never_went_out_re_anchors_its_chain() {
     for _ in 0..40 {
         sim.step(&mut rng);
     }
-    let latest = |sim: &Sim, c: usize| {
-        sim.all
-            .iter()
-            .filter(|e| e.creator() == CreatorId::from(&k[c]))
-            .max_by_key(|e| e.seq())
-            .expect("has events")
-            .clone()
-    };
-    let head = latest(&sim, 3);
-    let other = latest(&sim, 0);
-    let n = child(
-        &k[3],
-        &head,
-        Some(&other),
-        head.seq() + 1,
-        head.created_at_ns().max(other.created_at_ns()) + 1,
-    );
-    let signed_before_crash = sim.all.len();
+    // Creator 3's own node, fed what the network made so far, signs `n`.
+    let mut creator = fresh(Limits::default());
+    for e in &sim.all {
+        creator.insert(e.clone()).expect("honest event");
+        drain(&mut creator, &mut Vec::new(), &mut Vec::new());
+    }
+    let before_crash = sim.all.len();
+    let op = creator.latest_of(&CreatorId::from(&k[0]));
+    let n = creator
+        .create_event(&k[3], vec![b"lost".to_vec()], u64::MAX / 4, op)
+        .expect("creates");
     // Creator 3 is down while the others go on long enough to prune.
     sim.silent[3] = true;
     for _ in 0..400 {
         sim.step(&mut rng);
     }
-    // A peer, which never got `n`, and creator 3 itself, which did.
     let mut peer = fresh(Limits::default());
-    let mut creator = fresh(Limits::default());
     let (mut out, mut decided) = (Vec::new(), Vec::new());
-    for (i, e) in sim.all.iter().enumerate() {
-        if i == signed_before_crash {
-            creator.insert(n.clone()).expect("its own event");
-        }
+    for e in &sim.all {
         peer.insert(e.clone()).expect("honest event");
-        creator.insert(e.clone()).expect("honest event");
         drain(&mut peer, &mut out, &mut decided);
+    }
+    for e in &sim.all[before_crash..] {
+        creator.insert(e.clone()).expect("honest event");
         drain(&mut creator, &mut Vec::new(), &mut Vec::new());
     }
-    assert!(peer.stats().pruned_through_round > 3, "{:?}", peer.stats());
+    assert!(
+        peer.stats().pruned_through_round > n.birth_round() + 2,
+        "{:?}",
+        peer.stats()
+    );
     assert!(
         creator.event(&n.id()).is_none(),
         "n is pruned at its creator"
     );
 
-    // The old way: a child naming `n` waits forever at the peer.
-    let recent = sim
-        .all
-        .iter()
-        .filter(|e| e.creator() == CreatorId::from(&k[1]))
-        .filter(|e| peer.event(&e.id()).is_some() && creator.event(&e.id()).is_some())
-        .max_by_key(|e| e.seq())
-        .expect("a held event")
-        .clone();
-    let naming_n = child(
-        &k[3],
-        &n,
-        Some(&recent),
-        n.seq() + 1,
-        recent.created_at_ns().max(n.created_at_ns()) + 1,
-    );
-    assert!(matches!(
-        peer.insert(naming_n),
-        Ok(InsertOutcome::Buffered { .. })
-    ));
-
-    // The creator re-anchors, and the peer places it at once.
-    let now = recent.created_at_ns().max(n.created_at_ns()) + 1;
-    let anchor = creator
-        .create_event(&k[3], vec![b"back".to_vec()], now, Some(recent.id()))
-        .expect("creates");
-    assert_eq!(anchor.seq(), n.seq() + 1);
-    assert_eq!(anchor.self_parent(), None);
-    assert!(inserted(peer.insert(anchor.clone())));
-    let next = creator
-        .create_event(&k[3], vec![], now + 1, Some(recent.id()))
-        .expect("creates");
-    assert_eq!(next.self_parent(), Some(anchor.id()));
-    assert!(inserted(peer.insert(next)));
-    assert!(peer.take_equivocations().is_empty());
-    // A re-anchor must still link to the graph.
-    let floating = UnsignedEvent {
-        seq: anchor.seq() + 5,
-        created_at_ns: now + 9,
+    // A child linking `n` is ancient everywhere.
+    let recent = peer
+        .latest_of(&CreatorId::from(&k[1]))
+        .and_then(|id| peer.event(&id))
+        .expect("a held event");
+    let linking_n = UnsignedEvent {
+        seq: n.seq() + 1,
+        birth_round: n.birth_round() + 2,
+        self_parent: Some(pref(&n)),
+        created_at_ns: u64::MAX / 2,
         ..Default::default()
     }
     .sign(&k[3], &NET);
-    assert_eq!(peer.insert(floating), Err(Reject::SelfParentMismatch));
+    assert!(matches!(
+        peer.insert(linking_n),
+        Err(Reject::Ancient { .. })
+    ));
+
+    // The creator's next event names `n` without linking it.
+    let now = u64::MAX / 2;
+    let back = creator
+        .create_event(&k[3], vec![b"back".to_vec()], now, Some(recent.id()))
+        .expect("creates");
+    assert_eq!(back.seq(), n.seq() + 1);
+    assert_eq!(back.self_parent(), Some(n.id()));
+    assert!(!dagger_consensus::links(
+        back.birth_round(),
+        n.birth_round()
+    ));
+    assert!(inserted(peer.insert(back.clone())));
+    let next = creator
+        .create_event(&k[3], vec![], now + 1, Some(recent.id()))
+        .expect("creates");
+    assert_eq!(next.self_parent(), Some(back.id()));
+    assert!(inserted(peer.insert(next)));
+    assert!(peer.take_equivocations().is_empty());
+    assert!(creator.take_equivocations().is_empty());
 }
 
 #[test]
-fn far_future_events_are_bounded() {
+fn far_future_events_wait_or_are_refused() {
     // Never polling keeps the fixed-roster horizon at round ROSTER_DELAY.
     let mut hg = fresh(Limits {
         max_parked_events: 1,
         ..Limits::default()
     });
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let mut sim = Sim::new(4, &[], &[]);
-    sim.genesis(&mut rng);
-    for _ in 0..600 {
-        sim.step(&mut rng);
-    }
-    let mut parked = 0;
-    let mut too_far = 0;
+    let sim = long_sim(600, 9);
+    let (mut parked, mut too_far, mut buffered) = (0, 0, 0);
     for e in &sim.all {
         match hg.insert(e.clone()) {
             Ok(InsertOutcome::Parked) => parked += 1,
+            Ok(InsertOutcome::Buffered { .. }) => buffered += 1,
             Ok(_) => {}
+            Err(Reject::TooFarAhead {
+                round,
+                fixed_through,
+            }) => {
+                assert_eq!(fixed_through, dagger_consensus::ROSTER_DELAY);
+                assert!(round > fixed_through);
+                too_far += 1;
+            }
             Err(e) => panic!("{e:?}"),
         }
     }
+    // Only events born right after the fixed rounds can wait (their parents
+    // are held); the parked area holds one; the rest are refused or wait
+    // for a parked parent.
     assert_eq!(parked, 1);
-    // Build more events whose parents are held at the fixed horizon: the
-    // parked area is full, so they are refused with a typed error.
-    let tips: Vec<Event> = hg
-        .tips()
-        .iter()
-        .map(|t| hg.event(t).expect("held"))
-        .collect();
-    let keys = keys4();
-    for t1 in &tips {
-        for t2 in &tips {
-            if t1.creator() == t2.creator() {
-                continue;
-            }
-            let r = hg
-                .event_info(&t1.id())
-                .expect("held")
-                .round
-                .max(hg.event_info(&t2.id()).expect("held").round);
-            if r != dagger_consensus::ROSTER_DELAY {
-                continue;
-            }
-            let k = keys
-                .iter()
-                .find(|k| CreatorId::from(*k) == t1.creator())
-                .expect("member");
-            match hg.insert(child(k, t1, Some(t2), t1.seq() + 1, t1.created_at_ns() + 1)) {
-                Err(Reject::TooFarAhead {
-                    round,
-                    fixed_through,
-                }) => {
-                    assert_eq!(fixed_through, dagger_consensus::ROSTER_DELAY);
-                    assert_eq!(round, fixed_through + 1);
-                    too_far += 1;
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-    }
-    assert!(too_far > 0);
+    assert!(too_far > 0 && buffered > 0);
     assert!(hg.stats().last_round_created <= dagger_consensus::ROSTER_DELAY);
-    // Polling seals rounds and places the parked events.
+    // Polling seals rounds and places the parked event.
     while hg.poll().is_some() {}
     assert_eq!(hg.stats().parked_events, 0);
+}
+
+#[test]
+fn waiting_areas_are_bounded_in_bytes() {
+    let k = keys4();
+    let mut hg = fresh(Limits {
+        max_buffered_bytes: 1_500,
+        ..Limits::default()
+    });
+    let a0 = genesis(&k[0], 1);
+    let big = |seq: u64, t: u64| {
+        UnsignedEvent {
+            seq,
+            birth_round: 1,
+            self_parent: Some(ParentRef {
+                id: dagger_consensus::EventId([seq as u8; 32]),
+                birth_round: 1,
+            }),
+            other_parent: None,
+            created_at_ns: t,
+            txs: vec![vec![7; 400]],
+        }
+        .sign(&k[0], &NET)
+    };
+    let (e1, e2, e3) = (big(1, 2), big(2, 3), big(3, 4));
+    assert_eq!(
+        hg.insert(e1.clone()),
+        Ok(InsertOutcome::Buffered { evicted: vec![] })
+    );
+    assert_eq!(
+        hg.insert(e2.clone()),
+        Ok(InsertOutcome::Buffered { evicted: vec![] })
+    );
+    // Each is about 600 bytes: a third one does not fit, the oldest goes.
+    assert_eq!(
+        hg.insert(e3),
+        Ok(InsertOutcome::Buffered {
+            evicted: vec![e1.id()]
+        })
+    );
+    assert!(hg.stats().buffered_bytes <= 1_500);
+    assert_eq!(hg.stats().buffered_events, 2);
+    // One event larger than the whole cap is not kept at all.
+    let huge = UnsignedEvent {
+        txs: vec![vec![1; 3_000]],
+        ..big(4, 5).header().clone().into()
+    }
+    .sign(&k[0], &NET);
+    match hg.insert(huge.clone()) {
+        Ok(InsertOutcome::Buffered { evicted }) => assert!(evicted.contains(&huge.id())),
+        other => panic!("{other:?}"),
+    }
+    assert!(!hg.knows(&huge.id()));
+    assert!(inserted(hg.insert(a0)));
 }
 
 #[test]
@@ -464,10 +635,10 @@ fn codec_roundtrip_and_typed_errors() {
     assert_eq!(d.encode(), bytes);
     assert_eq!(Event::decode(&[]), Err(DecodeError::Truncated));
     let mut v = bytes.clone();
-    v[0] = 2;
-    assert_eq!(Event::decode(&v), Err(DecodeError::UnsupportedVersion(2)));
+    v[0] = 1; // the format before birth rounds
+    assert_eq!(Event::decode(&v), Err(DecodeError::UnsupportedVersion(1)));
     let mut v = bytes.clone();
-    v[41] = 7; // self-parent presence flag
+    v[49] = 7; // self-parent presence flag
     assert_eq!(Event::decode(&v), Err(DecodeError::BadFlag(7)));
     let mut v = bytes.clone();
     v.push(0);
@@ -478,7 +649,7 @@ fn codec_roundtrip_and_typed_errors() {
     );
     // A huge declared transaction count must not allocate or panic.
     let mut v = bytes.clone();
-    let count_at = 1 + 32 + 8 + 1 + 1 + 8 + 32;
+    let count_at = 1 + 32 + 8 + 8 + 1 + 1 + 8 + 32;
     v[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(Event::decode(&v), Err(DecodeError::Truncated));
 }
@@ -503,7 +674,7 @@ proptest! {
 
     #[test]
     fn decode_of_mutated_event_never_panics(pos in 0usize..200, val in any::<u8>(), cut in 0usize..220) {
-        let e = UnsignedEvent { txs: vec![vec![1, 2, 3], vec![4; 20]], ..Default::default() }.sign(&key(0), &NET);
+        let e = UnsignedEvent { birth_round: 1, txs: vec![vec![1, 2, 3], vec![4; 20]], ..Default::default() }.sign(&key(0), &NET);
         let mut b = e.encode();
         let p = pos % b.len();
         b[p] = val;

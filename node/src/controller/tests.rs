@@ -71,6 +71,7 @@ impl World {
             self.time_ns += 1_000_000;
             let event = UnsignedEvent {
                 seq: self.index,
+                birth_round: self.round,
                 self_parent: None,
                 other_parent: None,
                 created_at_ns: self.time_ns,
@@ -92,6 +93,7 @@ impl World {
             events,
             running_hash: [self.round as u8; 32],
             pruned: Vec::new(),
+            discarded: Vec::new(),
         })
     }
 

@@ -518,8 +518,8 @@ impl Core {
 
     fn own_latest_seq(&self) -> Option<u64> {
         self.hg
-            .latest_of(&CreatorId(self.identity.id()))
-            .map(|(_, seq, _)| seq)
+            .chain_head(&CreatorId(self.identity.id()))
+            .map(|head| head.seq)
     }
 
     /// Runs the core until every handle is dropped or one asks it to stop.
@@ -586,7 +586,7 @@ impl Core {
                 let _ = reply.send(self.hg.tips());
             }
             Command::AfterSync { peer } => {
-                let other_parent = self.hg.latest_of(&CreatorId(peer)).map(|(id, _, _)| id);
+                let other_parent = self.hg.latest_of(&CreatorId(peer));
                 let pulled = std::mem::take(&mut self.received_since_pull);
                 if self.may_create(pulled) && self.should_create_event() {
                     self.create_event(other_parent)?;
@@ -669,28 +669,25 @@ impl Core {
     }
 
     /// Whether a restarted node may sign again. Its last event before the
-    /// crash may never have reached anyone; if consensus has moved on so
-    /// far that the event's parents are pruned everywhere, peers could not
-    /// place it, nor anything built on it. So it waits until either pulls
+    /// crash may never have reached anyone; while this node is behind, an
+    /// event it signs would be born in rounds its peers already find
+    /// ancient, linking that lost event. So it waits until either pulls
     /// bring few events and its tip is recent (peers get the tip by sync and
-    /// hold its parents), or its tip is pruned: then the next event
-    /// re-anchors the chain without naming it (see the consensus core).
+    /// hold its parents), or its tip is pruned: then the next event is born
+    /// so long after it that it does not link it (see the consensus crate,
+    /// "Birth rounds").
     fn may_create(&mut self, pulled: usize) -> bool {
         if !self.resuming {
             return true;
         }
         let me = CreatorId(self.identity.id());
-        let Some((tip, _, _)) = self.hg.latest_of(&me) else {
+        let Some(head) = self.hg.chain_head(&me) else {
             self.resuming = false;
             return true;
         };
-        // Held with a round well inside the window: its parents are held
-        // by every peer that is caught up too.
         let last_decided = self.hg.stats().last_decided_round;
-        let tip_round = self.hg.event_info(&tip).map(|info| info.round);
-        let tip_pruned = tip_round.is_none();
-        let tip_recent =
-            tip_round.is_some_and(|r| r + dagger_consensus::ANCIENT_HORIZON / 2 > last_decided);
+        let tip_pruned = self.hg.event_info(&head.id).is_none();
+        let tip_recent = head.birth_round + dagger_consensus::ANCIENT_HORIZON / 2 > last_decided;
         if tip_pruned || (tip_recent && pulled <= RESUME_QUIET_EVENTS) {
             tracing::info!(
                 tip_pruned,

@@ -3,7 +3,7 @@
 //! well-connected gossip network).
 #![allow(dead_code)]
 
-use dagger_consensus::{CreatorId, Event, Roster, UnsignedEvent};
+use dagger_consensus::{Config, CreatorId, Event, Hashgraph, Limits, Roster};
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,7 +25,9 @@ pub fn roster(keys: &[SigningKey]) -> Roster {
 }
 
 /// `events` signed events by `keys.len()` creators, `txs` transactions of
-/// `tx_bytes` each per event, in creation (topological) order.
+/// `tx_bytes` each per event, in creation (topological) order. A generator
+/// instance that holds every event computes each one's birth round (as the
+/// creator's node would).
 pub fn dag(
     keys: &[SigningKey],
     events: usize,
@@ -35,37 +37,40 @@ pub fn dag(
 ) -> Vec<Event> {
     let n = keys.len();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut latest: Vec<Option<Event>> = vec![None; n];
+    let config = Config {
+        network_id: NET,
+        limits: Limits::default(),
+    };
+    let mut hg = Hashgraph::new(config, roster(keys));
     let mut out = Vec::with_capacity(events);
     let mut clock = 0u64;
-    for i in 0..events {
+    let mut i = 0;
+    while out.len() < events {
         let c = if i < n { i } else { rng.gen_range(0..n) };
         let mut o = rng.gen_range(0..n);
         if o == c {
             o = (o + 1) % n;
         }
         clock += 1_000;
-        let sp = latest[c].clone();
         let op = if i < n {
             None
         } else {
-            latest[o].as_ref().map(Event::id)
+            hg.latest_of(&CreatorId::from(&keys[o]))
         };
-        let batch = (0..txs).map(|k| {
+        let k = out.len();
+        let batch = (0..txs).map(|j| {
             let mut t = vec![0u8; tx_bytes];
             t[..8.min(tx_bytes)]
-                .copy_from_slice(&((i * txs + k) as u64).to_le_bytes()[..8.min(tx_bytes)]);
+                .copy_from_slice(&((k * txs + j) as u64).to_le_bytes()[..8.min(tx_bytes)]);
             t
         });
-        let e = UnsignedEvent {
-            seq: sp.as_ref().map_or(0, |p| p.seq() + 1),
-            self_parent: sp.as_ref().map(Event::id),
-            other_parent: op,
-            created_at_ns: clock,
-            txs: batch.collect(),
-        }
-        .sign(&keys[c], &NET);
-        latest[c] = Some(e.clone());
+        i += 1;
+        // Creation waits while consensus is behind (as a node's would).
+        let Ok(e) = hg.create_event(&keys[c], batch.collect(), clock, op) else {
+            while hg.poll().is_some() {}
+            continue;
+        };
+        while hg.poll().is_some() {}
         out.push(e);
     }
     out
