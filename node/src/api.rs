@@ -204,7 +204,9 @@ async fn submit(State(state): State<ApiState>, body: Bytes) -> Response {
         Err(e @ (SubmitError::Empty | SubmitError::TooLarge { .. })) => {
             error(StatusCode::BAD_REQUEST, e.to_string())
         }
-        Err(e @ SubmitError::Busy(_)) => error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+        Err(e @ (SubmitError::Busy(_) | SubmitError::BusyBytes(_))) => {
+            error(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        }
         Err(e @ SubmitError::Closed) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

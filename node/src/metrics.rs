@@ -31,6 +31,7 @@ pub struct Metrics {
     pub last_decided_round: Gauge,
     pub held_events: Gauge,
     pub equivocations: Counter,
+    pub peer_penalties: Family<Reason, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -57,6 +58,7 @@ impl Default for Metrics {
             last_decided_round: Gauge::default(),
             held_events: Gauge::default(),
             equivocations: Counter::default(),
+            peer_penalties: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,6 +136,11 @@ impl Default for Metrics {
             "Forks detected (evidence produced)",
             m.equivocations.clone(),
         );
+        registry.register(
+            "peer_penalties",
+            "Peers disconnected and shut out for a while because they sent provably invalid events, by reason",
+            m.peer_penalties.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -149,6 +156,14 @@ impl Metrics {
 
     pub fn reject_message(&self, reason: &str) {
         self.messages_rejected
+            .get_or_create(&Reason {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn penalise_peer(&self, reason: &str) {
+        self.peer_penalties
             .get_or_create(&Reason {
                 reason: reason.to_string(),
             })

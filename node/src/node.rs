@@ -239,6 +239,7 @@ async fn assemble(
         },
         genesis: roster,
         max_pending_txs: 200_000,
+        max_pending_bytes: 256 << 20,
         idle_event_interval: Duration::from_millis(500),
         disk_horizon_rounds: config.disk_horizon_rounds,
     };

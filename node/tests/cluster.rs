@@ -384,17 +384,27 @@ async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
         .sign(attacker.signing_key(), &network)
     };
 
-    // Garbage, an oversized frame, a forged signature, and a fork.
+    // Garbage, an oversized frame, a fork, then a forged signature (which
+    // gets the attacker disconnected and shut out).
     send_raw(vec![0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00]).await;
     send_raw(vec![0x7f, 0xff, 0xff, 0xff, 1, 4]).await;
+    send_raw(Message::Push(signed(vec![b"left".to_vec()])).encode_frame()).await;
+    send_raw(Message::Push(signed(vec![b"right".to_vec()])).encode_frame()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&net.metrics(0).await, "dagger_equivocations_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "fork not detected\n{}",
+            net.log(0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let good = signed(vec![b"a".to_vec()]);
     let mut forged_signature = *good.signature();
     forged_signature[0] ^= 1;
     let header: EventHeader = good.header().clone();
     let forged = Event::assemble(header, good.transactions().to_vec(), forged_signature);
     send_raw(Message::Push(forged).encode_frame()).await;
-    send_raw(Message::Push(signed(vec![b"left".to_vec()])).encode_frame()).await;
-    send_raw(Message::Push(signed(vec![b"right".to_vec()])).encode_frame()).await;
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -412,12 +422,21 @@ async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
             "dagger_events_rejected_total{reason=\"bad_signature\"}",
         );
         let forks = metric(&text, "dagger_equivocations_total");
-        if malformed >= 1.0 && oversized >= 1.0 && bad_sig >= 1.0 && forks >= 1.0 {
+        let penalties = metric(
+            &text,
+            "dagger_peer_penalties_total{reason=\"bad_signature\"}",
+        );
+        if malformed >= 1.0
+            && oversized >= 1.0
+            && bad_sig >= 1.0
+            && forks >= 1.0
+            && penalties >= 1.0
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "rejections not all recorded: malformed {malformed} oversized {oversized} bad signature {bad_sig} forks {forks}\n{}",
+            "rejections not all recorded: malformed {malformed} oversized {oversized} bad signature {bad_sig} forks {forks} penalties {penalties}\n{}",
             net.log(0)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -425,6 +444,23 @@ async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
     let log = net.log(0);
     assert!(log.contains("bad message from peer"), "{log}");
     assert!(log.contains("equivocation detected"), "{log}");
+    assert!(log.contains("peer sent an invalid event"), "{log}");
+    // The penalised peer's connection is closed, and a new one is shut
+    // right after the handshake while the back-off lasts.
+    tokio::time::timeout(Duration::from_secs(10), connection.closed())
+        .await
+        .expect("the attacker's connection is closed");
+    let again = transport
+        .connect(net.cluster.nodes[0].gossip, &victim_id)
+        .await
+        .unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(10), again.closed())
+        .await
+        .expect("a new connection is refused too");
+    assert!(
+        matches!(reason, quinn::ConnectionError::ApplicationClosed(ref c) if c.error_code == quinn::VarInt::from_u32(4)),
+        "{reason:?}"
+    );
 
     // The honest three keep ordering, identically.
     for n in 0..30u32 {

@@ -72,8 +72,10 @@ impl OrderObserver for StaticRoster {
 pub struct CoreConfig {
     pub consensus: dagger_consensus::Config,
     pub genesis: Roster,
-    /// Transactions waiting for an event, at most (then `POST /tx` says busy).
+    /// Transactions waiting for an event, at most (then `POST /tx` says busy)...
     pub max_pending_txs: usize,
+    /// ...and their bytes.
+    pub max_pending_bytes: usize,
     /// An idle node still creates an event this often, so consensus on
     /// earlier events completes.
     pub idle_event_interval: Duration,
@@ -105,6 +107,8 @@ pub enum SubmitError {
     TooLarge { size: usize, max: usize },
     #[error("{0} transactions already wait for an event; try again")]
     Busy(usize),
+    #[error("{0} bytes of transactions already wait for an event; try again")]
+    BusyBytes(usize),
     #[error("the node is shutting down")]
     Closed,
 }
@@ -115,7 +119,18 @@ pub struct ReceiveSummary {
     pub inserted: usize,
     pub waiting: usize,
     pub duplicates: usize,
+    /// Events of the batch that were refused.
     pub rejected: Vec<(EventId, Reject)>,
+    /// Earlier waiting events that failed a check once their parents came.
+    pub dropped: Vec<(EventId, Reject)>,
+}
+
+impl ReceiveSummary {
+    /// The first refusal that proves the sender broke the rules (see
+    /// [`Reject::is_fault`]): a peer that sends one is penalised.
+    pub fn fault(&self) -> Option<&(EventId, Reject)> {
+        self.rejected.iter().find(|(_, r)| r.is_fault())
+    }
 }
 
 /// A snapshot of the node's consensus figures.
@@ -358,6 +373,10 @@ pub struct Core {
     /// Ordered events still held in memory; a pruned event not in here was
     /// stale (never ordered).
     ordered_held: HashSet<EventId>,
+    /// Accepted (stored) events that consensus will never insert: evicted
+    /// from its waiting areas or discarded there. Deleted from disk with
+    /// the next snapshot, unless accepted again meanwhile.
+    forget: HashSet<EventId>,
     decided: broadcast::Sender<Arc<Decided>>,
     next_tx_position: u64,
     rounds_since_snapshot: u64,
@@ -422,6 +441,7 @@ impl Core {
             undurable: Undurable::default(),
             unordered_with_txs: HashSet::new(),
             ordered_held: HashSet::new(),
+            forget: HashSet::new(),
             decided: decided.clone(),
             next_tx_position: 0,
             rounds_since_snapshot: 0,
@@ -438,18 +458,25 @@ impl Core {
         let mut replayed = 0usize;
         let me = CreatorId(identity.id());
         let mut own_with_txs = Vec::new();
-        for bytes in &recovered.events {
-            match Event::decode(bytes) {
-                Ok(event) => {
-                    if core.hg.insert(event.clone()).is_ok() {
-                        core.track(&event);
-                        replayed += 1;
-                        if event.creator() == me && !event.transactions().is_empty() {
-                            own_with_txs.push(event);
+        // Replay batch by batch, polling after each, exactly as the events
+        // were taken live: whether an event is ancient depends on the
+        // decided round when it is inserted.
+        let mut bounds = recovered.batch_starts.clone();
+        bounds.push(recovered.events.len());
+        for window in bounds.windows(2) {
+            for bytes in &recovered.events[window[0]..window[1]] {
+                match Event::decode(bytes) {
+                    Ok(event) => {
+                        if core.hg.insert(event.clone()).is_ok() {
+                            core.track(&event);
+                            replayed += 1;
+                            if event.creator() == me && !event.transactions().is_empty() {
+                                own_with_txs.push(event);
+                            }
                         }
                     }
+                    Err(e) => tracing::warn!(error = %e, "skipping undecodable stored event"),
                 }
-                Err(e) => tracing::warn!(error = %e, "skipping undecodable stored event"),
             }
             core.drive_consensus(false)?;
         }
@@ -720,6 +747,8 @@ impl Core {
             })
         } else if self.pending.len() >= self.config.max_pending_txs {
             Err(SubmitError::Busy(self.pending.len()))
+        } else if self.pending_bytes.saturating_add(tx.len()) > self.config.max_pending_bytes {
+            Err(SubmitError::BusyBytes(self.pending_bytes))
         } else {
             Ok(())
         };
@@ -755,15 +784,30 @@ impl Core {
                     );
                     summary.inserted += 1 + inserted.unblocked.len();
                     self.track(&event);
+                    self.forget.remove(&id);
                     accepted.push(event);
                     for (dropped, reject) in inserted.dropped {
                         self.metrics.reject_event(reject_label(&reject));
-                        summary.rejected.push((dropped, reject));
+                        self.forget.insert(dropped);
+                        summary.dropped.push((dropped, reject));
                     }
                 }
-                Ok(InsertOutcome::Buffered { .. }) | Ok(InsertOutcome::Parked) => {
+                Ok(InsertOutcome::Buffered { evicted }) => {
+                    // Waiting events pushed out of the bounded buffer will
+                    // not be inserted: delete them from disk too.
+                    let kept = !evicted.contains(&id);
+                    self.forget.extend(evicted);
+                    if kept {
+                        summary.waiting += 1;
+                        self.track(&event);
+                        self.forget.remove(&id);
+                        accepted.push(event);
+                    }
+                }
+                Ok(InsertOutcome::Parked) => {
                     summary.waiting += 1;
                     self.track(&event);
+                    self.forget.remove(&id);
                     accepted.push(event);
                 }
                 Ok(InsertOutcome::Duplicate) => summary.duplicates += 1,
@@ -987,6 +1031,7 @@ impl Core {
                 self.pruned_since_snapshot.push(id.0);
             }
         }
+        self.forget.extend(decided.discarded.iter().copied());
         self.rounds_since_snapshot += 1;
         let snapshot = if self.rounds_since_snapshot >= SNAPSHOT_EVERY_ROUNDS {
             self.rounds_since_snapshot = 0;
@@ -999,7 +1044,11 @@ impl Core {
         };
         let (ordered_events, ordered_txs) = (order.len() as u64, txs.len() as u64);
         let pruned = if snapshot.is_some() {
-            std::mem::take(&mut self.pruned_since_snapshot)
+            let hg = &self.hg;
+            let forgotten = self.forget.drain().filter(|id| !hg.knows(id));
+            let mut pruned = std::mem::take(&mut self.pruned_since_snapshot);
+            pruned.extend(forgotten.map(|id| id.0));
+            pruned
         } else {
             Vec::new()
         };
@@ -1069,7 +1118,8 @@ pub fn split_snapshot(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((consensus, &bytes[8 + len..]))
 }
 
-fn reject_label(reject: &Reject) -> &'static str {
+/// A short label for a refusal (metrics).
+pub fn reject_label(reject: &Reject) -> &'static str {
     match reject {
         Reject::BadSignature => "bad_signature",
         Reject::BadMerkleRoot => "bad_merkle_root",

@@ -15,7 +15,11 @@
 //! Limits: QUIC caps concurrent streams and bytes in flight per peer; each
 //! frame is length-checked before it is buffered; reads time out; a token
 //! bucket per peer and stream kind rejects floods, and a peer that keeps
-//! flooding is disconnected.
+//! flooding is disconnected. A peer that sends an event no honest node
+//! would send (bad signature or Merkle root, malformed header, a birth
+//! round consensus does not give it, ...: `Reject::is_fault`) is
+//! disconnected and shut out for a back-off period that doubles with every
+//! offence (`dagger_peer_penalties` in `/metrics`).
 
 use std::{
     collections::HashMap,
@@ -35,7 +39,7 @@ use super::{
     wire::{read_message, write_message, Message, WireError},
 };
 use crate::{
-    core::CoreHandle,
+    core::{reject_label, CoreHandle, ReceiveSummary},
     identity::{display_id, NodeId},
     metrics::Metrics,
 };
@@ -86,6 +90,10 @@ pub struct PeerStatus {
     pub failures: u64,
     pub last_sync_ms_ago: Option<u64>,
     pub last_error: Option<String>,
+    /// Times this peer was penalised for invalid events.
+    pub penalties: u32,
+    /// Remaining time it is shut out, if it is.
+    pub banned_for_ms: Option<u64>,
 }
 
 struct Peer {
@@ -99,6 +107,8 @@ struct Peer {
     /// (exponential backoff) so a dead peer does not slow gossip down.
     consecutive_failures: u32,
     retry_at: Option<Instant>,
+    penalties: u32,
+    banned_until: Option<Instant>,
 }
 
 impl Peer {
@@ -113,8 +123,23 @@ impl Peer {
             last_error: None,
             consecutive_failures: 0,
             retry_at: None,
+            penalties: 0,
+            banned_until: None,
         }
     }
+
+    fn banned(&self, now: Instant) -> bool {
+        self.banned_until.is_some_and(|t| t > now)
+    }
+}
+
+/// First shut-out period for a peer that sent invalid events; it doubles
+/// with every further offence, up to [`MAX_PENALTY`].
+pub const PENALTY: Duration = Duration::from_secs(10);
+pub const MAX_PENALTY: Duration = Duration::from_secs(600);
+
+fn penalty(offences: u32) -> Duration {
+    (PENALTY * 2u32.saturating_pow(offences.saturating_sub(1).min(16))).min(MAX_PENALTY)
 }
 
 /// Longest pause before retrying a failing peer.
@@ -156,6 +181,11 @@ impl Peers {
                 failures: p.failures,
                 last_sync_ms_ago: p.last_sync.map(|t| t.elapsed().as_millis() as u64),
                 last_error: p.last_error.clone(),
+                penalties: p.penalties,
+                banned_for_ms: p
+                    .banned_until
+                    .and_then(|t| t.checked_duration_since(Instant::now()))
+                    .map(|d| d.as_millis() as u64),
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -176,20 +206,46 @@ impl Peers {
         }
     }
 
-    /// Peers worth trying now (not backing off); all of them if every peer is.
+    /// Peers worth trying now (not backing off); all of them if every peer
+    /// is. Never a penalised peer.
     fn candidates(&self) -> Vec<NodeId> {
         let now = Instant::now();
         let peers = self.lock();
-        let ready: Vec<NodeId> = peers
+        let allowed: Vec<(&NodeId, &Peer)> = peers.iter().filter(|(_, p)| !p.banned(now)).collect();
+        let ready: Vec<NodeId> = allowed
             .iter()
             .filter(|(_, p)| p.retry_at.is_none_or(|t| t <= now))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| **id)
             .collect();
         if ready.is_empty() {
-            peers.keys().copied().collect()
+            allowed.iter().map(|(id, _)| **id).collect()
         } else {
             ready
         }
+    }
+
+    /// Shut a peer out after it sent a provably invalid event: its
+    /// connection is closed, and it is neither pulled from nor served until
+    /// the back-off passes.
+    pub fn penalise(&self, id: &NodeId) -> Duration {
+        let mut peers = self.lock();
+        let Some(p) = peers.get_mut(id) else {
+            return Duration::ZERO;
+        };
+        p.penalties = p.penalties.saturating_add(1);
+        let period = penalty(p.penalties);
+        p.banned_until = Some(Instant::now() + period);
+        if let Some(c) = p.connection.take() {
+            c.close(quinn::VarInt::from_u32(4), b"invalid events");
+        }
+        period
+    }
+
+    /// Whether `id` is shut out right now.
+    pub fn is_banned(&self, id: &NodeId) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|p| p.banned(Instant::now()))
     }
 
     fn connected(&self) -> Vec<quinn::Connection> {
@@ -258,6 +314,10 @@ async fn accept_loop(shared: Arc<Shared>) {
     let mut connections = JoinSet::new();
     while let Some(result) = shared.transport.accept().await {
         match result {
+            Ok((connection, id)) if shared.peers.is_banned(&id) => {
+                shared.metrics.reject_message("banned");
+                connection.close(quinn::VarInt::from_u32(4), b"invalid events");
+            }
             Ok((connection, id)) => {
                 tracing::debug!(peer = %display_id(&id), "peer connected");
                 connections.spawn(serve(shared.clone(), connection, id));
@@ -298,9 +358,13 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
                     shared.metrics.reject_message("rate_limited");
                     violations += 1;
                 } else {
-                    streams.spawn(accept_push(shared.clone(), peer, recv));
+                    streams.spawn(accept_push(shared.clone(), peer, recv, connection.clone()));
                 }
             }
+        }
+        if shared.peers.is_banned(&peer) {
+            connection.close(quinn::VarInt::from_u32(4), b"invalid events");
+            break;
         }
         if violations > limits.max_violations {
             tracing::warn!(peer = %display_id(&peer), "peer keeps flooding; disconnecting");
@@ -383,7 +447,30 @@ async fn answer_sync(
     let _ = send.finish();
 }
 
-async fn accept_push(shared: Arc<Shared>, peer: NodeId, mut recv: quinn::RecvStream) {
+/// Penalise `peer` if `summary` shows it sent a provably invalid event.
+/// Returns whether it did.
+fn penalise_if_faulty(shared: &Shared, peer: &NodeId, summary: &ReceiveSummary) -> bool {
+    let Some((id, reject)) = summary.fault() else {
+        return false;
+    };
+    let period = shared.peers.penalise(peer);
+    shared.metrics.penalise_peer(reject_label(reject));
+    tracing::warn!(
+        peer = %display_id(peer),
+        event = %crate::core::hex(&id.0),
+        %reject,
+        shut_out_s = period.as_secs(),
+        "peer sent an invalid event; disconnecting it"
+    );
+    true
+}
+
+async fn accept_push(
+    shared: Arc<Shared>,
+    peer: NodeId,
+    mut recv: quinn::RecvStream,
+    connection: quinn::Connection,
+) {
     let message = timeout(
         shared.limits.read_timeout,
         read_message(&mut recv, shared.limits.max_frame_bytes),
@@ -392,8 +479,8 @@ async fn accept_push(shared: Arc<Shared>, peer: NodeId, mut recv: quinn::RecvStr
     match message {
         Ok(Ok(Some(Message::Push(event)))) => {
             if let Ok(summary) = shared.core.receive(vec![event]).await {
-                for (id, reject) in &summary.rejected {
-                    tracing::warn!(peer = %display_id(&peer), event = %crate::core::hex(&id.0), %reject, "peer pushed a bad event");
+                if penalise_if_faulty(&shared, &peer, &summary) {
+                    connection.close(quinn::VarInt::from_u32(4), b"invalid events");
                 }
             }
         }
@@ -522,11 +609,14 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<(), String> {
                         shared.metrics.reject_message("oversized");
                         return Err("peer sent more events than asked".to_string());
                     }
-                    shared
+                    let summary = shared
                         .core
                         .receive(events)
                         .await
                         .map_err(|e| e.to_string())?;
+                    if penalise_if_faulty(shared, &peer, &summary) {
+                        return Err("peer sent invalid events".to_string());
+                    }
                 }
                 Ok(Some(Message::SyncDone)) => return Ok(()),
                 Ok(Some(_)) => {

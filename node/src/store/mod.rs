@@ -9,6 +9,8 @@
 //! - `order`: consensus position → [`OrderRecord`]
 //! - `txs`: transaction position in the order → [`TxRecord`]
 //! - `meta`: small named values (own sequence, snapshot, cursors)
+//! - `batches`: acceptance index of the first event of every accepted batch
+//!   (a restart replays batch by batch, exactly as the events were taken)
 
 mod records;
 
@@ -25,6 +27,7 @@ const EVENT_IDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("event_id
 const ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("order");
 const TXS: TableDefinition<u64, &[u8]> = TableDefinition::new("txs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const BATCHES: TableDefinition<u64, ()> = TableDefinition::new("batches");
 /// Attestations to post: subject seed → encoded entry (see `chain::attester`).
 const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
 /// Chain watcher cursor: account → digest of what was last reported about it.
@@ -101,6 +104,8 @@ pub struct Recovered {
     pub snapshot: Option<Vec<u8>>,
     /// Events accepted after the snapshot, in acceptance order.
     pub events: Vec<Vec<u8>>,
+    /// Where in `events` each accepted batch starts (ascending, from 0).
+    pub batch_starts: Vec<usize>,
     /// Highest own sequence ever signed.
     pub own_seq: Option<u64>,
     /// Next acceptance index.
@@ -130,6 +135,7 @@ impl Store {
             txn.open_table(ORDER)?;
             txn.open_table(TXS)?;
             txn.open_table(META)?;
+            txn.open_table(BATCHES)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(CURSOR)?;
         }
@@ -169,16 +175,34 @@ impl Store {
         };
         let events_table = txn.open_table(EVENTS)?;
         let from = snapshot_index.map_or(0, |i| i + 1);
+        let batches_table = txn.open_table(BATCHES)?;
+        let mut starts = std::collections::VecDeque::new();
+        for entry in batches_table.range(from..)? {
+            starts.push_back(entry?.0.value());
+        }
         let mut events = Vec::new();
+        let mut batch_starts = Vec::new();
         let mut last = None;
         for entry in events_table.range(from..)? {
             let (k, v) = entry?;
-            last = Some(k.value());
+            let index = k.value();
+            // A batch starts here if a recorded start lies between the
+            // previous stored event and this one (deleted events leave gaps).
+            let mut starts_here = batch_starts.is_empty();
+            while starts.front().is_some_and(|&s| s <= index) {
+                starts.pop_front();
+                starts_here = true;
+            }
+            if starts_here {
+                batch_starts.push(events.len());
+            }
+            last = Some(index);
             events.push(v.value().to_vec());
         }
         Ok(Recovered {
             snapshot,
             events,
+            batch_starts,
             own_seq,
             next_index: last.map_or(self.next(), |l| l + 1).max(self.next()),
         })
@@ -202,15 +226,20 @@ impl Store {
             let mut order_table = txn.open_table(ORDER)?;
             let mut tx_table = txn.open_table(TXS)?;
             let mut meta = txn.open_table(META)?;
+            let mut batches = txn.open_table(BATCHES)?;
             for write in writes {
                 match write {
                     Write::Events {
                         events: batch,
                         own_seq,
                     } => {
+                        let first = index;
                         for (id, bytes) in batch {
                             if ids.get(*id)?.is_some() {
                                 continue;
+                            }
+                            if index == first {
+                                batches.insert(index, ())?;
                             }
                             events.insert(index, bytes.as_slice())?;
                             ids.insert(*id, index)?;
@@ -242,6 +271,14 @@ impl Store {
                                 }
                                 None => meta.remove(SNAPSHOT_INDEX)?,
                             };
+                            // Batch starts before it are never replayed again.
+                            let covered: Vec<u64> = batches
+                                .range(..index)?
+                                .map(|entry| entry.map(|(k, _)| k.value()))
+                                .collect::<Result<_, _>>()?;
+                            for start in covered {
+                                batches.remove(start)?;
+                            }
                             // Stale events (pruned, never ordered) are no longer
                             // needed once a snapshot taken after their pruning
                             // is stored; ordered ones serve catch-ups a while.
