@@ -59,8 +59,9 @@ pub enum Reject {
     /// `seq == 0` must come without a self-parent and `seq > 0` with one.
     #[error("sequence number and self-parent presence disagree")]
     SelfParentMismatch,
-    /// A sequence number or birth round beyond [`crate::MAX_HEADER_VALUE`]
-    /// (or a birth round of 0).
+    /// A birth round of 0 or beyond [`crate::MAX_HEADER_VALUE`], or a
+    /// sequence number beyond the birth round times
+    /// [`crate::MAX_EVENTS_PER_ROUND`].
     #[error("header field {field} out of range")]
     OutOfRange { field: &'static str },
     /// The birth round is below a parent's (as the event describes it).

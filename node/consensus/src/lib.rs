@@ -68,6 +68,7 @@
 //! * An event born beyond the rounds whose rosters are fixed waits in the
 //!   parked area; one born more than [`MAX_FUTURE_ROUNDS`] beyond is
 //!   refused ([`Reject::TooFarAhead`]).
+//!
 //! No rule reads local arrival order or local pruning history.
 //!
 //! # Waiting areas (bounded in events and bytes)
@@ -189,6 +190,12 @@ pub const MAX_FUTURE_ROUNDS: u64 = 16;
 /// anything a network reaches, and far enough below `u64::MAX` that no sum
 /// of a few of them overflows.
 pub const MAX_HEADER_VALUE: u64 = 1 << 62;
+
+/// A creator's sequence number may not exceed its event's birth round
+/// times this: far more events per round than any honest node creates, yet
+/// no jump to an arbitrary sequence number (a second chain far away from
+/// the first, which no conflict would ever show).
+pub const MAX_EVENTS_PER_ROUND: u64 = 1 << 24;
 
 /// Does a child born in `child_birth` link a parent described as born in
 /// `parent_birth`?

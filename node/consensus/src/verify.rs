@@ -7,7 +7,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::error::Reject;
 use crate::event::{signing_message, Event, EventHeader};
-use crate::{merkle, Limits, MAX_HEADER_VALUE};
+use crate::{merkle, Limits, MAX_EVENTS_PER_ROUND, MAX_HEADER_VALUE};
 
 /// Size limits, transaction count and the parent-presence rules.
 pub(crate) fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
@@ -56,14 +56,14 @@ pub(crate) fn check_header(h: &EventHeader) -> Result<(), Reject> {
     if (h.seq == 0) != h.self_parent.is_none() {
         return Err(Reject::SelfParentMismatch);
     }
-    if h.seq > MAX_HEADER_VALUE {
-        return Err(Reject::OutOfRange { field: "seq" });
-    }
     let b = h.birth_round;
     if b == 0 || b > MAX_HEADER_VALUE {
         return Err(Reject::OutOfRange {
             field: "birth_round",
         });
+    }
+    if h.seq > MAX_HEADER_VALUE || h.seq > b.saturating_mul(MAX_EVENTS_PER_ROUND) {
+        return Err(Reject::OutOfRange { field: "seq" });
     }
     for p in [&h.self_parent, &h.other_parent].into_iter().flatten() {
         if p.birth_round == 0 || p.birth_round > b {

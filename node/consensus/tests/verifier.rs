@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use dagger_consensus::{
     merkle, Config, CreatorId, DecodeError, Event, EventHeader, Hashgraph, InsertOutcome, Limits,
-    ParentRef, Reject, UnsignedEvent, MAX_HEADER_VALUE,
+    ParentRef, Reject, UnsignedEvent, MAX_EVENTS_PER_ROUND, MAX_HEADER_VALUE,
 };
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -338,8 +338,14 @@ fn birth_round_rules() {
             computed: 1
         })
     );
-    // Numbers out of range are refused before anything else looks at them.
-    for (seq, birth) in [(u64::MAX, 1), (MAX_HEADER_VALUE + 1, 1)] {
+    // Numbers out of range are refused before anything else looks at them;
+    // a sequence number cannot jump beyond what the birth round allows.
+    for (seq, birth) in [
+        (u64::MAX, 1),
+        (MAX_HEADER_VALUE + 1, 1),
+        (MAX_EVENTS_PER_ROUND + 1, 1),
+        (3 * MAX_EVENTS_PER_ROUND + 1, 3),
+    ] {
         let e = UnsignedEvent {
             seq,
             birth_round: birth,

@@ -454,7 +454,7 @@ impl Sim {
                         for (d, r) in &ins.dropped {
                             let dc = self.info.get(d).map(|i| i.creator);
                             assert!(
-                                !dc.is_some_and(|c| !self.byzantine[c]),
+                                dc.is_none_or(|c| self.byzantine[c]),
                                 "honest event dropped at {to}: {r:?}"
                             );
                         }
@@ -615,7 +615,8 @@ impl Sim {
         }
         if rng.gen_bool(s.jump) {
             // An invented self-parent with a huge sequence number.
-            let seq = *[MAX_HEADER_VALUE, 1 << 40, 1_000_000]
+            // (Beyond what the birth round allows, it is refused outright.)
+            let seq = *[MAX_HEADER_VALUE, 1 << 40, 1_000_000, 10_000]
                 .choose(rng)
                 .expect("choices");
             let parent = ParentRef {
@@ -654,7 +655,7 @@ impl Sim {
         let mut sp = self_parent;
         if let Some(p) = sp.as_mut() {
             // An invented parent is described as born early enough.
-            if self.info.get(&p.id).is_none() {
+            if !self.info.contains_key(&p.id) {
                 p.birth_round = base.birth_round().saturating_sub(LINK_ROUNDS + 1).max(1);
             }
             if dagger_consensus::links(base.birth_round(), p.birth_round) {
