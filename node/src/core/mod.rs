@@ -1135,3 +1135,6 @@ pub fn reject_label(reject: &Reject) -> &'static str {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;
