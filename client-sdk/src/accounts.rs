@@ -24,16 +24,22 @@ mod tests {
     fn sample_config() -> Config {
         Config {
             admin: Default::default(),
+            pending_admin: Default::default(),
             treasury: Default::default(),
             min_operator_stake: 5,
             unbonding_period: 6,
             provisioning_timeout: 7,
             protocol_fee_bps: 8,
+            max_stake_share_bps: 3_000,
+            removal_slash_bps: 500,
             roster_epoch: 9,
             total_active_stake: 10,
             active_operators: 1,
             bootstrapped: true,
+            zero_stake_since: 0,
+            next_nonce: 3,
             bump: 254,
+            fee_vault_bump: 253,
         }
     }
 

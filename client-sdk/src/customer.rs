@@ -185,16 +185,12 @@ impl<'a> CustomerClient<'a> {
                 "request {request} is still open (no lease yet): cancel it instead"
             )));
         }
-        let operator = reader.operator_at(&current.assigned_operator).await?;
-        let config = reader.config().await?;
         self.client
             .transaction()
             .instruction(ix::close_lease(
                 &self.client.wallet(),
                 request,
                 &current.assigned_operator,
-                &operator.owner,
-                &config.treasury,
             ))
             .send()
             .await

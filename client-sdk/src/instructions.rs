@@ -9,7 +9,7 @@ use anchor_lang::{
 };
 use dagger::{
     accounts as accs, instruction as ix,
-    state::{Capacity, VmSpec, Vote},
+    state::{Capacity, PriceFloor, Subject, VmSpec, Vote},
     CreateRequestArgs, InitializeArgs, RegisterOperatorArgs, UpdateConfigArgs, UpdateOperatorArgs,
     ID,
 };
@@ -24,8 +24,9 @@ fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instructi
     }
 }
 
-/// Creates the config. `program_data` is required when the program is
-/// deployed upgradeable (its upgrade authority must be `admin`).
+/// Creates the config and the fee vault. `program_data` is required when
+/// the program is deployed upgradeable (its upgrade authority must be
+/// `admin`).
 pub fn initialize(
     admin: &Pubkey,
     program_data: Option<Pubkey>,
@@ -35,6 +36,8 @@ pub fn initialize(
         accs::Initialize {
             admin: *admin,
             config: pda::config().0,
+            fee_vault: pda::fee_vault().0,
+            treasury: args.treasury,
             program: ID,
             program_data,
             system_program: system_program::ID,
@@ -43,13 +46,64 @@ pub fn initialize(
     )
 }
 
+/// Changes settings (`None` keeps a value); a new treasury is passed along
+/// so the program can check it is a wallet.
 pub fn update_config(admin: &Pubkey, args: UpdateConfigArgs) -> Instruction {
     build(
         accs::UpdateConfig {
             admin: *admin,
             config: pda::config().0,
+            treasury: args.treasury,
         },
         ix::UpdateConfig { args },
+    )
+}
+
+/// First step of an admin change: `admin` names its successor.
+pub fn propose_admin(admin: &Pubkey, proposed: &Pubkey) -> Instruction {
+    build(
+        accs::ProposeAdmin {
+            admin: *admin,
+            config: pda::config().0,
+        },
+        ix::ProposeAdmin {
+            proposed: *proposed,
+        },
+    )
+}
+
+/// Second step: the proposed admin signs and takes over.
+pub fn accept_admin(new_admin: &Pubkey) -> Instruction {
+    build(
+        accs::AcceptAdmin {
+            new_admin: *new_admin,
+            config: pda::config().0,
+        },
+        ix::AcceptAdmin {},
+    )
+}
+
+/// Sends `amount` of collected fees (0 = all) to the configured treasury.
+pub fn withdraw_fees(admin: &Pubkey, treasury: &Pubkey, amount: u64) -> Instruction {
+    build(
+        accs::WithdrawFees {
+            admin: *admin,
+            config: pda::config().0,
+            fee_vault: pda::fee_vault().0,
+            treasury: *treasury,
+        },
+        ix::WithdrawFees { amount },
+    )
+}
+
+/// Reopens the bootstrap once no stake has been active for the recovery delay.
+pub fn reopen_bootstrap(admin: &Pubkey) -> Instruction {
+    build(
+        accs::ReopenBootstrap {
+            admin: *admin,
+            config: pda::config().0,
+        },
+        ix::ReopenBootstrap {},
     )
 }
 
@@ -82,6 +136,7 @@ pub fn register_operator(
     address: String,
     capacity: Capacity,
     stake: u64,
+    price_floor: PriceFloor,
 ) -> Instruction {
     let operator = pda::operator(node_key).0;
     build(
@@ -98,6 +153,7 @@ pub fn register_operator(
                 address,
                 capacity,
                 stake,
+                price_floor,
             },
         },
     )
@@ -117,20 +173,13 @@ pub fn add_stake(owner: &Pubkey, node_key: &Pubkey, amount: u64) -> Instruction 
     )
 }
 
-pub fn update_operator(
-    owner: &Pubkey,
-    node_key: &Pubkey,
-    address: Option<String>,
-    capacity: Option<Capacity>,
-) -> Instruction {
+pub fn update_operator(owner: &Pubkey, node_key: &Pubkey, args: UpdateOperatorArgs) -> Instruction {
     build(
         accs::UpdateOperator {
             owner: *owner,
             operator: pda::operator(node_key).0,
         },
-        ix::UpdateOperator {
-            args: UpdateOperatorArgs { address, capacity },
-        },
+        ix::UpdateOperator { args },
     )
 }
 
@@ -154,6 +203,30 @@ pub fn withdraw_stake(owner: &Pubkey, node_key: &Pubkey) -> Instruction {
             stake_vault: pda::stake_vault(&operator).0,
         },
         ix::WithdrawStake {},
+    )
+}
+
+/// The owner takes the lease earnings held in its stake vault.
+pub fn withdraw_earnings(owner: &Pubkey, node_key: &Pubkey) -> Instruction {
+    let operator = pda::operator(node_key).0;
+    build(
+        accs::WithdrawEarnings {
+            owner: *owner,
+            operator,
+            stake_vault: pda::stake_vault(&operator).0,
+        },
+        ix::WithdrawEarnings {},
+    )
+}
+
+/// Closes an exited operator's account (its rent back to the owner).
+pub fn close_operator(owner: &Pubkey, node_key: &Pubkey) -> Instruction {
+    build(
+        accs::CloseOperator {
+            owner: *owner,
+            operator: pda::operator(node_key).0,
+        },
+        ix::CloseOperator {},
     )
 }
 
@@ -230,13 +303,23 @@ pub fn attest(
     vote: Vote,
 ) -> Instruction {
     let voter = pda::operator(node_key).0;
-    let (request, subject_operator, assigned_operator) = match vote {
+    let (request, subject_operator, assigned_operator, subject_stake_vault) = match vote {
         Vote::Provision {
             request, operator, ..
-        } => (Some(request), None, (operator != voter).then_some(operator)),
-        Vote::Terminate { request, .. } => (Some(request), None, None),
-        Vote::Admit { operator, .. } => (None, Some(operator), None),
-        Vote::Remove { operator, .. } => (None, (operator != voter).then_some(operator), None),
+        } => (
+            Some(request),
+            None,
+            (operator != voter).then_some(operator),
+            None,
+        ),
+        Vote::Terminate { request, .. } => (Some(request), None, None, None),
+        Vote::Admit { operator, .. } => (None, Some(operator), None, None),
+        Vote::Remove { operator, .. } => (
+            None,
+            (operator != voter).then_some(operator),
+            None,
+            Some(pda::stake_vault(&operator).0),
+        ),
     };
     build(
         accs::Attest {
@@ -248,43 +331,54 @@ pub fn attest(
             request,
             subject_operator,
             assigned_operator,
+            subject_stake_vault,
+            fee_vault: pda::fee_vault().0,
             system_program: system_program::ID,
         },
         ix::Attest { roster_epoch, vote },
     )
 }
 
-/// The lease's operator claims what accrued. `treasury` is the config's.
+/// Closes the tally of `subject` (anyone may, once it can no longer be
+/// decided); its rent goes back to `rent_payer`, the node key that paid it.
+pub fn close_tally(subject: &Subject, rent_payer: &Pubkey) -> Instruction {
+    build(
+        accs::CloseTally {
+            config: pda::config().0,
+            attestation: pda::attestation(subject).0,
+            rent_payer: *rent_payer,
+            subject: *subject.key(),
+        },
+        ix::CloseTally {},
+    )
+}
+
+/// The lease's operator claims what accrued (and any earnings it left in
+/// its stake vault); once the lease is over it also settles it.
 pub fn claim(
     owner: &Pubkey,
     node_key: &Pubkey,
     request: &Pubkey,
     customer: &Pubkey,
-    treasury: &Pubkey,
 ) -> Instruction {
+    let operator = pda::operator(node_key).0;
     build(
         accs::Claim {
             owner: *owner,
             config: pda::config().0,
-            operator: pda::operator(node_key).0,
+            operator,
+            stake_vault: pda::stake_vault(&operator).0,
             request: *request,
             escrow: pda::escrow(request).0,
-            treasury: *treasury,
+            fee_vault: pda::fee_vault().0,
             customer: *customer,
         },
         ix::Claim {},
     )
 }
 
-/// The customer ends a lease: `operator` is the lease's Operator account and
-/// `operator_owner` its wallet.
-pub fn close_lease(
-    customer: &Pubkey,
-    request: &Pubkey,
-    operator: &Pubkey,
-    operator_owner: &Pubkey,
-    treasury: &Pubkey,
-) -> Instruction {
+/// The customer ends a lease: `operator` is the lease's Operator account.
+pub fn close_lease(customer: &Pubkey, request: &Pubkey, operator: &Pubkey) -> Instruction {
     build(
         accs::CloseLease {
             customer: *customer,
@@ -292,8 +386,8 @@ pub fn close_lease(
             request: *request,
             escrow: pda::escrow(request).0,
             operator: *operator,
-            operator_owner: *operator_owner,
-            treasury: *treasury,
+            stake_vault: pda::stake_vault(operator).0,
+            fee_vault: pda::fee_vault().0,
         },
         ix::CloseLease {},
     )

@@ -6,7 +6,8 @@
 //! that is `owner` and `node_key` (the `address: String` after them is a
 //! 4-byte length plus its bytes, which shifts everything that follows,
 //! `status` included). `Request` has no variable-length field, so every field
-//! has a fixed offset.
+//! has a fixed offset. `Attestation` starts with its rent payer, so a node
+//! finds the tallies it paid for.
 
 /// Anchor's account discriminator.
 pub const DISCRIMINATOR_LEN: usize = 8;
@@ -38,6 +39,13 @@ pub mod request {
     /// One byte: the `RequestStatus` variant index.
     pub const STATUS: usize = DEADLINE + 8;
     pub const ASSIGNED_OPERATOR: usize = STATUS + 1;
+}
+
+/// `Attestation` fields with a fixed offset.
+pub mod attestation {
+    use super::DISCRIMINATOR_LEN;
+
+    pub const RENT_PAYER: usize = DISCRIMINATOR_LEN;
 }
 
 /// The byte Borsh writes for a fieldless enum variant: its index.
@@ -79,6 +87,8 @@ mod tests {
             endpoint_hash: [15; 32],
             lease_start: 16,
             ended_at: 17,
+            fee_bps: 250,
+            nonce: 20,
             bump: 18,
             escrow_bump: 19,
         }
@@ -135,8 +145,13 @@ mod tests {
             registered_at: 0,
             withdrawable_at: 0,
             removals: 0,
+            slashed: 0,
             votes_cast: 0,
             last_vote_at: 0,
+            earnings: 0,
+            price_floor: Default::default(),
+            active_leases: 0,
+            nonce: 0,
             bump: 0,
             vault_bump: 0,
         };

@@ -42,8 +42,9 @@ mod tx;
 pub use dagger::{
     constants,
     state::{
-        Attestation, Ballot, Capacity, Config, Escrow, Operator, OperatorStatus, Outcome, Request,
-        RequestStatus, StakeVault, Subject, VmSpec, Vote,
+        split_fee, Attestation, Ballot, Capacity, Config, Escrow, FeeVault, Operator,
+        OperatorStatus, Outcome, PriceFloor, Request, RequestStatus, StakeVault, Subject, VmSpec,
+        Vote,
     },
     InitializeArgs, UpdateConfigArgs, UpdateOperatorArgs, ID as PROGRAM_ID,
 };

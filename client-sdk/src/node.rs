@@ -6,7 +6,7 @@ use solana_sdk::signature::Signature;
 use crate::{
     client::{DaggerClient, SignerRef},
     errors::{ClientError, DaggerError},
-    instructions as ix, pda, Vote,
+    instructions as ix, pda, Subject, Vote,
 };
 
 /// What became of one vote.
@@ -90,5 +90,26 @@ impl<'a> NodeClient<'a> {
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// Closes the tally of `subject` if it can no longer be decided (its
+    /// subject settled, gone, replaced, expired, or its epoch over); the
+    /// rent goes to the node key that paid it. `Ok(None)` when there is no
+    /// tally; the program's `TallyStillOpen` when it is still live.
+    pub async fn close_tally(
+        self,
+        payer: SignerRef<'_>,
+        subject: &Subject,
+    ) -> Result<Option<Signature>, ClientError> {
+        let Some(tally) = self.client.reader().attestation(subject).await? else {
+            return Ok(None);
+        };
+        self.client
+            .transaction()
+            .fee_payer(payer)
+            .instruction(ix::close_tally(subject, &tally.rent_payer))
+            .send()
+            .await
+            .map(Some)
     }
 }

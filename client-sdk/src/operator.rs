@@ -11,7 +11,7 @@ use crate::{
     layout::DISCRIMINATOR_LEN,
     pda,
     reader::Reader,
-    Capacity, Operator, StakeVault,
+    Capacity, Operator, PriceFloor, StakeVault, UpdateOperatorArgs,
 };
 
 #[derive(Clone, Copy)]
@@ -37,6 +37,7 @@ impl<'a> OperatorClient<'a> {
         address: String,
         capacity: Capacity,
         stake: u64,
+        price_floor: PriceFloor,
     ) -> Result<Signature, ClientError> {
         let rpc = self.client.rpc();
         // The program would refuse it as the system program's opaque
@@ -71,6 +72,7 @@ impl<'a> OperatorClient<'a> {
                 address,
                 capacity,
                 stake,
+                price_floor,
             ))
             .signer(node_key)
             .spends(stake.saturating_add(rent))
@@ -108,27 +110,49 @@ impl<'a> OperatorClient<'a> {
             .await
     }
 
-    /// Changes the node's address and/or capacity; `None` keeps a value.
+    /// Changes the node's address, capacity and/or price floor; `None`
+    /// keeps a value.
     pub async fn update(
         self,
         node_key: &Pubkey,
-        address: Option<String>,
-        capacity: Option<Capacity>,
+        args: UpdateOperatorArgs,
     ) -> Result<Signature, ClientError> {
-        if address.is_none() && capacity.is_none() {
+        if args.address.is_none() && args.capacity.is_none() && args.price_floor.is_none() {
             return Err(ClientError::InvalidArgument(
-                "nothing to update: give an address and/or a capacity".into(),
+                "nothing to update: give an address, a capacity and/or a price floor".into(),
             ));
         }
         self.reader().operator(node_key).await?;
         self.client
             .transaction()
-            .instruction(ix::update_operator(
-                &self.client.wallet(),
-                node_key,
-                address,
-                capacity,
-            ))
+            .instruction(ix::update_operator(&self.client.wallet(), node_key, args))
+            .send()
+            .await
+    }
+
+    /// Takes the lease earnings held in the operator's stake vault.
+    pub async fn withdraw_earnings(self, node_key: &Pubkey) -> Result<Signature, ClientError> {
+        let operator = self.reader().operator(node_key).await?;
+        if operator.earnings == 0 {
+            return Err(ClientError::InvalidArgument(format!(
+                "operator {} has no earnings to withdraw",
+                pda::operator(node_key).0
+            )));
+        }
+        self.client
+            .transaction()
+            .instruction(ix::withdraw_earnings(&self.client.wallet(), node_key))
+            .send()
+            .await
+    }
+
+    /// Closes the operator account after its stake was withdrawn (its rent
+    /// comes back; the node key may register again).
+    pub async fn close(self, node_key: &Pubkey) -> Result<Signature, ClientError> {
+        self.reader().operator(node_key).await?;
+        self.client
+            .transaction()
+            .instruction(ix::close_operator(&self.client.wallet(), node_key))
             .send()
             .await
     }
@@ -140,9 +164,7 @@ impl<'a> OperatorClient<'a> {
         node_key: &Pubkey,
         request: &Pubkey,
     ) -> Result<Signature, ClientError> {
-        let reader = self.reader();
-        let lease = reader.request(request).await?;
-        let config = reader.config().await?;
+        let lease = self.reader().request(request).await?;
         self.client
             .transaction()
             .instruction(ix::claim(
@@ -150,7 +172,6 @@ impl<'a> OperatorClient<'a> {
                 node_key,
                 request,
                 &lease.customer,
-                &config.treasury,
             ))
             .send()
             .await

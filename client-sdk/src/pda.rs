@@ -3,7 +3,8 @@
 use anchor_lang::prelude::Pubkey;
 use dagger::{
     constants::{
-        ATTESTATION_SEED, CONFIG_SEED, ESCROW_SEED, OPERATOR_SEED, REQUEST_SEED, STAKE_VAULT_SEED,
+        ATTESTATION_SEED, CONFIG_SEED, ESCROW_SEED, FEE_VAULT_SEED, OPERATOR_SEED, REQUEST_SEED,
+        STAKE_VAULT_SEED,
     },
     state::Subject,
     ID,
@@ -33,13 +34,20 @@ pub fn escrow(request: &Pubkey) -> (Pubkey, u8) {
     Pubkey::find_program_address(&[ESCROW_SEED, request.as_ref()], &ID)
 }
 
+/// The tally of one subject instance.
 pub fn attestation(subject: &Subject) -> (Pubkey, u8) {
     Pubkey::find_program_address(
         &[
             ATTESTATION_SEED,
             subject.kind_seed(),
             subject.key().as_ref(),
+            &subject.nonce().to_le_bytes(),
         ],
         &ID,
     )
+}
+
+/// Where protocol fees collect until the admin withdraws them.
+pub fn fee_vault() -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[FEE_VAULT_SEED], &ID)
 }

@@ -9,8 +9,8 @@ use std::{sync::Arc, time::Duration};
 use common::*;
 use dagger_client::{
     errors::DaggerError, AttestOutcome, ClientError, OperatorFilter, OperatorStatus,
-    ProgramFailure, RequestFilter, RequestStatus, Subject, TxOptions, Vote, WatchMethod,
-    PROGRAM_ID,
+    ProgramFailure, RequestFilter, RequestStatus, Subject, TxOptions, UpdateOperatorArgs, Vote,
+    WatchMethod, PROGRAM_ID,
 };
 use solana_sdk::{
     native_token::LAMPORTS_PER_SOL, pubkey::Pubkey, signature::Keypair, signer::Signer,
@@ -211,7 +211,7 @@ async fn priority_fees_and_compute_limits_reach_the_transaction() {
 #[tokio::test]
 async fn cancel_reclaim_and_waiting_report_why_a_request_ended() {
     let net = Network::start(Settings {
-        provisioning_timeout: 2,
+        provisioning_timeout: 10,
         ..Settings::default()
     })
     .await;
@@ -291,8 +291,10 @@ async fn cancel_reclaim_and_waiting_report_why_a_request_ended() {
 
 #[tokio::test]
 async fn an_operator_registers_stakes_updates_claims_and_leaves() {
+    // Four operators: adding half a SOL keeps this one under the stake cap.
     let net = Network::start(Settings {
-        unbonding_period: 3,
+        unbonding_period: 10,
+        operators: 4,
         ..Settings::default()
     })
     .await;
@@ -307,14 +309,26 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
         .expect("add_stake");
     owner
         .operator()
-        .update(&node, Some("10.0.0.7:7000".into()), None)
+        .update(
+            &node,
+            UpdateOperatorArgs {
+                address: Some("10.0.0.7:7000".into()),
+                ..Default::default()
+            },
+        )
         .await
         .expect("update address");
     let mut bigger = capacity();
     bigger.vcpus = 64;
     owner
         .operator()
-        .update(&node, None, Some(bigger))
+        .update(
+            &node,
+            UpdateOperatorArgs {
+                capacity: Some(bigger),
+                ..Default::default()
+            },
+        )
         .await
         .expect("update capacity");
     let operator = owner.reader().operator(&node).await.unwrap();
@@ -324,7 +338,13 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
     assert_eq!(operator.status, OperatorStatus::Active);
     let error = owner
         .operator()
-        .register(&*keys.node, "127.0.0.1:1".into(), capacity(), MIN_STAKE)
+        .register(
+            &*keys.node,
+            "127.0.0.1:1".into(),
+            capacity(),
+            MIN_STAKE,
+            Default::default(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -333,7 +353,7 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
     );
     let error = owner
         .operator()
-        .update(&node, None, None)
+        .update(&node, UpdateOperatorArgs::default())
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::InvalidArgument(_)), "{error}");
@@ -370,6 +390,15 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
         1
     );
 
+    // The customer ends the lease (the operator's share stays in its
+    // vault as earnings); nothing is owed any more.
+    customer
+        .customer()
+        .close_lease(&created.request)
+        .await
+        .expect("close_lease");
+    assert!(owner.reader().operator(&node).await.unwrap().earnings > 0);
+
     // Leaving: unstake, wait out the unbonding period, withdraw.
     owner
         .operator()
@@ -381,7 +410,7 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
         error.is_dagger(DaggerError::UnbondingNotFinished),
         "{error}"
     );
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    tokio::time::sleep(Duration::from_millis(10_100)).await;
     owner
         .operator()
         .withdraw_stake(&node)
@@ -405,14 +434,22 @@ async fn node_attestations_are_idempotent_and_share_one_tally() {
         .create_request(spec(), PRICE, DURATION)
         .await
         .unwrap();
+    let nonce = customer
+        .reader()
+        .request(&created.request)
+        .await
+        .unwrap()
+        .nonce;
     let vote = Vote::Provision {
         request: created.request,
+        nonce,
         operator: net.operators[1].account(),
         endpoint_hash: [3; 32],
     };
     let node = |i: usize| net.client(net.operators[i].node.clone());
     let subject = Subject::Provision {
         request: created.request,
+        nonce,
     };
 
     let first = node(0)

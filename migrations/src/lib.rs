@@ -32,6 +32,10 @@ pub mod defaults {
     pub const PROVISIONING_TIMEOUT: i64 = 600;
     /// 2.5 % of every payout.
     pub const PROTOCOL_FEE_BPS: u16 = 250;
+    /// No operator may grow past 30 % of the active stake.
+    pub const MAX_STAKE_SHARE_BPS: u16 = 3_000;
+    /// A quorum removal costs 5 % of the stake.
+    pub const REMOVAL_SLASH_BPS: u16 = 500;
 }
 
 /// The settings asked for. `None` means "not given": a default when the
@@ -44,6 +48,8 @@ pub struct Settings {
     pub unbonding_period: Option<i64>,
     pub provisioning_timeout: Option<i64>,
     pub protocol_fee_bps: Option<u16>,
+    pub max_stake_share_bps: Option<u16>,
+    pub removal_slash_bps: Option<u16>,
 }
 
 impl Settings {
@@ -71,12 +77,22 @@ impl Settings {
             defaulted.push("protocol_fee_bps");
             defaults::PROTOCOL_FEE_BPS
         });
+        let max_stake_share_bps = self.max_stake_share_bps.unwrap_or_else(|| {
+            defaulted.push("max_stake_share_bps");
+            defaults::MAX_STAKE_SHARE_BPS
+        });
+        let removal_slash_bps = self.removal_slash_bps.unwrap_or_else(|| {
+            defaulted.push("removal_slash_bps");
+            defaults::REMOVAL_SLASH_BPS
+        });
         let args = InitializeArgs {
             treasury,
             min_operator_stake,
             unbonding_period,
             provisioning_timeout,
             protocol_fee_bps,
+            max_stake_share_bps,
+            removal_slash_bps,
         };
         (args, defaulted)
     }
@@ -120,13 +136,22 @@ impl Settings {
             config.protocol_fee_bps.to_string(),
             self.protocol_fee_bps.map(|v| v.to_string()),
         );
+        compare(
+            "max_stake_share_bps",
+            config.max_stake_share_bps.to_string(),
+            self.max_stake_share_bps.map(|v| v.to_string()),
+        );
+        compare(
+            "removal_slash_bps",
+            config.removal_slash_bps.to_string(),
+            self.removal_slash_bps.map(|v| v.to_string()),
+        );
         differences
     }
 
     /// `update_config` arguments carrying only the differing settings.
     fn update_args(&self, config: &Config) -> UpdateConfigArgs {
         UpdateConfigArgs {
-            admin: None,
             treasury: self.treasury.filter(|v| *v != config.treasury),
             min_operator_stake: self
                 .min_operator_stake
@@ -140,6 +165,12 @@ impl Settings {
             protocol_fee_bps: self
                 .protocol_fee_bps
                 .filter(|v| *v != config.protocol_fee_bps),
+            max_stake_share_bps: self
+                .max_stake_share_bps
+                .filter(|v| *v != config.max_stake_share_bps),
+            removal_slash_bps: self
+                .removal_slash_bps
+                .filter(|v| *v != config.removal_slash_bps),
         }
     }
 }
@@ -432,6 +463,10 @@ pub async fn initialize(
                         .provisioning_timeout
                         .unwrap_or(config.provisioning_timeout),
                     protocol_fee_bps: args.protocol_fee_bps.unwrap_or(config.protocol_fee_bps),
+                    max_stake_share_bps: args
+                        .max_stake_share_bps
+                        .unwrap_or(config.max_stake_share_bps),
+                    removal_slash_bps: args.removal_slash_bps.unwrap_or(config.removal_slash_bps),
                 };
                 merged
                     .validate()
@@ -551,16 +586,22 @@ mod tests {
     fn config() -> Config {
         Config {
             admin: Pubkey::new_unique(),
+            pending_admin: Pubkey::default(),
             treasury: Pubkey::new_unique(),
             min_operator_stake: 5,
             unbonding_period: 6,
             provisioning_timeout: 7,
             protocol_fee_bps: 8,
+            max_stake_share_bps: 3_000,
+            removal_slash_bps: 500,
             roster_epoch: 0,
             total_active_stake: 0,
             active_operators: 0,
             bootstrapped: false,
+            zero_stake_since: 0,
+            next_nonce: 0,
             bump: 255,
+            fee_vault_bump: 254,
         }
     }
 
@@ -574,6 +615,8 @@ mod tests {
             unbonding_period: Some(6),
             provisioning_timeout: Some(7),
             protocol_fee_bps: Some(8),
+            max_stake_share_bps: Some(3_000),
+            removal_slash_bps: Some(500),
         };
         assert!(same.differences(&config).is_empty());
 
@@ -604,7 +647,6 @@ mod tests {
         assert_eq!(args.unbonding_period, Some(60));
         assert_eq!(args.min_operator_stake, None, "unchanged values stay out");
         assert_eq!(args.treasury, None);
-        assert_eq!(args.admin, None, "never hands the config over");
     }
 
     #[test]
@@ -626,7 +668,9 @@ mod tests {
                 "treasury",
                 "min_operator_stake",
                 "unbonding_period",
-                "provisioning_timeout"
+                "provisioning_timeout",
+                "max_stake_share_bps",
+                "removal_slash_bps"
             ]
         );
     }

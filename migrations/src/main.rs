@@ -68,6 +68,14 @@ struct Cli {
     /// Protocol fee in basis points of each payout, at most 1000 [default when creating: 250].
     #[arg(long = "fee-bps", value_name = "BPS")]
     fee_bps: Option<u16>,
+    /// Largest share of the active stake one operator may reach, in basis
+    /// points (1000..=3333; default 3000).
+    #[arg(long = "max-stake-share-bps", value_name = "BPS")]
+    max_stake_share_bps: Option<u16>,
+    /// Share of its stake an operator loses when a quorum removes it, in
+    /// basis points (0..=5000; default 500).
+    #[arg(long = "removal-slash-bps", value_name = "BPS")]
+    removal_slash_bps: Option<u16>,
     /// Apply differences between the given settings and the config on chain.
     #[arg(long)]
     update: bool,
@@ -157,6 +165,8 @@ async fn run(cli: &Cli) -> Result<dagger_migrations::Report> {
         unbonding_period: cli.unbonding_period,
         provisioning_timeout: cli.provisioning_timeout,
         protocol_fee_bps: cli.fee_bps,
+        max_stake_share_bps: cli.max_stake_share_bps,
+        removal_slash_bps: cli.removal_slash_bps,
     };
     Ok(initialize(&client, &settings, cli.update).await?)
 }

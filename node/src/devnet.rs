@@ -254,6 +254,8 @@ impl Devnet {
                             unbonding_period: self.options.unbonding_period,
                             provisioning_timeout: self.options.provisioning_timeout,
                             protocol_fee_bps: self.options.fee_bps,
+                            max_stake_share_bps: 3_000,
+                            removal_slash_bps: 500,
                         },
                     )],
                     admin,
@@ -277,6 +279,7 @@ impl Devnet {
                             self.configs[i].listen.to_string(),
                             capacity(),
                             self.options.stake,
+                            Default::default(),
                         )],
                         &op.owner,
                         &[&op.node],
@@ -451,7 +454,6 @@ pub async fn demo(
     );
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let treasury = devnet.keys.treasury.pubkey();
     reader
         .send(
             &[ix::claim(
@@ -459,7 +461,6 @@ pub async fn demo(
                 &assigned.node.pubkey(),
                 &request,
                 &customer.pubkey(),
-                &treasury,
             )],
             &assigned.owner,
             &[],
@@ -485,10 +486,14 @@ pub async fn demo(
             .map_err(|e| DevnetError::Tx(ChainError::Rpc(e.to_string())))
     };
     let locked = balance(escrow).await? + balance(request).await?;
+    // The operator's share is held in its stake vault (its owner withdraws
+    // it), the fee in the fee vault.
+    let vault = pda::stake_vault(&active.assigned_operator).0;
+    let fees = pda::fee_vault().0;
     let before = (
         balance(customer.pubkey()).await?,
-        balance(assigned.owner.pubkey()).await?,
-        balance(treasury).await?,
+        balance(vault).await?,
+        balance(fees).await?,
     );
     reader
         .send(
@@ -496,8 +501,6 @@ pub async fn demo(
                 &customer.pubkey(),
                 &request,
                 &active.assigned_operator,
-                &assigned.owner.pubkey(),
-                &treasury,
             )],
             &customer,
             &[],
@@ -505,19 +508,19 @@ pub async fn demo(
         .await?;
     let fee_paid = 5_000;
     let to_customer = balance(customer.pubkey()).await? + fee_paid - before.0;
-    let to_owner = balance(assigned.owner.pubkey()).await? - before.1;
-    let to_treasury = balance(treasury).await? - before.2;
-    if to_customer + to_owner + to_treasury != locked
+    let to_owner = balance(vault).await? - before.1;
+    let to_fees = balance(fees).await? - before.2;
+    if to_customer + to_owner + to_fees != locked
         || reader.one::<Request>(&request).await?.is_some()
     {
         return Err(DevnetError::Setup(format!(
-            "balances do not add up: locked {locked}, customer {to_customer}, operator {to_owner}, treasury {to_treasury}"
+            "balances do not add up: locked {locked}, customer {to_customer}, operator {to_owner}, fees {to_fees}"
         )));
     }
     step(
         "closed",
         format!(
-            "operator +{to_owner}, treasury +{to_treasury}, customer refunded {to_customer} (deposit rest + rent); balances check out"
+            "operator +{to_owner} (held for its owner), fees +{to_fees}, customer refunded {to_customer} (deposit rest + rent); balances check out"
         ),
     );
     Ok(steps)

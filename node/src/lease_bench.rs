@@ -17,7 +17,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use dagger_client::{instructions as ix, Operator, Request, RequestStatus, VmSpec};
+use dagger_client::{instructions as ix, Request, RequestStatus, VmSpec};
 use serde::Serialize;
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
 
@@ -215,18 +215,7 @@ async fn one_lease(
         active_ms: paid.elapsed().as_secs_f64() * 1e3,
     };
     // Close it so the operators' capacity is free for the next request.
-    let owner = match reader.one::<Operator>(&lease.assigned_operator).await {
-        Ok(Some(operator)) => operator.owner,
-        Ok(None) => return Outcome::Failed("the assigned operator has no account".into()),
-        Err(err) => return Outcome::Failed(format!("reading the operator: {err}")),
-    };
-    let close = ix::close_lease(
-        &customer.pubkey(),
-        &request,
-        &lease.assigned_operator,
-        &owner,
-        &devnet.keys.treasury.pubkey(),
-    );
+    let close = ix::close_lease(&customer.pubkey(), &request, &lease.assigned_operator);
     if let Err(err) = reader.send(&[close], customer, &[]).await {
         return Outcome::Failed(format!("closing: {err}"));
     }

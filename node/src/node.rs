@@ -176,6 +176,7 @@ pub async fn start_chain(
                         duties: duties.clone(),
                         metrics: ctx.metrics.clone(),
                         interval: chain.attest_interval,
+                        since_sweep: 0,
                     }
                     .run(),
                 ),

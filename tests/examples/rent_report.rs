@@ -56,7 +56,6 @@ fn main() {
             &node,
             &request,
             &customer.pubkey(),
-            &net.treasury.pubkey(),
         )],
         &[&owner],
     );
@@ -64,13 +63,7 @@ fn main() {
     let op = &net.operators[0];
     let returned = net.chain.lamports(&request) + net.chain.rent(8 + Escrow::INIT_SPACE);
     net.chain.ok(
-        &[ix::close_lease(
-            &customer.pubkey(),
-            &request,
-            &op.account(),
-            &op.owner.pubkey(),
-            &net.treasury.pubkey(),
-        )],
+        &[ix::close_lease(&customer.pubkey(), &request, &op.account())],
         &[&customer],
     );
     assert!(!net.chain.exists(&request) && !net.chain.exists(&pda::escrow(&request).0));
@@ -88,6 +81,7 @@ fn main() {
     // Admission after bootstrap: a quorum of attest transactions.
     let vote = dagger_client::Vote::Admit {
         operator,
+        nonce: net.operator(index).nonce,
         decision: [0; 32],
     };
     let mut votes = 0;

@@ -76,6 +76,11 @@ impl TestChain {
         keypair
     }
 
+    /// Adds `lamports` to an existing account (outside any transaction).
+    pub fn airdrop(&mut self, to: &Pubkey, lamports: u64) {
+        self.svm.airdrop(to, lamports).expect("airdrop");
+    }
+
     /// Sends one transaction; the first signer pays the fee.
     pub fn send(
         &mut self,

@@ -1,8 +1,9 @@
 //! A ready network: config, operators, customers, and voting helpers.
 
+use anchor_lang::Space;
 use dagger_client::{
-    instructions as ix, pda, Attestation, Capacity, Config, InitializeArgs, Operator, Request,
-    VmSpec, Vote,
+    instructions as ix, pda, Attestation, Capacity, Config, InitializeArgs, Operator, PriceFloor,
+    Request, VmSpec, Vote,
 };
 use litesvm::types::TransactionMetadata;
 use solana_pubkey::Pubkey;
@@ -14,6 +15,9 @@ pub const MIN_STAKE: u64 = 10 * LAMPORTS_PER_SOL;
 pub const UNBONDING_PERIOD: i64 = 7 * 24 * 3600;
 pub const PROVISIONING_TIMEOUT: i64 = 600;
 pub const FEE_BPS: u16 = 250;
+/// Fixtures use 4 equal genesis operators (25 % each): under the 30 % cap.
+pub const MAX_STAKE_SHARE_BPS: u16 = 3_000;
+pub const REMOVAL_SLASH_BPS: u16 = 500;
 
 pub fn capacity() -> Capacity {
     Capacity {
@@ -72,6 +76,8 @@ impl Network {
                     unbonding_period: UNBONDING_PERIOD,
                     provisioning_timeout: PROVISIONING_TIMEOUT,
                     protocol_fee_bps: FEE_BPS,
+                    max_stake_share_bps: MAX_STAKE_SHARE_BPS,
+                    removal_slash_bps: REMOVAL_SLASH_BPS,
                 },
             )],
             &[&admin],
@@ -111,6 +117,7 @@ impl Network {
                 format!("127.0.0.1:{}", 9000 + self.operators.len()),
                 capacity(),
                 stake,
+                PriceFloor::default(),
             )],
             &[&owner, &node],
         );
@@ -183,9 +190,17 @@ impl Network {
     pub fn provision_vote(&self, request: &Pubkey, assignee: usize) -> Vote {
         Vote::Provision {
             request: *request,
+            nonce: self.request(request).expect("request exists").nonce,
             operator: self.operators[assignee].account(),
             endpoint_hash: [9; 32],
         }
+    }
+
+    /// The fee vault's balance above its rent (collected fees).
+    pub fn fees_collected(&self) -> u64 {
+        let vault = pda::fee_vault().0;
+        let rent = self.chain.rent(8 + dagger_client::FeeVault::INIT_SPACE);
+        self.chain.lamports(&vault) - rent
     }
 
     /// Votes with operators in order until the provisioning quorum applies it.

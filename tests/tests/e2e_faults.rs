@@ -54,6 +54,12 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
         .unwrap();
     let escrow = pda::escrow(&request).0;
     let escrowed = reader.rpc.get_balance(&escrow).await.unwrap();
+    let nonce = reader
+        .one::<Request>(&request)
+        .await
+        .unwrap()
+        .unwrap()
+        .nonce;
 
     // The liar votes first: the lease for itself, at a bogus endpoint.
     let epoch = reader.config().await.unwrap().roster_epoch;
@@ -63,6 +69,7 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
             epoch,
             Vote::Provision {
                 request,
+                nonce,
                 operator: liar_operator,
                 endpoint_hash: [0xbb; 32],
             },
@@ -93,6 +100,7 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
             epoch,
             Vote::Terminate {
                 request,
+                nonce,
                 decision: [1; 32],
             },
         )
@@ -109,7 +117,6 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
                 &liar.pubkey(),
                 &request,
                 &customer.pubkey(),
-                &devnet.keys.treasury.pubkey(),
             )],
             &liar_owner,
             &[],
@@ -226,7 +233,12 @@ async fn a_node_killed_mid_flow_restarts_without_double_votes_or_losses() {
     // second vote in an epoch is refused by the program and would show as
     // an error in the restarted node's log), and no node saw a fork.
     for request in &requests {
-        let tally = pda::attestation(&dagger_client::Subject::Provision { request: *request }).0;
+        let nonce = reader.one::<Request>(request).await.unwrap().unwrap().nonce;
+        let tally = pda::attestation(&dagger_client::Subject::Provision {
+            request: *request,
+            nonce,
+        })
+        .0;
         assert!(reader
             .one::<dagger_client::Attestation>(&tally)
             .await

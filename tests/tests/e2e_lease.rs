@@ -92,13 +92,14 @@ async fn pay_provision_attest_claim_close_with_exact_balances() {
         *blake3::hash(endpoint.as_bytes()).as_bytes()
     );
 
-    // Let it run, then the operator claims.
+    // Let it run, then the operator claims: its share straight to its
+    // wallet, the fee into the fee vault.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let owner = &devnet.keys.operators[assigned].owner;
-    let treasury = devnet.keys.treasury.pubkey();
-    let (owner_before, treasury_before) = (
+    let fee_vault = pda::fee_vault().0;
+    let (owner_before, fees_before) = (
         balance(&devnet, &owner.pubkey()).await,
-        balance(&devnet, &treasury).await,
+        balance(&devnet, &fee_vault).await,
     );
     devnet
         .reader
@@ -108,7 +109,6 @@ async fn pay_provision_attest_claim_close_with_exact_balances() {
                 &devnet.keys.operators[assigned].node.pubkey(),
                 &request,
                 &customer.pubkey(),
-                &treasury,
             )],
             owner,
             &[],
@@ -128,18 +128,20 @@ async fn pay_provision_attest_claim_close_with_exact_balances() {
         balance(&devnet, &owner.pubkey()).await,
         owner_before + paid - fee - 5_000
     );
-    assert_eq!(balance(&devnet, &treasury).await, treasury_before + fee);
+    assert_eq!(balance(&devnet, &fee_vault).await, fees_before + fee);
 
-    // The customer ends the lease: the operator gets what accrued since, the
-    // customer everything else, and both accounts close.
+    // The customer ends the lease: the operator's share of what accrued
+    // since goes to its stake vault (held for its owner), the fee to the fee
+    // vault, everything else to the customer, and both accounts close.
     let escrow = pda::escrow(&request).0;
     let locked = balance(&devnet, &escrow).await + balance(&devnet, &request).await;
-    let (customer_before, owner_before, treasury_before) = (
-        balance(&devnet, &customer.pubkey()).await,
-        balance(&devnet, &owner.pubkey()).await,
-        balance(&devnet, &treasury).await,
-    );
     let operator_account = pda::operator(&devnet.keys.operators[assigned].node.pubkey()).0;
+    let vault = pda::stake_vault(&operator_account).0;
+    let (customer_before, vault_before, fees_before) = (
+        balance(&devnet, &customer.pubkey()).await,
+        balance(&devnet, &vault).await,
+        balance(&devnet, &fee_vault).await,
+    );
     devnet
         .reader
         .send(
@@ -147,19 +149,17 @@ async fn pay_provision_attest_claim_close_with_exact_balances() {
                 &customer.pubkey(),
                 &request,
                 &operator_account,
-                &owner.pubkey(),
-                &treasury,
             )],
             &customer,
             &[],
         )
         .await
         .unwrap();
-    let to_owner = balance(&devnet, &owner.pubkey()).await - owner_before;
-    let to_treasury = balance(&devnet, &treasury).await - treasury_before;
+    let to_owner = balance(&devnet, &vault).await - vault_before;
+    let to_fees = balance(&devnet, &fee_vault).await - fees_before;
     let to_customer = balance(&devnet, &customer.pubkey()).await + 5_000 - customer_before;
     assert_eq!(
-        to_owner + to_treasury + to_customer,
+        to_owner + to_fees + to_customer,
         locked,
         "every lamport accounted for"
     );
@@ -169,9 +169,9 @@ async fn pay_provision_attest_claim_close_with_exact_balances() {
         .await
         .unwrap()
         .is_none());
-    // Deposit = paid to the operator and the treasury + refunded; the rest of
-    // what came back is the two accounts' rent.
-    let total_paid = paid + to_owner + to_treasury;
+    // Deposit = paid to the operator and the fee vault + refunded; the rest
+    // of what came back is the two accounts' rent.
+    let total_paid = paid + to_owner + to_fees;
     assert_eq!(total_paid % price, 0);
     let rent = locked - (active.deposit - paid);
     assert_eq!(total_paid + (to_customer - rent), active.deposit);

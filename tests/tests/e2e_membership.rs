@@ -131,6 +131,7 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
                 listen.to_string(),
                 capacity(),
                 devnet.options.stake,
+                Default::default(),
             )],
             &owner,
             &[&node_key],

@@ -14,7 +14,7 @@ async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_node
     let dir = tempfile::tempdir().unwrap();
     let mut devnet = Devnet::start(DevnetOptions {
         data_dir: dir.path().to_path_buf(),
-        provisioning_timeout: 4,
+        provisioning_timeout: 10,
         ..DevnetOptions::default()
     })
     .await
@@ -65,7 +65,7 @@ async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_node
         )
         .await;
     assert!(early.is_err(), "the deadline has not passed yet");
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
     reader
         .send(
             &[ix::reclaim_expired(&request, &customer.pubkey())],

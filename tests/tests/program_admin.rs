@@ -14,6 +14,8 @@ fn args(treasury: solana_pubkey::Pubkey) -> InitializeArgs {
         unbonding_period: UNBONDING_PERIOD,
         provisioning_timeout: PROVISIONING_TIMEOUT,
         protocol_fee_bps: FEE_BPS,
+        max_stake_share_bps: MAX_STAKE_SHARE_BPS,
+        removal_slash_bps: REMOVAL_SLASH_BPS,
     }
 }
 
@@ -67,6 +69,42 @@ fn initialize_rejects_bad_settings() {
             },
             DaggerError::ZeroDuration,
         ),
+        // Values that would freeze stake or stop requests are out of bounds.
+        (
+            InitializeArgs {
+                unbonding_period: i64::MAX,
+                ..args(treasury)
+            },
+            DaggerError::ValueOutOfBounds,
+        ),
+        (
+            InitializeArgs {
+                provisioning_timeout: i64::MAX,
+                ..args(treasury)
+            },
+            DaggerError::ValueOutOfBounds,
+        ),
+        (
+            InitializeArgs {
+                max_stake_share_bps: 3_334,
+                ..args(treasury)
+            },
+            DaggerError::ValueOutOfBounds,
+        ),
+        (
+            InitializeArgs {
+                removal_slash_bps: 5_001,
+                ..args(treasury)
+            },
+            DaggerError::ValueOutOfBounds,
+        ),
+        (
+            InitializeArgs {
+                min_operator_stake: u64::MAX,
+                ..args(treasury)
+            },
+            DaggerError::ValueOutOfBounds,
+        ),
     ];
     for (bad, expected) in cases {
         let failure = chain.fail(&[ix::initialize(&admin.pubkey(), None, bad)], &[&admin]);
@@ -112,27 +150,50 @@ fn update_config_changes_only_given_fields() {
     assert_eq!(config.admin, net.admin.pubkey());
 }
 
+/// The admin key moves in two steps: a proposal changes nothing until the
+/// proposed key signs, so a typo cannot lose the admin.
 #[test]
-fn update_config_hands_over_admin() {
+fn the_admin_key_moves_in_two_steps() {
     let mut net = Network::initialized();
     let successor = net.chain.funded(LAMPORTS_PER_SOL);
-    let admin = &net.admin;
-    net.chain.ok(
-        &[ix::update_config(
-            &admin.pubkey(),
-            UpdateConfigArgs {
-                admin: Some(successor.pubkey()),
-                ..Default::default()
-            },
-        )],
-        &[admin],
+    let typo = net.chain.funded(LAMPORTS_PER_SOL);
+    let admin = net.admin.insecure_clone();
+    // Only the admin proposes.
+    let failure = net.chain.fail(
+        &[ix::propose_admin(&successor.pubkey(), &successor.pubkey())],
+        &[&successor],
     );
+    assert!(failure.is(DaggerError::Unauthorized));
+    // Nobody accepts before a proposal.
+    let failure = net
+        .chain
+        .fail(&[ix::accept_admin(&successor.pubkey())], &[&successor]);
+    assert!(failure.is(DaggerError::NotPendingAdmin));
+    net.chain.ok(
+        &[ix::propose_admin(&admin.pubkey(), &typo.pubkey())],
+        &[&admin],
+    );
+    // A wrong proposal is simply replaced; the admin is unchanged meanwhile.
+    assert_eq!(net.config().admin, admin.pubkey());
+    net.chain.ok(
+        &[ix::propose_admin(&admin.pubkey(), &successor.pubkey())],
+        &[&admin],
+    );
+    let failure = net
+        .chain
+        .fail(&[ix::accept_admin(&typo.pubkey())], &[&typo]);
+    assert!(failure.is(DaggerError::NotPendingAdmin));
+    net.chain
+        .ok(&[ix::accept_admin(&successor.pubkey())], &[&successor]);
+    let config = net.config();
+    assert_eq!(config.admin, successor.pubkey());
+    assert_eq!(config.pending_admin, solana_pubkey::Pubkey::default());
     let failure = net.chain.fail(
         &[ix::update_config(
-            &net.admin.pubkey(),
+            &admin.pubkey(),
             UpdateConfigArgs::default(),
         )],
-        &[&net.admin],
+        &[&admin],
     );
     assert!(failure.is(DaggerError::Unauthorized));
     net.chain.ok(
@@ -142,6 +203,51 @@ fn update_config_hands_over_admin() {
         )],
         &[&successor],
     );
+}
+
+/// A treasury that is not a wallet (a sysvar, a program) is refused, at
+/// initialization and on update.
+#[test]
+fn the_treasury_must_be_a_wallet() {
+    let mut chain = TestChain::new();
+    let admin = chain.funded(LAMPORTS_PER_SOL);
+    for bad in [
+        <anchor_lang::prelude::Clock as anchor_lang::solana_program::sysvar::SysvarId>::id(),
+        dagger::ID,
+        pda::config().0,
+    ] {
+        let failure = chain.fail(
+            &[ix::initialize(&admin.pubkey(), None, args(bad))],
+            &[&admin],
+        );
+        assert!(
+            failure.is(DaggerError::InvalidTreasury),
+            "{bad}: {failure:?}"
+        );
+    }
+    let mut net = Network::initialized();
+    let admin = net.admin.insecure_clone();
+    for bad in [
+        <anchor_lang::prelude::Rent as anchor_lang::solana_program::sysvar::SysvarId>::id(),
+        dagger::ID,
+        pda::fee_vault().0,
+    ] {
+        let failure = net.chain.fail(
+            &[ix::update_config(
+                &admin.pubkey(),
+                UpdateConfigArgs {
+                    treasury: Some(bad),
+                    ..Default::default()
+                },
+            )],
+            &[&admin],
+        );
+        assert!(
+            failure.is(DaggerError::InvalidTreasury),
+            "{bad}: {failure:?}"
+        );
+    }
+    assert_eq!(net.config().treasury, net.treasury.pubkey());
 }
 
 #[test]
@@ -182,11 +288,81 @@ fn update_config_rejects_strangers_and_bad_values() {
         &[admin],
     );
     assert!(failure.is(DaggerError::ZeroMinimumStake));
+    for bad in [
+        UpdateConfigArgs {
+            unbonding_period: Some(i64::MAX),
+            ..Default::default()
+        },
+        UpdateConfigArgs {
+            provisioning_timeout: Some(i64::MAX),
+            ..Default::default()
+        },
+        UpdateConfigArgs {
+            max_stake_share_bps: Some(9_000),
+            ..Default::default()
+        },
+        UpdateConfigArgs {
+            removal_slash_bps: Some(10_000),
+            ..Default::default()
+        },
+    ] {
+        let failure = net
+            .chain
+            .fail(&[ix::update_config(&admin.pubkey(), bad)], &[admin]);
+        assert!(failure.is(DaggerError::ValueOutOfBounds), "{failure:?}");
+    }
     assert_eq!(net.config().protocol_fee_bps, FEE_BPS);
 }
 
+/// When every operator has left, no quorum can ever admit anyone again.
+/// After the recovery delay the admin may reopen the bootstrap; while any
+/// stake is active, or before the delay, it may not.
 #[test]
-fn bootstrap_admits_genesis_roster_and_bumps_epoch() {
+fn the_admin_can_reopen_the_bootstrap_only_after_everyone_left() {
+    let mut net = Network::with_operators(&[MIN_STAKE; 2]);
+    let admin = net.admin.insecure_clone();
+    let failure = net
+        .chain
+        .fail(&[ix::reopen_bootstrap(&admin.pubkey())], &[&admin]);
+    assert!(failure.is(DaggerError::RecoveryNotAllowed));
+    for i in 0..2 {
+        let op = &net.operators[i];
+        let owner = op.owner.insecure_clone();
+        let node = op.node.pubkey();
+        net.chain
+            .ok(&[ix::request_unstake(&owner.pubkey(), &node)], &[&owner]);
+    }
+    let config = net.config();
+    assert_eq!(config.total_active_stake, 0);
+    assert!(config.zero_stake_since > 0);
+    let failure = net
+        .chain
+        .fail(&[ix::reopen_bootstrap(&admin.pubkey())], &[&admin]);
+    assert!(failure.is(DaggerError::RecoveryNotAllowed));
+    net.chain.warp(dagger::constants::RECOVERY_DELAY);
+    let stranger = net.chain.funded(LAMPORTS_PER_SOL);
+    let failure = net
+        .chain
+        .fail(&[ix::reopen_bootstrap(&stranger.pubkey())], &[&stranger]);
+    assert!(failure.is(DaggerError::Unauthorized));
+    net.chain
+        .ok(&[ix::reopen_bootstrap(&admin.pubkey())], &[&admin]);
+    assert!(!net.config().bootstrapped);
+    // A new genesis roster, then quorums again.
+    let a = net.register(MIN_STAKE);
+    let node = net.operators[a].node.pubkey();
+    net.chain
+        .ok(&[ix::bootstrap_admit(&admin.pubkey(), &node)], &[&admin]);
+    net.chain
+        .ok(&[ix::finish_bootstrap(&admin.pubkey())], &[&admin]);
+    let config = net.config();
+    assert!(config.bootstrapped);
+    assert_eq!(config.total_active_stake, MIN_STAKE);
+    assert_eq!(config.zero_stake_since, 0);
+}
+
+#[test]
+fn bootstrap_admits_genesis_roster() {
     let mut net = Network::initialized();
     let a = net.register(MIN_STAKE);
     let b = net.register(3 * MIN_STAKE);
@@ -199,7 +375,8 @@ fn bootstrap_admits_genesis_roster_and_bumps_epoch() {
     let config = net.config();
     assert_eq!(config.total_active_stake, 4 * MIN_STAKE);
     assert_eq!(config.active_operators, 2);
-    assert_eq!(config.roster_epoch, 2);
+    // Stake joining starts no new epoch.
+    assert_eq!(config.roster_epoch, 0);
     assert_eq!(net.operator(a).status, OperatorStatus::Active);
 
     // Admitting twice is refused.

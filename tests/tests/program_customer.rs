@@ -124,14 +124,50 @@ fn request_ids_are_unique_per_customer() {
     let mut net = Network::with_operators(&[MIN_STAKE]);
     let customer = net.customer();
     net.create_request(&customer, 5, 10, 10);
-    let again = net.chain.send(
+    let again = net.chain.fail(
         &[ix::create_request(&customer.pubkey(), 5, spec(), 10, 10)],
         &[&customer],
     );
-    assert!(again.is_err());
+    // A clear error, not the System Program's opaque one.
+    assert!(again.is(DaggerError::RequestIdInUse), "{again:?}");
     // Another customer may use the same id.
     let other = net.customer();
     net.create_request(&other, 5, 10, 10);
+}
+
+/// Anyone can send lamports to a customer's next request address; that must
+/// not stop the customer from creating the request (the extra lamports end
+/// up with the customer when the request closes).
+#[test]
+fn a_prefunded_request_address_does_not_block_creation() {
+    let mut net = Network::with_operators(&[MIN_STAKE]);
+    let customer = net.customer();
+    let griefer = net.customer();
+    let request = dagger_client::pda::request(&customer.pubkey(), 9).0;
+    let escrow = dagger_client::pda::escrow(&request).0;
+    for target in [request, escrow] {
+        net.chain.ok(
+            &[anchor_lang::solana_program::system_instruction::transfer(
+                &griefer.pubkey(),
+                &target,
+                1_000_000,
+            )],
+            &[&griefer],
+        );
+    }
+    net.create_request(&customer, 9, 10, 10);
+    let record = net.request(&request).unwrap();
+    assert_eq!(record.deposit, 100);
+    let before = net.chain.lamports(&customer.pubkey());
+    let total = net.chain.lamports(&request) + net.chain.lamports(&escrow);
+    let meta = net.chain.ok(
+        &[ix::cancel_request(&customer.pubkey(), &request)],
+        &[&customer],
+    );
+    assert_eq!(
+        net.chain.lamports(&customer.pubkey()),
+        before + total - meta.fee
+    );
 }
 
 #[test]
@@ -186,7 +222,7 @@ fn top_up_errors() {
         &[ix::top_up(&stranger.pubkey(), &request, 10)],
         &[&stranger],
     );
-    assert!(failure.is(DaggerError::Unauthorized));
+    assert!(failure.is(DaggerError::NotCustomer));
 }
 
 #[test]
@@ -219,7 +255,7 @@ fn cancel_errors() {
         &[ix::cancel_request(&stranger.pubkey(), &request)],
         &[&stranger],
     );
-    assert!(failure.is(DaggerError::Unauthorized));
+    assert!(failure.is(DaggerError::NotCustomer));
     net.provision(&request, 0);
     let failure = net.chain.fail(
         &[ix::cancel_request(&customer.pubkey(), &request)],

@@ -3,7 +3,7 @@
 
 use dagger_client::{
     errors::{AnchorErrorCode, DaggerError},
-    instructions as ix, pda, Capacity, OperatorStatus, StakeVault,
+    instructions as ix, pda, Capacity, OperatorStatus, PriceFloor, StakeVault, UpdateOperatorArgs,
 };
 use dagger_tests::*;
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signer::Signer};
@@ -21,6 +21,7 @@ fn register_moves_stake_into_the_vault() {
             "10.0.0.1:7000".into(),
             capacity(),
             MIN_STAKE,
+            PriceFloor::default(),
         )],
         &[&owner, &node],
     );
@@ -58,6 +59,7 @@ fn register_rejects_bad_input() {
             address.into(),
             capacity,
             stake,
+            PriceFloor::default(),
         )
     };
     let cases = [
@@ -114,6 +116,7 @@ fn register_needs_the_node_key_signature() {
         "a:1".into(),
         capacity(),
         MIN_STAKE,
+        PriceFloor::default(),
     );
     // Claim someone else's node identity without holding its key.
     instruction.accounts[1].is_signer = false;
@@ -134,6 +137,7 @@ fn register_with_insufficient_funds_fails_cleanly() {
             "a:1".into(),
             capacity(),
             MIN_STAKE,
+            PriceFloor::default(),
         )],
         &[&owner, &node],
     );
@@ -156,6 +160,7 @@ fn the_same_node_key_cannot_register_twice() {
             "b:2".into(),
             capacity(),
             MIN_STAKE,
+            PriceFloor::default(),
         )],
         &[&owner, &node],
     );
@@ -168,7 +173,7 @@ fn the_same_node_key_cannot_register_twice() {
 
 #[test]
 fn add_stake_on_pending_and_active_operators() {
-    let mut net = Network::with_operators(&[MIN_STAKE]);
+    let mut net = Network::with_operators(&[MIN_STAKE; 4]);
     let pending = net.register(MIN_STAKE);
     let epoch = net.config().roster_epoch;
     let op = &net.operators[pending];
@@ -179,7 +184,7 @@ fn add_stake_on_pending_and_active_operators() {
     assert_eq!(net.operator(pending).stake, MIN_STAKE + 5);
     // Pending stake is not part of the roster.
     assert_eq!(net.config().roster_epoch, epoch);
-    assert_eq!(net.config().total_active_stake, MIN_STAKE);
+    assert_eq!(net.config().total_active_stake, 4 * MIN_STAKE);
 
     let op = &net.operators[0];
     net.chain.ok(
@@ -187,8 +192,9 @@ fn add_stake_on_pending_and_active_operators() {
         &[&op.owner],
     );
     let config = net.config();
-    assert_eq!(config.total_active_stake, MIN_STAKE + 7);
-    assert_eq!(config.roster_epoch, epoch + 1);
+    assert_eq!(config.total_active_stake, 4 * MIN_STAKE + 7);
+    // Stake joining starts no new epoch: open tallies are not restarted.
+    assert_eq!(config.roster_epoch, epoch);
     let vault = pda::stake_vault(&net.operators[0].account()).0;
     assert_eq!(
         net.chain.lamports(&vault),
@@ -209,7 +215,7 @@ fn add_stake_errors() {
     let failure = net
         .chain
         .fail(&[ix::add_stake(&stranger.pubkey(), &node, 1)], &[&stranger]);
-    assert!(failure.is(DaggerError::Unauthorized));
+    assert!(failure.is(DaggerError::NotOwner));
     net.chain
         .ok(&[ix::request_unstake(&owner.pubkey(), &node)], &[&owner]);
     let failure = net
@@ -232,8 +238,11 @@ fn update_operator_changes_address_and_capacity() {
         &[ix::update_operator(
             &owner.pubkey(),
             &node,
-            Some("new:9".into()),
-            Some(new_capacity),
+            UpdateOperatorArgs {
+                address: Some("new:9".into()),
+                capacity: Some(new_capacity),
+                price_floor: None,
+            },
         )],
         &[&owner],
     );
@@ -241,7 +250,11 @@ fn update_operator_changes_address_and_capacity() {
     assert_eq!(record.address, "new:9");
     assert_eq!(record.capacity, new_capacity);
     net.chain.ok(
-        &[ix::update_operator(&owner.pubkey(), &node, None, None)],
+        &[ix::update_operator(
+            &owner.pubkey(),
+            &node,
+            UpdateOperatorArgs::default(),
+        )],
         &[&owner],
     );
     assert_eq!(net.operator(index).address, "new:9");
@@ -250,8 +263,11 @@ fn update_operator_changes_address_and_capacity() {
         &[ix::update_operator(
             &owner.pubkey(),
             &node,
-            Some(String::new()),
-            None,
+            UpdateOperatorArgs {
+                address: Some(String::new()),
+                capacity: None,
+                price_floor: None,
+            },
         )],
         &[&owner],
     );
@@ -260,11 +276,13 @@ fn update_operator_changes_address_and_capacity() {
         &[ix::update_operator(
             &owner.pubkey(),
             &node,
-            None,
-            Some(Capacity {
-                disk_gib: 0,
-                ..capacity()
-            }),
+            UpdateOperatorArgs {
+                capacity: Some(Capacity {
+                    disk_gib: 0,
+                    ..capacity()
+                }),
+                ..Default::default()
+            },
         )],
         &[&owner],
     );
@@ -274,12 +292,14 @@ fn update_operator_changes_address_and_capacity() {
         &[ix::update_operator(
             &stranger.pubkey(),
             &node,
-            Some("x:1".into()),
-            None,
+            UpdateOperatorArgs {
+                address: Some("x:1".into()),
+                ..Default::default()
+            },
         )],
         &[&stranger],
     );
-    assert!(failure.is(DaggerError::Unauthorized));
+    assert!(failure.is(DaggerError::NotOwner));
 }
 
 #[test]
@@ -318,7 +338,7 @@ fn unstake_leaves_the_roster_at_once_and_withdraws_after_unbonding() {
         &[ix::withdraw_stake(&stranger.pubkey(), &node)],
         &[&stranger],
     );
-    assert!(failure.is(DaggerError::Unauthorized));
+    assert!(failure.is(DaggerError::NotOwner));
 
     let vault = pda::stake_vault(&net.operators[1].account()).0;
     let vault_balance = net.chain.lamports(&vault);
@@ -344,8 +364,11 @@ fn unstake_leaves_the_roster_at_once_and_withdraws_after_unbonding() {
         &[ix::update_operator(
             &owner.pubkey(),
             &node,
-            Some("a:1".into()),
-            None,
+            UpdateOperatorArgs {
+                address: Some("a:1".into()),
+                capacity: None,
+                price_floor: None,
+            },
         )],
         &[&owner],
     );
@@ -387,5 +410,5 @@ fn unstake_by_a_stranger_is_refused() {
         &[ix::request_unstake(&stranger.pubkey(), &node)],
         &[&stranger],
     );
-    assert!(failure.is(DaggerError::Unauthorized));
+    assert!(failure.is(DaggerError::NotOwner));
 }

@@ -90,9 +90,11 @@ fn initialized_accounts_cannot_be_initialized_again() {
         dagger_client::InitializeArgs {
             treasury: intruder.pubkey(),
             min_operator_stake: 1,
-            unbonding_period: 1,
-            provisioning_timeout: 1,
+            unbonding_period: 3_600,
+            provisioning_timeout: 60,
             protocol_fee_bps: 1_000,
+            max_stake_share_bps: 3_000,
+            removal_slash_bps: 0,
         },
     );
     assert!(net.chain.send(&[instruction], &[&intruder]).is_err());
@@ -138,6 +140,7 @@ fn the_same_mutable_account_cannot_fill_two_roles() {
     let voter = net.operators[3].account();
     let vote = Vote::Remove {
         operator: voter,
+        nonce: net.operator(3).nonce,
         decision: [0; 32],
     };
     let mut instruction = ix::attest(

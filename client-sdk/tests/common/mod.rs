@@ -142,6 +142,8 @@ impl Network {
                     unbonding_period: settings.unbonding_period,
                     provisioning_timeout: settings.provisioning_timeout,
                     protocol_fee_bps: FEE_BPS,
+                    max_stake_share_bps: 3_000,
+                    removal_slash_bps: 500,
                 },
             ))
             .send()
@@ -188,6 +190,7 @@ impl Network {
                 format!("127.0.0.1:{}", 9000 + index),
                 capacity(),
                 MIN_STAKE,
+                Default::default(),
             )
             .await
             .expect("register operator");
@@ -201,8 +204,16 @@ impl Network {
     /// Every operator's node votes to provision `request` on operator 0,
     /// as nodes do once consensus ordered the provisioning report.
     pub async fn provision(&self, request: &Pubkey) {
+        let nonce = self
+            .client(self.admin.clone())
+            .reader()
+            .request(request)
+            .await
+            .expect("request exists")
+            .nonce;
         let vote = Vote::Provision {
             request: *request,
+            nonce,
             operator: self.operators[0].account(),
             endpoint_hash: [9; 32],
         };

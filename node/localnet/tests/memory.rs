@@ -168,6 +168,8 @@ async fn live_heap_per_transaction_is_bounded() {
                 unbonding_period: 3600,
                 provisioning_timeout: 600,
                 protocol_fee_bps: 100,
+                max_stake_share_bps: 3_000,
+                removal_slash_bps: 500,
             },
         )],
         &[&admin],
@@ -188,6 +190,7 @@ async fn live_heap_per_transaction_is_bounded() {
                 region: 1,
             },
             LAMPORTS_PER_SOL,
+            Default::default(),
         )],
         &[&owner, &node],
     )

@@ -1,11 +1,17 @@
 //! Posts this node's attestations on-chain, from a durable outbox.
 //!
-//! Each vote the controller asks for is queued once per subject in redb. The
-//! attester sends it with the node key (fee payer), retries until it lands,
-//! records the roster epoch it landed in (a vote is never sent twice in one
-//! epoch; a new epoch restarts the on-chain tally, so it votes again), and
-//! drops the entry once the chain shows the subject applied — or that it can
-//! never be (expired, operator gone).
+//! Each vote the controller asks for is queued once per subject instance in
+//! redb. The attester sends it with the node key (fee payer), retries until
+//! it lands, records the roster epoch it landed in (a vote is never sent
+//! twice in one epoch; a new epoch restarts the on-chain tally, so it votes
+//! again), and drops the entry once the chain shows the subject applied —
+//! or that it can never be (expired, operator gone, a new instance at the
+//! address).
+//!
+//! It also closes the tallies this node opened (and paid rent for) once they
+//! can no longer be decided, so their rent comes back: a customer who
+//! cancels right after the first vote costs the node a transaction fee, not
+//! the tally's rent.
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,8 +34,12 @@ fn key(vote: &Vote) -> Vec<u8> {
     let subject = vote.subject();
     let mut key = subject.kind_seed().to_vec();
     key.extend_from_slice(subject.key().as_ref());
+    key.extend_from_slice(&subject.nonce().to_le_bytes());
     key
 }
+
+/// Sweep for this node's closable tallies every this many rounds.
+const SWEEP_EVERY_ROUNDS: u32 = 10;
 
 pub struct Attester {
     pub reader: Arc<ChainReader>,
@@ -38,6 +48,8 @@ pub struct Attester {
     pub duties: watch::Receiver<(u64, Duties)>,
     pub metrics: Arc<Metrics>,
     pub interval: Duration,
+    /// Rounds since the last sweep for closable tallies.
+    pub since_sweep: u32,
 }
 
 /// What the chain says about a vote's subject.
@@ -81,7 +93,36 @@ impl Attester {
             .map_err(|e| e.to_string())
     }
 
+    /// Closes the tallies this node paid for that can no longer be decided;
+    /// the program refuses (`TallyStillOpen`) those that still can.
+    async fn sweep_tallies(&self) -> Result<(), String> {
+        let me = solana_sdk::signer::Signer::pubkey(&self.node);
+        let tallies = self
+            .reader
+            .tallies_paid_by(&me)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (address, tally) in tallies {
+            let close = dagger_client::instructions::close_tally(&tally.subject, &me);
+            match self.reader.send(&[close], &self.node, &[]).await {
+                Ok(()) => {
+                    tracing::info!(%address, subject = ?tally.subject, "closed a tally this node paid for")
+                }
+                Err(ChainError::Program(failure)) if failure.is(DaggerError::TallyStillOpen) => {}
+                Err(err) => tracing::debug!(%address, error = %err, "could not close a tally yet"),
+            }
+        }
+        Ok(())
+    }
+
     async fn round(&mut self) -> Result<(), String> {
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY_ROUNDS {
+            self.since_sweep = 0;
+            if let Err(err) = self.sweep_tallies().await {
+                tracing::debug!(error = %err, "tally sweep failed");
+            }
+        }
         // Queue what the controller wants that is not queued yet.
         let wanted = self.duties.borrow().1.votes.clone();
         let queued = self.entries()?;
@@ -160,27 +201,28 @@ impl Attester {
     }
 
     async fn subject(&self, vote: &Vote) -> Result<Subject, ChainError> {
+        let nonce = vote.nonce();
         let settled = match vote {
             Vote::Provision { request, .. } => self
                 .reader
                 .one::<Request>(request)
                 .await?
-                .is_none_or(|r| r.status != RequestStatus::Open),
+                .is_none_or(|r| r.nonce != nonce || r.status != RequestStatus::Open),
             Vote::Terminate { request, .. } => self
                 .reader
                 .one::<Request>(request)
                 .await?
-                .is_none_or(|r| r.status != RequestStatus::Active),
+                .is_none_or(|r| r.nonce != nonce || r.status != RequestStatus::Active),
             Vote::Admit { operator, .. } => self
                 .reader
                 .one::<dagger_client::Operator>(operator)
                 .await?
-                .is_none_or(|op| op.status != OperatorStatus::Pending),
+                .is_none_or(|op| op.nonce != nonce || op.status != OperatorStatus::Pending),
             Vote::Remove { operator, .. } => self
                 .reader
                 .one::<dagger_client::Operator>(operator)
                 .await?
-                .is_none_or(|op| op.status != OperatorStatus::Active),
+                .is_none_or(|op| op.nonce != nonce || op.status != OperatorStatus::Active),
         };
         Ok(if settled {
             Subject::Settled

@@ -34,10 +34,12 @@ pub async fn genesis(reader: &ChainReader, store: &Store) -> Result<Vec<GenesisO
         .filter(|(_, op)| op.status == OperatorStatus::Active)
         .map(|(operator, op)| GenesisOperator {
             operator,
+            nonce: op.nonce,
             node_key: op.node_key,
             stake: op.stake,
             capacity: op.capacity,
             address: op.address,
+            price_floor: op.price_floor,
         })
         .collect();
     genesis.sort_by_key(|g| g.operator);

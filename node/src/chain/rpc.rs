@@ -106,6 +106,48 @@ impl ChainReader {
         self.all::<Request>().await
     }
 
+    /// The tallies `rent_payer` paid for (it is the first field after the
+    /// discriminator, so the RPC node filters them).
+    pub async fn tallies_paid_by(
+        &self,
+        rent_payer: &Pubkey,
+    ) -> Result<Vec<(Pubkey, Attestation)>, ChainError> {
+        let config = RpcProgramAccountsConfig {
+            filters: Some(vec![
+                RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+                    0,
+                    Attestation::DISCRIMINATOR.to_vec(),
+                )),
+                RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+                    Attestation::DISCRIMINATOR.len(),
+                    rent_payer.to_bytes().to_vec(),
+                )),
+            ]),
+            account_config: RpcAccountInfoConfig {
+                encoding: Some(UiAccountEncoding::Base64),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let accounts = self
+            .rpc
+            .get_program_ui_accounts_with_config(&PROGRAM_ID, config)
+            .await
+            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+        accounts
+            .into_iter()
+            .map(|(key, account)| {
+                let data = account
+                    .data
+                    .decode()
+                    .ok_or_else(|| ChainError::Decode(key, "undecodable data".into()))?;
+                let value = decode::<Attestation>(&data)
+                    .map_err(|e| ChainError::Decode(key, e.to_string()))?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
     /// Posts one vote with the node key (which also pays the fee).
     pub async fn attest(
         &self,

@@ -42,6 +42,7 @@ pub async fn observe(reader: &ChainReader, now_s: i64) -> Result<Observations, C
             RequestStatus::Open if now_s > r.deadline => continue,
             RequestStatus::Open => NodeTx::RequestSeen {
                 request: address,
+                nonce: r.nonce,
                 spec: r.spec,
                 price_per_second: r.price_per_second,
                 duration: r.duration,
@@ -60,11 +61,13 @@ pub async fn observe(reader: &ChainReader, now_s: i64) -> Result<Observations, C
             address,
             NodeTx::OperatorSeen {
                 operator: address,
+                nonce: op.nonce,
                 node_key: op.node_key,
                 stake: op.stake,
                 status: op.status,
                 capacity: op.capacity,
                 address: op.address,
+                price_floor: op.price_floor,
             },
         );
     }

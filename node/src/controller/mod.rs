@@ -6,8 +6,10 @@
 //!   nodes holding **more than 1/3 of the roster's stake** reported the same
 //!   thing: then at least one honest node checked the chain.
 //! - A counted request is assigned to an operator deterministically: fits
-//!   capacity and region, least loaded first, ties broken by a hash of the
-//!   deciding round's running hash and the operator (a seed from the order).
+//!   capacity and region, its price meets the operator's price floor, least
+//!   loaded first, ties broken by a hash of the deciding round's running hash
+//!   and the operator (a seed from the order). Requests no operator accepts
+//!   stay open until their deadline (the customer reclaims them).
 //! - The assigned operator's own reports (VM started, failed) count at once;
 //!   anybody else's are ignored.
 //! - Operators seen Pending are voted in; the roster follows the operators
@@ -23,7 +25,7 @@ pub mod txs;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anchor_lang::{prelude::Pubkey, AnchorDeserialize, AnchorSerialize};
-use dagger_client::{Capacity, OperatorStatus, VmSpec, Vote};
+use dagger_client::{Capacity, OperatorStatus, PriceFloor, VmSpec, Vote};
 use dagger_consensus::{CreatorId, Decided, Roster};
 
 use crate::core::OrderObserver;
@@ -42,10 +44,12 @@ pub const REPORT_TIMEOUT_S: i64 = 15;
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
 pub struct GenesisOperator {
     pub operator: Pubkey,
+    pub nonce: u64,
     pub node_key: Pubkey,
     pub stake: u64,
     pub capacity: Capacity,
     pub address: String,
+    pub price_floor: PriceFloor,
 }
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,17 +81,21 @@ impl Allocation {
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
 struct OperatorView {
+    nonce: u64,
     node_key: Pubkey,
     stake: u64,
     status: OperatorStatus,
     capacity: Capacity,
     address: String,
+    price_floor: PriceFloor,
     allocated: Allocation,
 }
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
 struct RequestView {
+    nonce: u64,
     spec: VmSpec,
+    price_per_second: u64,
     deadline: i64,
     assigned: Option<Pubkey>,
     /// Consensus time (s) of the assignment.
@@ -169,11 +177,13 @@ impl Controller {
             state.operators.insert(
                 g.operator,
                 OperatorView {
+                    nonce: g.nonce,
                     node_key: g.node_key,
                     stake: g.stake,
                     status: OperatorStatus::Active,
                     capacity: g.capacity,
                     address: g.address.clone(),
+                    price_floor: g.price_floor,
                     allocated: Allocation::default(),
                 },
             );
@@ -303,24 +313,34 @@ impl Controller {
     /// Observations already reflected in the state need no new quorum.
     fn already_known(&self, tx: &NodeTx) -> bool {
         match tx {
-            NodeTx::RequestSeen { request, .. } => self.state.requests.contains_key(request),
+            // The same instance is known; a new instance at a reused
+            // address replaces the old one once confirmed.
+            NodeTx::RequestSeen { request, nonce, .. } => self
+                .state
+                .requests
+                .get(request)
+                .is_some_and(|r| r.nonce == *nonce),
             NodeTx::LeaseActive { request, .. } => {
                 self.state.requests.get(request).is_none_or(|r| r.active)
             }
             NodeTx::RequestGone { request } => !self.state.requests.contains_key(request),
             NodeTx::OperatorSeen {
                 operator,
+                nonce,
                 node_key,
                 stake,
                 status,
                 capacity,
                 address,
+                price_floor,
             } => self.state.operators.get(operator).is_some_and(|op| {
-                op.node_key == *node_key
+                op.nonce == *nonce
+                    && op.node_key == *node_key
                     && op.stake == *stake
                     && op.status == *status
                     && op.capacity == *capacity
                     && op.address == *address
+                    && op.price_floor == *price_floor
             }),
             _ => false,
         }
@@ -330,14 +350,20 @@ impl Controller {
         match tx {
             NodeTx::RequestSeen {
                 request,
+                nonce,
                 spec,
+                price_per_second,
                 deadline,
                 ..
             } => {
+                // An older instance at this address is gone.
+                self.release(&request);
                 self.state.requests.insert(
                     request,
                     RequestView {
+                        nonce,
                         spec,
+                        price_per_second,
                         deadline,
                         assigned: None,
                         assigned_at: 0,
@@ -357,11 +383,13 @@ impl Controller {
             NodeTx::RequestGone { request } => self.release(&request),
             NodeTx::OperatorSeen {
                 operator,
+                nonce,
                 node_key,
                 stake,
                 status,
                 capacity,
                 address,
+                price_floor,
             } => {
                 let allocated = self
                     .state
@@ -372,11 +400,13 @@ impl Controller {
                 self.state.operators.insert(
                     operator,
                     OperatorView {
+                        nonce,
                         node_key,
                         stake,
                         status,
                         capacity,
                         address,
+                        price_floor,
                         allocated,
                     },
                 );
@@ -480,6 +510,7 @@ impl Controller {
                     && self.state.roster.contains_key(&op.node_key)
                     && !r.excluded.contains(key)
                     && (region == 0 || op.capacity.region == region)
+                    && op.price_floor.accepts(&r.spec, r.price_per_second)
                     && op.allocated.vcpus + need.vcpus <= op.capacity.vcpus as u64
                     && op.allocated.memory_mib + need.memory_mib <= op.capacity.memory_mib as u64
                     && op.allocated.disk_gib + need.disk_gib <= op.capacity.disk_gib as u64
@@ -529,6 +560,7 @@ impl Controller {
             if let (Some(operator), Some(endpoint_hash), false) = (r.assigned, r.report, r.active) {
                 duties.votes.push(Vote::Provision {
                     request: *request,
+                    nonce: r.nonce,
                     operator,
                     endpoint_hash,
                 });
@@ -536,6 +568,7 @@ impl Controller {
             if r.active && r.vm_failed {
                 duties.votes.push(Vote::Terminate {
                     request: *request,
+                    nonce: r.nonce,
                     decision: decision("terminate", request, 0),
                 });
             }
@@ -544,6 +577,7 @@ impl Controller {
             if op.status == OperatorStatus::Pending {
                 duties.votes.push(Vote::Admit {
                     operator: *operator,
+                    nonce: op.nonce,
                     decision: decision("admit", operator, op.stake),
                 });
             }

@@ -43,10 +43,12 @@ impl World {
             .enumerate()
             .map(|(i, (k, op))| GenesisOperator {
                 operator: *op,
+                nonce: i as u64,
                 node_key: Pubkey::new_from_array(k.verifying_key().to_bytes()),
                 stake: 10,
                 capacity: capacity(if i % 2 == 0 { 1 } else { 2 }),
                 address: format!("127.0.0.1:{}", 7000 + i),
+                price_floor: PriceFloor::default(),
             })
             .collect();
         World {
@@ -98,10 +100,15 @@ impl World {
     }
 
     fn seen(&self, request: Pubkey, spec: VmSpec) -> NodeTx {
+        self.seen_at(request, spec, 1)
+    }
+
+    fn seen_at(&self, request: Pubkey, spec: VmSpec, price_per_second: u64) -> NodeTx {
         NodeTx::RequestSeen {
             request,
+            nonce: 42,
             spec,
-            price_per_second: 1,
+            price_per_second,
             duration: 60,
             deadline: (self.time_ns / 1_000_000_000) as i64 + 600,
         }
@@ -223,6 +230,7 @@ fn only_the_assigned_node_reports_and_failures_reassign() {
             votes,
             vec![Vote::Provision {
                 request,
+                nonce: 42,
                 operator: w.operators[second],
                 endpoint_hash: [8; 32]
             }]
@@ -251,11 +259,13 @@ fn membership_follows_the_chain() {
     let node_key = Pubkey::new_unique();
     let pending = NodeTx::OperatorSeen {
         operator: newcomer,
+        nonce: 9,
         node_key,
         stake: 20,
         status: OperatorStatus::Pending,
         capacity: capacity(1),
         address: "127.0.0.1:7100".into(),
+        price_floor: PriceFloor::default(),
     };
     assert!(w.round(&[(0, pending.clone()), (1, pending)]).is_none());
     assert!(
@@ -264,11 +274,13 @@ fn membership_follows_the_chain() {
 
     let active = NodeTx::OperatorSeen {
         operator: newcomer,
+        nonce: 9,
         node_key,
         stake: 20,
         status: OperatorStatus::Active,
         capacity: capacity(1),
         address: "127.0.0.1:7100".into(),
+        price_floor: PriceFloor::default(),
     };
     let roster = w
         .round(&[(2, active.clone()), (3, active)])
@@ -285,11 +297,13 @@ fn membership_follows_the_chain() {
     // Operator 3 unstakes: it leaves the roster.
     let leaving = NodeTx::OperatorSeen {
         operator: w.operators[3],
+        nonce: 3,
         node_key: w.node(3),
         stake: 10,
         status: OperatorStatus::Unbonding,
         capacity: capacity(2),
         address: "127.0.0.1:7003".into(),
+        price_floor: PriceFloor::default(),
     };
     // Reports now need more than 1/3 of 60: two of the 10-stake nodes are not enough.
     assert!(w
@@ -366,4 +380,70 @@ fn a_silent_assignee_is_passed_over_after_the_report_timeout() {
     assert_ne!(second, first);
     assert!(w.controller.duties(&w.node(first)).provision.is_empty());
     assert_eq!(w.controller.duties(&w.node(second)).provision.len(), 1);
+}
+
+/// A request is only assigned to operators whose price floor its price
+/// meets; one no operator accepts stays unassigned (the customer reclaims
+/// it after its deadline).
+#[test]
+fn requests_go_only_to_operators_whose_price_floor_they_meet() {
+    let mut w = World::new(4);
+    // Operator 0 asks 5 lamports per vCPU-second, the others 50.
+    for i in 0..4 {
+        let floor = PriceFloor {
+            per_vcpu: if i == 0 { 5 } else { 50 },
+            per_memory_gib: 0,
+            per_disk_gib: 0,
+        };
+        let tx = NodeTx::OperatorSeen {
+            operator: w.operators[i],
+            nonce: i as u64,
+            node_key: w.node(i),
+            stake: 10,
+            status: OperatorStatus::Active,
+            capacity: capacity(1),
+            address: format!("127.0.0.1:{}", 7000 + i),
+            price_floor: floor,
+        };
+        w.round(&[(0, tx.clone()), (1, tx)]);
+    }
+    // 2 vCPUs at 10 per second: only operator 0 accepts.
+    let cheap = Pubkey::new_unique();
+    let tx = w.seen_at(cheap, spec(2, 1), 10);
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    assert_eq!(w.assignee(&cheap), Some(0));
+    // 2 vCPUs at 9 per second: nobody.
+    let too_cheap = Pubkey::new_unique();
+    let tx = w.seen_at(too_cheap, spec(2, 1), 9);
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    assert_eq!(w.assignee(&too_cheap), None);
+    // 2 vCPUs at 100: everyone accepts; the least loaded gets it.
+    let generous = Pubkey::new_unique();
+    let tx = w.seen_at(generous, spec(2, 1), 100);
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    assert!(matches!(w.assignee(&generous), Some(i) if i != 0));
+}
+
+/// A request cancelled and created again at the same address is a new
+/// instance: the controller forgets the old one and votes with the new
+/// nonce, so its votes can count on-chain.
+#[test]
+fn a_recreated_request_is_a_new_instance() {
+    let mut w = World::new(4);
+    let request = Pubkey::new_unique();
+    let first = w.seen(request, spec(1, 0));
+    w.round(&[(0, first.clone()), (1, first)]);
+    let NodeTx::RequestSeen { spec: s, .. } = w.seen(request, spec(1, 0)) else {
+        unreachable!()
+    };
+    let again = NodeTx::RequestSeen {
+        request,
+        nonce: 43,
+        spec: s,
+        price_per_second: 1,
+        duration: 60,
+        deadline: (w.time_ns / 1_000_000_000) as i64 + 600,
+    };
+    w.round(&[(0, again.clone()), (1, again)]);
+    assert_eq!(w.controller.state.requests[&request].nonce, 43);
 }

@@ -3,10 +3,10 @@
 //! order (clients' opaque transactions) is simply not a `NodeTx`.
 
 use anchor_lang::{prelude::Pubkey, AnchorDeserialize, AnchorSerialize};
-use dagger_client::{Capacity, OperatorStatus, VmSpec};
+use dagger_client::{Capacity, OperatorStatus, PriceFloor, VmSpec};
 
 /// Prefix of every node transaction (and its format version).
-pub const MAGIC: &[u8; 4] = b"DGT1";
+pub const MAGIC: &[u8; 4] = b"DGT2";
 
 /// What a node observed on-chain or did, in consensus order on every node.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum NodeTx {
     /// A paid, open request (as read from its account).
     RequestSeen {
         request: Pubkey,
+        /// The request's instance number (an address can be reused).
+        nonce: u64,
         spec: VmSpec,
         price_per_second: u64,
         duration: u64,
@@ -27,11 +29,13 @@ pub enum NodeTx {
     /// An operator account's current state.
     OperatorSeen {
         operator: Pubkey,
+        nonce: u64,
         node_key: Pubkey,
         stake: u64,
         status: OperatorStatus,
         capacity: Capacity,
         address: String,
+        price_floor: PriceFloor,
     },
     /// The assigned operator's node started the VM.
     ProvisionReport {

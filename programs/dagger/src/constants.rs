@@ -31,3 +31,42 @@ pub const BPS_DENOMINATOR: u16 = 10_000;
 /// The fee can never take more than 10% of an operator's earnings.
 #[constant]
 pub const MAX_PROTOCOL_FEE_BPS: u16 = 1_000;
+
+#[constant]
+pub const FEE_VAULT_SEED: &[u8] = b"fee_vault";
+
+/// Bounds on the values the admin sets: no setting may freeze stake or
+/// deposits (an unbonding period or timeout that overflows, or that nobody
+/// can wait out), stop requests from being created, or expire them before
+/// the operators can provision them (consensus plus a quorum of
+/// attestations takes about a second; the minimum timeout is ten).
+#[constant]
+pub const MIN_UNBONDING_PERIOD: i64 = 10;
+#[constant]
+pub const MAX_UNBONDING_PERIOD: i64 = 365 * 24 * 3600;
+#[constant]
+pub const MIN_PROVISIONING_TIMEOUT: i64 = 10;
+#[constant]
+pub const MAX_PROVISIONING_TIMEOUT: i64 = 30 * 24 * 3600;
+/// 1 000 000 SOL: a minimum stake above it would shut everyone out.
+#[constant]
+pub const MAX_MIN_OPERATOR_STAKE: u64 = 1_000_000_000_000_000u64;
+
+/// The largest share of the active stake one operator may reach by adding
+/// stake or being admitted: always below a third, so no single operator can
+/// block quorums, let alone make one.
+#[constant]
+pub const MAX_STAKE_SHARE_BPS: u16 = 3_333;
+/// The smallest cap the admin may set (a lower one would only make joining
+/// harder without making anything safer).
+#[constant]
+pub const MIN_STAKE_SHARE_BPS: u16 = 1_000;
+
+/// At most half of an operator's stake is slashed when a quorum removes it.
+#[constant]
+pub const MAX_REMOVAL_SLASH_BPS: u16 = 5_000;
+
+/// How long the active stake must have been zero before the admin may
+/// reopen the bootstrap (the recovery path when every operator left).
+#[constant]
+pub const RECOVERY_DELAY: i64 = 3 * 24 * 3600;

@@ -74,12 +74,36 @@ pub enum DaggerError {
     WrongTreasury,
     #[msg("Two accounts that must differ are the same")]
     DuplicateAccounts,
+    #[msg("Signer is not the operator's owner")]
+    NotOwner,
+    #[msg("Signer is not the request's customer")]
+    NotCustomer,
+    #[msg("This would give one operator more than the allowed share of the active stake")]
+    StakeCapExceeded,
+    #[msg("A setting is outside its allowed range")]
+    ValueOutOfBounds,
+    #[msg("The treasury must be a wallet (a system account that is not executable)")]
+    InvalidTreasury,
+    #[msg("Signer is not the proposed admin")]
+    NotPendingAdmin,
+    #[msg("The bootstrap can only be reopened once the active stake has been zero for the recovery delay")]
+    RecoveryNotAllowed,
+    #[msg("The tally's subject is still pending in this roster epoch")]
+    TallyStillOpen,
+    #[msg("This customer already has a request with this id")]
+    RequestIdInUse,
+    #[msg("Only the account of an operator that withdrew its stake can be closed")]
+    OperatorNotExited,
+    #[msg("Nothing to withdraw")]
+    NothingToWithdraw,
+    #[msg("The operator still has leases that are not settled")]
+    LeasesOutstanding,
 }
 
 impl DaggerError {
     /// Every variant in code order, so clients can turn a custom error code
     /// back into a typed error (`DaggerError::from_code`).
-    pub const ALL: [DaggerError; 36] = [
+    pub const ALL: [DaggerError; 48] = [
         DaggerError::Unauthorized,
         DaggerError::NotUpgradeAuthority,
         DaggerError::InvalidProgramData,
@@ -116,6 +140,18 @@ impl DaggerError {
         DaggerError::WrongAccount,
         DaggerError::WrongTreasury,
         DaggerError::DuplicateAccounts,
+        DaggerError::NotOwner,
+        DaggerError::NotCustomer,
+        DaggerError::StakeCapExceeded,
+        DaggerError::ValueOutOfBounds,
+        DaggerError::InvalidTreasury,
+        DaggerError::NotPendingAdmin,
+        DaggerError::RecoveryNotAllowed,
+        DaggerError::TallyStillOpen,
+        DaggerError::RequestIdInUse,
+        DaggerError::OperatorNotExited,
+        DaggerError::NothingToWithdraw,
+        DaggerError::LeasesOutstanding,
     ];
 
     /// The error for a custom program error code, if it is one of ours.

@@ -3,7 +3,7 @@
 
 use anchor_lang::prelude::*;
 
-use crate::state::{Capacity, Subject, VmSpec};
+use crate::state::{Capacity, PriceFloor, Subject, VmSpec};
 
 #[event]
 pub struct ConfigInitialized {
@@ -13,16 +13,43 @@ pub struct ConfigInitialized {
     pub unbonding_period: i64,
     pub provisioning_timeout: i64,
     pub protocol_fee_bps: u16,
+    pub max_stake_share_bps: u16,
+    pub removal_slash_bps: u16,
 }
 
 #[event]
 pub struct ConfigUpdated {
-    pub admin: Pubkey,
     pub treasury: Pubkey,
     pub min_operator_stake: u64,
     pub unbonding_period: i64,
     pub provisioning_timeout: i64,
     pub protocol_fee_bps: u16,
+    pub max_stake_share_bps: u16,
+    pub removal_slash_bps: u16,
+}
+
+#[event]
+pub struct AdminProposed {
+    pub admin: Pubkey,
+    pub proposed: Pubkey,
+}
+
+#[event]
+pub struct AdminChanged {
+    pub previous: Pubkey,
+    pub admin: Pubkey,
+}
+
+#[event]
+pub struct FeesWithdrawn {
+    pub treasury: Pubkey,
+    pub amount: u64,
+}
+
+#[event]
+pub struct BootstrapReopened {
+    pub zero_stake_since: i64,
+    pub roster_epoch: u64,
 }
 
 #[event]
@@ -40,6 +67,8 @@ pub struct OperatorRegistered {
     pub stake: u64,
     pub address: String,
     pub capacity: Capacity,
+    pub price_floor: PriceFloor,
+    pub nonce: u64,
 }
 
 #[event]
@@ -55,6 +84,20 @@ pub struct OperatorUpdated {
     pub operator: Pubkey,
     pub address: String,
     pub capacity: Capacity,
+    pub price_floor: PriceFloor,
+}
+
+#[event]
+pub struct EarningsWithdrawn {
+    pub operator: Pubkey,
+    pub owner: Pubkey,
+    pub amount: u64,
+}
+
+#[event]
+pub struct OperatorClosed {
+    pub operator: Pubkey,
+    pub owner: Pubkey,
 }
 
 #[event]
@@ -84,7 +127,9 @@ pub struct OperatorAdmitted {
 #[event]
 pub struct OperatorRemoved {
     pub operator: Pubkey,
+    /// Stake left after the slash.
     pub stake: u64,
+    pub slashed: u64,
     pub roster_epoch: u64,
     pub total_active_stake: u64,
 }
@@ -99,6 +144,8 @@ pub struct RequestCreated {
     pub duration: u64,
     pub deposit: u64,
     pub deadline: i64,
+    pub fee_bps: u16,
+    pub nonce: u64,
 }
 
 #[event]
@@ -116,6 +163,13 @@ pub struct RequestRefunded {
     pub customer: Pubkey,
     pub amount: u64,
     pub expired: bool,
+}
+
+#[event]
+pub struct TallyClosed {
+    pub subject: Subject,
+    pub rent_payer: Pubkey,
+    pub ballots: u32,
 }
 
 #[event]

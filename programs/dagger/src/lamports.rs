@@ -38,3 +38,70 @@ pub fn pay_out(from: &AccountInfo, to: &AccountInfo, amount: u64) -> Result<()> 
     to.add_lamports(amount)?;
     Ok(())
 }
+
+/// Creates a program-owned PDA of `space` bytes, paid by `payer`. Works even
+/// if someone sent lamports to the address beforehand (which would make a
+/// plain `create_account` fail): then it only tops up the rent, allocates
+/// and assigns. The caller checks the account is not in use yet.
+pub fn create_pda<'info>(
+    payer: &Signer<'info>,
+    account: &AccountInfo<'info>,
+    system_program: &Program<'info, System>,
+    space: usize,
+    signer_seeds: &[&[u8]],
+) -> Result<()> {
+    use anchor_lang::system_program::{
+        allocate, assign, create_account, Allocate, Assign, CreateAccount,
+    };
+    let rent = Rent::get()?.minimum_balance(space);
+    let seeds = &[signer_seeds];
+    let current = account.lamports();
+    if current == 0 {
+        return create_account(
+            CpiContext::new_with_signer(
+                system_program.key(),
+                CreateAccount {
+                    from: payer.to_account_info(),
+                    to: account.clone(),
+                },
+                seeds,
+            ),
+            rent,
+            space as u64,
+            &crate::ID,
+        );
+    }
+    let top_up = rent.saturating_sub(current);
+    if top_up > 0 {
+        transfer(
+            CpiContext::new(
+                system_program.key(),
+                Transfer {
+                    from: payer.to_account_info(),
+                    to: account.clone(),
+                },
+            ),
+            top_up,
+        )?;
+    }
+    allocate(
+        CpiContext::new_with_signer(
+            system_program.key(),
+            Allocate {
+                account_to_allocate: account.clone(),
+            },
+            seeds,
+        ),
+        space as u64,
+    )?;
+    assign(
+        CpiContext::new_with_signer(
+            system_program.key(),
+            Assign {
+                account_to_assign: account.clone(),
+            },
+            seeds,
+        ),
+        &crate::ID,
+    )
+}

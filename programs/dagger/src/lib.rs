@@ -40,6 +40,22 @@ pub mod dagger {
         instructions::admin::finish_bootstrap::handler(ctx)
     }
 
+    pub fn reopen_bootstrap(ctx: Context<ReopenBootstrap>) -> Result<()> {
+        instructions::admin::reopen_bootstrap::handler(ctx)
+    }
+
+    pub fn propose_admin(ctx: Context<ProposeAdmin>, proposed: Pubkey) -> Result<()> {
+        instructions::admin::propose_admin::handler(ctx, proposed)
+    }
+
+    pub fn accept_admin(ctx: Context<AcceptAdmin>) -> Result<()> {
+        instructions::admin::accept_admin::handler(ctx)
+    }
+
+    pub fn withdraw_fees(ctx: Context<WithdrawFees>, amount: u64) -> Result<()> {
+        instructions::admin::withdraw_fees::handler(ctx, amount)
+    }
+
     pub fn register_operator(
         ctx: Context<RegisterOperator>,
         args: RegisterOperatorArgs,
@@ -63,6 +79,14 @@ pub mod dagger {
         instructions::operator::withdraw_stake::handler(ctx)
     }
 
+    pub fn withdraw_earnings(ctx: Context<WithdrawEarnings>) -> Result<()> {
+        instructions::operator::withdraw_earnings::handler(ctx)
+    }
+
+    pub fn close_operator(ctx: Context<CloseOperator>) -> Result<()> {
+        instructions::operator::close_operator::handler(ctx)
+    }
+
     pub fn create_request(ctx: Context<CreateRequest>, args: CreateRequestArgs) -> Result<()> {
         instructions::customer::create_request::handler(ctx, args)
     }
@@ -81,6 +105,10 @@ pub mod dagger {
 
     pub fn attest(ctx: Context<Attest>, roster_epoch: u64, vote: Vote) -> Result<()> {
         instructions::node::attest::handler(ctx, roster_epoch, vote)
+    }
+
+    pub fn close_tally(ctx: Context<CloseTally>) -> Result<()> {
+        instructions::node::close_tally::handler(ctx)
     }
 
     pub fn claim(ctx: Context<Claim>) -> Result<()> {

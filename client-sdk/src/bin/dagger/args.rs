@@ -158,6 +158,21 @@ pub struct CapacityArgs {
     pub region: Option<u16>,
 }
 
+/// The least the operator accepts, in lamports per second per unit; a
+/// request is only assigned to operators whose floor its price meets.
+#[derive(Debug, Args)]
+pub struct PriceFloorArgs {
+    /// Lamports per second per vCPU.
+    #[arg(long = "price-per-vcpu", value_name = "LAMPORTS")]
+    pub per_vcpu: Option<u64>,
+    /// Lamports per second per GiB of memory (a started GiB counts whole).
+    #[arg(long = "price-per-memory-gib", value_name = "LAMPORTS")]
+    pub per_memory_gib: Option<u64>,
+    /// Lamports per second per GiB of disk.
+    #[arg(long = "price-per-disk-gib", value_name = "LAMPORTS")]
+    pub per_disk_gib: Option<u64>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
     /// Register a node under your wallet and stake SOL. The node keypair
@@ -174,6 +189,9 @@ pub enum OperatorCommand {
         /// Stake, in SOL (at least the config's minimum).
         #[arg(long, value_name = "SOL")]
         stake: String,
+        /// Unset prices are 0 (any price is accepted for that unit).
+        #[command(flatten)]
+        price_floor: PriceFloorArgs,
     },
     /// Add stake, in SOL.
     AddStake {
@@ -192,7 +210,18 @@ pub enum OperatorCommand {
         #[command(flatten)]
         node: NodeArg,
     },
-    /// Change the node's address and/or capacity (unset values stay).
+    /// Take the lease earnings held for you in the operator's stake vault.
+    WithdrawEarnings {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Close the operator account once its stake was withdrawn (its rent
+    /// comes back; the node key may register again).
+    Close {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Change the node's address, capacity and/or price floor (unset values stay).
     Update {
         #[command(flatten)]
         node: NodeArg,
@@ -200,6 +229,8 @@ pub enum OperatorCommand {
         address: Option<String>,
         #[command(flatten)]
         capacity: CapacityArgs,
+        #[command(flatten)]
+        price_floor: PriceFloorArgs,
     },
     /// Claim what a lease accrued for your operator (minus the protocol fee).
     Claim {

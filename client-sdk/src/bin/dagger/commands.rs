@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use dagger_client::{
     pda, ActiveLease, Capacity, Config, DaggerClient, Operator, OperatorFilter, OperatorStatus,
-    Request, RequestFilter, RequestStatus, VmSpec, WaitProgress, WatchMethod, PROGRAM_ID,
+    PriceFloor, Request, RequestFilter, RequestStatus, UpdateOperatorArgs, VmSpec, WaitProgress,
+    WatchMethod, PROGRAM_ID,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -15,7 +16,7 @@ use solana_sdk::{pubkey::Pubkey, signature::Signature, signer::Signer};
 use crate::{
     args::{
         CapacityArgs, Command, ConfigCommand, OperatorCommand, OperatorStatusArg, OperatorsCommand,
-        RequestStatusArg, RequestsCommand, VmCommand, WaitArgs,
+        PriceFloorArgs, RequestStatusArg, RequestsCommand, VmCommand, WaitArgs,
     },
     context::{
         hex, node_keypair, parse_duration, parse_hash, parse_pubkey, parse_sol, pubkey_or_keypair,
@@ -167,14 +168,16 @@ async fn operator(ctx: &Context, command: OperatorCommand) -> Result<Report> {
             address,
             capacity,
             stake,
+            price_floor,
         } => {
             let node = node_keypair(&path)?;
             let capacity = full_capacity(&capacity)?;
             let stake = parse_sol(&stake)?;
+            let floor = merge_price_floor(PriceFloor::default(), &price_floor);
             let client = ctx.client()?;
             let signature = client
                 .operator()
-                .register(&node, address, capacity, stake)
+                .register(&node, address, capacity, stake, floor)
                 .await?;
             let node_key = node.pubkey();
             Ok(signed(
@@ -231,22 +234,52 @@ async fn operator(ctx: &Context, command: OperatorCommand) -> Result<Report> {
                 format!("Withdrew the stake of {node}."),
             ))
         }
+        OperatorCommand::WithdrawEarnings { node } => {
+            let node = pubkey_or_keypair(&node.node)?;
+            let client = ctx.client()?;
+            let amount = client.reader().operator(&node).await?.earnings;
+            let signature = client.operator().withdraw_earnings(&node).await?;
+            Ok(signed(
+                signature,
+                json!({ "node_key": node.to_string(), "withdrawn_lamports": amount }),
+                format!("Withdrew {} SOL of earnings of {node}.", sol(amount)),
+            ))
+        }
+        OperatorCommand::Close { node } => {
+            let node = pubkey_or_keypair(&node.node)?;
+            let signature = ctx.client()?.operator().close(&node).await?;
+            Ok(signed(
+                signature,
+                json!({ "node_key": node.to_string(), "closed": true }),
+                format!("Closed the operator account of {node}."),
+            ))
+        }
         OperatorCommand::Update {
             node,
             address,
             capacity,
+            price_floor,
         } => {
             let node = pubkey_or_keypair(&node.node)?;
             let client = ctx.client()?;
-            let capacity = if capacity_given(&capacity) {
-                let current = client.reader().operator(&node).await?.capacity;
-                Some(merge_capacity(current, &capacity))
-            } else {
-                None
-            };
+            let current = client.reader().operator(&node).await?;
+            let capacity =
+                capacity_given(&capacity).then(|| merge_capacity(current.capacity, &capacity));
+            let floor_given = price_floor.per_vcpu.is_some()
+                || price_floor.per_memory_gib.is_some()
+                || price_floor.per_disk_gib.is_some();
+            let price_floor =
+                floor_given.then(|| merge_price_floor(current.price_floor, &price_floor));
             let signature = client
                 .operator()
-                .update(&node, address.clone(), capacity)
+                .update(
+                    &node,
+                    UpdateOperatorArgs {
+                        address: address.clone(),
+                        capacity,
+                        price_floor,
+                    },
+                )
                 .await?;
             let operator = client.reader().operator(&node).await?;
             Ok(signed(
@@ -559,6 +592,14 @@ fn signed_lamports(delta: i128) -> String {
         format!("+{delta}")
     } else {
         delta.to_string()
+    }
+}
+
+fn merge_price_floor(current: PriceFloor, args: &PriceFloorArgs) -> PriceFloor {
+    PriceFloor {
+        per_vcpu: args.per_vcpu.unwrap_or(current.per_vcpu),
+        per_memory_gib: args.per_memory_gib.unwrap_or(current.per_memory_gib),
+        per_disk_gib: args.per_disk_gib.unwrap_or(current.per_disk_gib),
     }
 }
 

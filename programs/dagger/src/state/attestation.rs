@@ -2,17 +2,19 @@ use anchor_lang::prelude::*;
 
 use crate::constants::MAX_ACTIVE_OPERATORS;
 
-/// What a quorum decides about.
+/// What a quorum decides about: an account and the instance of it (its
+/// `nonce`), so ballots for a request or registration that was closed and
+/// recreated at the same address never count for the new one.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug, InitSpace)]
 pub enum Subject {
     /// Turn an open request (account) into an active lease.
-    Provision { request: Pubkey },
+    Provision { request: Pubkey, nonce: u64 },
     /// Admit a pending operator (account) into the roster.
-    Admit { operator: Pubkey },
+    Admit { operator: Pubkey, nonce: u64 },
     /// Remove an active operator (account) from the roster.
-    Remove { operator: Pubkey },
+    Remove { operator: Pubkey, nonce: u64 },
     /// Stop an active lease (account) whose VM failed.
-    Terminate { request: Pubkey },
+    Terminate { request: Pubkey, nonce: u64 },
 }
 
 impl Subject {
@@ -29,8 +31,18 @@ impl Subject {
     /// The account the subject is about (the second PDA seed).
     pub fn key(&self) -> &Pubkey {
         match self {
-            Subject::Provision { request } | Subject::Terminate { request } => request,
-            Subject::Admit { operator } | Subject::Remove { operator } => operator,
+            Subject::Provision { request, .. } | Subject::Terminate { request, .. } => request,
+            Subject::Admit { operator, .. } | Subject::Remove { operator, .. } => operator,
+        }
+    }
+
+    /// The subject's instance number (the third PDA seed, little-endian).
+    pub fn nonce(&self) -> u64 {
+        match *self {
+            Subject::Provision { nonce, .. }
+            | Subject::Admit { nonce, .. }
+            | Subject::Remove { nonce, .. }
+            | Subject::Terminate { nonce, .. } => nonce,
         }
     }
 }
@@ -42,20 +54,24 @@ pub enum Vote {
     /// to the endpoint it reported.
     Provision {
         request: Pubkey,
+        nonce: u64,
         operator: Pubkey,
         endpoint_hash: [u8; 32],
     },
     /// `decision` commits to the consensus decision (e.g. its order hash).
     Admit {
         operator: Pubkey,
+        nonce: u64,
         decision: [u8; 32],
     },
     Remove {
         operator: Pubkey,
+        nonce: u64,
         decision: [u8; 32],
     },
     Terminate {
         request: Pubkey,
+        nonce: u64,
         decision: [u8; 32],
     },
 }
@@ -74,12 +90,21 @@ impl Vote {
         }
     }
 
+    /// The subject's instance number.
+    pub fn nonce(&self) -> u64 {
+        self.subject().nonce()
+    }
+
     pub fn subject(&self) -> Subject {
         match *self {
-            Vote::Provision { request, .. } => Subject::Provision { request },
-            Vote::Admit { operator, .. } => Subject::Admit { operator },
-            Vote::Remove { operator, .. } => Subject::Remove { operator },
-            Vote::Terminate { request, .. } => Subject::Terminate { request },
+            Vote::Provision { request, nonce, .. } => Subject::Provision { request, nonce },
+            Vote::Admit {
+                operator, nonce, ..
+            } => Subject::Admit { operator, nonce },
+            Vote::Remove {
+                operator, nonce, ..
+            } => Subject::Remove { operator, nonce },
+            Vote::Terminate { request, nonce, .. } => Subject::Terminate { request, nonce },
         }
     }
 
@@ -114,24 +139,27 @@ pub struct Outcome {
 pub struct Ballot {
     /// The voter's Operator account.
     pub voter: Pubkey,
-    /// Its stake in `roster_epoch`.
+    /// Its stake when it voted.
     pub stake: u64,
     pub outcome: Outcome,
 }
 
-/// The running tally for one subject. It lives only until a quorum applies the
-/// outcome; then it is closed and its rent returns to whoever paid it.
+/// The running tally for one subject instance. It lives until a quorum
+/// applies the outcome, or until anyone closes it once its subject is
+/// settled, gone or its epoch is over (`close_tally`); either way its rent
+/// returns to whoever paid it.
 #[account]
 #[derive(InitSpace, Debug)]
 pub struct Attestation {
+    /// The node key that created the account and gets its rent back (first,
+    /// at a fixed offset, so a node can find the tallies it paid for).
+    pub rent_payer: Pubkey,
     pub subject: Subject,
     /// Ballots only count within this epoch; a newer epoch restarts the tally.
     pub roster_epoch: u64,
+    pub bump: u8,
     #[max_len(MAX_ACTIVE_OPERATORS)]
     pub ballots: Vec<Ballot>,
-    /// The node key that created the account and gets its rent back.
-    pub rent_payer: Pubkey,
-    pub bump: u8,
 }
 
 impl Attestation {

@@ -24,6 +24,33 @@ pub struct Capacity {
     pub region: u16,
 }
 
+/// The least an operator accepts, in lamports per second per unit of what a
+/// request asks for. Consensus only assigns a request to an operator whose
+/// floor its price meets.
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug, Default, InitSpace,
+)]
+pub struct PriceFloor {
+    pub per_vcpu: u64,
+    /// Per GiB of memory (a started GiB counts whole).
+    pub per_memory_gib: u64,
+    pub per_disk_gib: u64,
+}
+
+impl PriceFloor {
+    /// The lowest price per second this floor accepts for `spec`.
+    pub fn min_price(&self, spec: &crate::state::VmSpec) -> u128 {
+        spec.vcpus as u128 * self.per_vcpu as u128
+            + (spec.memory_mib as u128).div_ceil(1024) * self.per_memory_gib as u128
+            + spec.disk_gib as u128 * self.per_disk_gib as u128
+    }
+
+    /// Whether a request paying `price_per_second` for `spec` meets it.
+    pub fn accepts(&self, spec: &crate::state::VmSpec, price_per_second: u64) -> bool {
+        price_per_second as u128 >= self.min_price(spec)
+    }
+}
+
 impl Capacity {
     pub fn validate(&self) -> Result<()> {
         require!(
@@ -63,8 +90,19 @@ pub struct Operator {
     pub withdrawable_at: i64,
     /// Times a quorum removed this operator (its slash record).
     pub removals: u16,
+    /// Lamports of stake slashed so far.
+    pub slashed: u64,
     pub votes_cast: u64,
     pub last_vote_at: i64,
+    /// Lease payouts held in the stake vault for the owner (above `stake`),
+    /// so a payout never depends on the owner's wallet being funded.
+    pub earnings: u64,
+    pub price_floor: PriceFloor,
+    /// Leases assigned to it and not settled yet. While any remain, its
+    /// stake vault (where their payouts go) stays: no withdrawal, no close.
+    pub active_leases: u32,
+    /// Instance number of this registration (tallies are bound to it).
+    pub nonce: u64,
     pub bump: u8,
     pub vault_bump: u8,
 }

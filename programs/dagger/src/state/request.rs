@@ -61,6 +61,11 @@ pub struct Request {
     pub lease_start: i64,
     /// Set when a quorum terminates the lease.
     pub ended_at: i64,
+    /// The protocol fee when the request was paid: a later fee change never
+    /// touches this lease.
+    pub fee_bps: u16,
+    /// Instance number (tallies are bound to it, not just to the address).
+    pub nonce: u64,
     pub bump: u8,
     pub escrow_bump: u8,
 }
@@ -141,6 +146,8 @@ mod tests {
             endpoint_hash: [0; 32],
             lease_start: start,
             ended_at: 0,
+            fee_bps: 0,
+            nonce: 0,
             bump: 0,
             escrow_bump: 0,
         }

@@ -1,10 +1,14 @@
 use anchor_lang::{prelude::*, solana_program::bpf_loader_upgradeable};
 
 use crate::{
-    constants::{CONFIG_SEED, MAX_PROTOCOL_FEE_BPS},
+    constants::{
+        CONFIG_SEED, FEE_VAULT_SEED, MAX_MIN_OPERATOR_STAKE, MAX_PROTOCOL_FEE_BPS,
+        MAX_PROVISIONING_TIMEOUT, MAX_REMOVAL_SLASH_BPS, MAX_STAKE_SHARE_BPS, MAX_UNBONDING_PERIOD,
+        MIN_PROVISIONING_TIMEOUT, MIN_STAKE_SHARE_BPS, MIN_UNBONDING_PERIOD,
+    },
     errors::DaggerError,
     events::ConfigInitialized,
-    state::Config,
+    state::{Config, FeeVault},
 };
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
@@ -14,38 +18,77 @@ pub struct InitializeArgs {
     pub unbonding_period: i64,
     pub provisioning_timeout: i64,
     pub protocol_fee_bps: u16,
+    pub max_stake_share_bps: u16,
+    pub removal_slash_bps: u16,
 }
 
 impl InitializeArgs {
+    /// The settings, checked against their bounds (the treasury is checked
+    /// on-chain, where its account is visible).
     pub fn validate(&self) -> Result<()> {
-        validate_settings(
-            self.min_operator_stake,
-            self.unbonding_period,
-            self.provisioning_timeout,
-            self.protocol_fee_bps,
-        )
+        self.settings().validate()
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            min_operator_stake: self.min_operator_stake,
+            unbonding_period: self.unbonding_period,
+            provisioning_timeout: self.provisioning_timeout,
+            protocol_fee_bps: self.protocol_fee_bps,
+            max_stake_share_bps: self.max_stake_share_bps,
+            removal_slash_bps: self.removal_slash_bps,
+        }
     }
 }
 
-pub fn validate_settings(
-    min_operator_stake: u64,
-    unbonding_period: i64,
-    provisioning_timeout: i64,
-    protocol_fee_bps: u16,
-) -> Result<()> {
-    require!(min_operator_stake > 0, DaggerError::ZeroMinimumStake);
+/// The values the admin sets, checked together against their bounds.
+pub struct Settings {
+    pub min_operator_stake: u64,
+    pub unbonding_period: i64,
+    pub provisioning_timeout: i64,
+    pub protocol_fee_bps: u16,
+    pub max_stake_share_bps: u16,
+    pub removal_slash_bps: u16,
+}
+
+impl Settings {
+    pub fn validate(&self) -> Result<()> {
+        require!(self.min_operator_stake > 0, DaggerError::ZeroMinimumStake);
+        require!(
+            self.unbonding_period > 0 && self.provisioning_timeout > 0,
+            DaggerError::ZeroDuration
+        );
+        require!(
+            self.protocol_fee_bps <= MAX_PROTOCOL_FEE_BPS,
+            DaggerError::FeeTooHigh
+        );
+        require!(
+            self.min_operator_stake <= MAX_MIN_OPERATOR_STAKE
+                && (MIN_UNBONDING_PERIOD..=MAX_UNBONDING_PERIOD).contains(&self.unbonding_period)
+                && (MIN_PROVISIONING_TIMEOUT..=MAX_PROVISIONING_TIMEOUT)
+                    .contains(&self.provisioning_timeout)
+                && (MIN_STAKE_SHARE_BPS..=MAX_STAKE_SHARE_BPS).contains(&self.max_stake_share_bps)
+                && self.removal_slash_bps <= MAX_REMOVAL_SLASH_BPS,
+            DaggerError::ValueOutOfBounds
+        );
+        Ok(())
+    }
+}
+
+/// The treasury receives the fees `withdraw_fees` sends: it must be a
+/// wallet (owned by the System Program, not executable), so a sysvar or a
+/// program can never be configured there.
+pub fn check_treasury(treasury: &AccountInfo, expected: &Pubkey) -> Result<()> {
+    require_keys_eq!(treasury.key(), *expected, DaggerError::WrongTreasury);
     require!(
-        unbonding_period > 0 && provisioning_timeout > 0,
-        DaggerError::ZeroDuration
-    );
-    require!(
-        protocol_fee_bps <= MAX_PROTOCOL_FEE_BPS,
-        DaggerError::FeeTooHigh
+        *treasury.owner == anchor_lang::system_program::ID && !treasury.executable,
+        DaggerError::InvalidTreasury
     );
     Ok(())
 }
 
 #[derive(Accounts)]
+#[instruction(args: InitializeArgs)]
 pub struct Initialize<'info> {
     #[account(mut)]
     pub admin: Signer<'info>,
@@ -57,6 +100,16 @@ pub struct Initialize<'info> {
         bump,
     )]
     pub config: Account<'info, Config>,
+    #[account(
+        init,
+        payer = admin,
+        space = 8 + FeeVault::INIT_SPACE,
+        seeds = [FEE_VAULT_SEED],
+        bump,
+    )]
+    pub fee_vault: Account<'info, FeeVault>,
+    /// CHECK: checked to be a wallet by `check_treasury`.
+    pub treasury: UncheckedAccount<'info>,
     /// CHECK: only its owner is read, to know whether it is upgradeable.
     #[account(address = crate::ID)]
     pub program: UncheckedAccount<'info>,
@@ -93,6 +146,7 @@ pub fn check_initializer(
 pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<()> {
     args.validate()?;
     let accounts = &mut *ctx.accounts;
+    check_treasury(&accounts.treasury, &args.treasury)?;
     let program_data = accounts.program_data.as_ref().map(|pd| (pd.key(), &**pd));
     check_initializer(
         accounts.program.owner,
@@ -100,18 +154,27 @@ pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<
         accounts.admin.key,
     )?;
 
+    accounts.fee_vault.set_inner(FeeVault {
+        bump: ctx.bumps.fee_vault,
+    });
     accounts.config.set_inner(Config {
         admin: accounts.admin.key(),
+        pending_admin: Pubkey::default(),
         treasury: args.treasury,
         min_operator_stake: args.min_operator_stake,
         unbonding_period: args.unbonding_period,
         provisioning_timeout: args.provisioning_timeout,
         protocol_fee_bps: args.protocol_fee_bps,
+        max_stake_share_bps: args.max_stake_share_bps,
+        removal_slash_bps: args.removal_slash_bps,
         roster_epoch: 0,
         total_active_stake: 0,
         active_operators: 0,
         bootstrapped: false,
+        zero_stake_since: 0,
+        next_nonce: 0,
         bump: ctx.bumps.config,
+        fee_vault_bump: ctx.bumps.fee_vault,
     });
     emit!(ConfigInitialized {
         admin: accounts.admin.key(),
@@ -120,10 +183,11 @@ pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<
         unbonding_period: args.unbonding_period,
         provisioning_timeout: args.provisioning_timeout,
         protocol_fee_bps: args.protocol_fee_bps,
+        max_stake_share_bps: args.max_stake_share_bps,
+        removal_slash_bps: args.removal_slash_bps,
     });
     Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use crate::{
 pub struct CancelRequest<'info> {
     #[account(mut)]
     pub customer: Signer<'info>,
-    #[account(mut, close = customer, has_one = customer @ DaggerError::Unauthorized)]
+    #[account(mut, close = customer, has_one = customer @ DaggerError::NotCustomer)]
     pub request: Account<'info, Request>,
     #[account(
         mut,

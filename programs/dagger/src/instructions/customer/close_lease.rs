@@ -1,11 +1,11 @@
 use anchor_lang::prelude::*;
 
 use crate::{
-    constants::{CONFIG_SEED, ESCROW_SEED},
+    constants::{CONFIG_SEED, ESCROW_SEED, FEE_VAULT_SEED, STAKE_VAULT_SEED},
     errors::DaggerError,
     events::{LeaseClaimed, LeaseSettled},
     settlement::{finish, pay_accrued},
-    state::{Config, Escrow, Operator, Request, RequestStatus},
+    state::{Config, Escrow, FeeVault, Operator, Request, RequestStatus, StakeVault},
 };
 
 #[derive(Accounts)]
@@ -14,7 +14,7 @@ pub struct CloseLease<'info> {
     pub customer: Signer<'info>,
     #[account(seeds = [CONFIG_SEED], bump = config.bump)]
     pub config: Account<'info, Config>,
-    #[account(mut, has_one = customer @ DaggerError::Unauthorized)]
+    #[account(mut, has_one = customer @ DaggerError::NotCustomer)]
     pub request: Account<'info, Request>,
     #[account(
         mut,
@@ -22,14 +22,18 @@ pub struct CloseLease<'info> {
         bump = request.escrow_bump,
     )]
     pub escrow: Account<'info, Escrow>,
-    #[account(address = request.assigned_operator @ DaggerError::WrongAccount)]
+    #[account(mut, address = request.assigned_operator @ DaggerError::WrongAccount)]
     pub operator: Account<'info, Operator>,
-    /// CHECK: only credited; must be the assigned operator's wallet.
-    #[account(mut, address = operator.owner @ DaggerError::WrongAccount)]
-    pub operator_owner: UncheckedAccount<'info>,
-    /// CHECK: only credited; must be the configured treasury.
-    #[account(mut, address = config.treasury @ DaggerError::WrongTreasury)]
-    pub treasury: UncheckedAccount<'info>,
+    /// The operator's share is held here for its owner: a payout never
+    /// depends on the owner's wallet, so an operator cannot block the exit.
+    #[account(
+        mut,
+        seeds = [STAKE_VAULT_SEED, operator.key().as_ref()],
+        bump = operator.vault_bump,
+    )]
+    pub stake_vault: Account<'info, StakeVault>,
+    #[account(mut, seeds = [FEE_VAULT_SEED], bump = config.fee_vault_bump)]
+    pub fee_vault: Account<'info, FeeVault>,
 }
 
 /// Ends the lease now: the operator gets what accrued, the customer the rest,
@@ -47,9 +51,9 @@ pub(crate) fn handler(ctx: Context<CloseLease>) -> Result<()> {
     let released = pay_accrued(
         &mut accounts.request,
         &accounts.escrow.to_account_info(),
-        &accounts.operator_owner.to_account_info(),
-        &accounts.treasury.to_account_info(),
-        &accounts.config,
+        &mut accounts.operator,
+        &accounts.stake_vault.to_account_info(),
+        &accounts.fee_vault.to_account_info(),
         now,
     )?;
     emit!(LeaseClaimed {
@@ -61,6 +65,7 @@ pub(crate) fn handler(ctx: Context<CloseLease>) -> Result<()> {
     let refunded = finish(
         &accounts.request,
         &accounts.escrow,
+        &mut accounts.operator,
         &accounts.customer.to_account_info(),
     )?;
     emit!(LeaseSettled {

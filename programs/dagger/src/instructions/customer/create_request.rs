@@ -4,7 +4,7 @@ use crate::{
     constants::{CONFIG_SEED, ESCROW_SEED, REQUEST_SEED},
     errors::DaggerError,
     events::RequestCreated,
-    lamports::deposit,
+    lamports::{create_pda, deposit},
     state::{cost, Config, Escrow, Request, RequestStatus, VmSpec},
 };
 
@@ -23,25 +23,25 @@ pub struct CreateRequestArgs {
 pub struct CreateRequest<'info> {
     #[account(mut)]
     pub customer: Signer<'info>,
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    #[account(mut, seeds = [CONFIG_SEED], bump = config.bump)]
     pub config: Account<'info, Config>,
+    /// CHECK: created by the handler, which first refuses an id in use with
+    /// `RequestIdInUse` (an `init` constraint would fail with an opaque
+    /// System Program error instead).
     #[account(
-        init,
-        payer = customer,
-        space = 8 + Request::INIT_SPACE,
+        mut,
         seeds = [REQUEST_SEED, customer.key().as_ref(), &args.request_id.to_le_bytes()],
         bump,
     )]
-    pub request: Account<'info, Request>,
-    #[account(
-        init,
-        payer = customer,
-        space = 8 + Escrow::INIT_SPACE,
-        seeds = [ESCROW_SEED, request.key().as_ref()],
-        bump,
-    )]
-    pub escrow: Account<'info, Escrow>,
+    pub request: UncheckedAccount<'info>,
+    /// CHECK: created by the handler together with the request.
+    #[account(mut, seeds = [ESCROW_SEED, request.key().as_ref()], bump)]
+    pub escrow: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
+}
+
+fn in_use(account: &AccountInfo) -> bool {
+    *account.owner == crate::ID || !account.data_is_empty()
 }
 
 /// Opens a request and pays price × duration into its escrow.
@@ -51,7 +51,34 @@ pub(crate) fn handler(ctx: Context<CreateRequest>, args: CreateRequestArgs) -> R
     args.spec.validate()?;
     require!(args.price_per_second > 0, DaggerError::ZeroPrice);
     require!(args.duration > 0, DaggerError::ZeroDuration);
+    require!(
+        !in_use(&accounts.request) && !in_use(&accounts.escrow),
+        DaggerError::RequestIdInUse
+    );
     let amount = cost(args.price_per_second, args.duration)?;
+
+    let customer_key = accounts.customer.key();
+    let id_bytes = args.request_id.to_le_bytes();
+    let request_key = accounts.request.key();
+    create_pda(
+        &accounts.customer,
+        &accounts.request.to_account_info(),
+        &accounts.system_program,
+        8 + Request::INIT_SPACE,
+        &[
+            REQUEST_SEED,
+            customer_key.as_ref(),
+            &id_bytes,
+            &[ctx.bumps.request],
+        ],
+    )?;
+    create_pda(
+        &accounts.customer,
+        &accounts.escrow.to_account_info(),
+        &accounts.system_program,
+        8 + Escrow::INIT_SPACE,
+        &[ESCROW_SEED, request_key.as_ref(), &[ctx.bumps.escrow]],
+    )?;
     deposit(
         &accounts.customer,
         &accounts.escrow.to_account_info(),
@@ -63,12 +90,15 @@ pub(crate) fn handler(ctx: Context<CreateRequest>, args: CreateRequestArgs) -> R
     let deadline = now
         .checked_add(accounts.config.provisioning_timeout)
         .ok_or(DaggerError::Overflow)?;
-    accounts.escrow.set_inner(Escrow {
-        request: accounts.request.key(),
+    let nonce = accounts.config.take_nonce()?;
+    let fee_bps = accounts.config.protocol_fee_bps;
+    let escrow = Escrow {
+        request: request_key,
         bump: ctx.bumps.escrow,
-    });
-    accounts.request.set_inner(Request {
-        customer: accounts.customer.key(),
+    };
+    escrow.try_serialize(&mut &mut accounts.escrow.try_borrow_mut_data()?[..])?;
+    let request = Request {
+        customer: customer_key,
         request_id: args.request_id,
         spec: args.spec,
         price_per_second: args.price_per_second,
@@ -82,18 +112,23 @@ pub(crate) fn handler(ctx: Context<CreateRequest>, args: CreateRequestArgs) -> R
         endpoint_hash: [0; 32],
         lease_start: 0,
         ended_at: 0,
+        fee_bps,
+        nonce,
         bump: ctx.bumps.request,
         escrow_bump: ctx.bumps.escrow,
-    });
+    };
+    request.try_serialize(&mut &mut accounts.request.try_borrow_mut_data()?[..])?;
     emit!(RequestCreated {
-        request: accounts.request.key(),
-        customer: accounts.customer.key(),
+        request: request_key,
+        customer: customer_key,
         request_id: args.request_id,
         spec: args.spec,
         price_per_second: args.price_per_second,
         duration: args.duration,
         deposit: amount,
         deadline,
+        fee_bps,
+        nonce,
     });
     Ok(())
 }

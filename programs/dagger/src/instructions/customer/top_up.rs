@@ -12,7 +12,7 @@ use crate::{
 pub struct TopUp<'info> {
     #[account(mut)]
     pub customer: Signer<'info>,
-    #[account(mut, has_one = customer @ DaggerError::Unauthorized)]
+    #[account(mut, has_one = customer @ DaggerError::NotCustomer)]
     pub request: Account<'info, Request>,
     #[account(
         mut,

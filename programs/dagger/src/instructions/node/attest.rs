@@ -1,10 +1,17 @@
 use anchor_lang::prelude::*;
 
 use crate::{
-    constants::{ATTESTATION_SEED, CONFIG_SEED, MAX_ACTIVE_OPERATORS, OPERATOR_SEED},
+    constants::{
+        ATTESTATION_SEED, BPS_DENOMINATOR, CONFIG_SEED, FEE_VAULT_SEED, MAX_ACTIVE_OPERATORS,
+        OPERATOR_SEED, STAKE_VAULT_SEED,
+    },
     errors::DaggerError,
     events::{LeaseActivated, LeaseTerminated, OperatorAdmitted, OperatorRemoved, VoteCast},
-    state::{Attestation, Ballot, Config, Operator, OperatorStatus, Request, RequestStatus, Vote},
+    lamports::pay_out,
+    state::{
+        Attestation, Ballot, Config, FeeVault, Operator, OperatorStatus, Request, RequestStatus,
+        StakeVault, Vote,
+    },
 };
 
 #[derive(Accounts)]
@@ -21,11 +28,19 @@ pub struct Attest<'info> {
         bump = voter.bump,
     )]
     pub voter: Account<'info, Operator>,
+    /// One tally per subject *instance*: the nonce is a seed, so ballots for
+    /// a request or registration that was closed and recreated at the same
+    /// address can never count for the new one.
     #[account(
         init_if_needed,
         payer = node_key,
         space = 8 + Attestation::INIT_SPACE,
-        seeds = [ATTESTATION_SEED, vote.kind_seed(), vote.subject_key().as_ref()],
+        seeds = [
+            ATTESTATION_SEED,
+            vote.kind_seed(),
+            vote.subject_key().as_ref(),
+            &vote.nonce().to_le_bytes(),
+        ],
         bump,
     )]
     pub attestation: Account<'info, Attestation>,
@@ -42,11 +57,18 @@ pub struct Attest<'info> {
     pub subject_operator: Option<Account<'info, Operator>>,
     /// The operator a Provision vote assigns the lease to. Omitted when it is
     /// the voter itself.
+    #[account(mut)]
     pub assigned_operator: Option<Account<'info, Operator>>,
+    /// The removed operator's stake vault, for Remove votes (the slash is
+    /// taken from it).
+    #[account(mut)]
+    pub subject_stake_vault: Option<Account<'info, StakeVault>>,
+    #[account(mut, seeds = [FEE_VAULT_SEED], bump = config.fee_vault_bump)]
+    pub fee_vault: Account<'info, FeeVault>,
     pub system_program: Program<'info, System>,
 }
 
-/// Records one stake-weighted vote; when strictly more than 2/3 of the epoch's
+/// Records one stake-weighted vote; when strictly more than 2/3 of the
 /// active stake agrees on one outcome, applies it once and closes the tally.
 pub(crate) fn handler(ctx: Context<Attest>, roster_epoch: u64, vote: Vote) -> Result<()> {
     let accounts = &mut *ctx.accounts;
@@ -71,7 +93,8 @@ pub(crate) fn handler(ctx: Context<Attest>, roster_epoch: u64, vote: Vote) -> Re
         DaggerError::WrongAccount
     );
     if attestation.roster_epoch != current_epoch {
-        // A roster change invalidates every earlier ballot: restart the tally.
+        // Stake left the active set since these ballots were cast: they no
+        // longer count (a departed voter's stake must never help a quorum).
         attestation.roster_epoch = current_epoch;
         attestation.ballots.clear();
     }
@@ -114,9 +137,11 @@ pub(crate) fn handler(ctx: Context<Attest>, roster_epoch: u64, vote: Vote) -> Re
 fn subject_request<'a, 'info>(
     request: &'a mut Option<Account<'info, Request>>,
     expected: &Pubkey,
+    nonce: u64,
 ) -> Result<&'a mut Account<'info, Request>> {
     let request = request.as_mut().ok_or(DaggerError::MissingSubjectAccount)?;
     require_keys_eq!(request.key(), *expected, DaggerError::SubjectMismatch);
+    require!(request.nonce == nonce, DaggerError::SubjectMismatch);
     Ok(request)
 }
 
@@ -125,6 +150,7 @@ fn subject_request<'a, 'info>(
 fn subject_operator<'a, 'info>(
     accounts: &'a mut Attest<'info>,
     expected: &Pubkey,
+    nonce: u64,
 ) -> Result<&'a mut Account<'info, Operator>> {
     let operator = match accounts.subject_operator.as_mut() {
         Some(operator) => operator,
@@ -132,36 +158,51 @@ fn subject_operator<'a, 'info>(
         None => return err!(DaggerError::MissingSubjectAccount),
     };
     require_keys_eq!(operator.key(), *expected, DaggerError::SubjectMismatch);
+    require!(operator.nonce == nonce, DaggerError::SubjectMismatch);
     Ok(operator)
+}
+
+/// The operator a Provision vote assigns the lease to.
+fn assigned<'a, 'info>(
+    accounts: &'a mut Attest<'info>,
+    expected: &Pubkey,
+) -> Result<&'a mut Account<'info, Operator>> {
+    let assigned = match accounts.assigned_operator.as_mut() {
+        Some(operator) => operator,
+        None => &mut accounts.voter,
+    };
+    require_keys_eq!(
+        assigned.key(),
+        *expected,
+        DaggerError::AssignedOperatorMismatch
+    );
+    Ok(assigned)
 }
 
 /// Rejects votes on subjects that are already decided or can no longer be.
 fn check_subject_pending(accounts: &mut Attest, vote: &Vote, now: i64) -> Result<()> {
-    match vote {
+    match *vote {
         Vote::Provision {
-            request, operator, ..
+            request,
+            nonce,
+            operator,
+            ..
         } => {
-            let request = subject_request(&mut accounts.request, request)?;
+            let request = subject_request(&mut accounts.request, &request, nonce)?;
             match request.status {
                 RequestStatus::Open => {}
                 _ => return err!(DaggerError::AlreadyApplied),
             }
             require!(now <= request.deadline, DaggerError::RequestExpired);
-            let assigned = accounts
-                .assigned_operator
-                .as_ref()
-                .unwrap_or(&accounts.voter);
-            require_keys_eq!(
-                assigned.key(),
-                *operator,
-                DaggerError::AssignedOperatorMismatch
-            );
+            let assigned = assigned(accounts, &operator)?;
             require!(assigned.is_active(), DaggerError::OperatorNotActive);
         }
-        Vote::Admit { operator, .. } => {
+        Vote::Admit {
+            operator, nonce, ..
+        } => {
             require!(accounts.config.bootstrapped, DaggerError::NotBootstrapped);
             let min_stake = accounts.config.min_operator_stake;
-            let operator = subject_operator(accounts, operator)?;
+            let operator = subject_operator(accounts, &operator, nonce)?;
             match operator.status {
                 OperatorStatus::Pending => {}
                 OperatorStatus::Active => return err!(DaggerError::AlreadyApplied),
@@ -169,12 +210,14 @@ fn check_subject_pending(accounts: &mut Attest, vote: &Vote, now: i64) -> Result
             }
             require!(operator.stake >= min_stake, DaggerError::InsufficientStake);
         }
-        Vote::Remove { operator, .. } => {
-            let operator = subject_operator(accounts, operator)?;
+        Vote::Remove {
+            operator, nonce, ..
+        } => {
+            let operator = subject_operator(accounts, &operator, nonce)?;
             require!(operator.is_active(), DaggerError::OperatorNotActive);
         }
-        Vote::Terminate { request, .. } => {
-            let request = subject_request(&mut accounts.request, request)?;
+        Vote::Terminate { request, nonce, .. } => {
+            let request = subject_request(&mut accounts.request, &request, nonce)?;
             match request.status {
                 RequestStatus::Active => {}
                 RequestStatus::Terminated => return err!(DaggerError::AlreadyApplied),
@@ -190,25 +233,37 @@ fn apply(accounts: &mut Attest, vote: &Vote, now: i64) -> Result<()> {
     match *vote {
         Vote::Provision {
             request,
+            nonce,
             operator,
             endpoint_hash,
         } => {
-            let request = subject_request(&mut accounts.request, &request)?;
+            let request = subject_request(&mut accounts.request, &request, nonce)?;
             request.status = RequestStatus::Active;
             request.assigned_operator = operator;
             request.endpoint_hash = endpoint_hash;
             request.lease_start = now;
+            let request_key = request.key();
+            let assigned = assigned(accounts, &operator)?;
+            assigned.active_leases = assigned.active_leases.saturating_add(1);
             emit!(LeaseActivated {
-                request: request.key(),
+                request: request_key,
                 operator,
                 endpoint_hash,
                 started_at: now,
             });
         }
-        Vote::Admit { operator, .. } => {
-            let target = subject_operator(accounts, &operator)?;
+        Vote::Admit {
+            operator, nonce, ..
+        } => {
+            let target = subject_operator(accounts, &operator, nonce)?;
             target.status = OperatorStatus::Active;
             let stake = target.stake;
+            let total_after = accounts
+                .config
+                .total_active_stake
+                .checked_add(stake)
+                .ok_or(DaggerError::Overflow)?;
+            accounts.config.check_share(stake, total_after)?;
             accounts.config.activate(stake)?;
             emit!(OperatorAdmitted {
                 operator,
@@ -218,22 +273,47 @@ fn apply(accounts: &mut Attest, vote: &Vote, now: i64) -> Result<()> {
                 total_active_stake: accounts.config.total_active_stake,
             });
         }
-        Vote::Remove { operator, .. } => {
+        Vote::Remove {
+            operator, nonce, ..
+        } => {
             let unbonding_period = accounts.config.unbonding_period;
-            let target = subject_operator(accounts, &operator)?;
+            let slash_bps = accounts.config.removal_slash_bps;
+            let target = subject_operator(accounts, &operator, nonce)?;
             target.start_unbonding(now, unbonding_period)?;
             target.removals = target.removals.saturating_add(1);
             let stake = target.stake;
-            accounts.config.deactivate(stake)?;
+            let slash = (stake as u128 * slash_bps as u128 / BPS_DENOMINATOR as u128) as u64;
+            let vault_bump = target.vault_bump;
+            if slash > 0 {
+                target.stake = stake - slash;
+                target.slashed = target.slashed.saturating_add(slash);
+                let expected_vault = Pubkey::create_program_address(
+                    &[STAKE_VAULT_SEED, operator.as_ref(), &[vault_bump]],
+                    &crate::ID,
+                )
+                .map_err(|_| DaggerError::WrongAccount)?;
+                let vault = accounts
+                    .subject_stake_vault
+                    .as_ref()
+                    .ok_or(DaggerError::MissingSubjectAccount)?;
+                require_keys_eq!(vault.key(), expected_vault, DaggerError::WrongAccount);
+                pay_out(
+                    &vault.to_account_info(),
+                    &accounts.fee_vault.to_account_info(),
+                    slash,
+                )?;
+            }
+            accounts.config.deactivate(stake, now)?;
             emit!(OperatorRemoved {
                 operator,
-                stake,
+                stake: stake - slash,
+                slashed: slash,
                 roster_epoch: accounts.config.roster_epoch,
                 total_active_stake: accounts.config.total_active_stake,
             });
         }
-        Vote::Terminate { request, .. } => {
-            let request = subject_request(&mut accounts.request, &request)?;
+        Vote::Terminate { request, nonce, .. } => {
+            let request = subject_request(&mut accounts.request, &request, nonce)?;
             request.status = RequestStatus::Terminated;
             request.ended_at = now;
             emit!(LeaseTerminated {

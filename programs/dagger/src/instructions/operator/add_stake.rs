@@ -18,7 +18,7 @@ pub struct AddStake<'info> {
         mut,
         seeds = [OPERATOR_SEED, operator.node_key.as_ref()],
         bump = operator.bump,
-        has_one = owner @ DaggerError::Unauthorized,
+        has_one = owner @ DaggerError::NotOwner,
     )]
     pub operator: Account<'info, Operator>,
     #[account(
@@ -30,10 +30,14 @@ pub struct AddStake<'info> {
     pub system_program: Program<'info, System>,
 }
 
-/// Stake added to an active operator changes the roster's weights, so it
-/// starts a new roster epoch like any other roster change.
+/// Stake added to an active operator counts at once, for votes cast from
+/// now on, without starting a new roster epoch: open tallies keep their
+/// ballots (see `Config::roster_epoch`), so adding stake cannot stall them.
+/// After bootstrap no operator may grow past the configured share of the
+/// active stake.
 pub(crate) fn handler(ctx: Context<AddStake>, amount: u64) -> Result<()> {
     let accounts = &mut *ctx.accounts;
+    require!(amount > 0, DaggerError::ZeroAmount);
     require!(
         matches!(
             accounts.operator.status,
@@ -41,6 +45,19 @@ pub(crate) fn handler(ctx: Context<AddStake>, amount: u64) -> Result<()> {
         ),
         DaggerError::InvalidOperatorStatus
     );
+    let stake_after = accounts
+        .operator
+        .stake
+        .checked_add(amount)
+        .ok_or(DaggerError::Overflow)?;
+    if accounts.operator.is_active() {
+        let total_after = accounts
+            .config
+            .total_active_stake
+            .checked_add(amount)
+            .ok_or(DaggerError::Overflow)?;
+        accounts.config.check_share(stake_after, total_after)?;
+    }
     deposit(
         &accounts.owner,
         &accounts.stake_vault.to_account_info(),
@@ -48,10 +65,7 @@ pub(crate) fn handler(ctx: Context<AddStake>, amount: u64) -> Result<()> {
         amount,
     )?;
     let operator = &mut accounts.operator;
-    operator.stake = operator
-        .stake
-        .checked_add(amount)
-        .ok_or(DaggerError::Overflow)?;
+    operator.stake = stake_after;
     if operator.is_active() {
         accounts.config.add_active_stake(amount)?;
     }

@@ -5,7 +5,7 @@ use crate::{
     errors::DaggerError,
     events::OperatorRegistered,
     lamports::deposit,
-    state::{validate_address, Capacity, Config, Operator, OperatorStatus, StakeVault},
+    state::{validate_address, Capacity, Config, Operator, OperatorStatus, PriceFloor, StakeVault},
 };
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
@@ -13,6 +13,7 @@ pub struct RegisterOperatorArgs {
     pub address: String,
     pub capacity: Capacity,
     pub stake: u64,
+    pub price_floor: PriceFloor,
 }
 
 /// The node key signs too: nobody can register a node identity they do not hold.
@@ -21,7 +22,7 @@ pub struct RegisterOperator<'info> {
     #[account(mut)]
     pub owner: Signer<'info>,
     pub node_key: Signer<'info>,
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    #[account(mut, seeds = [CONFIG_SEED], bump = config.bump)]
     pub config: Account<'info, Config>,
     #[account(
         init,
@@ -58,6 +59,7 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
     )?;
 
     let now = Clock::get()?.unix_timestamp;
+    let nonce = accounts.config.take_nonce()?;
     accounts.stake_vault.set_inner(StakeVault {
         operator: accounts.operator.key(),
         bump: ctx.bumps.stake_vault,
@@ -72,8 +74,13 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
         registered_at: now,
         withdrawable_at: 0,
         removals: 0,
+        slashed: 0,
         votes_cast: 0,
         last_vote_at: 0,
+        earnings: 0,
+        price_floor: args.price_floor,
+        active_leases: 0,
+        nonce,
         bump: ctx.bumps.operator,
         vault_bump: ctx.bumps.stake_vault,
     });
@@ -84,6 +91,8 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
         stake: args.stake,
         address: args.address,
         capacity: args.capacity,
+        price_floor: args.price_floor,
+        nonce,
     });
     Ok(())
 }

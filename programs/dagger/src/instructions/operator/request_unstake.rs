@@ -16,7 +16,7 @@ pub struct RequestUnstake<'info> {
         mut,
         seeds = [OPERATOR_SEED, operator.node_key.as_ref()],
         bump = operator.bump,
-        has_one = owner @ DaggerError::Unauthorized,
+        has_one = owner @ DaggerError::NotOwner,
     )]
     pub operator: Account<'info, Operator>,
 }
@@ -34,10 +34,10 @@ pub(crate) fn handler(ctx: Context<RequestUnstake>) -> Result<()> {
             return err!(DaggerError::InvalidOperatorStatus)
         }
     };
-    if was_active {
-        config.deactivate(operator.stake)?;
-    }
     let now = Clock::get()?.unix_timestamp;
+    if was_active {
+        config.deactivate(operator.stake, now)?;
+    }
     operator.start_unbonding(now, config.unbonding_period)?;
     emit!(UnstakeRequested {
         operator: operator.key(),

@@ -4,13 +4,14 @@ use crate::{
     constants::OPERATOR_SEED,
     errors::DaggerError,
     events::OperatorUpdated,
-    state::{validate_address, Capacity, Operator, OperatorStatus},
+    state::{validate_address, Capacity, Operator, OperatorStatus, PriceFloor},
 };
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, Default)]
 pub struct UpdateOperatorArgs {
     pub address: Option<String>,
     pub capacity: Option<Capacity>,
+    pub price_floor: Option<PriceFloor>,
 }
 
 #[derive(Accounts)]
@@ -20,7 +21,7 @@ pub struct UpdateOperator<'info> {
         mut,
         seeds = [OPERATOR_SEED, operator.node_key.as_ref()],
         bump = operator.bump,
-        has_one = owner @ DaggerError::Unauthorized,
+        has_one = owner @ DaggerError::NotOwner,
     )]
     pub operator: Account<'info, Operator>,
 }
@@ -39,10 +40,14 @@ pub(crate) fn handler(ctx: Context<UpdateOperator>, args: UpdateOperatorArgs) ->
         capacity.validate()?;
         operator.capacity = capacity;
     }
+    if let Some(price_floor) = args.price_floor {
+        operator.price_floor = price_floor;
+    }
     emit!(OperatorUpdated {
         operator: operator.key(),
         address: operator.address.clone(),
         capacity: operator.capacity,
+        price_floor: operator.price_floor,
     });
     Ok(())
 }

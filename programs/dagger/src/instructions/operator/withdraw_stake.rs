@@ -15,10 +15,11 @@ pub struct WithdrawStake<'info> {
         mut,
         seeds = [OPERATOR_SEED, operator.node_key.as_ref()],
         bump = operator.bump,
-        has_one = owner @ DaggerError::Unauthorized,
+        has_one = owner @ DaggerError::NotOwner,
     )]
     pub operator: Account<'info, Operator>,
-    /// Closed into the owner: the stake and the vault's rent go back together.
+    /// Closed into the owner: the stake, any unwithdrawn earnings and the
+    /// vault's rent go back together.
     #[account(
         mut,
         close = owner,
@@ -39,8 +40,11 @@ pub(crate) fn handler(ctx: Context<WithdrawStake>) -> Result<()> {
         now >= operator.withdrawable_at,
         DaggerError::UnbondingNotFinished
     );
+    // Unsettled leases pay into this vault: it stays until they are settled.
+    require!(operator.active_leases == 0, DaggerError::LeasesOutstanding);
     let amount = ctx.accounts.stake_vault.to_account_info().lamports();
     operator.stake = 0;
+    operator.earnings = 0;
     operator.status = OperatorStatus::Exited;
     emit!(StakeWithdrawn {
         operator: operator.key(),
