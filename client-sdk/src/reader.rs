@@ -13,7 +13,7 @@ use crate::{
     client::DaggerClient,
     errors::ClientError,
     layout::{self, request_status_byte, DISCRIMINATOR_LEN},
-    pda, Attestation, Config, Operator, OperatorStatus, Request, RequestStatus, Subject,
+    pda, Attestation, Config, Operator, OperatorStatus, Request, RequestStatus, Subject, VmSpec,
     PROGRAM_ID,
 };
 
@@ -124,6 +124,30 @@ impl<'a> Reader<'a> {
         }
         operators.sort_by_key(|(_, operator)| operator.node_key);
         Ok(operators)
+    }
+
+    /// What each active operator that could host `spec` (capacity and
+    /// region) asks for it, in lamports per second, cheapest first: the
+    /// price a request must offer to be assigned (consensus assigns a request
+    /// only to an operator whose floor it meets).
+    pub async fn quote(self, spec: &VmSpec) -> Result<Vec<(Pubkey, u128)>, ClientError> {
+        let mut quotes: Vec<(Pubkey, u128)> = self
+            .operators(OperatorFilter {
+                status: Some(OperatorStatus::Active),
+                owner: None,
+            })
+            .await?
+            .into_iter()
+            .filter(|(_, op)| {
+                (spec.region == 0 || op.capacity.region == spec.region)
+                    && op.capacity.vcpus >= spec.vcpus
+                    && op.capacity.memory_mib >= spec.memory_mib
+                    && op.capacity.disk_gib >= spec.disk_gib
+            })
+            .map(|(address, op)| (address, op.price_floor.min_price(spec)))
+            .collect();
+        quotes.sort_by_key(|(address, price)| (*price, *address));
+        Ok(quotes)
     }
 
     /// Requests, oldest first.

@@ -325,7 +325,75 @@ async fn an_operator_runs_a_node_with_the_cli() {
         "12",
     ])
     .await;
+    // The price floor: set by update, quoted to customers.
+    cli.json(&[
+        "operator",
+        "update",
+        "--node",
+        &node_key,
+        "--price-per-vcpu",
+        "7",
+    ])
+    .await;
+    let quote = cli
+        .json(&[
+            "vm",
+            "quote",
+            "--vcpus",
+            "2",
+            "--memory-mib",
+            "1024",
+            "--disk-gib",
+            "10",
+        ])
+        .await;
+    // Only active operators are quoted (this one is pending): the genesis
+    // operator, whose floor is 0.
+    assert_eq!(quote["quotes"].as_array().unwrap().len(), 1);
+    assert_eq!(quote["cheapest_price_per_second"], "0");
+    let holder = Cli::new(&net.chain, &dir, &net.operators[0].owner);
+    holder
+        .json(&[
+            "operator",
+            "update",
+            "--node",
+            &net.operators[0].node.pubkey().to_string(),
+            "--price-per-vcpu",
+            "3",
+            "--price-per-disk-gib",
+            "1",
+        ])
+        .await;
+    let quote = cli
+        .json(&[
+            "vm",
+            "quote",
+            "--vcpus",
+            "2",
+            "--memory-mib",
+            "1024",
+            "--disk-gib",
+            "10",
+        ])
+        .await;
+    assert_eq!(quote["cheapest_price_per_second"], "16");
+    let none = cli
+        .json(&[
+            "vm",
+            "quote",
+            "--vcpus",
+            "2",
+            "--memory-mib",
+            "1024",
+            "--disk-gib",
+            "10",
+            "--region",
+            "9",
+        ])
+        .await;
+    assert!(none["quotes"].as_array().unwrap().is_empty());
     let shown = cli.json(&["operator", "show", "--node", &node_key]).await;
+    assert_eq!(shown["price_floor"]["per_vcpu"], 7);
     assert_eq!(shown["stake_lamports"], 2_000_000_000u64);
     assert_eq!(shown["network_address"], "10.1.1.1:9400");
     assert_eq!(shown["capacity"]["vcpus"], 12);
@@ -382,7 +450,6 @@ async fn an_operator_runs_a_node_with_the_cli() {
     assert_eq!(error["program_error"]["name"], "WrongAccount");
 
     // The lease's own operator claims it.
-    let holder = Cli::new(&net.chain, &dir, &net.operators[0].owner);
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let claimed = holder
         .json(&[
@@ -586,6 +653,6 @@ async fn cli_errors_are_clear() {
     let error = cli
         .json_error(&["vm", "cancel", &created.request.to_string()])
         .await;
-    assert_eq!(error["program_error"]["name"], "Unauthorized");
+    assert_eq!(error["program_error"]["name"], "NotCustomer");
     assert!(!error["logs"].as_array().unwrap().is_empty());
 }

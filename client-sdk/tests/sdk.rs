@@ -267,7 +267,7 @@ async fn cancel_reclaim_and_waiting_report_why_a_request_ended() {
     // Nobody provisions it: waiting reports the expiry...
     let error = customer
         .customer()
-        .wait_until_active(&expiring.request, Duration::from_secs(10), |_| {})
+        .wait_until_active(&expiring.request, Duration::from_secs(20), |_| {})
         .await
         .unwrap_err();
     match error {
@@ -291,7 +291,8 @@ async fn cancel_reclaim_and_waiting_report_why_a_request_ended() {
 
 #[tokio::test]
 async fn an_operator_registers_stakes_updates_claims_and_leaves() {
-    // Four operators: adding half a SOL keeps this one under the stake cap.
+    // Four operators of one SOL each: a quarter SOL more keeps this one
+    // under the 30% stake cap.
     let net = Network::start(Settings {
         unbonding_period: 10,
         operators: 4,
@@ -304,7 +305,7 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
 
     owner
         .operator()
-        .add_stake(&node, LAMPORTS_PER_SOL / 2)
+        .add_stake(&node, LAMPORTS_PER_SOL / 4)
         .await
         .expect("add_stake");
     owner
@@ -332,7 +333,7 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
         .await
         .expect("update capacity");
     let operator = owner.reader().operator(&node).await.unwrap();
-    assert_eq!(operator.stake, MIN_STAKE + LAMPORTS_PER_SOL / 2);
+    assert_eq!(operator.stake, MIN_STAKE + LAMPORTS_PER_SOL / 4);
     assert_eq!(operator.address, "10.0.0.7:7000");
     assert_eq!(operator.capacity.vcpus, 64);
     assert_eq!(operator.status, OperatorStatus::Active);
@@ -390,14 +391,27 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
         1
     );
 
-    // The customer ends the lease (the operator's share stays in its
-    // vault as earnings); nothing is owed any more.
+    // The customer ends the lease a second later (the operator's share of
+    // that second stays in its vault as earnings); nothing is owed any more.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     customer
         .customer()
         .close_lease(&created.request)
         .await
         .expect("close_lease");
-    assert!(owner.reader().operator(&node).await.unwrap().earnings > 0);
+    let earnings = owner.reader().operator(&node).await.unwrap().earnings;
+    assert!(earnings > 0);
+    let before = owner_rpc.get_balance(&keys.owner.pubkey()).await.unwrap();
+    owner
+        .operator()
+        .withdraw_earnings(&node)
+        .await
+        .expect("withdraw_earnings");
+    let after = owner_rpc.get_balance(&keys.owner.pubkey()).await.unwrap();
+    assert_eq!(after + 5_000, before + earnings);
+    assert_eq!(owner.reader().operator(&node).await.unwrap().earnings, 0);
+    let error = owner.operator().withdraw_earnings(&node).await.unwrap_err();
+    assert!(matches!(error, ClientError::InvalidArgument(_)), "{error}");
 
     // Leaving: unstake, wait out the unbonding period, withdraw.
     owner
@@ -419,6 +433,12 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
     let operator = owner.reader().operator(&node).await.unwrap();
     assert_eq!(operator.status, OperatorStatus::Exited);
     assert_eq!(operator.stake, 0);
+    // Closing the exited account returns its rent; the key may register again.
+    owner.operator().close(&node).await.expect("close operator");
+    assert!(matches!(
+        owner.reader().operator(&node).await,
+        Err(ClientError::NotFound { .. })
+    ));
 }
 
 #[tokio::test]
@@ -754,11 +774,11 @@ async fn user_errors_are_typed_and_carry_the_program_logs() {
         .cancel(&created.request)
         .await
         .unwrap_err();
-    assert!(error.is_dagger(DaggerError::Unauthorized), "{error}");
+    assert!(error.is_dagger(DaggerError::NotCustomer), "{error}");
     assert!(
         error
             .to_string()
-            .starts_with("program refused instruction 0: DAGGER error Unauthorized"),
+            .starts_with("program refused instruction 0: DAGGER error NotCustomer"),
         "{error}"
     );
     assert!(dagger_failed(error.logs()), "{:?}", error.logs());
@@ -780,7 +800,7 @@ async fn user_errors_are_typed_and_carry_the_program_logs() {
     match &error {
         ClientError::Program { index, failure, .. } => {
             assert_eq!(*index, 0, "compute budget instructions are not counted");
-            assert!(failure.is(DaggerError::Unauthorized));
+            assert!(failure.is(DaggerError::NotCustomer));
         }
         other => panic!("expected a program error, got {other}"),
     }

@@ -280,6 +280,10 @@ impl Report {
                 "unbonding_period": config.unbonding_period,
                 "provisioning_timeout": config.provisioning_timeout,
                 "protocol_fee_bps": config.protocol_fee_bps,
+                "max_stake_share_bps": config.max_stake_share_bps,
+                "removal_slash_bps": config.removal_slash_bps,
+                "pending_admin": (config.pending_admin != Pubkey::default())
+                    .then(|| config.pending_admin.to_string()),
                 "roster_epoch": config.roster_epoch,
                 "active_operators": config.active_operators,
                 "bootstrapped": config.bootstrapped,
@@ -304,13 +308,16 @@ impl Report {
         let config = &self.config;
         let settings = format!(
             "  admin {}\n  treasury {}\n  min_operator_stake {} lamports\n  unbonding_period {} s\n  \
-             provisioning_timeout {} s\n  protocol_fee_bps {}",
+             provisioning_timeout {} s\n  protocol_fee_bps {}\n  max_stake_share_bps {}\n  \
+             removal_slash_bps {}",
             config.admin,
             config.treasury,
             config.min_operator_stake,
             config.unbonding_period,
             config.provisioning_timeout,
-            config.protocol_fee_bps
+            config.protocol_fee_bps,
+            config.max_stake_share_bps,
+            config.removal_slash_bps
         );
         let listed = |list: &[Difference]| {
             list.iter()

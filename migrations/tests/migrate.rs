@@ -109,7 +109,15 @@ async fn initialize_in_process_is_idempotent_and_updates_on_request() {
     let first = initialize(&admin_client, &settings, false).await.unwrap();
     match &first.action {
         Action::Initialized { defaulted, .. } => {
-            assert_eq!(defaulted, &["unbonding_period", "provisioning_timeout"])
+            assert_eq!(
+                defaulted,
+                &[
+                    "unbonding_period",
+                    "provisioning_timeout",
+                    "max_stake_share_bps",
+                    "removal_slash_bps"
+                ]
+            )
         }
         other => panic!("expected Initialized, got {other:?}"),
     }
@@ -122,6 +130,11 @@ async fn initialize_in_process_is_idempotent_and_updates_on_request() {
         first.config.provisioning_timeout,
         defaults::PROVISIONING_TIMEOUT
     );
+    assert_eq!(
+        first.config.max_stake_share_bps,
+        defaults::MAX_STAKE_SHARE_BPS
+    );
+    assert_eq!(first.config.removal_slash_bps, defaults::REMOVAL_SLASH_BPS);
 
     let second = initialize(&admin_client, &settings, false).await.unwrap();
     assert_eq!(second.action, Action::Unchanged);
@@ -212,6 +225,10 @@ async fn the_binary_initialises_reports_differences_and_updates() {
         "15m",
         "--fee-bps",
         "200",
+        "--max-stake-share-bps",
+        "2500",
+        "--removal-slash-bps",
+        "1000",
     ];
 
     let output = migrate(
@@ -228,6 +245,8 @@ async fn the_binary_initialises_reports_differences_and_updates() {
     assert_eq!(report["config"]["unbonding_period"], 172_800);
     assert_eq!(report["config"]["provisioning_timeout"], 900);
     assert_eq!(report["config"]["protocol_fee_bps"], 200);
+    assert_eq!(report["config"]["max_stake_share_bps"], 2_500);
+    assert_eq!(report["config"]["removal_slash_bps"], 1_000);
     assert_eq!(report["config"]["treasury"], treasury.as_str());
     assert_eq!(report["defaulted"].as_array().unwrap().len(), 0);
 

@@ -285,6 +285,23 @@ pub enum VmCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Show what the active operators ask for a VM like this, cheapest
+    /// first (lamports per second): offer at least the cheapest price, or
+    /// nobody will be assigned the request.
+    Quote {
+        /// vCPUs wanted.
+        #[arg(long)]
+        vcpus: u16,
+        /// Memory wanted, in MiB.
+        #[arg(long = "memory-mib", value_name = "MIB")]
+        memory_mib: u32,
+        /// Disk wanted, in GiB.
+        #[arg(long = "disk-gib", value_name = "GIB")]
+        disk_gib: u32,
+        /// Region code (0 = any).
+        #[arg(long, default_value_t = 0)]
+        region: u16,
+    },
     /// Pay for more time on an open request or running lease.
     TopUp {
         /// The request account (printed by `dagger vm request`).

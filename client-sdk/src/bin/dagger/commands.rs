@@ -67,6 +67,8 @@ async fn config_show(ctx: &Context) -> Result<Report> {
          Unbonding period:       {} s\n\
          Provisioning timeout:   {} s\n\
          Protocol fee:           {} bps\n\
+         Stake cap per operator: {} bps of the active stake\n\
+         Slash on removal:       {} bps\n\
          Roster epoch:           {}\n\
          Active operators:       {} ({} SOL staked)\n\
          Bootstrapped:           {}",
@@ -78,6 +80,8 @@ async fn config_show(ctx: &Context) -> Result<Report> {
         config.unbonding_period,
         config.provisioning_timeout,
         config.protocol_fee_bps,
+        config.max_stake_share_bps,
+        config.removal_slash_bps,
         config.roster_epoch,
         config.active_operators,
         sol(config.total_active_stake),
@@ -366,6 +370,43 @@ async fn operator(ctx: &Context, command: OperatorCommand) -> Result<Report> {
 
 async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
     match command {
+        VmCommand::Quote {
+            vcpus,
+            memory_mib,
+            disk_gib,
+            region,
+        } => {
+            let spec = VmSpec {
+                vcpus,
+                memory_mib,
+                disk_gib,
+                region,
+                image_id: [0; 32],
+            };
+            let quotes = ctx.client()?.reader().quote(&spec).await?;
+            let json = json!({
+                "quotes": quotes
+                    .iter()
+                    .map(|(operator, price)| json!({
+                        "operator": operator.to_string(),
+                        "price_per_second": price.to_string(),
+                    }))
+                    .collect::<Vec<_>>(),
+                "cheapest_price_per_second": quotes.first().map(|(_, p)| p.to_string()),
+            });
+            let mut text = String::new();
+            for (operator, price) in &quotes {
+                text.push_str(&format!("{operator}  {price} lamports/s\n"));
+            }
+            match quotes.first() {
+                Some((_, price)) => text.push_str(&format!(
+                    "{} operator(s) can host it; offer at least {price} lamports per second.",
+                    quotes.len()
+                )),
+                None => text.push_str("No active operator can host a VM like this."),
+            }
+            Ok(Report::new(json, text))
+        }
         VmCommand::Request {
             vcpus,
             memory_mib,
@@ -683,6 +724,10 @@ fn config_json(config: &Config) -> Value {
         "unbonding_period_seconds": config.unbonding_period,
         "provisioning_timeout_seconds": config.provisioning_timeout,
         "protocol_fee_bps": config.protocol_fee_bps,
+        "max_stake_share_bps": config.max_stake_share_bps,
+        "removal_slash_bps": config.removal_slash_bps,
+        "pending_admin": (config.pending_admin != Pubkey::default())
+            .then(|| config.pending_admin.to_string()),
         "roster_epoch": config.roster_epoch,
         "total_active_stake_lamports": config.total_active_stake,
         "active_operators": config.active_operators,
@@ -707,7 +752,15 @@ fn operator_json(address: &Pubkey, operator: &Operator) -> Value {
         "registered_at": operator.registered_at,
         "withdrawable_at": operator.withdrawable_at,
         "removals": operator.removals,
+        "slashed_lamports": operator.slashed,
         "votes_cast": operator.votes_cast,
+        "earnings_lamports": operator.earnings,
+        "active_leases": operator.active_leases,
+        "price_floor": {
+            "per_vcpu": operator.price_floor.per_vcpu,
+            "per_memory_gib": operator.price_floor.per_memory_gib,
+            "per_disk_gib": operator.price_floor.per_disk_gib,
+        },
     })
 }
 
