@@ -181,6 +181,20 @@ async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -
     let from = query.from;
     let result = tokio::task::spawn_blocking(move || store.txs_from(from, limit)).await;
     match result {
+        // Positions are consecutive from `from`, or the page is refused:
+        // a reader paging by count must never skip a hole silently.
+        Ok(Ok(records)) if !consecutive(from, &records) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the ledger lacks ordered transactions between position {from} and {}; \
+                 ask another node",
+                records
+                    .iter()
+                    .zip(from..)
+                    .find(|(r, expected)| r.position != *expected)
+                    .map_or(from, |(r, _)| r.position)
+            ),
+        ),
         Ok(Ok(records)) => Json(
             records
                 .into_iter()
@@ -196,6 +210,13 @@ async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+fn consecutive(from: u64, records: &[crate::store::TxRecord]) -> bool {
+    records
+        .iter()
+        .zip(from..)
+        .all(|(r, expected)| r.position == expected)
 }
 
 async fn submit(State(state): State<ApiState>, body: Bytes) -> Response {

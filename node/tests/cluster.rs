@@ -602,6 +602,7 @@ async fn a_node_whose_last_event_never_went_out_rejoins_after_a_long_outage() {
                 &[Write::Events {
                     events: vec![(lost.id().0, lost.encode())],
                     own_seq: Some(own_seq + 1),
+                    mempool_taken: Vec::new(),
                 }],
                 true,
             )

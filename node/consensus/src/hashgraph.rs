@@ -799,6 +799,26 @@ impl Hashgraph {
         self.g.get(id).is_some() || self.buffer.contains(id) || self.parked.contains(id)
     }
 
+    /// Every held event with whether it is ordered yet, in insertion order
+    /// (parents first). A restarted node rebuilds its own bookkeeping from
+    /// it: which of its transactions still wait for consensus, which held
+    /// events are already in the order.
+    pub fn held_events(&self) -> Vec<(&Event, bool)> {
+        let mut slots: Vec<(u64, u32)> = self
+            .g
+            .live_slots()
+            .map(|s| (self.g.node(s).insert_no, s))
+            .collect();
+        slots.sort_unstable();
+        slots
+            .into_iter()
+            .map(|(_, s)| {
+                let n = self.g.node(s);
+                (&n.event, n.ordered)
+            })
+            .collect()
+    }
+
     /// The held event with this id.
     pub fn event(&self, id: &EventId) -> Option<Event> {
         self.g.get(id).map(|s| self.g.node(s).event.clone())

@@ -3,15 +3,12 @@
 //!
 //! The core never waits for the disk. Own events are the exception that the
 //! grouping makes cheap: a batch holding one is committed durably (fsync),
-//! and only then are its events pushed to peers and its transactions'
-//! submitters answered. Until then the core keeps the events out of sync
-//! answers (see `Undurable`), so no peer can learn of an event a crash
-//! could make this node sign again.
+//! and only then are its events pushed to peers, its transactions'
+//! submitters answered and the machine told (it keeps undurable own events
+//! out of sync answers, so no peer can learn of an event a crash could make
+//! this node sign again).
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use dagger_consensus::{Event, EventId};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -35,35 +32,13 @@ pub(crate) struct LedgerOp {
     pub own: Option<OwnEvent>,
 }
 
-/// Own events created but not yet durable.
-#[derive(Clone, Default)]
-pub(crate) struct Undurable(Arc<Mutex<HashSet<EventId>>>);
-
-impl Undurable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<EventId>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    pub fn insert(&self, id: EventId) {
-        self.lock().insert(id);
-    }
-    pub fn contains(&self, id: &EventId) -> bool {
-        self.lock().contains(id)
-    }
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-    fn remove(&self, id: &EventId) {
-        self.lock().remove(id);
-    }
-}
-
 /// Starts the writer thread. It ends when every sender is dropped; a failed
 /// commit is fatal (reported on `fatal`): the node must not go on without
 /// its ledger.
 pub(crate) fn spawn(
     store: Arc<Store>,
     own_events: broadcast::Sender<Event>,
-    undurable: Undurable,
+    durable: mpsc::UnboundedSender<EventId>,
     fatal: watch::Sender<Option<String>>,
 ) -> (mpsc::UnboundedSender<LedgerOp>, std::thread::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<LedgerOp>();
@@ -78,9 +53,9 @@ pub(crate) fn spawn(
                         Err(_) => break,
                     }
                 }
-                let durable = batch.iter().any(|op| op.own.is_some());
+                let must_sync = batch.iter().any(|op| op.own.is_some());
                 let writes: Vec<Write> = batch.iter().map(|op| op.write.clone()).collect();
-                if let Err(err) = store.commit(&writes, durable) {
+                if let Err(err) = store.commit(&writes, must_sync) {
                     tracing::error!(error = %err, "ledger write failed; stopping");
                     let _ = fatal.send(Some(err.to_string()));
                     return;
@@ -88,11 +63,11 @@ pub(crate) fn spawn(
                 for op in batch {
                     if let Some(own) = op.own {
                         let id = own.event.id();
-                        undurable.remove(&id);
                         let _ = own_events.send(own.event);
                         for reply in own.replies {
                             let _ = reply.send(Ok(id));
                         }
+                        let _ = durable.send(id);
                     }
                 }
             }

@@ -11,6 +11,8 @@
 //! - `meta`: small named values (own sequence, snapshot, cursors)
 //! - `batches`: acceptance index of the first event of every accepted batch
 //!   (a restart replays batch by batch, exactly as the events were taken)
+//! - `mempool`: acknowledged transactions whose own event went stale and
+//!   that no newer own event carries yet (see `core::mempool`)
 
 mod records;
 
@@ -28,6 +30,7 @@ const ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("order");
 const TXS: TableDefinition<u64, &[u8]> = TableDefinition::new("txs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BATCHES: TableDefinition<u64, ()> = TableDefinition::new("batches");
+const MEMPOOL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mempool");
 /// Attestations to post: subject seed → encoded entry (see `chain::attester`).
 const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
 /// Chain watcher cursor: account → digest of what was last reported about it.
@@ -74,13 +77,20 @@ pub type OutboxRow = (Vec<u8>, Vec<u8>);
 /// A cursor row: (account, digest of what was last reported about it).
 pub type CursorRow = ([u8; 32], [u8; 32]);
 
+/// The durable name of an acknowledged transaction waiting to be carried
+/// again: the stale own event that carried it, and its index there.
+pub type MempoolKey = [u8; 36];
+
 /// One change to the ledger, applied in the order given.
 #[derive(Debug, Clone)]
 pub enum Write {
     /// Events accepted (in acceptance order); `own_seq` when one is ours.
+    /// `mempool_taken`: waiting transactions this own event carries now
+    /// (removed in the same transaction that stores the event).
     Events {
         events: Vec<([u8; 32], Vec<u8>)>,
         own_seq: Option<u64>,
+        mempool_taken: Vec<MempoolKey>,
     },
     /// A decided round: its order records and transactions, and optionally a
     /// snapshot after it plus the pruned events it makes deletable.
@@ -94,6 +104,9 @@ pub enum Write {
         pruned: Vec<[u8; 32]>,
         /// Delete ordered events received in this round or earlier.
         forget_ordered_through_round: Option<u64>,
+        /// Transactions of own events that went stale in this round: kept
+        /// until a new own event carries them.
+        mempool_added: Vec<(MempoolKey, Vec<u8>)>,
     },
 }
 
@@ -110,6 +123,38 @@ pub struct Recovered {
     pub own_seq: Option<u64>,
     /// Next acceptance index.
     pub next_index: u64,
+    /// Acknowledged transactions waiting for a new own event.
+    pub mempool: Vec<(MempoolKey, Vec<u8>)>,
+}
+
+/// What the consensus core reads from the ledger (it never writes
+/// directly: its writes are outputs the driver applies).
+pub trait LedgerView: Send + Sync {
+    /// The order record at `position`, if recorded.
+    fn order_record(&self, position: u64) -> Result<Option<OrderRecord>, StoreError>;
+    /// Order records from `from`, at most `limit`.
+    fn order_from(&self, from: u64, limit: usize) -> Result<Vec<OrderRecord>, StoreError>;
+    /// A stored event's canonical bytes.
+    fn event(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Events stored (for status).
+    fn event_count(&self) -> Result<u64, StoreError>;
+}
+
+impl LedgerView for Store {
+    fn order_record(&self, position: u64) -> Result<Option<OrderRecord>, StoreError> {
+        Ok(Store::order_from(self, position, 1)?
+            .into_iter()
+            .find(|r| r.position == position))
+    }
+    fn order_from(&self, from: u64, limit: usize) -> Result<Vec<OrderRecord>, StoreError> {
+        Store::order_from(self, from, limit)
+    }
+    fn event(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        Store::event(self, id)
+    }
+    fn event_count(&self) -> Result<u64, StoreError> {
+        Store::event_count(self)
+    }
 }
 
 /// Shared by the core (the only writer) and the API (readers): redb lets
@@ -136,6 +181,7 @@ impl Store {
             txn.open_table(TXS)?;
             txn.open_table(META)?;
             txn.open_table(BATCHES)?;
+            txn.open_table(MEMPOOL)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(CURSOR)?;
         }
@@ -199,12 +245,22 @@ impl Store {
             last = Some(index);
             events.push(v.value().to_vec());
         }
+        let mut mempool = Vec::new();
+        for entry in txn.open_table(MEMPOOL)?.iter()? {
+            let (k, v) = entry?;
+            let key: MempoolKey = k.value().try_into().map_err(|_| StoreError::Corrupt {
+                table: "mempool",
+                reason: format!("key of {} bytes", k.value().len()),
+            })?;
+            mempool.push((key, v.value().to_vec()));
+        }
         Ok(Recovered {
             snapshot,
             events,
             batch_starts,
             own_seq,
             next_index: last.map_or(self.next(), |l| l + 1).max(self.next()),
+            mempool,
         })
     }
 
@@ -227,11 +283,13 @@ impl Store {
             let mut tx_table = txn.open_table(TXS)?;
             let mut meta = txn.open_table(META)?;
             let mut batches = txn.open_table(BATCHES)?;
+            let mut mempool = txn.open_table(MEMPOOL)?;
             for write in writes {
                 match write {
                     Write::Events {
                         events: batch,
                         own_seq,
+                        mempool_taken,
                     } => {
                         let first = index;
                         for (id, bytes) in batch {
@@ -248,6 +306,9 @@ impl Store {
                         if let Some(seq) = own_seq {
                             meta.insert(OWN_SEQ, seq.to_le_bytes().as_slice())?;
                         }
+                        for key in mempool_taken {
+                            mempool.remove(key.as_slice())?;
+                        }
                     }
                     Write::Decided {
                         order,
@@ -255,7 +316,11 @@ impl Store {
                         snapshot,
                         pruned,
                         forget_ordered_through_round,
+                        mempool_added,
                     } => {
+                        for (key, tx) in mempool_added {
+                            mempool.insert(key.as_slice(), tx.as_slice())?;
+                        }
                         for record in order {
                             order_table.insert(record.position, record.encode().as_slice())?;
                         }

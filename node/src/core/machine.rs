@@ -1,0 +1,444 @@
+//! The node's consensus state machine, free of I/O (like quinn-proto
+//! beneath quinn): it owns the hashgraph, the mempool and the record
+//! keeping, takes inputs (received events, pulls, ticks with the time,
+//! submitted transactions, ledger acknowledgements) and queues outputs
+//! (writes for the ledger, decided rounds). It only reads the ledger, for
+//! catch-ups and lookups; every write is an [`Output::Persist`] that the
+//! driver applies in order. Deterministic tests drive it directly and crash
+//! it between any two writes.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use dagger_consensus::{
+    CreateError, CreatorId, Decided, Equivocation, Event, EventId, EventInfo, Hashgraph,
+    InsertOutcome, Reject,
+};
+
+use super::{
+    hex,
+    mempool::{Mempool, SubmitId},
+    records::Records,
+    reject_label, CoreConfig, CoreStatus, OrderObserver, ReceiveSummary, SubmitError,
+};
+use crate::{
+    identity::Identity,
+    metrics::Metrics,
+    store::{LedgerView, Write},
+};
+
+/// After a restart, the node creates no event while a pull still brings
+/// more than this many events (it is catching up): see `may_create`.
+const RESUME_QUIET_EVENTS: usize = 64;
+
+/// Equivocation evidence kept for `/evidence`.
+const MAX_EVIDENCE: usize = 256;
+
+/// The time, as the machine sees it: monotonic for its timers, wall clock
+/// for event timestamps. Tests pass synthetic values.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub instant: Instant,
+    pub unix_ns: u64,
+}
+
+impl Now {
+    pub fn system() -> Now {
+        Now {
+            instant: Instant::now(),
+            unix_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// What the machine asks its driver to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Apply to the ledger, after every earlier `Persist`. With `own`, the
+    /// commit must be durable (fsync) before the event leaves the node and
+    /// its submitters are answered; then report it with
+    /// [`Machine::on_durable`].
+    Persist { write: Write, own: Option<OwnEvent> },
+    /// A decided round, for subscribers (the controller's duties, tests).
+    Decided(Arc<Decided>),
+}
+
+/// A new own event and the submissions it acknowledges once durable.
+#[derive(Debug)]
+pub struct OwnEvent {
+    pub event: Event,
+    pub submitters: Vec<SubmitId>,
+}
+
+pub struct Machine {
+    pub(super) hg: Hashgraph,
+    pub(super) ledger: Arc<dyn LedgerView>,
+    pub(super) identity: Identity,
+    pub(super) config: CoreConfig,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) observer: Box<dyn OrderObserver>,
+    pub(super) mempool: Mempool,
+    pub(super) records: Records,
+    /// Own events handed out for persisting and not yet reported durable:
+    /// kept out of sync answers and lookups, so no peer can learn of an
+    /// event a crash could make this node sign again.
+    pub(super) undurable: HashSet<EventId>,
+    /// Every held event (anyone's) carrying transactions and not ordered
+    /// yet: while there are some, the node gossips at full speed so they
+    /// reach consensus quickly wherever they were submitted.
+    pub(super) unordered_with_txs: HashSet<EventId>,
+    pub(super) outputs: VecDeque<Output>,
+    pub(super) last_own_event: Instant,
+    pub(super) own_seq: Option<u64>,
+    pub(super) equivocations: u64,
+    pub(super) evidence: VecDeque<Equivocation>,
+    pub(super) ordered_window: VecDeque<(Instant, u64)>,
+    /// Restarted with a history and still catching up (see `may_create`).
+    pub(super) resuming: bool,
+    /// Rebuilding from the ledger: decided rounds rewrite their records
+    /// (idempotent by position) but take no snapshot and delete nothing.
+    pub(super) replaying: bool,
+    /// Events received since the last pull completed.
+    pub(super) received_since_pull: usize,
+}
+
+impl Machine {
+    /// The next thing for the driver to do, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub(super) fn persist(&mut self, write: Write, own: Option<OwnEvent>) {
+        self.outputs.push_back(Output::Persist { write, own });
+    }
+
+    /// The driver stored this own event durably.
+    pub fn on_durable(&mut self, id: &EventId) {
+        self.undurable.remove(id);
+    }
+
+    /// Inserts events from a peer, in the order given.
+    pub fn receive(&mut self, events: Vec<Event>, now: Now) -> ReceiveSummary {
+        self.received_since_pull += events.len();
+        let mut summary = ReceiveSummary::default();
+        let mut accepted: Vec<Event> = Vec::new();
+        for event in events {
+            let id = event.id();
+            match self.hg.insert(event.clone()) {
+                Ok(InsertOutcome::Inserted(inserted)) => {
+                    tracing::trace!(
+                        creator = %hex(&event.creator().0[..4]),
+                        seq = event.seq(),
+                        round = inserted.round,
+                        witness = inserted.witness,
+                        "event inserted"
+                    );
+                    summary.inserted += 1 + inserted.unblocked.len();
+                    self.accept(&event, &mut accepted);
+                    for (dropped, reject) in inserted.dropped {
+                        self.metrics.reject_event(reject_label(&reject));
+                        self.records.forget(dropped);
+                        summary.dropped.push((dropped, reject));
+                    }
+                }
+                Ok(InsertOutcome::Buffered { evicted }) => {
+                    // Waiting events pushed out of the bounded buffer will
+                    // not be inserted: delete them from disk too.
+                    let kept = !evicted.contains(&id);
+                    for gone in evicted {
+                        self.records.forget(gone);
+                    }
+                    if kept {
+                        summary.waiting += 1;
+                        self.accept(&event, &mut accepted);
+                    }
+                }
+                Ok(InsertOutcome::Parked) => {
+                    summary.waiting += 1;
+                    self.accept(&event, &mut accepted);
+                }
+                Ok(InsertOutcome::Duplicate) => summary.duplicates += 1,
+                Err(reject) => {
+                    tracing::debug!(event = %hex(&id.0), %reject, "event rejected");
+                    self.metrics.reject_event(reject_label(&reject));
+                    summary.rejected.push((id, reject));
+                }
+            }
+        }
+        if !accepted.is_empty() {
+            self.metrics.events_received.inc_by(accepted.len() as u64);
+            let events = accepted.iter().map(|e| (e.id().0, e.encode())).collect();
+            self.persist(
+                Write::Events {
+                    events,
+                    own_seq: None,
+                    mempool_taken: Vec::new(),
+                },
+                None,
+            );
+        }
+        self.collect_evidence();
+        self.drive_consensus(now, true);
+        summary
+    }
+
+    fn accept(&mut self, event: &Event, accepted: &mut Vec<Event>) {
+        self.track(event);
+        self.records.remember(event.id());
+        accepted.push(event.clone());
+    }
+
+    pub(super) fn track(&mut self, event: &Event) {
+        if !event.transactions().is_empty() {
+            self.unordered_with_txs.insert(event.id());
+        }
+    }
+
+    fn collect_evidence(&mut self) {
+        for evidence in self.hg.take_equivocations() {
+            tracing::warn!(creator = %hex(&evidence.first.creator().0), "equivocation detected");
+            self.metrics.equivocations.inc();
+            self.equivocations += 1;
+            if self.evidence.len() >= MAX_EVIDENCE {
+                self.evidence.pop_front();
+            }
+            self.evidence.push_back(evidence);
+        }
+    }
+
+    /// The events a peer with these tips (and this many ordered events) is
+    /// missing, parents first, at most `max_events`.
+    pub fn sync_answer(&mut self, tips: &[EventId], ordered: u64, max_events: usize) -> Vec<Event> {
+        let mut events = self.catch_up(ordered, max_events);
+        events.extend(self.hg.events_unknown_to(tips));
+        if !self.undurable.is_empty() {
+            events.retain(|e| !self.undurable.contains(&e.id()));
+        }
+        events.truncate(max_events);
+        events
+    }
+
+    pub fn tips(&self) -> Vec<EventId> {
+        self.hg.tips()
+    }
+
+    /// After pulling from `peer`: create an event whose other-parent is the
+    /// peer's latest (gossip about gossip), if there is reason to.
+    pub fn after_sync(&mut self, peer: [u8; 32], now: Now) {
+        let other_parent = self.hg.latest_of(&CreatorId(peer));
+        let pulled = std::mem::take(&mut self.received_since_pull);
+        if self.may_create(pulled) && self.should_create_event(now) {
+            self.create_event(other_parent, now);
+        }
+    }
+
+    /// Events normally follow pulls, with the peer's latest event as
+    /// other-parent: only cross-links advance rounds. This is the fallback
+    /// when no pull succeeds for a while (a roster of one, or every peer
+    /// unreachable).
+    pub fn heartbeat(&mut self, now: Now) {
+        if now.instant.saturating_duration_since(self.last_own_event)
+            >= self.config.idle_event_interval * 4
+            && self.may_create(0)
+        {
+            self.create_event(None, now);
+        }
+    }
+
+    /// Queues a transaction; the driver answers `id` once an own event
+    /// carrying it is durable.
+    pub fn submit(&mut self, tx: Vec<u8>, id: SubmitId, now: Now) -> Result<(), SubmitError> {
+        self.mempool
+            .admit(tx, id, now.instant, &self.config.consensus.limits)
+    }
+
+    /// Whether transactions wait for an event or for consensus.
+    pub fn has_work(&self) -> bool {
+        self.mempool.has_pending() || !self.unordered_with_txs.is_empty()
+    }
+
+    pub fn evidence(&self) -> Vec<Equivocation> {
+        self.evidence.iter().cloned().collect()
+    }
+
+    /// A held or stored event, with its consensus facts when held. Own
+    /// events not yet durable are not shown.
+    pub fn event(&self, id: &EventId) -> Option<(Event, Option<EventInfo>)> {
+        if self.undurable.contains(id) {
+            return None;
+        }
+        self.hg
+            .event(id)
+            .map(|e| (e, self.hg.event_info(id)))
+            .or_else(|| {
+                let bytes = self.ledger.event(&id.0).ok().flatten()?;
+                Event::decode(&bytes).ok().map(|e| (e, None))
+            })
+    }
+
+    pub fn status(&self) -> CoreStatus {
+        let stats = self.hg.stats();
+        CoreStatus {
+            node_id: crate::identity::display_id(&self.identity.id()),
+            last_round_created: stats.last_round_created,
+            last_decided_round: stats.last_decided_round,
+            ordered_events: stats.ordered_count,
+            ordered_txs: self.records.next_tx_position,
+            held_events: stats.held_events,
+            stored_events: self.ledger.event_count().unwrap_or(0),
+            waiting_events: stats.buffered_events + stats.parked_events,
+            pending_txs: self.mempool.pending_len(),
+            running_hash: hex(&stats.running_hash),
+            own_seq: self.own_seq,
+            equivocations: self.equivocations,
+        }
+    }
+
+    /// Whether a restarted node may sign again. Its last event before the
+    /// crash may never have reached anyone; while this node is behind, an
+    /// event it signs would be born in rounds its peers already find
+    /// ancient, linking that lost event. So it waits until either pulls
+    /// bring few events and its tip is recent — measured against the
+    /// newest round it has seen from anyone, not its own possibly stale
+    /// decisions — or its tip is pruned: then the next event is born so
+    /// long after it that it does not link it (see the consensus crate,
+    /// "Birth rounds").
+    fn may_create(&mut self, pulled: usize) -> bool {
+        if !self.resuming {
+            return true;
+        }
+        let me = CreatorId(self.identity.id());
+        let Some(head) = self.hg.chain_head(&me) else {
+            self.resuming = false;
+            return true;
+        };
+        let stats = self.hg.stats();
+        let newest = stats.last_decided_round.max(stats.last_round_created);
+        let tip_pruned = self.hg.event_info(&head.id).is_none();
+        let tip_recent = head.birth_round + dagger_consensus::ANCIENT_HORIZON / 2 > newest;
+        if tip_pruned || (tip_recent && pulled <= RESUME_QUIET_EVENTS) {
+            tracing::info!(
+                tip_pruned,
+                pulled,
+                "caught up after a restart; creating events again"
+            );
+            self.resuming = false;
+        }
+        !self.resuming
+    }
+
+    fn should_create_event(&self, now: Now) -> bool {
+        self.has_work()
+            || now.instant.saturating_duration_since(self.last_own_event)
+                >= self.config.idle_event_interval
+    }
+
+    /// Signs a new own event with the pending transactions that fit and
+    /// hands it out for durable storage (it leaves the node only then).
+    fn create_event(&mut self, other_parent: Option<EventId>, now: Now) {
+        let limits = self.config.consensus.limits.clone();
+        let batch = self.mempool.take_batch(&limits);
+        let event = match self.hg.create_event(
+            self.identity.signing_key(),
+            batch.txs.clone(),
+            now.unix_ns,
+            other_parent,
+        ) {
+            Ok(event) => event,
+            Err(err) => {
+                self.mempool.put_back(batch);
+                if matches!(err, CreateError::WaitForConsensus) {
+                    tracing::debug!("event creation waits for consensus");
+                } else if let CreateError::Rejected(Reject::NotInRoster { round }) = err {
+                    // An admitted operator observes until its admission takes
+                    // effect at a round boundary; a removed one from then on.
+                    tracing::debug!(round, "not a roster member for this round; observing");
+                } else {
+                    tracing::warn!(error = %err, "cannot create an event");
+                }
+                return;
+            }
+        };
+        let id = event.id();
+        self.own_seq = Some(event.seq());
+        self.last_own_event = now.instant;
+        self.track(&event);
+        self.metrics.events_created.inc();
+        tracing::trace!(
+            seq = event.seq(),
+            txs = event.transactions().len(),
+            "event created"
+        );
+        let submitters = batch.submitters();
+        let mempool_taken = batch.taken();
+        self.mempool.carried(id, batch);
+        self.undurable.insert(id);
+        self.persist(
+            Write::Events {
+                events: vec![(id.0, event.encode())],
+                own_seq: Some(event.seq()),
+                mempool_taken,
+            },
+            Some(OwnEvent { event, submitters }),
+        );
+        self.drive_consensus(now, true);
+    }
+
+    /// Polls consensus until nothing more is decided, recording each round.
+    pub(super) fn drive_consensus(&mut self, now: Now, live: bool) {
+        while let Some(decided) = self.hg.poll() {
+            // The observer's roster change for this round is scheduled before
+            // the round is recorded: a snapshot taken in `record` must
+            // already contain it (a decided round is never polled again).
+            if let Some(roster) = self.observer.on_decided(&decided) {
+                match self
+                    .hg
+                    .schedule_roster_change(decided.round_received, roster)
+                {
+                    Ok(effective) => tracing::info!(
+                        ordered_in = decided.round_received,
+                        effective,
+                        "roster change scheduled"
+                    ),
+                    Err(err) => tracing::error!(error = %err, "roster change refused"),
+                }
+            }
+            self.record(&decided, now, live);
+            self.outputs.push_back(Output::Decided(Arc::new(decided)));
+        }
+        let stats = self.hg.stats();
+        self.metrics
+            .last_round_created
+            .set(stats.last_round_created as i64);
+        self.metrics
+            .last_decided_round
+            .set(stats.last_decided_round as i64);
+        self.metrics.held_events.set(stats.held_events as i64);
+    }
+
+    /// Throughput over the last five seconds (metrics).
+    pub(super) fn count_ordered(&mut self, now: Instant, ordered_txs: u64) {
+        self.ordered_window.push_back((now, ordered_txs));
+        while self
+            .ordered_window
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > Duration::from_secs(5))
+        {
+            self.ordered_window.pop_front();
+        }
+        let recent: u64 = self.ordered_window.iter().map(|(_, n)| n).sum();
+        self.metrics.ordered_tps.set(recent as f64 / 5.0);
+    }
+
+    pub(super) fn own_latest_seq(&self) -> Option<u64> {
+        self.hg
+            .chain_head(&CreatorId(self.identity.id()))
+            .map(|head| head.seq)
+    }
+}

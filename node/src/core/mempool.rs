@@ -1,0 +1,408 @@
+//! Transactions between `POST /tx` and the consensus order.
+//!
+//! A submitted transaction waits in `pending` until an own event carries
+//! it; the submitter is answered once that event is durably stored, and
+//! from then on the transaction must reach the order whatever happens. The
+//! event is watched (`in_flight`) until consensus orders it. If it goes
+//! stale instead (pruned unordered: created just before a crash and never
+//! gossiped, or born where peers could no longer use it), its transactions
+//! go back to the front of `pending` under a durable name (stale event id,
+//! index) and are written to the ledger's `mempool` table in the same
+//! write as the round that made the event stale; the own event that
+//! carries them again removes them from that table in the transaction that
+//! stores it. A restart therefore finds every acknowledged transaction
+//! either in a held own event, in an own event replay will bring back, or
+//! in the `mempool` table, never in two of them at once.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    time::Instant,
+};
+
+use dagger_consensus::{Event, EventId, Limits};
+
+use super::SubmitError;
+use crate::store::MempoolKey;
+
+/// Names a `POST /tx` submission whose submitter waits for an answer (the
+/// async driver keeps the reply channel under this id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SubmitId(pub u64);
+
+/// Where a pending transaction came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Submitted here and not yet acknowledged: lost with a crash, which is
+    /// fine (the submitter got no answer).
+    Fresh(SubmitId),
+    /// Acknowledged earlier; its stale event went away; durable under this
+    /// name in the ledger's `mempool` table.
+    Resubmitted(MempoolKey),
+}
+
+struct PendingTx {
+    tx: Vec<u8>,
+    submitted: Instant,
+    origin: Origin,
+}
+
+/// An own event's transactions, kept until consensus orders the event or
+/// finds it stale.
+struct InFlight {
+    submitted: Vec<Instant>,
+    txs: Vec<Vec<u8>>,
+}
+
+/// Transactions taken for one new own event.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub txs: Vec<Vec<u8>>,
+    submitted: Vec<Instant>,
+    origins: Vec<Origin>,
+}
+
+impl Batch {
+    /// Submitters to answer once the event is durable.
+    pub fn submitters(&self) -> Vec<SubmitId> {
+        self.origins
+            .iter()
+            .filter_map(|o| match o {
+                Origin::Fresh(id) => Some(*id),
+                Origin::Resubmitted(_) => None,
+            })
+            .collect()
+    }
+
+    /// Waiting transactions the event carries (removed from the ledger's
+    /// `mempool` table with the event).
+    pub fn taken(&self) -> Vec<MempoolKey> {
+        self.origins
+            .iter()
+            .filter_map(|o| match o {
+                Origin::Resubmitted(key) => Some(*key),
+                Origin::Fresh(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// The durable name of the `index`-th transaction of a stale own event.
+pub fn mempool_key(event: &EventId, index: usize) -> MempoolKey {
+    let mut key = [0u8; 36];
+    key[..32].copy_from_slice(&event.0);
+    key[32..].copy_from_slice(&(index as u32).to_le_bytes());
+    key
+}
+
+pub(crate) struct Mempool {
+    pending: VecDeque<PendingTx>,
+    pending_bytes: usize,
+    /// Names of the resubmitted transactions in `pending`.
+    waiting: HashSet<MempoolKey>,
+    in_flight: HashMap<EventId, InFlight>,
+    max_txs: usize,
+    max_bytes: usize,
+}
+
+impl Mempool {
+    pub fn new(max_txs: usize, max_bytes: usize) -> Mempool {
+        Mempool {
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            waiting: HashSet::new(),
+            in_flight: HashMap::new(),
+            max_txs,
+            max_bytes,
+        }
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Own events still watched.
+    #[cfg(test)]
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Admits a new submission, or says why not. Resubmitted transactions
+    /// bypass the limits: they were accepted already.
+    pub fn admit(
+        &mut self,
+        tx: Vec<u8>,
+        id: SubmitId,
+        now: Instant,
+        limits: &Limits,
+    ) -> Result<(), SubmitError> {
+        if tx.is_empty() {
+            return Err(SubmitError::Empty);
+        }
+        if tx.len() > limits.max_tx_bytes {
+            return Err(SubmitError::TooLarge {
+                size: tx.len(),
+                max: limits.max_tx_bytes,
+            });
+        }
+        if self.pending.len() >= self.max_txs {
+            return Err(SubmitError::Busy(self.pending.len()));
+        }
+        if self.pending_bytes.saturating_add(tx.len()) > self.max_bytes {
+            return Err(SubmitError::BusyBytes(self.pending_bytes));
+        }
+        self.pending_bytes += tx.len();
+        self.pending.push_back(PendingTx {
+            tx,
+            submitted: now,
+            origin: Origin::Fresh(id),
+        });
+        Ok(())
+    }
+
+    /// Takes what fits in one event, oldest first.
+    pub fn take_batch(&mut self, limits: &Limits) -> Batch {
+        let mut batch = Batch::default();
+        let mut bytes = 0usize;
+        while let Some(next) = self.pending.front() {
+            if batch.txs.len() >= limits.max_txs_per_event
+                || bytes + next.tx.len() > limits.max_batch_bytes
+            {
+                break;
+            }
+            let next = self.pending.pop_front().expect("front exists");
+            bytes += next.tx.len();
+            self.pending_bytes -= next.tx.len();
+            if let Origin::Resubmitted(key) = next.origin {
+                self.waiting.remove(&key);
+            }
+            batch.txs.push(next.tx);
+            batch.submitted.push(next.submitted);
+            batch.origins.push(next.origin);
+        }
+        batch
+    }
+
+    /// Puts a batch back in front, in its order (the event was not made).
+    pub fn put_back(&mut self, batch: Batch) {
+        let items = batch
+            .txs
+            .into_iter()
+            .zip(batch.submitted)
+            .zip(batch.origins)
+            .rev();
+        for ((tx, submitted), origin) in items {
+            self.push_front(tx, submitted, origin);
+        }
+    }
+
+    fn push_front(&mut self, tx: Vec<u8>, submitted: Instant, origin: Origin) {
+        if let Origin::Resubmitted(key) = origin {
+            self.waiting.insert(key);
+        }
+        self.pending_bytes += tx.len();
+        self.pending.push_front(PendingTx {
+            tx,
+            submitted,
+            origin,
+        });
+    }
+
+    /// The own event `id` now carries `batch`: watch it.
+    pub fn carried(&mut self, id: EventId, batch: Batch) {
+        if !batch.txs.is_empty() {
+            self.in_flight.insert(
+                id,
+                InFlight {
+                    submitted: batch.submitted,
+                    txs: batch.txs,
+                },
+            );
+        }
+    }
+
+    /// Watches a held own event found at recovery (its submit times are
+    /// unknown; `now` stands in).
+    pub fn watch(&mut self, event: &Event, now: Instant) {
+        if event.transactions().is_empty() {
+            return;
+        }
+        self.in_flight.insert(
+            event.id(),
+            InFlight {
+                submitted: vec![now; event.transactions().len()],
+                txs: event.transactions().to_vec(),
+            },
+        );
+    }
+
+    /// An own event replayed from the ledger: watch it, and drop the
+    /// resubmitted transactions it carries from `pending` (replay found its
+    /// stale predecessor again before reaching it). Returns their names,
+    /// to be removed from the ledger's table again.
+    pub fn replayed_own(&mut self, event: &Event, now: Instant) -> Vec<MempoolKey> {
+        let mut taken = Vec::new();
+        for tx in event.transactions() {
+            let found = self
+                .pending
+                .iter()
+                .position(|p| matches!(p.origin, Origin::Resubmitted(_)) && p.tx == *tx);
+            if let Some(at) = found {
+                let p = self.pending.remove(at).expect("position is in range");
+                self.pending_bytes -= p.tx.len();
+                if let Origin::Resubmitted(key) = p.origin {
+                    self.waiting.remove(&key);
+                    taken.push(key);
+                }
+            }
+        }
+        self.watch(event, now);
+        taken
+    }
+
+    /// Transactions loaded from the ledger's `mempool` table at start.
+    pub fn restore(&mut self, entries: Vec<(MempoolKey, Vec<u8>)>, now: Instant) {
+        for (key, tx) in entries.into_iter().rev() {
+            if !self.waiting.contains(&key) {
+                self.push_front(tx, now, Origin::Resubmitted(key));
+            }
+        }
+    }
+
+    /// The event was ordered: returns its transactions' submit times.
+    pub fn ordered(&mut self, id: &EventId) -> Option<Vec<Instant>> {
+        self.in_flight.remove(id).map(|f| f.submitted)
+    }
+
+    /// The event went stale: its transactions go back in front under their
+    /// durable names. Returns the ones to add to the ledger's table.
+    pub fn stale(&mut self, id: &EventId) -> Vec<(MempoolKey, Vec<u8>)> {
+        let Some(stale) = self.in_flight.remove(id) else {
+            return Vec::new();
+        };
+        tracing::info!(
+            event = %super::hex(&id.0),
+            txs = stale.txs.len(),
+            "own event went stale; submitting its transactions again"
+        );
+        let mut added = Vec::new();
+        let items = stale.txs.into_iter().zip(stale.submitted).enumerate().rev();
+        for (index, (tx, submitted)) in items {
+            let key = mempool_key(id, index);
+            if self.waiting.contains(&key) {
+                continue;
+            }
+            added.push((key, tx.clone()));
+            self.push_front(tx, submitted, Origin::Resubmitted(key));
+        }
+        added.reverse();
+        added
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn a_stale_event_requeues_its_transactions_once_in_front() {
+        let now = Instant::now();
+        let mut pool = Mempool::new(10, 1 << 20);
+        pool.admit(vec![1], SubmitId(1), now, &limits()).unwrap();
+        pool.admit(vec![2], SubmitId(2), now, &limits()).unwrap();
+        let batch = pool.take_batch(&limits());
+        assert_eq!(batch.submitters(), vec![SubmitId(1), SubmitId(2)]);
+        let id = EventId([9; 32]);
+        pool.carried(id, batch);
+        pool.admit(vec![3], SubmitId(3), now, &limits()).unwrap();
+        let added = pool.stale(&id);
+        assert_eq!(
+            added,
+            vec![
+                (mempool_key(&id, 0), vec![1]),
+                (mempool_key(&id, 1), vec![2])
+            ]
+        );
+        // Finding the same staleness again (replay) adds nothing twice.
+        assert!(pool.stale(&id).is_empty());
+        let batch = pool.take_batch(&limits());
+        assert_eq!(batch.txs, vec![vec![1], vec![2], vec![3]]);
+        assert_eq!(
+            batch.taken(),
+            vec![mempool_key(&id, 0), mempool_key(&id, 1)]
+        );
+        assert_eq!(batch.submitters(), vec![SubmitId(3)]);
+    }
+
+    #[test]
+    fn restored_and_replayed_transactions_are_not_doubled() {
+        let now = Instant::now();
+        let mut pool = Mempool::new(10, 1 << 20);
+        let stale = EventId([1; 32]);
+        pool.restore(vec![(mempool_key(&stale, 0), vec![7])], now);
+        // Replay finds the stale event's staleness again: already waiting.
+        pool.watch_for_test(stale, vec![vec![7]], now);
+        assert!(pool.stale(&stale).is_empty());
+        assert_eq!(pool.pending_len(), 1);
+        // A replayed own event carried it: it leaves `pending`, and its name
+        // is returned for removal from the ledger.
+        let key = crate::identity::Identity::generate();
+        let carrier = dagger_consensus::UnsignedEvent {
+            birth_round: 1,
+            txs: vec![vec![7]],
+            ..Default::default()
+        }
+        .sign(key.signing_key(), &[0; 32]);
+        assert_eq!(
+            pool.replayed_own(&carrier, now),
+            vec![mempool_key(&stale, 0)]
+        );
+        assert_eq!(pool.pending_len(), 0);
+        assert_eq!(pool.in_flight_len(), 1);
+    }
+
+    #[test]
+    fn limits_refuse_with_a_reason_and_resubmissions_bypass_them() {
+        let now = Instant::now();
+        let mut pool = Mempool::new(1, 4);
+        assert_eq!(
+            pool.admit(vec![], SubmitId(0), now, &limits()),
+            Err(SubmitError::Empty)
+        );
+        pool.admit(vec![1, 2, 3], SubmitId(1), now, &limits())
+            .unwrap();
+        assert_eq!(
+            pool.admit(vec![4], SubmitId(2), now, &limits()),
+            Err(SubmitError::Busy(1))
+        );
+        let mut pool = Mempool::new(10, 4);
+        pool.admit(vec![1, 2, 3], SubmitId(1), now, &limits())
+            .unwrap();
+        assert_eq!(
+            pool.admit(vec![4, 5], SubmitId(2), now, &limits()),
+            Err(SubmitError::BusyBytes(3))
+        );
+        pool.restore(vec![([3; 36], vec![0; 100])], now);
+        assert_eq!(pool.pending_len(), 2);
+    }
+}
+
+#[cfg(test)]
+impl Mempool {
+    fn watch_for_test(&mut self, id: EventId, txs: Vec<Vec<u8>>, now: Instant) {
+        self.in_flight.insert(
+            id,
+            InFlight {
+                submitted: vec![now; txs.len()],
+                txs,
+            },
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! Rebuilding the machine from the ledger after a restart or a crash.
+//!
+//! Restore the last consensus snapshot, then replay the events accepted
+//! after it batch by batch, polling after each exactly as live (whether an
+//! event is ancient depends on the decided round when it is inserted).
+//! Replay re-decides rounds whose records a crash may have lost and writes
+//! them again; it rebuilds which held events are ordered, which own events
+//! still carry unordered transactions, and the acknowledged transactions
+//! waiting for a new own event. Nothing acknowledged is lost: see
+//! `mempool`.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+};
+
+use dagger_consensus::{CreatorId, Event, Hashgraph};
+
+use super::{
+    machine::{Machine, Now},
+    mempool::Mempool,
+    records::Records,
+    split_snapshot, CoreConfig, CoreError, OrderObserver,
+};
+use crate::{
+    identity::Identity,
+    metrics::Metrics,
+    store::{LedgerView, Recovered, Write},
+};
+
+impl Machine {
+    /// The machine as the ledger left it. Its first outputs are the writes
+    /// replay found missing: apply them before anything else.
+    pub fn recover(
+        identity: Identity,
+        config: CoreConfig,
+        metrics: Arc<Metrics>,
+        mut observer: Box<dyn OrderObserver>,
+        ledger: Arc<dyn LedgerView>,
+        recovered: Recovered,
+        now: Now,
+    ) -> Result<Machine, CoreError> {
+        let hg = match &recovered.snapshot {
+            Some(bytes) => {
+                let (consensus, observer_state) =
+                    split_snapshot(bytes).ok_or_else(|| CoreError::Snapshot("truncated".into()))?;
+                observer
+                    .restore(observer_state)
+                    .map_err(CoreError::Snapshot)?;
+                Hashgraph::restore(config.consensus.clone(), consensus)
+                    .map_err(|e| CoreError::Snapshot(e.to_string()))?
+            }
+            None => Hashgraph::new(config.consensus.clone(), config.genesis.clone()),
+        };
+        let mempool = Mempool::new(config.max_pending_txs, config.max_pending_bytes);
+        let mut machine = Machine {
+            hg,
+            ledger,
+            identity: identity.clone(),
+            config,
+            metrics,
+            observer,
+            mempool,
+            records: Records::default(),
+            undurable: HashSet::new(),
+            unordered_with_txs: HashSet::new(),
+            outputs: VecDeque::new(),
+            last_own_event: now.instant,
+            own_seq: recovered.own_seq,
+            equivocations: 0,
+            evidence: VecDeque::new(),
+            ordered_window: VecDeque::new(),
+            resuming: recovered.own_seq.is_some(),
+            replaying: true,
+            received_since_pull: 0,
+        };
+        machine.records.next_tx_position = machine.recorded_tx_count()?;
+        machine.mempool.restore(recovered.mempool, now.instant);
+        let me = CreatorId(identity.id());
+        // What the snapshot holds: ordered events (kept on disk when pruned)
+        // and own events whose transactions still wait for consensus.
+        let held: Vec<(Event, bool)> = machine
+            .hg
+            .held_events()
+            .into_iter()
+            .map(|(e, ordered)| (e.clone(), ordered))
+            .collect();
+        for (event, ordered) in held {
+            if ordered {
+                machine.records.ordered_held.insert(event.id());
+            } else {
+                machine.track(&event);
+                if event.creator() == me {
+                    machine.mempool.watch(&event, now.instant);
+                }
+            }
+        }
+        let mut replayed = 0usize;
+        let mut bounds = recovered.batch_starts.clone();
+        bounds.push(recovered.events.len());
+        for window in bounds.windows(2) {
+            for bytes in &recovered.events[window[0]..window[1]] {
+                let event = match Event::decode(bytes) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping undecodable stored event");
+                        continue;
+                    }
+                };
+                if machine.hg.insert(event.clone()).is_err() {
+                    continue;
+                }
+                machine.track(&event);
+                replayed += 1;
+                if event.creator() == me && !event.transactions().is_empty() {
+                    let taken = machine.mempool.replayed_own(&event, now.instant);
+                    if !taken.is_empty() {
+                        machine.persist(
+                            Write::Events {
+                                events: Vec::new(),
+                                own_seq: None,
+                                mempool_taken: taken,
+                            },
+                            None,
+                        );
+                    }
+                }
+            }
+            machine.drive_consensus(now, false);
+        }
+        machine.drive_consensus(now, false);
+        // The self-fork guard: the chain rebuilt from disk must reach the
+        // highest sequence this node ever signed.
+        if let Some(stored) = machine.own_seq {
+            let replayed_seq = machine.own_latest_seq();
+            if replayed_seq.is_none_or(|r| r < stored) {
+                return Err(CoreError::SelfForkGuard {
+                    stored,
+                    replayed: replayed_seq.map_or("nothing".into(), |r| r.to_string()),
+                });
+            }
+        }
+        machine.replaying = false;
+        tracing::info!(
+            events = replayed,
+            snapshot = recovered.snapshot.is_some(),
+            ordered = machine.hg.stats().ordered_count,
+            waiting_txs = machine.mempool.pending_len(),
+            "ledger recovered"
+        );
+        Ok(machine)
+    }
+
+    /// Transactions ordered up to the restored snapshot: the snapshot and
+    /// the order records of its round are written in one transaction, so
+    /// the record of its last ordered event is on disk.
+    fn recorded_tx_count(&self) -> Result<u64, CoreError> {
+        let ordered = self.hg.stats().ordered_count;
+        if ordered == 0 {
+            return Ok(0);
+        }
+        let record = self.ledger.order_record(ordered - 1)?.ok_or_else(|| {
+            CoreError::Snapshot(format!(
+                "the order record at position {} is missing",
+                ordered - 1
+            ))
+        })?;
+        Ok(record.first_tx + u64::from(record.tx_count))
+    }
+}
