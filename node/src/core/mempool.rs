@@ -304,6 +304,19 @@ impl Mempool {
 }
 
 #[cfg(test)]
+impl Mempool {
+    fn watch_for_test(&mut self, id: EventId, txs: Vec<Vec<u8>>, now: Instant) {
+        self.in_flight.insert(
+            id,
+            InFlight {
+                submitted: vec![now; txs.len()],
+                txs,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -391,18 +404,5 @@ mod tests {
         );
         pool.restore(vec![([3; 36], vec![0; 100])], now);
         assert_eq!(pool.pending_len(), 2);
-    }
-}
-
-#[cfg(test)]
-impl Mempool {
-    fn watch_for_test(&mut self, id: EventId, txs: Vec<Vec<u8>>, now: Instant) {
-        self.in_flight.insert(
-            id,
-            InFlight {
-                submitted: vec![now; txs.len()],
-                txs,
-            },
-        );
     }
 }

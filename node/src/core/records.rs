@@ -105,8 +105,9 @@ impl Machine {
         self.records
             .forget
             .extend(decided.discarded.iter().copied());
-        let snapshot = (!self.replaying && decided.round_received % SNAPSHOT_EVERY_ROUNDS == 0)
-            .then(|| join_snapshot(&self.hg.snapshot(), &self.observer.snapshot()));
+        let snapshot = (!self.replaying
+            && decided.round_received.is_multiple_of(SNAPSHOT_EVERY_ROUNDS))
+        .then(|| join_snapshot(&self.hg.snapshot(), &self.observer.snapshot()));
         let (ordered_events, ordered_txs) = (order.len() as u64, txs.len() as u64);
         let pruned = if snapshot.is_some() {
             let hg = &self.hg;
