@@ -222,6 +222,13 @@ fn assert_same(a: &mut Hashgraph, b: &mut Hashgraph, probe: &[EventId], ctx: &st
             "{ctx}: events_unknown_to"
         );
     }
+    let held = |hg: &Hashgraph| -> Vec<(EventId, bool)> {
+        hg.held_events()
+            .into_iter()
+            .map(|(e, ordered)| (e.id(), ordered))
+            .collect()
+    };
+    assert_eq!(held(a), held(b), "{ctx}: held events");
     let (sa, sb) = (a.snapshot(), b.snapshot());
     if sa != sb {
         let at = sa.iter().zip(&sb).position(|(x, y)| x != y);

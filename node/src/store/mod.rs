@@ -52,6 +52,11 @@ pub enum StoreError {
     Db(String),
     #[error("corrupt ledger record in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
+    #[error(
+        "the ledger lacks ordered transactions from position {missing} (next stored: {next}); \
+         ask another node"
+    )]
+    Gap { missing: u64, next: u64 },
 }
 
 macro_rules! db_err {
@@ -409,6 +414,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Ordered transactions from position `from`, at most `limit`, with
+    /// consecutive positions: a hole (which recovery prevents) is an
+    /// error, never skipped, so a reader paging by count cannot miss one.
+    pub fn txs_page(&self, from: u64, limit: usize) -> Result<Vec<TxRecord>, StoreError> {
+        let records = self.txs_from(from, limit)?;
+        for (record, expected) in records.iter().zip(from..) {
+            if record.position != expected {
+                return Err(StoreError::Gap {
+                    missing: expected,
+                    next: record.position,
+                });
+            }
+        }
+        Ok(records)
+    }
+
     /// Ordered events from position `from`, at most `limit`.
     pub fn order_from(&self, from: u64, limit: usize) -> Result<Vec<OrderRecord>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -510,4 +531,90 @@ fn read_u64(bytes: &[u8], table: &'static str) -> Result<u64, StoreError> {
         reason: format!("expected 8 bytes, found {}", bytes.len()),
     })?;
     Ok(u64::from_le_bytes(array))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(position: u64) -> TxRecord {
+        TxRecord {
+            position,
+            event_id: [1; 32],
+            consensus_time_ns: position,
+            tx: vec![position as u8],
+        }
+    }
+
+    #[test]
+    fn a_page_with_a_hole_is_an_error_not_a_shorter_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .commit(
+                &[Write::Decided {
+                    order: Vec::new(),
+                    txs: vec![tx(0), tx(1), tx(3)],
+                    snapshot: None,
+                    pruned: Vec::new(),
+                    forget_ordered_through_round: None,
+                    mempool_added: Vec::new(),
+                }],
+                false,
+            )
+            .unwrap();
+        assert_eq!(store.txs_page(0, 2).unwrap().len(), 2);
+        assert!(matches!(
+            store.txs_page(0, 10),
+            Err(StoreError::Gap {
+                missing: 2,
+                next: 3
+            })
+        ));
+        assert!(matches!(
+            store.txs_page(2, 10),
+            Err(StoreError::Gap {
+                missing: 2,
+                next: 3
+            })
+        ));
+        assert_eq!(store.txs_page(3, 10).unwrap().len(), 1);
+        assert!(store.txs_page(4, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn mempool_entries_survive_reopening_until_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .commit(
+                    &[Write::Decided {
+                        order: Vec::new(),
+                        txs: Vec::new(),
+                        snapshot: None,
+                        pruned: Vec::new(),
+                        forget_ordered_through_round: None,
+                        mempool_added: vec![([1; 36], b"a".to_vec()), ([2; 36], b"b".to_vec())],
+                    }],
+                    true,
+                )
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.recover().unwrap().mempool.len(), 2);
+        store
+            .commit(
+                &[Write::Events {
+                    events: vec![([9; 32], vec![1, 2, 3])],
+                    own_seq: Some(0),
+                    mempool_taken: vec![[1; 36]],
+                }],
+                true,
+            )
+            .unwrap();
+        let recovered = store.recover().unwrap();
+        assert_eq!(recovered.mempool, vec![([2; 36], b"b".to_vec())]);
+        assert_eq!(recovered.own_seq, Some(0));
+    }
 }
