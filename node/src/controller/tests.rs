@@ -312,6 +312,15 @@ fn membership_follows_the_chain() {
     let roster = w.round(&[(2, leaving)]).expect("roster shrinks");
     assert_eq!(roster.len(), 4);
     assert!(!roster.contains(&CreatorId(w.node(3).to_bytes())));
+    // An operator with a pending unstake gets no new leases.
+    for _ in 0..12 {
+        let request = Pubkey::new_unique();
+        let tx = w.seen(request, spec(1, 0));
+        w.round(&[(0, tx.clone()), (1, tx.clone()), (2, tx)]);
+        let assigned = w.controller.state.requests[&request].assigned;
+        assert!(assigned.is_some(), "the others have room");
+        assert_ne!(assigned, Some(w.operators[3]));
+    }
 }
 
 #[test]

@@ -150,20 +150,50 @@ fn backoff(consecutive_failures: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
-/// The peers this node talks to, shared by the gossip tasks and the API.
+/// The peers this node talks to, shared by the gossip tasks and the API:
+/// the connections it dialed, and those it accepted (so both can be closed
+/// the moment a peer leaves the roster).
 #[derive(Clone, Default)]
-pub struct Peers(Arc<Mutex<HashMap<NodeId, Peer>>>);
+pub struct Peers {
+    map: Arc<Mutex<HashMap<NodeId, Peer>>>,
+    incoming: Arc<Mutex<HashMap<NodeId, Vec<quinn::Connection>>>>,
+}
+
+/// Close code sent to a peer that is no longer in the roster.
+const CLOSE_REMOVED: u32 = 5;
 
 impl Peers {
     pub fn new(peers: &[PeerAddr]) -> Peers {
         let map = peers.iter().map(|p| (p.id, Peer::new(p.addr))).collect();
-        Peers(Arc::new(Mutex::new(map)))
+        Peers {
+            map: Arc::new(Mutex::new(map)),
+            incoming: Arc::default(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Peer>> {
-        self.0
+        self.map
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_incoming(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Vec<quinn::Connection>>> {
+        self.incoming
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Remembers a connection `id` opened to this node.
+    pub fn track_incoming(&self, id: NodeId, connection: quinn::Connection) {
+        let mut incoming = self.lock_incoming();
+        let list = incoming.entry(id).or_default();
+        list.retain(|c| c.close_reason().is_none());
+        list.push(connection);
+    }
+
+    /// Whether `id` is a current peer.
+    pub fn contains(&self, id: &NodeId) -> bool {
+        self.lock().contains_key(id)
     }
 
     pub fn status(&self) -> Vec<PeerStatus> {
@@ -194,16 +224,39 @@ impl Peers {
 
     /// Makes the peer set equal to `peers` (a roster change), keeping the
     /// connections and counters of peers that stay.
+    /// Connections of peers that leave are closed at once, both ways.
     pub fn set(&self, peers: &[PeerAddr]) {
+        let stays = |id: &NodeId| peers.iter().any(|p| p.id == *id);
         let mut map = self.lock();
-        map.retain(|id, _| peers.iter().any(|p| p.id == *id));
+        map.retain(|id, peer| {
+            if stays(id) {
+                return true;
+            }
+            if let Some(c) = peer.connection.take() {
+                tracing::info!(peer = %display_id(id), "peer left the roster; disconnecting");
+                c.close(quinn::VarInt::from_u32(CLOSE_REMOVED), b"not in the roster");
+            }
+            false
+        });
         for p in peers {
             let entry = map.entry(p.id).or_insert_with(|| Peer::new(p.addr));
             if entry.addr != p.addr {
                 entry.addr = p.addr;
-                entry.connection = None;
+                if let Some(c) = entry.connection.take() {
+                    c.close(quinn::VarInt::from_u32(0), b"address changed");
+                }
             }
         }
+        drop(map);
+        self.lock_incoming().retain(|id, connections| {
+            if stays(id) {
+                return true;
+            }
+            for c in connections.drain(..) {
+                c.close(quinn::VarInt::from_u32(CLOSE_REMOVED), b"not in the roster");
+            }
+            false
+        });
     }
 
     /// Peers worth trying now (not backing off); all of them if every peer
@@ -320,6 +373,7 @@ async fn accept_loop(shared: Arc<Shared>) {
             }
             Ok((connection, id)) => {
                 tracing::debug!(peer = %display_id(&id), "peer connected");
+                shared.peers.track_incoming(id, connection.clone());
                 connections.spawn(serve(shared.clone(), connection, id));
             }
             Err(err) => {
@@ -681,6 +735,84 @@ mod tests {
         assert_eq!(seen.len(), 3);
         assert_eq!(choose_peer(&peers[..1], Some(peers[0])), Some(peers[0]));
         assert_eq!(choose_peer(&[], None), None);
+    }
+
+    /// A peer removed from the roster loses its connections at once, the
+    /// one this node dialed and the one it accepted; peers that stay keep
+    /// theirs.
+    #[tokio::test]
+    async fn removed_peers_are_disconnected_both_ways() {
+        use crate::{identity::Identity, net::tls::Allowlist};
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let limits = PeerLimits::default();
+        let ids: Vec<Identity> = (0..3).map(|_| Identity::generate()).collect();
+        let allow = Allowlist::new(ids.iter().map(|i| i.id()));
+        let t: Vec<Transport> = ids
+            .iter()
+            .map(|i| Transport::bind(i, allow.clone(), local, &limits).unwrap())
+            .collect();
+        let addr = |i: usize| t[i].local_addr().unwrap();
+        let peers = Peers::new(&[
+            PeerAddr {
+                id: ids[1].id(),
+                addr: addr(1),
+            },
+            PeerAddr {
+                id: ids[2].id(),
+                addr: addr(2),
+            },
+        ]);
+        // Node 0 accepts from 1 and 2 and tracks what it accepted.
+        let acceptor = {
+            let (t0, peers) = (t[0].clone(), peers.clone());
+            tokio::spawn(async move {
+                for _ in 0..2 {
+                    let (connection, id) = t0.accept().await.unwrap().unwrap();
+                    peers.track_incoming(id, connection);
+                }
+            })
+        };
+        let from_1 = t[1].connect(addr(0), &ids[0].id()).await.unwrap();
+        let from_2 = t[2].connect(addr(0), &ids[0].id()).await.unwrap();
+        acceptor.await.unwrap();
+        // ...and dials 1 and 2 (accepted and kept alive on their side).
+        for i in [1, 2] {
+            let ti = t[i].clone();
+            tokio::spawn(async move {
+                let (connection, _) = ti.accept().await.unwrap().unwrap();
+                connection.closed().await;
+            });
+        }
+        let to_1 = t[0].connect(addr(1), &ids[1].id()).await.unwrap();
+        let to_2 = t[0].connect(addr(2), &ids[2].id()).await.unwrap();
+        {
+            let mut map = peers.lock();
+            map.get_mut(&ids[1].id()).unwrap().connection = Some(to_1.clone());
+            map.get_mut(&ids[2].id()).unwrap().connection = Some(to_2.clone());
+        }
+
+        peers.set(&[PeerAddr {
+            id: ids[2].id(),
+            addr: addr(2),
+        }]);
+        let wait = |c: quinn::Connection| async move {
+            tokio::time::timeout(Duration::from_secs(5), c.closed())
+                .await
+                .expect("closed promptly")
+        };
+        // Both directions with node 1 are closed; node 1 sees why.
+        assert!(to_1.close_reason().is_some());
+        match wait(from_1).await {
+            quinn::ConnectionError::ApplicationClosed(close) => {
+                assert_eq!(close.error_code, quinn::VarInt::from_u32(CLOSE_REMOVED))
+            }
+            other => panic!("unexpected close: {other}"),
+        }
+        assert!(!peers.contains(&ids[1].id()));
+        // Node 2 stays connected both ways.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(from_2.close_reason().is_none());
+        assert!(to_2.close_reason().is_none());
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Allowlist {
     }
 
     /// Replaces the allowed set (a roster change). Existing connections of
-    /// removed keys are closed by the transport, not here.
+    /// connections of removed keys are closed by `Peers::set`, not here.
     pub fn replace(&self, keys: impl IntoIterator<Item = NodeId>) {
         if let Ok(mut set) = self.0.write() {
             *set = keys.into_iter().collect();
