@@ -114,6 +114,8 @@ pub fn bootstrap_admit(admin: &Pubkey, node_key: &Pubkey) -> Instruction {
             admin: *admin,
             config: pda::config().0,
             operator: pda::operator(node_key).0,
+            genesis: pda::genesis().0,
+            system_program: system_program::ID,
         },
         ix::BootstrapAdmit {},
     )
@@ -124,6 +126,7 @@ pub fn finish_bootstrap(admin: &Pubkey) -> Instruction {
         accs::FinishBootstrap {
             admin: *admin,
             config: pda::config().0,
+            genesis: pda::genesis().0,
         },
         ix::FinishBootstrap {},
     )

@@ -42,9 +42,9 @@ mod tx;
 pub use dagger::{
     constants,
     state::{
-        split_fee, Attestation, Ballot, Capacity, Config, Escrow, FeeVault, Operator,
-        OperatorStatus, Outcome, PriceFloor, Request, RequestStatus, StakeVault, Subject, VmSpec,
-        Vote,
+        split_fee, Attestation, Ballot, Capacity, Config, Escrow, FeeVault, Genesis, GenesisMember,
+        Operator, OperatorStatus, Outcome, PriceFloor, Request, RequestStatus, StakeVault, Subject,
+        VmSpec, Vote,
     },
     InitializeArgs, UpdateConfigArgs, UpdateOperatorArgs, ID as PROGRAM_ID,
 };

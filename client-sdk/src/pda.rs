@@ -3,8 +3,8 @@
 use anchor_lang::prelude::Pubkey;
 use dagger::{
     constants::{
-        ATTESTATION_SEED, CONFIG_SEED, ESCROW_SEED, FEE_VAULT_SEED, OPERATOR_SEED, REQUEST_SEED,
-        STAKE_VAULT_SEED,
+        ATTESTATION_SEED, CONFIG_SEED, ESCROW_SEED, FEE_VAULT_SEED, GENESIS_SEED, OPERATOR_SEED,
+        REQUEST_SEED, STAKE_VAULT_SEED,
     },
     state::Subject,
     ID,
@@ -48,6 +48,12 @@ pub fn attestation(subject: &Subject) -> (Pubkey, u8) {
 }
 
 /// Where protocol fees collect until the admin withdraws them.
+/// The genesis roster record (written by `bootstrap_admit`, final after
+/// `finish_bootstrap`).
+pub fn genesis() -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[GENESIS_SEED], &ID)
+}
+
 pub fn fee_vault() -> (Pubkey, u8) {
     Pubkey::find_program_address(&[FEE_VAULT_SEED], &ID)
 }

@@ -13,8 +13,8 @@ use crate::{
     client::DaggerClient,
     errors::ClientError,
     layout::{self, request_status_byte, DISCRIMINATOR_LEN},
-    pda, Attestation, Config, Operator, OperatorStatus, Request, RequestStatus, Subject, VmSpec,
-    PROGRAM_ID,
+    pda, Attestation, Config, Genesis, Operator, OperatorStatus, Request, RequestStatus, Subject,
+    VmSpec, PROGRAM_ID,
 };
 
 /// Which operators to list. `owner` is filtered by the RPC node (memcmp);
@@ -86,6 +86,12 @@ impl<'a> Reader<'a> {
 
     pub async fn config(self) -> Result<Config, ClientError> {
         self.get("config", &pda::config().0).await
+    }
+
+    /// The genesis roster record (exists once the first operator is
+    /// admitted; final once `finished`).
+    pub async fn genesis(self) -> Result<Genesis, ClientError> {
+        self.get("genesis", &pda::genesis().0).await
     }
 
     /// The operator registered with `node_key`.

@@ -72,7 +72,7 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
     let reader = devnet.reader.clone();
     step(started, "devnet up");
 
-    // A fifth operator starts its node and registers; it is Pending.
+    // A fifth operator registers; it is Pending.
     let keys = dir.path().join("newcomer");
     std::fs::create_dir_all(&keys).unwrap();
     let owner = load_or_create(&keys.join("owner.json")).unwrap();
@@ -105,24 +105,9 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         disk_horizon_rounds: dagger_node::config::DEFAULT_DISK_HORIZON_ROUNDS,
     };
     std::fs::create_dir_all(&config.data_dir).unwrap();
-    let provisioner = SimulatedProvisioner::open(&config.data_dir, "newcomer").unwrap();
-    let newcomer = start_chain(
-        &config,
-        ChainSettings {
-            rpc_url: devnet.rpc_url(),
-            ws_url: Some(devnet.ws_url()),
-            poll_interval: Duration::from_millis(300),
-            attest_interval: Duration::from_millis(300),
-            provisioner: Arc::new(provisioner),
-        },
-        Default::default(),
-    )
-    .await
-    .unwrap();
-
-    // Registered only once its node runs: a node fixes the genesis roster
-    // from the chain at its first start, so it must start before it can be
-    // admitted (see the README).
+    // It registers first and starts its node only once a quorum admitted
+    // it: the node takes the genesis roster from the chain's record, not
+    // from the operators active when it first starts.
     reader
         .send(
             &[ix::register_operator(
@@ -138,7 +123,7 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         )
         .await
         .unwrap();
-    step(started, "newcomer started and registered");
+    step(started, "newcomer registered (its node is not running)");
     // The nodes see it, vote it in, and the program admits it.
     let operator = pda::operator(&node_key.pubkey()).0;
     eventually("admission by a quorum", Duration::from_secs(90), || async {
@@ -155,6 +140,22 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
     assert_eq!(config_after.roster_epoch, epoch_before);
 
     step(started, "newcomer admitted");
+    let provisioner = SimulatedProvisioner::open(&config.data_dir, "newcomer").unwrap();
+    let newcomer = start_chain(
+        &config,
+        ChainSettings {
+            rpc_url: devnet.rpc_url(),
+            ws_url: Some(devnet.ws_url()),
+            poll_interval: Duration::from_millis(300),
+            attest_interval: Duration::from_millis(300),
+            provisioner: Arc::new(provisioner),
+        },
+        Default::default(),
+    )
+    .await
+    .unwrap();
+
+    step(started, "newcomer's node started after its admission");
     // It joins gossip: it catches up and orders what the others order.
     let reference = devnet.nodes[0].as_ref().unwrap().core.clone();
     eventually(

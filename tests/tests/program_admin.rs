@@ -2,7 +2,8 @@
 
 use dagger_client::{
     errors::{AnchorErrorCode, DaggerError},
-    instructions as ix, pda, InitializeArgs, OperatorStatus, UpdateConfigArgs,
+    instructions as ix, pda, Genesis, InitializeArgs, OperatorStatus, UpdateConfigArgs,
+    UpdateOperatorArgs,
 };
 use dagger_tests::*;
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signer::Signer};
@@ -457,4 +458,100 @@ fn bootstrap_admit_of_unknown_node_key_fails() {
         .chain
         .fail(&[ix::bootstrap_admit(&admin.pubkey(), &unknown)], &[admin]);
     assert!(failure.is_anchor(AnchorErrorCode::AccountNotInitialized));
+}
+
+/// The genesis roster is recorded as it is admitted and stays as it was
+/// at `finish_bootstrap`, whatever the operators do afterwards; until
+/// then admitted stake is frozen; a reopened bootstrap starts a new
+/// generation; money sent to the record's address beforehand changes
+/// nothing.
+#[test]
+fn the_genesis_roster_is_recorded_on_chain() {
+    let mut net = Network::initialized();
+    let admin = net.admin.insecure_clone();
+    // Someone funds the record's address first: admitting still works.
+    net.chain.airdrop(&pda::genesis().0, LAMPORTS_PER_SOL / 100);
+    let a = net.register(MIN_STAKE);
+    let b = net.register(2 * MIN_STAKE);
+    let pending = net.register(MIN_STAKE);
+    for index in [a, b] {
+        let node = net.operators[index].node.pubkey();
+        net.chain
+            .ok(&[ix::bootstrap_admit(&admin.pubkey(), &node)], &[&admin]);
+    }
+    let genesis: Genesis = net.chain.account(&pda::genesis().0).expect("recorded");
+    assert!(!genesis.finished);
+    assert_eq!(genesis.generation, 0);
+    assert_eq!(genesis.members.len(), 2);
+    assert_eq!(genesis.members[1].node_key, net.operators[b].node.pubkey());
+    assert_eq!(genesis.members[1].stake, 2 * MIN_STAKE);
+    assert_eq!(genesis.members[1].operator, net.operators[b].account());
+    let rent = net.chain.rent(Genesis::space(2));
+    assert!(net.chain.lamports(&pda::genesis().0) >= rent);
+
+    // Admitted stake is frozen until the bootstrap finishes; pending stake is not.
+    let (owner_a, node_a) = (
+        net.operators[a].owner.insecure_clone(),
+        net.operators[a].node.pubkey(),
+    );
+    let failure = net.chain.fail(
+        &[ix::add_stake(&owner_a.pubkey(), &node_a, MIN_STAKE)],
+        &[&owner_a],
+    );
+    assert!(failure.is(DaggerError::GenesisFrozen));
+    let failure = net.chain.fail(
+        &[ix::request_unstake(&owner_a.pubkey(), &node_a)],
+        &[&owner_a],
+    );
+    assert!(failure.is(DaggerError::GenesisFrozen));
+    let owner_p = net.operators[pending].owner.insecure_clone();
+    let node_p = net.operators[pending].node.pubkey();
+    net.chain.airdrop(&owner_p.pubkey(), 2 * MIN_STAKE);
+    net.chain.ok(
+        &[ix::add_stake(&owner_p.pubkey(), &node_p, MIN_STAKE)],
+        &[&owner_p],
+    );
+
+    net.chain
+        .ok(&[ix::finish_bootstrap(&admin.pubkey())], &[&admin]);
+    let finished: Genesis = net.chain.account(&pda::genesis().0).unwrap();
+    assert!(finished.finished);
+    assert_eq!(finished.members, genesis.members);
+    // Operators change afterwards; the record does not.
+    net.chain.ok(
+        &[ix::update_operator(
+            &owner_a.pubkey(),
+            &node_a,
+            UpdateOperatorArgs {
+                address: Some("10.9.9.9:7000".into()),
+                ..Default::default()
+            },
+        )],
+        &[&owner_a],
+    );
+    net.chain.ok(
+        &[ix::request_unstake(&owner_a.pubkey(), &node_a)],
+        &[&owner_a],
+    );
+    let after: Genesis = net.chain.account(&pda::genesis().0).unwrap();
+    assert_eq!(after.members, genesis.members);
+
+    // Everyone leaves; a reopened bootstrap records a new generation.
+    let owner_b = net.operators[b].owner.insecure_clone();
+    let node_b = net.operators[b].node.pubkey();
+    net.chain.ok(
+        &[ix::request_unstake(&owner_b.pubkey(), &node_b)],
+        &[&owner_b],
+    );
+    net.chain.warp(dagger::constants::RECOVERY_DELAY);
+    net.chain
+        .ok(&[ix::reopen_bootstrap(&admin.pubkey())], &[&admin]);
+    net.chain
+        .ok(&[ix::bootstrap_admit(&admin.pubkey(), &node_p)], &[&admin]);
+    let next: Genesis = net.chain.account(&pda::genesis().0).unwrap();
+    assert_eq!(next.generation, 1);
+    assert!(!next.finished);
+    assert_eq!(next.members.len(), 1);
+    assert_eq!(next.members[0].node_key, node_p);
+    assert_eq!(next.members[0].stake, 2 * MIN_STAKE);
 }

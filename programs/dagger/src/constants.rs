@@ -9,6 +9,8 @@ pub const OPERATOR_SEED: &[u8] = b"operator";
 #[constant]
 pub const STAKE_VAULT_SEED: &[u8] = b"stake_vault";
 #[constant]
+pub const GENESIS_SEED: &[u8] = b"genesis";
+#[constant]
 pub const REQUEST_SEED: &[u8] = b"request";
 #[constant]
 pub const ESCROW_SEED: &[u8] = b"escrow";

@@ -98,12 +98,16 @@ pub enum DaggerError {
     NothingToWithdraw,
     #[msg("The operator still has leases that are not settled")]
     LeasesOutstanding,
+    #[msg("The recorded genesis roster does not match the admitted operators")]
+    GenesisMismatch,
+    #[msg("A genesis operator cannot change or leave until the bootstrap is finished")]
+    GenesisFrozen,
 }
 
 impl DaggerError {
     /// Every variant in code order, so clients can turn a custom error code
     /// back into a typed error (`DaggerError::from_code`).
-    pub const ALL: [DaggerError; 48] = [
+    pub const ALL: [DaggerError; 50] = [
         DaggerError::Unauthorized,
         DaggerError::NotUpgradeAuthority,
         DaggerError::InvalidProgramData,
@@ -152,6 +156,8 @@ impl DaggerError {
         DaggerError::OperatorNotExited,
         DaggerError::NothingToWithdraw,
         DaggerError::LeasesOutstanding,
+        DaggerError::GenesisMismatch,
+        DaggerError::GenesisFrozen,
     ];
 
     /// The error for a custom program error code, if it is one of ours.

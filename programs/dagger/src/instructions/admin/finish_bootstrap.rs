@@ -1,10 +1,14 @@
 use anchor_lang::prelude::*;
 
 use crate::{
-    constants::CONFIG_SEED, errors::DaggerError, events::BootstrapFinished, state::Config,
+    constants::{CONFIG_SEED, GENESIS_SEED},
+    errors::DaggerError,
+    events::BootstrapFinished,
+    state::{Config, Genesis},
 };
 
-/// Irreversible: hands roster changes over to quorum attestations.
+/// Irreversible: hands roster changes over to quorum attestations and
+/// makes the recorded genesis roster final.
 #[derive(Accounts)]
 pub struct FinishBootstrap<'info> {
     pub admin: Signer<'info>,
@@ -15,13 +19,33 @@ pub struct FinishBootstrap<'info> {
         has_one = admin @ DaggerError::Unauthorized,
     )]
     pub config: Account<'info, Config>,
+    /// CHECK: the genesis record, read after the roster checks (it does
+    /// not exist before the first admission: `EmptyRoster` says why).
+    #[account(mut, seeds = [GENESIS_SEED], bump)]
+    pub genesis: UncheckedAccount<'info>,
 }
 
 pub(crate) fn handler(ctx: Context<FinishBootstrap>) -> Result<()> {
     let config = &mut ctx.accounts.config;
     require!(!config.bootstrapped, DaggerError::AlreadyBootstrapped);
     require!(config.active_operators > 0, DaggerError::EmptyRoster);
+    let info = ctx.accounts.genesis.to_account_info();
+    require!(info.owner == &crate::ID, DaggerError::GenesisMismatch);
+    let mut genesis = {
+        let data = info.try_borrow_data()?;
+        Genesis::try_deserialize(&mut &data[..])?
+    };
+    // Admitted operators can neither change their stake nor leave before
+    // this point (`GenesisFrozen`), so the record is the roster.
+    require!(
+        !genesis.finished
+            && genesis.members.len() == config.active_operators as usize
+            && genesis.members.iter().map(|m| m.stake).sum::<u64>() == config.total_active_stake,
+        DaggerError::GenesisMismatch
+    );
     config.bootstrapped = true;
+    genesis.finished = true;
+    genesis.try_serialize(&mut &mut info.try_borrow_mut_data()?[..])?;
     emit!(BootstrapFinished {
         roster_epoch: config.roster_epoch,
         total_active_stake: config.total_active_stake,

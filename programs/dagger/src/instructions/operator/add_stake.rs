@@ -50,6 +50,12 @@ pub(crate) fn handler(ctx: Context<AddStake>, amount: u64) -> Result<()> {
         .stake
         .checked_add(amount)
         .ok_or(DaggerError::Overflow)?;
+    // The genesis roster records admitted stakes; they are final only once
+    // the bootstrap is finished.
+    require!(
+        accounts.config.bootstrapped || !accounts.operator.is_active(),
+        DaggerError::GenesisFrozen
+    );
     if accounts.operator.is_active() {
         let total_after = accounts
             .config

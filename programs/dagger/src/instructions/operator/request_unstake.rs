@@ -34,6 +34,12 @@ pub(crate) fn handler(ctx: Context<RequestUnstake>) -> Result<()> {
             return err!(DaggerError::InvalidOperatorStatus)
         }
     };
+    // A genesis member leaving before consensus even starts would leave
+    // dead stake in every node's first roster.
+    require!(
+        config.bootstrapped || !was_active,
+        DaggerError::GenesisFrozen
+    );
     let now = Clock::get()?.unix_timestamp;
     if was_active {
         config.deactivate(operator.stake, now)?;
