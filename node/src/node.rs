@@ -177,6 +177,7 @@ pub async fn start_chain(
                         metrics: ctx.metrics.clone(),
                         interval: chain.attest_interval,
                         since_sweep: 0,
+                        core: ctx.core.clone(),
                     }
                     .run(),
                 ),
@@ -263,6 +264,7 @@ async fn assemble(
     let gossip = Gossip::start(
         transport.clone(),
         handle.clone(),
+        store.clone(),
         peers.clone(),
         limits,
         gossip_config,

@@ -20,9 +20,10 @@ use std::{
 
 use dagger_consensus::{CreatorId, Roster};
 use dagger_node::{
-    core::{CoreConfig, Machine, Now, Output, OwnEvent, StaticRoster, SubmitId},
+    core::{Checkpoint, CoreConfig, Machine, Now, Output, OwnEvent, StaticRoster, SubmitId},
     identity::Identity,
     metrics::Metrics,
+    net::state_sync::vouched,
     store::{Store, TxRecord, Write},
 };
 use ed25519_dalek::SigningKey;
@@ -53,9 +54,13 @@ struct Net {
     clock: Now,
     acknowledged: HashSet<Vec<u8>>,
     submitted: u64,
+    /// A peer said this node is behind what it keeps.
+    behind: [bool; NODES],
+    /// State syncs performed.
+    installs: usize,
 }
 
-fn config(genesis: Roster) -> CoreConfig {
+fn config(genesis: Roster, disk_horizon_rounds: u64) -> CoreConfig {
     CoreConfig {
         consensus: dagger_consensus::Config {
             network_id: [7; 32],
@@ -65,18 +70,18 @@ fn config(genesis: Roster) -> CoreConfig {
         max_pending_txs: 10_000,
         max_pending_bytes: 1 << 24,
         idle_event_interval: Duration::from_millis(5),
-        disk_horizon_rounds: 64,
+        disk_horizon_rounds,
     }
 }
 
 impl Net {
-    fn new() -> Net {
+    fn new(disk_horizon_rounds: u64) -> Net {
         let identities: Vec<Identity> = (0..NODES)
             .map(|i| Identity::from_signing_key(SigningKey::from_bytes(&[i as u8 + 1; 32])))
             .collect();
         let genesis =
             Roster::new(identities.iter().map(|i| (CreatorId(i.id()), 1))).expect("roster");
-        let config = config(genesis);
+        let config = config(genesis, disk_horizon_rounds);
         let clock = Now {
             instant: Instant::now(),
             unix_ns: 1_700_000_000_000_000_000,
@@ -87,6 +92,8 @@ impl Net {
             clock,
             acknowledged: HashSet::new(),
             submitted: 0,
+            behind: [false; NODES],
+            installs: 0,
         };
         for identity in identities {
             let dir = tempfile::tempdir().expect("tempdir");
@@ -124,7 +131,7 @@ impl Net {
         let mut repairs = Vec::new();
         while let Some(output) = machine.poll_output() {
             if let Output::Persist { write, .. } = output {
-                repairs.push(write);
+                repairs.push(*write);
             }
         }
         if !repairs.is_empty() {
@@ -153,7 +160,7 @@ impl Net {
         };
         while let Some(output) = machine.poll_output() {
             if let Output::Persist { write, own } = output {
-                peer.queued.push_back((write, own));
+                peer.queued.push_back((*write, own));
             }
         }
     }
@@ -222,11 +229,13 @@ impl Net {
             let m = self.peers[a].machine.as_ref().expect("up");
             (m.tips(), m.status().ordered_events)
         };
-        let events = self.peers[b]
+        let answer = self.peers[b]
             .machine
             .as_mut()
             .expect("up")
             .sync_answer(&tips, ordered, 4_096);
+        self.behind[a] |= answer.behind_horizon;
+        let events = answer.events;
         let peer_id = self.peers[b].identity.id();
         let m = self.peers[a].machine.as_mut().expect("up");
         let summary = m.receive(events, clock);
@@ -238,11 +247,78 @@ impl Net {
         m.after_sync(peer_id, clock);
     }
 
+    /// Node `i` loses its ledger (a new, empty one replaces it).
+    fn lose_disk(&mut self, i: usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        self.peers[i].disk = Disk { store, _dir: dir };
+    }
+
+    /// What `net::state_sync` does, with the others' ledgers as the peers:
+    /// the newest checkpoint vouched for by more than a third of the stake,
+    /// that round's stored state from a voucher, the ordered ids of the
+    /// gap if own events wait, then install.
+    fn state_sync(&mut self, i: usize) {
+        let Some(machine) = self.peers[i].machine.as_ref() else {
+            return;
+        };
+        let answers: Vec<([u8; 32], Vec<Checkpoint>)> = (0..NODES)
+            .filter(|&j| j != i)
+            .map(|j| {
+                let list = self.peers[j]
+                    .disk
+                    .store
+                    .checkpoints(64)
+                    .expect("checkpoints");
+                (self.peers[j].identity.id(), list)
+            })
+            .collect();
+        let Some((checkpoint, vouchers)) = vouched(&machine.roster(), &answers) else {
+            return;
+        };
+        if checkpoint.round <= machine.status().last_decided_round {
+            return;
+        }
+        let voucher = self
+            .peers
+            .iter()
+            .find(|p| p.identity.id() == vouchers[0])
+            .expect("a peer");
+        let (blob, stored) = voucher.disk.store.state().unwrap().expect("a state");
+        if stored != checkpoint {
+            return;
+        }
+        let (ordered, _, waiting) = machine.sync_position();
+        let gap = waiting.then(|| {
+            voucher
+                .disk
+                .store
+                .order_ids(ordered, (checkpoint.ordered - ordered) as usize)
+                .expect("the voucher has the order")
+        });
+        self.peers[i]
+            .machine
+            .as_mut()
+            .unwrap()
+            .install(&blob, &checkpoint, gap.as_deref())
+            .expect("a vouched state installs");
+        self.installs += 1;
+    }
+
     fn heartbeat(&mut self, i: usize) {
         let clock = self.clock;
         if let Some(m) = self.peers[i].machine.as_mut() {
             m.heartbeat(clock);
         }
+    }
+
+    fn order_base(&self, i: usize) -> Option<Checkpoint> {
+        self.peers[i].disk.store.order_base().expect("read base")
+    }
+
+    /// One past the last ordered transaction on disk.
+    fn tx_end(&self, i: usize) -> u64 {
+        self.ordered_txs(i).last().map_or(0, |r| r.position + 1)
     }
 
     fn ordered_txs(&self, i: usize) -> Vec<TxRecord> {
@@ -269,6 +345,13 @@ struct Plan {
     /// Crash again once this many writes were committed after the first
     /// restart (and come back a step later).
     crash_after_writes: Option<usize>,
+    /// Decided rounds ordered events stay on disk (the others delete them
+    /// after that: a victim away longer needs a state sync).
+    disk_horizon: u64,
+    /// The victim comes back from its first crash with an empty ledger
+    /// (and is never sent transactions: what only its lost disk held is
+    /// lost for good).
+    lose_disk: bool,
 }
 
 impl Plan {
@@ -280,20 +363,24 @@ impl Plan {
             down: 1,
             isolated: 0..0,
             crash_after_writes: None,
+            disk_horizon: 64,
+            lose_disk: false,
         }
     }
 }
 
 /// What a run saw: the victim's writes committed after its first restart
 /// until it committed its first new own event (the window in which
-/// acknowledged transactions of stale events wait only in the ledger).
+/// acknowledged transactions of stale events wait only in the ledger), and
+/// how many state syncs happened.
 struct Outcome {
     window: Option<usize>,
+    installs: usize,
 }
 
 fn run(plan: &Plan) -> Outcome {
     let mut rng = StdRng::seed_from_u64(plan.seed);
-    let mut net = Net::new();
+    let mut net = Net::new(plan.disk_horizon);
     let mut down_until = None;
     let mut restarts = 0;
     let mut since_restart = 0usize;
@@ -306,6 +393,9 @@ fn run(plan: &Plan) -> Outcome {
             down_until = Some(step + plan.down);
         }
         if down_until == Some(step) {
+            if plan.lose_disk && restarts == 0 {
+                net.lose_disk(VICTIM);
+            }
             net.start(VICTIM);
             down_until = None;
             restarts += 1;
@@ -315,7 +405,8 @@ fn run(plan: &Plan) -> Outcome {
         for _ in 0..12 {
             let a = rng.gen_range(0..NODES);
             match rng.gen_range(0..10) {
-                0..=1 => net.submit(a),
+                0..=1 if !(plan.lose_disk && a == VICTIM) => net.submit(a),
+                0..=1 => {}
                 3 => net.heartbeat(a),
                 _ => {
                     let b = rng.gen_range(0..NODES);
@@ -328,6 +419,9 @@ fn run(plan: &Plan) -> Outcome {
         if isolated {
             net.submit(VICTIM);
             net.heartbeat(VICTIM);
+        }
+        if std::mem::take(&mut net.behind[VICTIM]) {
+            net.state_sync(VICTIM);
         }
         for i in 0..NODES {
             if i != VICTIM {
@@ -384,10 +478,18 @@ fn run(plan: &Plan) -> Outcome {
             net.pull(a, b);
             net.heartbeat(a);
         }
+        if std::mem::take(&mut net.behind[VICTIM]) {
+            net.state_sync(VICTIM);
+        }
         for i in 0..NODES {
             net.commit_all(i);
         }
+        let reference_end = net.tx_end(0);
         let all = (0..NODES).all(|i| {
+            if net.order_base(i).is_some() {
+                // Joined by state sync: it lacks the order before its base.
+                return net.tx_end(i) >= reference_end;
+            }
             let ordered: HashSet<Vec<u8>> = net.ordered_txs(i).into_iter().map(|r| r.tx).collect();
             net.acknowledged.iter().all(|tx| ordered.contains(tx))
         });
@@ -401,20 +503,31 @@ fn run(plan: &Plan) -> Outcome {
         assert!(evidence.is_empty(), "{context}: node {i} saw a fork");
     }
     let reference = net.ordered_txs(0);
+    assert!(net.order_base(0).is_none());
     for i in 0..NODES {
         let txs = net.ordered_txs(i);
-        for (expected, record) in txs.iter().enumerate() {
+        // Consecutive positions; after a state sync one jump, to exactly
+        // where the installed state's order starts.
+        let base = net.order_base(i).map(|c| c.next_tx);
+        let mut expected = 0u64;
+        for record in &txs {
+            if record.position != expected
+                && Some(record.position) == base
+                && expected < record.position
+            {
+                expected = record.position;
+            }
             assert_eq!(
-                record.position, expected as u64,
+                record.position, expected,
                 "{context}: node {i} has a gap in its order"
             );
+            expected += 1;
         }
-        let common = txs.len().min(reference.len());
-        assert_eq!(
-            txs[..common],
-            reference[..common],
-            "{context}: node {i} ordered differently"
-        );
+        for record in &txs {
+            if let Some(theirs) = reference.get(record.position as usize) {
+                assert_eq!(record, theirs, "{context}: node {i} ordered differently");
+            }
+        }
         let mut seen = HashSet::new();
         for record in &txs {
             assert!(
@@ -435,7 +548,10 @@ fn run(plan: &Plan) -> Outcome {
         settled && missing.is_empty(),
         "{context}: acknowledged but never ordered: {missing:?}"
     );
-    Outcome { window }
+    Outcome {
+        window,
+        installs: net.installs,
+    }
 }
 
 /// A crash at every step of one script, with a short outage.
@@ -472,6 +588,37 @@ fn a_crash_after_any_write_while_stale_transactions_wait_loses_nothing() {
         let window = run(&base)
             .window
             .expect("the victim signs again after its outage");
+        for writes in 0..=window + 2 {
+            run(&Plan {
+                crash_after_writes: Some(writes),
+                ..base.clone()
+            });
+        }
+    }
+}
+
+/// Away longer than the others keep ordered events on disk, with its
+/// ledger or without: the victim cannot catch up by replay and joins by
+/// state sync, crashing at any write around the install; what it had
+/// acknowledged is ordered exactly once, and it orders what the others
+/// order from there on.
+#[test]
+fn a_node_behind_the_disk_horizon_joins_by_state_sync() {
+    for lose_disk in [false, true] {
+        let base = Plan {
+            crashes: vec![30],
+            down: 120,
+            isolated: if lose_disk { 0..0 } else { 24..30 },
+            disk_horizon: 2,
+            lose_disk,
+            ..Plan::new(31, 220)
+        };
+        let outcome = run(&base);
+        assert!(
+            outcome.installs >= 1,
+            "lose_disk {lose_disk}: no state sync happened"
+        );
+        let window = outcome.window.expect("the victim signs again");
         for writes in 0..=window + 2 {
             run(&Plan {
                 crash_after_writes: Some(writes),

@@ -2,7 +2,10 @@
 //! none may panic; valid messages round-trip.
 
 use dagger_consensus::{Event, EventId, UnsignedEvent};
-use dagger_node::net::wire::{Message, WireError, MAX_FRAME_BYTES, MAX_TIPS};
+use dagger_node::{
+    core::Checkpoint,
+    net::wire::{Message, WireError, MAX_CHECKPOINTS, MAX_FRAME_BYTES, MAX_ORDER_IDS, MAX_TIPS},
+};
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
@@ -19,9 +22,38 @@ fn event(seed: u8, txs: Vec<Vec<u8>>) -> Event {
     .sign(&key, &[9; 32])
 }
 
+fn checkpoint() -> impl Strategy<Value = Checkpoint> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(
+            |(round, ordered, running_hash, next_tx, digest)| Checkpoint {
+                round,
+                ordered,
+                running_hash,
+                next_tx,
+                digest,
+            },
+        )
+}
+
 fn message() -> impl Strategy<Value = Message> {
     let txs = proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..4);
     prop_oneof![
+        Just(Message::Behind),
+        Just(Message::CheckpointsRequest),
+        Just(Message::Unavailable),
+        proptest::collection::vec(checkpoint(), 0..5).prop_map(Message::Checkpoints),
+        any::<u64>().prop_map(|round| Message::StateRequest { round }),
+        (checkpoint(), any::<u64>())
+            .prop_map(|(checkpoint, total)| Message::StateHeader { checkpoint, total }),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Message::Chunk),
+        (any::<u64>(), any::<u32>()).prop_map(|(from, max)| Message::OrderIdsRequest { from, max }),
+        proptest::collection::vec(any::<[u8; 32]>(), 0..5).prop_map(Message::OrderIds),
         (
             proptest::collection::vec(any::<[u8; 32]>(), 0..8),
             any::<u64>()
@@ -89,7 +121,24 @@ fn limits_are_enforced_before_reading_bodies() {
     body.extend_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(Message::decode_body(&body), Err(WireError::Truncated));
     assert_eq!(Message::decode_body(&[2, 3]), Err(WireError::Version(2)));
-    assert_eq!(Message::decode_body(&[1, 9]), Err(WireError::Kind(9)));
+    assert_eq!(Message::decode_body(&[1, 99]), Err(WireError::Kind(99)));
+    // Counts above the limits are refused before anything is allocated.
+    let mut body = vec![1u8, 7];
+    body.extend_from_slice(&(MAX_CHECKPOINTS as u32 + 1).to_be_bytes());
+    assert!(matches!(
+        Message::decode_body(&body),
+        Err(WireError::TooMany { .. })
+    ));
+    let mut body = vec![1u8, 12];
+    body.extend_from_slice(&(MAX_ORDER_IDS as u32 + 1).to_be_bytes());
+    assert!(matches!(
+        Message::decode_body(&body),
+        Err(WireError::TooMany { .. })
+    ));
+    // A huge id count with no data is just truncated.
+    let mut body = vec![1u8, 12];
+    body.extend_from_slice(&(MAX_ORDER_IDS as u32).to_be_bytes());
+    assert_eq!(Message::decode_body(&body), Err(WireError::Truncated));
     assert_eq!(Message::decode_body(&[1, 3, 0]), Err(WireError::Trailing));
 }
 

@@ -742,6 +742,24 @@ impl Hashgraph {
         self.latest.get(c as usize).copied().flatten()
     }
 
+    /// Continue `creator`'s chain after `head` if that is newer than what
+    /// this instance knows: a node that installed a state taken by a peer
+    /// must not sign a sequence number it already used (its own ledger
+    /// remembers events the peer may never have seen). Consensus ignores
+    /// it; it only steers [`Hashgraph::create_event`].
+    pub fn resume_chain(&mut self, creator: &CreatorId, head: ChainHead) {
+        let Some(&c) = self.sched.index.get(creator) else {
+            return;
+        };
+        let c = c as usize;
+        if self.latest.len() <= c {
+            self.latest.resize(c + 1, None);
+        }
+        if self.latest[c].is_none_or(|h| head.seq > h.seq) {
+            self.latest[c] = Some(head);
+        }
+    }
+
     /// The best held event of `creator` to use as an other-parent: among
     /// its held chain tips (a forker has several), the one born last, then
     /// the one with the smallest id. `None` if nothing of it is held.

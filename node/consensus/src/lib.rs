@@ -168,7 +168,7 @@ pub use evidence::Equivocation;
 pub use fame::COIN_PERIOD;
 pub use hashgraph::{ChainHead, Decided, EventInfo, Hashgraph, InsertOutcome, Inserted, Stats};
 pub use merkle::{Batch, Forester, InclusionProof};
-pub use order::Ordered;
+pub use order::{chain_hash, Ordered};
 pub use roster::{is_supermajority, Roster};
 
 /// Rounds between the round a roster change is ordered in and the first

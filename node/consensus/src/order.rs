@@ -40,7 +40,10 @@ pub(crate) struct OrderState {
     pub last_time: Option<u64>,
 }
 
-fn chain_hash(prev: &[u8; 32], id: &EventId) -> [u8; 32] {
+/// The running hash of the order after appending `id` to an order whose
+/// running hash was `prev`. Public so a node can check a list of ordered
+/// event ids against two running hashes it trusts.
+pub fn chain_hash(prev: &[u8; 32], id: &EventId) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(b"DAGGER/order/1");
     h.update(prev);

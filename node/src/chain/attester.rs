@@ -50,6 +50,9 @@ pub struct Attester {
     pub interval: Duration,
     /// Rounds since the last sweep for closable tallies.
     pub since_sweep: u32,
+    /// Asked before posting: a node whose state came from peers and is not
+    /// verified yet votes nothing (its duties might not be the network's).
+    pub core: crate::core::CoreHandle,
 }
 
 /// What the chain says about a vote's subject.
@@ -61,7 +64,14 @@ enum Subject {
 impl Attester {
     pub async fn run(mut self) {
         loop {
-            if let Err(err) = self.round().await {
+            let unverified = self
+                .core
+                .status()
+                .await
+                .map_or(true, |s| s.unverified_install.is_some());
+            if unverified {
+                tracing::debug!("state not verified since a state sync; not attesting yet");
+            } else if let Err(err) = self.round().await {
                 tracing::warn!(error = %err, "attester round failed; retrying");
             }
             tokio::select! {

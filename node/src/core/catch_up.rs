@@ -15,22 +15,35 @@ use super::machine::Machine;
 /// ledger (catch-up) before the usual sync answer.
 pub const CATCH_UP_GAP: u64 = 256;
 
+/// A catch-up answer.
+pub(super) struct CatchUp {
+    pub events: Vec<Event>,
+    /// The peer needs ordered events this node no longer has on disk (or
+    /// never had: it joined by state sync after them): only a state sync
+    /// brings it back.
+    pub behind_horizon: bool,
+}
+
 impl Machine {
-    pub(super) fn catch_up(&self, their_ordered: u64, max_events: usize) -> Vec<Event> {
+    pub(super) fn catch_up(&self, their_ordered: u64, max_events: usize) -> CatchUp {
+        let none = |behind_horizon| CatchUp {
+            events: Vec::new(),
+            behind_horizon,
+        };
         let ours = self.hg.stats().ordered_count;
         // Ordered events this node no longer holds in memory: a peer short of
         // them cannot get them from the ordinary sync answer.
         let pruned_from_memory = ours.saturating_sub(self.records.ordered_held.len() as u64);
         if their_ordered >= pruned_from_memory && ours <= their_ordered.saturating_add(CATCH_UP_GAP)
         {
-            return Vec::new();
+            return none(false);
         }
         let limit = (ours - their_ordered.min(ours)).min(max_events as u64 / 2) as usize;
         let records = match self.ledger.order_from(their_ordered, limit) {
             Ok(records) => records,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the order for a catch-up");
-                return Vec::new();
+                return none(false);
             }
         };
         // Consecutive from `their_ordered` only: an event missing here would
@@ -51,6 +64,9 @@ impl Machine {
                 None => break,
             }
         }
-        out
+        CatchUp {
+            behind_horizon: out.is_empty() && their_ordered < ours,
+            events: out,
+        }
     }
 }

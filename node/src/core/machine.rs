@@ -19,6 +19,7 @@ use dagger_consensus::{
 };
 
 use super::{
+    checkpoint::Checkpoint,
     hex,
     mempool::{Mempool, SubmitId},
     records::Records,
@@ -64,9 +65,21 @@ pub enum Output {
     /// commit must be durable (fsync) before the event leaves the node and
     /// its submitters are answered; then report it with
     /// [`Machine::on_durable`].
-    Persist { write: Write, own: Option<OwnEvent> },
+    Persist {
+        write: Box<Write>,
+        own: Option<OwnEvent>,
+    },
     /// A decided round, for subscribers (the controller's duties, tests).
     Decided(Arc<Decided>),
+}
+
+/// What a peer that pulled gets.
+#[derive(Debug, Default)]
+pub struct SyncAnswer {
+    /// Events it is missing, parents first.
+    pub events: Vec<Event>,
+    /// It is behind what this node keeps: only a state sync helps it.
+    pub behind_horizon: bool,
 }
 
 /// A new own event and the submissions it acknowledges once durable.
@@ -106,6 +119,12 @@ pub struct Machine {
     pub(super) replaying: bool,
     /// Events received since the last pull completed.
     pub(super) received_since_pull: usize,
+    /// Events the last completed pull brought (0 before any).
+    pub(super) last_pull_size: usize,
+    /// This node's latest checkpoints, oldest first.
+    pub(super) checkpoints: VecDeque<Checkpoint>,
+    /// Round of a state installed by state sync and not verified yet.
+    pub(super) installed: Option<u64>,
 }
 
 impl Machine {
@@ -115,7 +134,10 @@ impl Machine {
     }
 
     pub(super) fn persist(&mut self, write: Write, own: Option<OwnEvent>) {
-        self.outputs.push_back(Output::Persist { write, own });
+        self.outputs.push_back(Output::Persist {
+            write: Box::new(write),
+            own,
+        });
     }
 
     /// The driver stored this own event durably.
@@ -214,14 +236,18 @@ impl Machine {
 
     /// The events a peer with these tips (and this many ordered events) is
     /// missing, parents first, at most `max_events`.
-    pub fn sync_answer(&mut self, tips: &[EventId], ordered: u64, max_events: usize) -> Vec<Event> {
-        let mut events = self.catch_up(ordered, max_events);
+    pub fn sync_answer(&mut self, tips: &[EventId], ordered: u64, max_events: usize) -> SyncAnswer {
+        let catch_up = self.catch_up(ordered, max_events);
+        let mut events = catch_up.events;
         events.extend(self.hg.events_unknown_to(tips));
         if !self.undurable.is_empty() {
             events.retain(|e| !self.undurable.contains(&e.id()));
         }
         events.truncate(max_events);
-        events
+        SyncAnswer {
+            events,
+            behind_horizon: catch_up.behind_horizon,
+        }
     }
 
     pub fn tips(&self) -> Vec<EventId> {
@@ -233,6 +259,7 @@ impl Machine {
     pub fn after_sync(&mut self, peer: [u8; 32], now: Now) {
         let other_parent = self.hg.latest_of(&CreatorId(peer));
         let pulled = std::mem::take(&mut self.received_since_pull);
+        self.last_pull_size = pulled;
         if self.may_create(pulled) && self.should_create_event(now) {
             self.create_event(other_parent, now);
         }
@@ -245,7 +272,7 @@ impl Machine {
     pub fn heartbeat(&mut self, now: Now) {
         if now.instant.saturating_duration_since(self.last_own_event)
             >= self.config.idle_event_interval * 4
-            && self.may_create(0)
+            && self.may_create(self.last_pull_size)
         {
             self.create_event(None, now);
         }
@@ -297,10 +324,21 @@ impl Machine {
             running_hash: hex(&stats.running_hash),
             own_seq: self.own_seq,
             equivocations: self.equivocations,
+            unverified_install: self.installed,
         }
     }
 
-    /// Whether a restarted node may sign again. Its last event before the
+    /// The roster in force for the next round to decide.
+    pub fn roster(&self) -> Vec<([u8; 32], u64)> {
+        let next = self.hg.stats().last_decided_round + 1;
+        self.hg
+            .roster_at(next)
+            .members()
+            .map(|(c, stake)| (c.0, *stake))
+            .collect()
+    }
+
+    /// Whether a (re)started node may sign. Its last event before the
     /// crash may never have reached anyone; while this node is behind, an
     /// event it signs would be born in rounds its peers already find
     /// ancient, linking that lost event. So it waits until either pulls
@@ -315,8 +353,13 @@ impl Machine {
         }
         let me = CreatorId(self.identity.id());
         let Some(head) = self.hg.chain_head(&me) else {
-            self.resuming = false;
-            return true;
+            // Nothing of this node is known here: either it never signed, or
+            // it lost its ledger and its peers hold its chain. Pulls that
+            // bring few events mean it has seen what they hold.
+            if pulled <= RESUME_QUIET_EVENTS {
+                self.resuming = false;
+            }
+            return !self.resuming;
         };
         let stats = self.hg.stats();
         let newest = stats.last_decided_round.max(stats.last_round_created);

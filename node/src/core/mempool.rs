@@ -130,6 +130,11 @@ impl Mempool {
         self.in_flight.len()
     }
 
+    /// Ids of the own events still watched.
+    pub fn in_flight_ids(&self) -> Vec<EventId> {
+        self.in_flight.keys().copied().collect()
+    }
+
     /// Admits a new submission, or says why not. Resubmitted transactions
     /// bypass the limits: they were accepted already.
     pub fn admit(

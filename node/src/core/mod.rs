@@ -24,16 +24,20 @@ use crate::{
 };
 
 mod catch_up;
+pub mod checkpoint;
 pub mod machine;
 pub mod mempool;
 mod records;
 mod recovery;
+mod state_sync;
 mod writer;
 
 pub use catch_up::CATCH_UP_GAP;
-pub use machine::{Machine, Now, Output, OwnEvent};
+pub use checkpoint::Checkpoint;
+pub use machine::{Machine, Now, Output, OwnEvent, SyncAnswer};
 pub use mempool::SubmitId;
 pub use records::SNAPSHOT_EVERY_ROUNDS;
+pub use state_sync::InstallError;
 use writer::LedgerOp;
 
 /// Sees every decided round, in order, before consensus continues, and may
@@ -92,6 +96,8 @@ pub enum CoreError {
     SelfForkGuard { stored: u64, replayed: String },
     #[error("the node is shutting down")]
     Closed,
+    #[error("state sync: {0}")]
+    Install(#[from] InstallError),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -144,6 +150,19 @@ pub struct CoreStatus {
     pub running_hash: String,
     pub own_seq: Option<u64>,
     pub equivocations: u64,
+    /// Round of a state installed by state sync whose consensus has not yet
+    /// been seen to match the peers' (the node takes no on-chain action
+    /// until it has).
+    pub unverified_install: Option<u64>,
+}
+
+/// Where a node stands, for a state sync: its ordered count and running
+/// hash, and whether own events of it wait for consensus.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncPosition {
+    pub ordered: u64,
+    pub running_hash: [u8; 32],
+    pub waiting_own_events: bool,
 }
 
 enum Command {
@@ -155,7 +174,28 @@ enum Command {
         tips: Vec<EventId>,
         ordered: u64,
         max_events: usize,
-        reply: oneshot::Sender<Vec<Event>>,
+        reply: oneshot::Sender<SyncAnswer>,
+    },
+    SyncPosition {
+        reply: oneshot::Sender<SyncPosition>,
+    },
+    VerifyState {
+        blob: Arc<Vec<u8>>,
+        checkpoint: Checkpoint,
+        reply: oneshot::Sender<Result<(), InstallError>>,
+    },
+    Install {
+        blob: Arc<Vec<u8>>,
+        checkpoint: Checkpoint,
+        gap: Option<Vec<[u8; 32]>>,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    Checkpoints {
+        reply: oneshot::Sender<Vec<Checkpoint>>,
+    },
+    Verified,
+    Roster {
+        reply: oneshot::Sender<Vec<(NodeId, u64)>>,
     },
     Tips {
         reply: oneshot::Sender<Vec<EventId>>,
@@ -190,6 +230,12 @@ impl Command {
         match self {
             Command::Receive { .. } => "receive",
             Command::SyncAnswer { .. } => "sync_answer",
+            Command::SyncPosition { .. } => "sync_position",
+            Command::VerifyState { .. } => "verify_state",
+            Command::Install { .. } => "install",
+            Command::Checkpoints { .. } => "checkpoints",
+            Command::Verified => "verified",
+            Command::Roster { .. } => "roster",
             Command::Tips { .. } => "tips",
             Command::AfterSync { .. } => "after_sync",
             Command::Heartbeat => "heartbeat",
@@ -237,7 +283,7 @@ impl CoreHandle {
         tips: Vec<EventId>,
         ordered: u64,
         max_events: usize,
-    ) -> Result<Vec<Event>, CoreError> {
+    ) -> Result<SyncAnswer, CoreError> {
         ask!(
             self,
             SyncAnswer {
@@ -246,6 +292,55 @@ impl CoreHandle {
                 max_events
             }
         )
+    }
+
+    /// Where this node stands in the order (state sync).
+    pub async fn sync_position(&self) -> Result<SyncPosition, CoreError> {
+        ask!(self, SyncPosition {})
+    }
+
+    /// Checks a peer's state against a vouched checkpoint.
+    pub async fn verify_state(
+        &self,
+        blob: Arc<Vec<u8>>,
+        checkpoint: Checkpoint,
+    ) -> Result<Result<(), InstallError>, CoreError> {
+        ask!(self, VerifyState { blob, checkpoint })
+    }
+
+    /// Installs a peer's state (see [`Machine::install`]).
+    pub async fn install(
+        &self,
+        blob: Arc<Vec<u8>>,
+        checkpoint: Checkpoint,
+        gap: Option<Vec<[u8; 32]>>,
+    ) -> Result<(), CoreError> {
+        ask!(
+            self,
+            Install {
+                blob,
+                checkpoint,
+                gap
+            }
+        )?
+    }
+
+    /// This node's latest checkpoints, newest first.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, CoreError> {
+        ask!(self, Checkpoints {})
+    }
+
+    /// The installed state proved to compute what the peers compute.
+    pub async fn verified(&self) -> Result<(), CoreError> {
+        self.tx
+            .send(Command::Verified)
+            .await
+            .map_err(|_| CoreError::Closed)
+    }
+
+    /// The roster in force for the next round to decide: node id, stake.
+    pub async fn roster(&self) -> Result<Vec<(NodeId, u64)>, CoreError> {
+        ask!(self, Roster {})
     }
 
     pub async fn tips(&self) -> Result<Vec<EventId>, CoreError> {
@@ -370,7 +465,7 @@ impl Core {
         let mut repairs = Vec::new();
         while let Some(output) = machine.poll_output() {
             if let Output::Persist { write, .. } = output {
-                repairs.push(write);
+                repairs.push(*write);
             }
         }
         if !repairs.is_empty() {
@@ -457,7 +552,7 @@ impl Core {
                     self.ledger
                         .as_ref()
                         .ok_or(CoreError::Closed)?
-                        .send(LedgerOp { write, own })
+                        .send(LedgerOp { write: *write, own })
                         .map_err(|_| CoreError::Closed)?;
                 }
                 Output::Decided(decided) => {
@@ -481,6 +576,36 @@ impl Core {
                 reply,
             } => {
                 let _ = reply.send(self.machine.sync_answer(&tips, ordered, max_events));
+            }
+            Command::SyncPosition { reply } => {
+                let (ordered, running_hash, waiting_own_events) = self.machine.sync_position();
+                let _ = reply.send(SyncPosition {
+                    ordered,
+                    running_hash,
+                    waiting_own_events,
+                });
+            }
+            Command::VerifyState {
+                blob,
+                checkpoint,
+                reply,
+            } => {
+                let _ = reply.send(self.machine.verify_state(&blob, &checkpoint));
+            }
+            Command::Install {
+                blob,
+                checkpoint,
+                gap,
+                reply,
+            } => {
+                let _ = reply.send(self.machine.install(&blob, &checkpoint, gap.as_deref()));
+            }
+            Command::Checkpoints { reply } => {
+                let _ = reply.send(self.machine.recent_checkpoints());
+            }
+            Command::Verified => self.machine.verified(),
+            Command::Roster { reply } => {
+                let _ = reply.send(self.machine.roster());
             }
             Command::Tips { reply } => {
                 let _ = reply.send(self.machine.tips());

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use dagger_consensus::{Decided, EventId};
 
 use super::{
+    checkpoint::Checkpoint,
     join_snapshot,
     machine::{Machine, Now},
 };
@@ -21,6 +22,9 @@ use crate::store::{OrderRecord, TxRecord, Write};
 /// Decided rounds between two consensus snapshots (and deletions of pruned
 /// events from disk).
 pub const SNAPSHOT_EVERY_ROUNDS: u64 = 8;
+
+/// Own checkpoints kept in memory (for verifying after a state sync).
+pub(crate) const RECENT_CHECKPOINTS: usize = 64;
 
 #[derive(Default)]
 pub(crate) struct Records {
@@ -44,6 +48,14 @@ impl Records {
     /// Accepted (again): keep it on disk.
     pub fn remember(&mut self, id: EventId) {
         self.forget.remove(&id);
+    }
+
+    /// A state sync replaced everything: the ledger's events go with it.
+    pub fn reset(&mut self, next_tx_position: u64) {
+        *self = Records {
+            next_tx_position,
+            ..Records::default()
+        };
     }
 }
 
@@ -105,9 +117,22 @@ impl Machine {
         self.records
             .forget
             .extend(decided.discarded.iter().copied());
-        let snapshot = (!self.replaying
-            && decided.round_received.is_multiple_of(SNAPSHOT_EVERY_ROUNDS))
-        .then(|| join_snapshot(&self.hg.snapshot(), &self.observer.snapshot()));
+        let snapshot_round =
+            !self.replaying && decided.round_received.is_multiple_of(SNAPSHOT_EVERY_ROUNDS);
+        let (snapshot, checkpoint) = if snapshot_round {
+            let observer = self.observer.snapshot();
+            let checkpoint = Checkpoint::of(&self.hg, &observer, self.records.next_tx_position);
+            self.checkpoints.push_back(checkpoint);
+            while self.checkpoints.len() > RECENT_CHECKPOINTS {
+                self.checkpoints.pop_front();
+            }
+            (
+                Some(join_snapshot(&self.hg.snapshot(), &observer)),
+                Some(checkpoint),
+            )
+        } else {
+            (None, None)
+        };
         let (ordered_events, ordered_txs) = (order.len() as u64, txs.len() as u64);
         let pruned = if snapshot.is_some() {
             let hg = &self.hg;
@@ -136,6 +161,7 @@ impl Machine {
                 pruned,
                 forget_ordered_through_round,
                 mempool_added,
+                checkpoint,
             },
             None,
         );

@@ -70,11 +70,22 @@ impl Machine {
             equivocations: 0,
             evidence: VecDeque::new(),
             ordered_window: VecDeque::new(),
-            resuming: recovered.own_seq.is_some(),
+            // Until its first quiet pull, even a node with an empty ledger:
+            // its ledger may have been lost while peers hold its chain.
+            resuming: true,
             replaying: true,
             received_since_pull: 0,
+            last_pull_size: 0,
+            checkpoints: recovered.checkpoint.iter().copied().collect(),
+            installed: None,
         };
-        machine.records.next_tx_position = machine.recorded_tx_count()?;
+        machine.records.next_tx_position = match recovered.checkpoint {
+            // Written with the snapshot: after a state sync it is the only
+            // record of the transaction count (the order before it is not
+            // on disk).
+            Some(c) if c.ordered == machine.hg.stats().ordered_count => c.next_tx,
+            _ => machine.recorded_tx_count()?,
+        };
         machine.mempool.restore(recovered.mempool, now.instant);
         let me = CreatorId(identity.id());
         // What the snapshot holds: ordered events (kept on disk when pruned)

@@ -11,6 +11,9 @@
 //!   peer's latest event (gossip about gossip).
 //! - **Push**: an own event goes to every connected peer on a
 //!   unidirectional stream as soon as it is durably stored.
+//! - **State sync**: a peer that answers a pull with `Behind` (the caller
+//!   needs ordered events it no longer keeps) makes the node fetch a state
+//!   vouched for by more than a third of the stake (see `state_sync`).
 //!
 //! Limits: QUIC caps concurrent streams and bytes in flight per peer; each
 //! frame is length-checked before it is buffered; reads time out; a token
@@ -42,6 +45,7 @@ use crate::{
     core::{reject_label, CoreHandle, ReceiveSummary},
     identity::{display_id, NodeId},
     metrics::Metrics,
+    store::Store,
 };
 
 /// A peer from the configuration (and later from the chain).
@@ -196,6 +200,16 @@ impl Peers {
         self.lock().contains_key(id)
     }
 
+    /// Every current peer that is not shut out.
+    pub fn ids(&self) -> Vec<NodeId> {
+        let now = Instant::now();
+        self.lock()
+            .iter()
+            .filter(|(_, p)| !p.banned(now))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn status(&self) -> Vec<PeerStatus> {
         let mut out: Vec<PeerStatus> = self
             .lock()
@@ -319,6 +333,7 @@ impl Gossip {
     pub fn start(
         transport: Transport,
         core: CoreHandle,
+        store: Arc<Store>,
         peers: Peers,
         limits: PeerLimits,
         config: GossipConfig,
@@ -328,10 +343,12 @@ impl Gossip {
         let shared = Arc::new(Shared {
             transport,
             core,
+            store,
             peers,
             limits,
             config,
             metrics,
+            state_sync: Mutex::new(super::state_sync::Progress::default()),
         });
         tasks.spawn(accept_loop(shared.clone()));
         tasks.spawn(pull_loop(shared.clone()));
@@ -345,13 +362,15 @@ impl Gossip {
     }
 }
 
-struct Shared {
-    transport: Transport,
-    core: CoreHandle,
-    peers: Peers,
-    limits: PeerLimits,
-    config: GossipConfig,
-    metrics: Arc<Metrics>,
+pub(super) struct Shared {
+    pub(super) transport: Transport,
+    pub(super) core: CoreHandle,
+    pub(super) store: Arc<Store>,
+    pub(super) peers: Peers,
+    pub(super) limits: PeerLimits,
+    pub(super) config: GossipConfig,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) state_sync: Mutex<super::state_sync::Progress>,
 }
 
 async fn heartbeat_loop(shared: Arc<Shared>) {
@@ -403,7 +422,7 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
                     let _ = send.reset(quinn::VarInt::from_u32(2));
                     violations += 1;
                 } else {
-                    streams.spawn(answer_sync(shared.clone(), peer, send, recv));
+                    streams.spawn(answer(shared.clone(), peer, send, recv));
                 }
             }
             uni = connection.accept_uni() => {
@@ -444,7 +463,8 @@ fn note_bad_message(shared: &Shared, peer: &NodeId, what: &str, err: &WireError)
     }
 }
 
-async fn answer_sync(
+/// Answers one request stream: a pull, or one of the state-sync queries.
+async fn answer(
     shared: Arc<Shared>,
     peer: NodeId,
     mut send: quinn::SendStream,
@@ -455,20 +475,39 @@ async fn answer_sync(
         read_message(&mut recv, shared.limits.max_frame_bytes),
     )
     .await;
-    let (tips, ordered) = match request {
-        Ok(Ok(Some(Message::SyncRequest { tips, ordered }))) => (tips, ordered),
-        Ok(Ok(Some(_))) => {
-            shared.metrics.reject_message("unexpected");
-            return;
-        }
+    let request = match request {
+        Ok(Ok(Some(request))) => request,
         Ok(Ok(None)) => return,
-        Ok(Err(err)) => return note_bad_message(&shared, &peer, "sync request", &err),
+        Ok(Err(err)) => return note_bad_message(&shared, &peer, "request", &err),
         Err(_) => {
             shared.metrics.reject_message("timeout");
             return;
         }
     };
-    let Ok(events) = shared
+    match request {
+        Message::SyncRequest { tips, ordered } => {
+            answer_sync(&shared, &mut send, tips, ordered).await
+        }
+        Message::CheckpointsRequest
+        | Message::StateRequest { .. }
+        | Message::OrderIdsRequest { .. } => {
+            super::state_sync::answer(&shared, &peer, &mut send, request).await
+        }
+        _ => {
+            shared.metrics.reject_message("unexpected");
+            return;
+        }
+    }
+    let _ = send.finish();
+}
+
+async fn answer_sync(
+    shared: &Shared,
+    send: &mut quinn::SendStream,
+    tips: Vec<dagger_consensus::EventId>,
+    ordered: u64,
+) {
+    let Ok(answer) = shared
         .core
         .sync_answer(tips, ordered, shared.config.max_events_per_sync)
         .await
@@ -477,11 +516,11 @@ async fn answer_sync(
     };
     let mut chunk = Vec::new();
     let mut chunk_bytes = 0;
-    for event in events {
+    for event in answer.events {
         chunk_bytes += event.encoded_len() + 4;
         chunk.push(event);
         if chunk_bytes >= shared.config.chunk_bytes {
-            if write_message(&mut send, &Message::Events(std::mem::take(&mut chunk)))
+            if write_message(send, &Message::Events(std::mem::take(&mut chunk)))
                 .await
                 .is_err()
             {
@@ -490,15 +529,13 @@ async fn answer_sync(
             chunk_bytes = 0;
         }
     }
-    if !chunk.is_empty()
-        && write_message(&mut send, &Message::Events(chunk))
-            .await
-            .is_err()
-    {
+    if !chunk.is_empty() && write_message(send, &Message::Events(chunk)).await.is_err() {
         return;
     }
-    let _ = write_message(&mut send, &Message::SyncDone).await;
-    let _ = send.finish();
+    if answer.behind_horizon && write_message(send, &Message::Behind).await.is_err() {
+        return;
+    }
+    let _ = write_message(send, &Message::SyncDone).await;
 }
 
 /// Penalise `peer` if `summary` shows it sent a provably invalid event.
@@ -580,13 +617,16 @@ async fn pull_loop(shared: Arc<Shared>) {
         last = Some(peer);
         let started = Instant::now();
         let result = pull_from(&shared, peer).await;
+        if matches!(result, Ok(true)) {
+            super::state_sync::start(&shared);
+        }
         let succeeded = {
             let mut peers = shared.peers.lock();
             let Some(entry) = peers.get_mut(&peer) else {
                 continue;
             };
             match result {
-                Ok(()) => {
+                Ok(_) => {
                     shared
                         .metrics
                         .sync_latency
@@ -617,7 +657,10 @@ async fn pull_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn connection_to(shared: &Shared, peer: NodeId) -> Result<quinn::Connection, String> {
+pub(super) async fn connection_to(
+    shared: &Shared,
+    peer: NodeId,
+) -> Result<quinn::Connection, String> {
     let (existing, addr) = {
         let peers = shared.peers.lock();
         let entry = peers.get(&peer).ok_or("unknown peer")?;
@@ -639,7 +682,9 @@ async fn connection_to(shared: &Shared, peer: NodeId) -> Result<quinn::Connectio
     Ok(connection)
 }
 
-async fn pull_from(shared: &Shared, peer: NodeId) -> Result<(), String> {
+/// Pulls from `peer`; `Ok(true)` if it said this node is behind what it
+/// keeps (a state sync is needed).
+async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
     let connection = connection_to(shared, peer).await?;
     let tips = shared.core.tips().await.map_err(|e| e.to_string())?;
     let ordered = shared
@@ -655,8 +700,10 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let _ = send.finish();
         let mut received = 0usize;
+        let mut behind = false;
         loop {
             match read_message(&mut recv, shared.limits.max_frame_bytes).await {
+                Ok(Some(Message::Behind)) => behind = true,
                 Ok(Some(Message::Events(events))) => {
                     received += events.len();
                     if received > shared.config.max_events_per_sync {
@@ -672,7 +719,7 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<(), String> {
                         return Err("peer sent invalid events".to_string());
                     }
                 }
-                Ok(Some(Message::SyncDone)) => return Ok(()),
+                Ok(Some(Message::SyncDone)) => return Ok(behind),
                 Ok(Some(_)) => {
                     shared.metrics.reject_message("unexpected");
                     return Err("unexpected message in a sync answer".to_string());

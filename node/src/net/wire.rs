@@ -7,12 +7,25 @@
 //! kind 2  Events       count:u32be  (len:u32be  event-bytes) × count
 //! kind 3  SyncDone
 //! kind 4  Push         event-bytes
+//! kind 5  Behind       (ends a sync answer: the caller needs ordered events
+//!                       the responder no longer keeps; only a state sync helps)
+//! kind 6  CheckpointsRequest
+//! kind 7  Checkpoints  count:u32be  checkpoint[88] × count
+//! kind 8  StateRequest round:u64be
+//! kind 9  StateHeader  checkpoint[88]  total:u64be   (then Chunks, then SyncDone)
+//! kind 10 Chunk        bytes
+//! kind 11 OrderIdsRequest  from:u64be  max:u32be
+//! kind 12 OrderIds     count:u32be  id[32] × count
+//! kind 13 Unavailable  (the responder cannot answer that request)
+//! checkpoint = round:u64le ordered:u64le running_hash[32] next_tx:u64le digest[32]
 //! ```
 //! Events use the consensus crate's canonical encoding. Decoding is total:
 //! any input yields a message or a typed error, never a panic, and a frame
 //! length above [`MAX_FRAME_BYTES`] is refused before anything is buffered.
 
 use dagger_consensus::{DecodeError, Event, EventId};
+
+use crate::core::{checkpoint::CHECKPOINT_LEN, Checkpoint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub const WIRE_VERSION: u8 = 1;
@@ -22,6 +35,18 @@ pub const MAX_FRAME_BYTES: usize = 8 << 20;
 
 /// Most tips a sync request may carry (several per creator under forks).
 pub const MAX_TIPS: usize = 4_096;
+
+/// Most checkpoints one answer lists.
+pub const MAX_CHECKPOINTS: usize = 64;
+
+/// Largest state (snapshot) a node accepts in a state sync.
+pub const MAX_STATE_BYTES: u64 = 1 << 30;
+
+/// Bytes per state chunk.
+pub const STATE_CHUNK_BYTES: usize = 4 << 20;
+
+/// Most event ids one `OrderIds` answer carries.
+pub const MAX_ORDER_IDS: usize = 65_536;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -37,6 +62,25 @@ pub enum Message {
     SyncDone,
     /// A node's own new event, sent as soon as it is persisted.
     Push(Event),
+    /// Ends a sync answer (before `SyncDone`): the caller is behind what
+    /// the responder keeps on disk.
+    Behind,
+    /// Asks for the responder's latest checkpoints.
+    CheckpointsRequest,
+    /// The responder's latest checkpoints, newest first.
+    Checkpoints(Vec<Checkpoint>),
+    /// Asks for the stored state (snapshot) of a checkpoint round.
+    StateRequest { round: u64 },
+    /// Starts a state answer: its checkpoint and size; `Chunk`s follow.
+    StateHeader { checkpoint: Checkpoint, total: u64 },
+    /// A piece of a state.
+    Chunk(Vec<u8>),
+    /// Asks for the ids of the ordered events from position `from`.
+    OrderIdsRequest { from: u64, max: u32 },
+    /// Ordered event ids, consecutive from the requested position.
+    OrderIds(Vec<[u8; 32]>),
+    /// The responder cannot answer that request.
+    Unavailable,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,6 +95,14 @@ pub enum WireError {
     Kind(u8),
     #[error("{0} tips exceed the limit of {MAX_TIPS}")]
     TooManyTips(usize),
+    #[error("{what}: {count} exceeds the limit of {max}")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("malformed checkpoint")]
+    Checkpoint,
     #[error("trailing bytes after the message")]
     Trailing,
     #[error("bad event: {0}")]
@@ -86,6 +138,41 @@ impl Message {
                 out.push(4);
                 out.extend_from_slice(&event.encode());
             }
+            Message::Behind => out.push(5),
+            Message::CheckpointsRequest => out.push(6),
+            Message::Checkpoints(list) => {
+                out.push(7);
+                out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+                for c in list {
+                    out.extend_from_slice(&c.encode());
+                }
+            }
+            Message::StateRequest { round } => {
+                out.push(8);
+                out.extend_from_slice(&round.to_be_bytes());
+            }
+            Message::StateHeader { checkpoint, total } => {
+                out.push(9);
+                out.extend_from_slice(&checkpoint.encode());
+                out.extend_from_slice(&total.to_be_bytes());
+            }
+            Message::Chunk(bytes) => {
+                out.push(10);
+                out.extend_from_slice(bytes);
+            }
+            Message::OrderIdsRequest { from, max } => {
+                out.push(11);
+                out.extend_from_slice(&from.to_be_bytes());
+                out.extend_from_slice(&max.to_be_bytes());
+            }
+            Message::OrderIds(ids) => {
+                out.push(12);
+                out.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+                for id in ids {
+                    out.extend_from_slice(id);
+                }
+            }
+            Message::Unavailable => out.push(13),
         }
         out
     }
@@ -131,6 +218,51 @@ impl Message {
             }
             3 => Message::SyncDone,
             4 => Message::Push(Event::decode(std::mem::take(&mut reader.0))?),
+            5 => Message::Behind,
+            6 => Message::CheckpointsRequest,
+            7 => {
+                let count = reader.u32()? as usize;
+                if count > MAX_CHECKPOINTS {
+                    return Err(WireError::TooMany {
+                        what: "checkpoints",
+                        count,
+                        max: MAX_CHECKPOINTS,
+                    });
+                }
+                let mut list = Vec::with_capacity(count);
+                for _ in 0..count {
+                    list.push(reader.checkpoint()?);
+                }
+                Message::Checkpoints(list)
+            }
+            8 => Message::StateRequest {
+                round: u64::from_be_bytes(reader.array()?),
+            },
+            9 => Message::StateHeader {
+                checkpoint: reader.checkpoint()?,
+                total: u64::from_be_bytes(reader.array()?),
+            },
+            10 => Message::Chunk(std::mem::take(&mut reader.0).to_vec()),
+            11 => Message::OrderIdsRequest {
+                from: u64::from_be_bytes(reader.array()?),
+                max: reader.u32()?,
+            },
+            12 => {
+                let count = reader.u32()? as usize;
+                if count > MAX_ORDER_IDS {
+                    return Err(WireError::TooMany {
+                        what: "order ids",
+                        count,
+                        max: MAX_ORDER_IDS,
+                    });
+                }
+                let mut ids = Vec::with_capacity(count.min(reader.0.len() / 32));
+                for _ in 0..count {
+                    ids.push(reader.array()?);
+                }
+                Message::OrderIds(ids)
+            }
+            13 => Message::Unavailable,
             kind => return Err(WireError::Kind(kind)),
         };
         if !reader.0.is_empty() {
@@ -170,6 +302,9 @@ impl<'a> Reader<'a> {
     }
     fn u32(&mut self) -> Result<u32, WireError> {
         Ok(u32::from_be_bytes(self.array()?))
+    }
+    fn checkpoint(&mut self) -> Result<Checkpoint, WireError> {
+        Checkpoint::decode(self.take(CHECKPOINT_LEN)?).map_err(|_| WireError::Checkpoint)
     }
     fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
         let bytes = self.take(N)?;

@@ -13,6 +13,8 @@
 //!   (a restart replays batch by batch, exactly as the events were taken)
 //! - `mempool`: acknowledged transactions whose own event went stale and
 //!   that no newer own event carries yet (see `core::mempool`)
+//! - `checkpoints`: snapshot round → [`Checkpoint`] (what peers vouch for
+//!   in state sync; the last [`KEPT_CHECKPOINTS`])
 
 mod records;
 
@@ -24,6 +26,8 @@ use redb::{
 
 pub use records::{OrderRecord, TxRecord};
 
+pub use crate::core::Checkpoint;
+
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const EVENT_IDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("event_ids");
 const ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("order");
@@ -31,6 +35,7 @@ const TXS: TableDefinition<u64, &[u8]> = TableDefinition::new("txs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BATCHES: TableDefinition<u64, ()> = TableDefinition::new("batches");
 const MEMPOOL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mempool");
+const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
 /// Attestations to post: subject seed → encoded entry (see `chain::attester`).
 const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
 /// Chain watcher cursor: account → digest of what was last reported about it.
@@ -43,6 +48,15 @@ const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_INDEX: &str = "snapshot_index";
 /// Order position up to which ordered events were deleted from disk.
 const FORGOTTEN_THROUGH: &str = "forgotten_through";
+/// The checkpoint of the stored snapshot (they are written together).
+const STATE_CHECKPOINT: &str = "state_checkpoint";
+/// Set by a state sync: the order is contiguous from here on; positions
+/// before it (back to what the node recorded itself) are not on disk.
+const ORDER_BASE: &str = "order_base";
+
+/// Checkpoints kept for peers that ask (about 130 000 rounds at one per
+/// snapshot round; 88 bytes each).
+pub const KEPT_CHECKPOINTS: u64 = 16_384;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -112,6 +126,17 @@ pub enum Write {
         /// Transactions of own events that went stale in this round: kept
         /// until a new own event carries them.
         mempool_added: Vec<(MempoolKey, Vec<u8>)>,
+        /// With a snapshot: its checkpoint.
+        checkpoint: Option<Checkpoint>,
+    },
+    /// State sync: replace everything consensus rebuilds from (events,
+    /// batches, snapshot) by a snapshot taken by peers, whose checkpoint
+    /// they vouched for. The order continues from the checkpoint; what this
+    /// node recorded before stays, the hole between is explicit.
+    Install {
+        snapshot: Vec<u8>,
+        checkpoint: Checkpoint,
+        mempool_added: Vec<(MempoolKey, Vec<u8>)>,
     },
 }
 
@@ -130,6 +155,8 @@ pub struct Recovered {
     pub next_index: u64,
     /// Acknowledged transactions waiting for a new own event.
     pub mempool: Vec<(MempoolKey, Vec<u8>)>,
+    /// The checkpoint of `snapshot`, if one was recorded with it.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// What the consensus core reads from the ledger (it never writes
@@ -187,6 +214,7 @@ impl Store {
             txn.open_table(META)?;
             txn.open_table(BATCHES)?;
             txn.open_table(MEMPOOL)?;
+            txn.open_table(CHECKPOINTS)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(CURSOR)?;
         }
@@ -259,6 +287,10 @@ impl Store {
             })?;
             mempool.push((key, v.value().to_vec()));
         }
+        let checkpoint = match meta.get(STATE_CHECKPOINT)? {
+            Some(v) => Some(Checkpoint::decode(v.value())?),
+            None => None,
+        };
         Ok(Recovered {
             snapshot,
             events,
@@ -266,6 +298,7 @@ impl Store {
             own_seq,
             next_index: last.map_or(self.next(), |l| l + 1).max(self.next()),
             mempool,
+            checkpoint,
         })
     }
 
@@ -289,6 +322,7 @@ impl Store {
             let mut meta = txn.open_table(META)?;
             let mut batches = txn.open_table(BATCHES)?;
             let mut mempool = txn.open_table(MEMPOOL)?;
+            let mut checkpoints = txn.open_table(CHECKPOINTS)?;
             for write in writes {
                 match write {
                     Write::Events {
@@ -322,9 +356,24 @@ impl Store {
                         pruned,
                         forget_ordered_through_round,
                         mempool_added,
+                        checkpoint,
                     } => {
                         for (key, tx) in mempool_added {
                             mempool.insert(key.as_slice(), tx.as_slice())?;
+                        }
+                        if let Some(checkpoint) = checkpoint {
+                            checkpoints.insert(checkpoint.round, checkpoint.encode().as_slice())?;
+                            meta.insert(STATE_CHECKPOINT, checkpoint.encode().as_slice())?;
+                            let keep_from = checkpoint.round.saturating_sub(
+                                KEPT_CHECKPOINTS * crate::core::SNAPSHOT_EVERY_ROUNDS,
+                            );
+                            let old: Vec<u64> = checkpoints
+                                .range(..keep_from)?
+                                .map(|entry| entry.map(|(k, _)| k.value()))
+                                .collect::<Result<_, _>>()?;
+                            for round in old {
+                                checkpoints.remove(round)?;
+                            }
                         }
                         for record in order {
                             order_table.insert(record.position, record.encode().as_slice())?;
@@ -378,6 +427,46 @@ impl Store {
                             meta.insert(FORGOTTEN_THROUGH, next.to_le_bytes().as_slice())?;
                         }
                     }
+                    Write::Install {
+                        snapshot,
+                        checkpoint,
+                        mempool_added,
+                    } => {
+                        // Nothing stored so far is replayed again: the
+                        // snapshot replaces it.
+                        let stored: Vec<(u64, [u8; 32])> = ids
+                            .iter()?
+                            .map(|entry| entry.map(|(id, at)| (at.value(), id.value())))
+                            .collect::<Result<_, _>>()?;
+                        for (at, id) in stored {
+                            events.remove(at)?;
+                            ids.remove(id)?;
+                        }
+                        let starts: Vec<u64> = batches
+                            .iter()?
+                            .map(|entry| entry.map(|(k, _)| k.value()))
+                            .collect::<Result<_, _>>()?;
+                        for start in starts {
+                            batches.remove(start)?;
+                        }
+                        meta.insert(SNAPSHOT, snapshot.as_slice())?;
+                        match index.checked_sub(1) {
+                            Some(covered) => {
+                                meta.insert(SNAPSHOT_INDEX, covered.to_le_bytes().as_slice())?
+                            }
+                            None => meta.remove(SNAPSHOT_INDEX)?,
+                        };
+                        meta.insert(STATE_CHECKPOINT, checkpoint.encode().as_slice())?;
+                        meta.insert(ORDER_BASE, checkpoint.encode().as_slice())?;
+                        meta.insert(
+                            FORGOTTEN_THROUGH,
+                            checkpoint.ordered.to_le_bytes().as_slice(),
+                        )?;
+                        checkpoints.insert(checkpoint.round, checkpoint.encode().as_slice())?;
+                        for (key, tx) in mempool_added {
+                            mempool.insert(key.as_slice(), tx.as_slice())?;
+                        }
+                    }
                 }
             }
         }
@@ -410,6 +499,57 @@ impl Store {
         for entry in table.range(from..)?.take(limit) {
             let (_, v) = entry?;
             out.push(TxRecord::decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The latest checkpoints, newest first, at most `limit`.
+    pub fn checkpoints(&self, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHECKPOINTS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()?.rev().take(limit) {
+            out.push(Checkpoint::decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The stored snapshot and its checkpoint, if the snapshot has one: what
+    /// this node serves to a peer that state-syncs.
+    pub fn state(&self) -> Result<Option<(Vec<u8>, Checkpoint)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let (Some(snapshot), Some(checkpoint)) = (meta.get(SNAPSHOT)?, meta.get(STATE_CHECKPOINT)?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            snapshot.value().to_vec(),
+            Checkpoint::decode(checkpoint.value())?,
+        )))
+    }
+
+    /// Where a state sync made the order start again, if one did.
+    pub fn order_base(&self) -> Result<Option<Checkpoint>, StoreError> {
+        match self.meta(ORDER_BASE)? {
+            Some(bytes) => Ok(Some(Checkpoint::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids of the ordered events from position `from`, at most `limit`,
+    /// consecutive (a hole is a [`StoreError::Gap`]).
+    pub fn order_ids(&self, from: u64, limit: usize) -> Result<Vec<[u8; 32]>, StoreError> {
+        let records = self.order_from(from, limit)?;
+        let mut out = Vec::with_capacity(records.len());
+        for (record, expected) in records.iter().zip(from..) {
+            if record.position != expected {
+                return Err(StoreError::Gap {
+                    missing: expected,
+                    next: record.position,
+                });
+            }
+            out.push(record.event_id);
         }
         Ok(out)
     }
@@ -559,6 +699,7 @@ mod tests {
                     pruned: Vec::new(),
                     forget_ordered_through_round: None,
                     mempool_added: Vec::new(),
+                    checkpoint: None,
                 }],
                 false,
             )
@@ -596,6 +737,7 @@ mod tests {
                         pruned: Vec::new(),
                         forget_ordered_through_round: None,
                         mempool_added: vec![([1; 36], b"a".to_vec()), ([2; 36], b"b".to_vec())],
+                        checkpoint: None,
                     }],
                     true,
                 )

@@ -1,0 +1,176 @@
+//! Installing a state taken by peers (the machine's side of state sync;
+//! the exchange itself is in `net::state_sync`).
+//!
+//! A node that fell behind what its peers keep (offline longer than their
+//! disk horizon, or its ledger lost) cannot replay its way back. It installs
+//! a peer's snapshot of a snapshot round instead, after checking that the
+//! snapshot's checkpoint digest is one peers with more than a third of the
+//! stake recorded. Nothing acknowledged is lost on the way: pending and
+//! waiting transactions stay; own events still waiting for consensus are
+//! either held by the new state, found in the order between the node's old
+//! position and the checkpoint (a list of event ids checked against the two
+//! running hashes), or stale, and then carried again. The node continues
+//! its own chain after the newest event it ever signed, so it cannot sign a
+//! sequence number twice.
+
+use std::collections::HashSet;
+
+use dagger_consensus::{CreatorId, Event, EventId, Hashgraph};
+
+use super::{
+    checkpoint::{links, Checkpoint},
+    join_snapshot,
+    machine::Machine,
+    split_snapshot, CoreError,
+};
+use crate::store::Write;
+
+/// Why a state offered by a peer was not installed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InstallError {
+    #[error("the snapshot does not decode: {0}")]
+    Snapshot(String),
+    #[error("the snapshot's checkpoint does not match the vouched one")]
+    Digest,
+    #[error("round {offered} is not ahead of this node's round {ours}")]
+    NotAhead { offered: u64, ours: u64 },
+    #[error("the ordered ids do not link this node's running hash to the checkpoint's")]
+    Gap,
+}
+
+impl Machine {
+    /// What this node needs to resolve its own waiting events against the
+    /// order up to a checkpoint: its ordered count and running hash now,
+    /// and whether it has own events waiting at all.
+    pub fn sync_position(&self) -> (u64, [u8; 32], bool) {
+        let stats = self.hg.stats();
+        (
+            stats.ordered_count,
+            stats.running_hash,
+            !self.mempool.in_flight_ids().is_empty(),
+        )
+    }
+
+    /// Checks a peer's snapshot blob against a vouched checkpoint without
+    /// touching this machine.
+    pub fn verify_state(&self, blob: &[u8], vouched: &Checkpoint) -> Result<(), InstallError> {
+        let (consensus, observer) =
+            split_snapshot(blob).ok_or_else(|| InstallError::Snapshot("truncated".into()))?;
+        let hg = Hashgraph::restore(self.config.consensus.clone(), consensus)
+            .map_err(|e| InstallError::Snapshot(e.to_string()))?;
+        if Checkpoint::of(&hg, observer, vouched.next_tx) != *vouched {
+            return Err(InstallError::Digest);
+        }
+        Ok(())
+    }
+
+    /// Replaces the consensus state by `blob` (verified against `vouched`).
+    /// `gap` lists the ids ordered from this node's position up to the
+    /// checkpoint, when it has own events waiting (see `sync_position`).
+    pub fn install(
+        &mut self,
+        blob: &[u8],
+        vouched: &Checkpoint,
+        gap: Option<&[[u8; 32]]>,
+    ) -> Result<(), CoreError> {
+        let fail = |e: InstallError| CoreError::Install(e);
+        self.verify_state(blob, vouched).map_err(fail)?;
+        let ours = self.hg.stats();
+        if vouched.round <= ours.last_decided_round {
+            return Err(fail(InstallError::NotAhead {
+                offered: vouched.round,
+                ours: ours.last_decided_round,
+            }));
+        }
+        let gap: HashSet<EventId> = match gap {
+            Some(ids) => {
+                let from = ours.ordered_count;
+                if from + ids.len() as u64 != vouched.ordered
+                    || !links(&ours.running_hash, ids, &vouched.running_hash)
+                {
+                    return Err(fail(InstallError::Gap));
+                }
+                ids.iter().map(|id| EventId(*id)).collect()
+            }
+            None => HashSet::new(),
+        };
+        let (consensus, observer) = split_snapshot(blob).expect("verified above");
+        let mut hg = Hashgraph::restore(self.config.consensus.clone(), consensus)
+            .map_err(|e| CoreError::Snapshot(e.to_string()))?;
+        self.observer
+            .restore(observer)
+            .map_err(CoreError::Snapshot)?;
+        let me = CreatorId(self.identity.id());
+        if let Some(head) = self.hg.chain_head(&me) {
+            hg.resume_chain(&me, head);
+        }
+        // Own events that waited for consensus: held by the new state (then
+        // watched as before), ordered in the gap (done), or stale.
+        let mut mempool_added = Vec::new();
+        for id in self.mempool.in_flight_ids() {
+            if hg.event_info(&id).is_some() {
+                continue;
+            }
+            if gap.contains(&id) {
+                self.mempool.ordered(&id);
+            } else {
+                mempool_added.extend(self.mempool.stale(&id));
+            }
+        }
+        self.hg = hg;
+        self.records.reset(vouched.next_tx);
+        self.unordered_with_txs.clear();
+        let held: Vec<(Event, bool)> = self
+            .hg
+            .held_events()
+            .into_iter()
+            .map(|(e, ordered)| (e.clone(), ordered))
+            .collect();
+        for (event, ordered) in held {
+            if ordered {
+                self.records.ordered_held.insert(event.id());
+            } else {
+                self.track(&event);
+            }
+        }
+        self.checkpoints.clear();
+        self.checkpoints.push_back(*vouched);
+        self.resuming = true;
+        self.installed = Some(vouched.round);
+        tracing::info!(
+            round = vouched.round,
+            ordered = vouched.ordered,
+            resubmitted = mempool_added.len(),
+            "installed a state vouched for by peers"
+        );
+        // The installed state as this node holds it: with its own chain
+        // head, which the self-fork guard checks at every restart.
+        let snapshot = join_snapshot(&self.hg.snapshot(), observer);
+        self.persist(
+            Write::Install {
+                snapshot,
+                checkpoint: *vouched,
+                mempool_added,
+            },
+            None,
+        );
+        Ok(())
+    }
+
+    /// This node's latest checkpoints, newest first.
+    pub fn recent_checkpoints(&self) -> Vec<Checkpoint> {
+        self.checkpoints.iter().rev().copied().collect()
+    }
+
+    /// The round of the state installed by the last state sync, until a
+    /// later checkpoint of this node was found to match its peers'.
+    pub fn unverified_install(&self) -> Option<u64> {
+        self.installed
+    }
+
+    /// A checkpoint of this node after the installed state matched what
+    /// peers vouch for: it computes the same consensus as they do.
+    pub fn verified(&mut self) {
+        self.installed = None;
+    }
+}
