@@ -73,6 +73,9 @@ pub fn router(state: ApiState) -> Router {
 struct Status {
     #[serde(flatten)]
     core: CoreStatus,
+    /// First transaction position `/order` serves: 0, or where the order
+    /// resumed after this node joined by state sync.
+    order_starts_at: u64,
     peers: Vec<PeerStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     chain: Option<ChainStatus>,
@@ -83,9 +86,16 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn status(State(state): State<ApiState>) -> Response {
+    let store = state.store.clone();
+    let base = tokio::task::spawn_blocking(move || store.order_base())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
     match state.core.status().await {
         Ok(core) => Json(Status {
             core,
+            order_starts_at: base.map_or(0, |b| b.next_tx),
             peers: state.peers.status(),
             chain: state.chain.as_ref().map(|view| {
                 let (round, duties) = view.duties.borrow().clone();

@@ -663,3 +663,187 @@ async fn a_node_whose_last_event_never_went_out_rejoins_after_a_long_outage() {
         assert_eq!(net.status(i).await["equivocations"], 0, "node {i}");
     }
 }
+
+impl Net {
+    /// The ordered transactions node `i` serves, from where its order
+    /// starts (after a state sync, where the installed state's order did).
+    async fn order_from_start(&self, i: usize) -> Vec<OrderedTxJson> {
+        let start = self.status(i).await["order_starts_at"].as_u64().unwrap();
+        let mut all: Vec<OrderedTxJson> = Vec::new();
+        loop {
+            let page = fetch_order(
+                &self.client,
+                &self.cluster.url(i, "/order"),
+                start + all.len() as u64,
+            )
+            .await
+            .unwrap();
+            if page.is_empty() {
+                return all;
+            }
+            all.extend(page);
+        }
+    }
+
+    async fn decided(&self, i: usize) -> u64 {
+        self.status(i).await["last_decided_round"].as_u64().unwrap()
+    }
+
+    /// Submits to the nodes in `to` until node 0 decided `rounds` more
+    /// rounds; returns the transactions submitted.
+    async fn run_rounds(&self, to: &[usize], rounds: u64, tag: u8, next: &mut u32) -> Vec<Vec<u8>> {
+        let target = self.decided(0).await + rounds;
+        let mut sent = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.decided(0).await < target {
+            assert!(Instant::now() < deadline, "rounds did not advance");
+            let t = tx(tag, *next);
+            self.submit(to[*next as usize % to.len()], &t).await;
+            sent.push(t);
+            *next += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sent
+    }
+
+    /// Node `i` has the same order as node 0 wherever both have it, and
+    /// orders what is submitted to it now.
+    async fn rejoined(&self, i: usize, tag: u8, next: &mut u32) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let fresh = tx(tag, *next);
+        *next += 1;
+        loop {
+            let theirs = self.order(0).await;
+            let mine = self.order_from_start(i).await;
+            let start = self.status(i).await["order_starts_at"].as_u64().unwrap();
+            for record in &mine {
+                if let Some(reference) = theirs.get(record.position as usize) {
+                    assert_eq!(
+                        (&record.tx, &record.event_id, record.consensus_time_ns),
+                        (
+                            &reference.tx,
+                            &reference.event_id,
+                            reference.consensus_time_ns
+                        ),
+                        "node {i} differs at position {}",
+                        record.position
+                    );
+                }
+            }
+            let caught_up = start + mine.len() as u64 + 5 >= theirs.len() as u64;
+            if caught_up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} did not catch up: {} + {} of {}; status {}",
+                start,
+                mine.len(),
+                theirs.len(),
+                self.status(i).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Its consensus is seen to match its peers' at a later checkpoint.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.status(i).await["unverified_install"].is_null() {
+            assert!(
+                Instant::now() < deadline,
+                "node {i}'s installed state was never verified: {}",
+                self.log(i)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // It takes part again: what it is given is ordered everywhere.
+        self.submit(i, &fresh).await;
+        let wanted = hex(&fresh);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let everywhere = {
+                let mut all = true;
+                for j in 0..4 {
+                    all &= self
+                        .order_from_start(j)
+                        .await
+                        .iter()
+                        .any(|o| o.tx == wanted);
+                }
+                all
+            };
+            if everywhere {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i}'s transaction was not ordered"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The others keep ordered events on disk for only two decided rounds: a
+/// node away longer cannot catch up by replay. Stopped with its ledger, it
+/// comes back by state sync and every transaction it had acknowledged is
+/// ordered exactly once; with its ledger deleted, it comes back too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_behind_the_disk_horizon_rejoin_by_state_sync() {
+    let mut net = Net::start_with(4, &[0, 1, 2, 3], "disk_horizon_rounds = 2\n").await;
+    let mut next = 0u32;
+    let mut acknowledged = Vec::new();
+    for _ in 0..20 {
+        let t = tx(5, next);
+        net.submit(next as usize % 4, &t).await;
+        acknowledged.push(t);
+        next += 1;
+    }
+    net.wait_ordered(&[0, 1, 2, 3], 20, Duration::from_secs(60))
+        .await;
+
+    // Node 3 acknowledges a few more, is killed, and stays away while the
+    // others decide far past their disk horizon.
+    for _ in 0..5 {
+        let t = tx(5, next);
+        net.submit(3, &t).await;
+        acknowledged.push(t);
+        next += 1;
+    }
+    net.cluster.kill(3);
+    acknowledged.extend(net.run_rounds(&[0, 1, 2], 60, 5, &mut next).await);
+    net.cluster.start(3).unwrap();
+    net.wait_healthy(3).await;
+    net.rejoined(3, 5, &mut next).await;
+    let status = net.status(3).await;
+    assert!(
+        status["order_starts_at"].as_u64().unwrap() > 0,
+        "node 3 came back by replay, not by state sync: {status}"
+    );
+
+    // Node 2 loses its ledger while away.
+    net.cluster.kill(2);
+    acknowledged.extend(net.run_rounds(&[0, 1, 3], 60, 5, &mut next).await);
+    std::fs::remove_dir_all(net._dir.path().join("data2")).unwrap();
+    net.cluster.start(2).unwrap();
+    net.wait_healthy(2).await;
+    net.rejoined(2, 5, &mut next).await;
+    assert!(net.status(2).await["order_starts_at"].as_u64().unwrap() > 0);
+    assert!(net
+        .log(2)
+        .contains("installed a state vouched for by peers"));
+    assert!(net.log(3).contains("installed state verified"));
+
+    // Everything acknowledged is ordered exactly once; nobody forked.
+    let order = net.order(0).await;
+    for t in &acknowledged {
+        let wanted = hex(t);
+        assert_eq!(
+            order.iter().filter(|o| o.tx == wanted).count(),
+            1,
+            "tx {wanted}"
+        );
+    }
+    for i in 0..4 {
+        assert_eq!(net.status(i).await["equivocations"], 0, "node {i}");
+    }
+    let _ = &mut net;
+}
