@@ -6,6 +6,7 @@
 //! | `GET /status` | rounds, order, peers |
 //! | `GET /events/{id}` | one event (hex id) with its consensus facts |
 //! | `GET /order?from=N&limit=M` | ordered transactions with consensus timestamps |
+//! | `GET /checkpoints` | latest checkpoints (round, order, digest), newest first |
 //! | `POST /tx` | submit a transaction (raw body); returns the carrying event's id |
 //! | `GET /metrics` | Prometheus text |
 
@@ -64,6 +65,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/status", get(status))
         .route("/events/{id}", get(event))
         .route("/order", get(order))
+        .route("/checkpoints", get(checkpoints))
         .route("/tx", post(submit))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -207,6 +209,37 @@ async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -
         Ok(Err(e @ crate::store::StoreError::Gap { .. })) => {
             error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Serialize)]
+struct CheckpointView {
+    round: u64,
+    ordered_events: u64,
+    ordered_txs: u64,
+    running_hash: String,
+    digest: String,
+}
+
+/// This node's latest checkpoints, newest first (what peers compare in
+/// state sync; equal on every honest node for a round).
+async fn checkpoints(State(state): State<ApiState>) -> Response {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.checkpoints(64)).await {
+        Ok(Ok(list)) => Json(
+            list.into_iter()
+                .map(|c| CheckpointView {
+                    round: c.round,
+                    ordered_events: c.ordered,
+                    ordered_txs: c.next_tx,
+                    running_hash: hex(&c.running_hash),
+                    digest: hex(&c.digest),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

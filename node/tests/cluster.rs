@@ -685,6 +685,17 @@ impl Net {
         }
     }
 
+    async fn checkpoints(&self, i: usize) -> Vec<Value> {
+        self.client
+            .get(self.cluster.url(i, "/checkpoints"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn decided(&self, i: usize) -> u64 {
         self.status(i).await["last_decided_round"].as_u64().unwrap()
     }
@@ -846,4 +857,142 @@ async fn nodes_behind_the_disk_horizon_rejoin_by_state_sync() {
         assert_eq!(net.status(i).await["equivocations"], 0, "node {i}");
     }
     let _ = &mut net;
+}
+
+/// SIGKILLs a random node at random moments (one down at a time, so more
+/// than two thirds of the stake stays up) while transactions are submitted
+/// to random nodes throughout. At the end every node holds the same order
+/// with the same running hash, and every transaction a node acknowledged
+/// is in it exactly once.
+async fn chaos(kills: usize, seed: u64) {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use std::sync::{atomic::AtomicBool, Arc, Mutex};
+
+    let mut net = Net::start(4, &[0, 1, 2, 3]).await;
+    let urls: Vec<String> = (0..4).map(|i| net.cluster.url(i, "/tx")).collect();
+    let acknowledged: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let submitter = {
+        let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0xC4A05);
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = tx(7, n);
+                n += 1;
+                let url = &urls[rng.gen_range(0..urls.len())];
+                let ok = client
+                    .post(url)
+                    .body(t.clone())
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ok {
+                    acknowledged.lock().unwrap().push(t);
+                }
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(5..40))).await;
+            }
+        })
+    };
+    let mut rng = StdRng::seed_from_u64(seed);
+    for kill in 0..kills {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1_500))).await;
+        let victim = rng.gen_range(0..4);
+        eprintln!("kill {kill}: node {victim}");
+        net.cluster.kill(victim);
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(50..1_000))).await;
+        net.cluster.start(victim).unwrap();
+        net.wait_healthy(victim).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    submitter.await.unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() > 20, "too few transactions got through");
+
+    // Everything acknowledged gets ordered...
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let order = net.order(0).await;
+        let ordered: std::collections::HashSet<&str> =
+            order.iter().map(|o| o.tx.as_str()).collect();
+        let missing = acknowledged
+            .iter()
+            .filter(|t| !ordered.contains(hex(t).as_str()))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} acknowledged transactions never ordered",
+            acknowledged.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // ...exactly once, and every node ends with the same order and running
+    // hash.
+    let order = net.order(0).await;
+    let mut counts = std::collections::HashMap::new();
+    for o in &order {
+        *counts.entry(o.tx.clone()).or_insert(0) += 1;
+    }
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "a transaction was ordered twice"
+    );
+    // Every node's checkpoints (ordered count, running hash, digest of
+    // everything consensus determines) agree at every round they share.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let target = net.decided(0).await + 16;
+    loop {
+        let mut lists = Vec::new();
+        for i in 0..4 {
+            lists.push(net.checkpoints(i).await);
+        }
+        let shared: Vec<u64> = lists[0]
+            .iter()
+            .map(|c| c["round"].as_u64().unwrap())
+            .filter(|r| *r >= target)
+            .filter(|r| lists.iter().all(|l| l.iter().any(|c| c["round"] == *r)))
+            .collect();
+        if let Some(round) = shared.first() {
+            let at: Vec<&Value> = lists
+                .iter()
+                .map(|l| l.iter().find(|c| c["round"] == *round).unwrap())
+                .collect();
+            assert!(
+                at.iter().all(|c| *c == at[0]),
+                "checkpoints differ at round {round}: {at:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no common checkpoint past round {target}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    net.assert_same_order(&[0, 1, 2, 3], order.len()).await;
+    for i in 0..4 {
+        assert_eq!(net.status(i).await["equivocations"], 0, "node {i}");
+    }
+    let _ = &mut net;
+}
+
+/// The short form of the chaos test (part of every run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kills_lose_nothing_acknowledged() {
+    chaos(5, 1).await;
+}
+
+/// The long form: 24 kills over a few minutes.
+/// `cargo test -p dagger-node --test cluster chaos_long -- --ignored`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn chaos_long() {
+    chaos(24, 2).await;
 }
