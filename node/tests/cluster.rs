@@ -109,15 +109,19 @@ impl Net {
         }
     }
 
-    async fn status(&self, i: usize) -> Value {
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, i: usize, path: &str) -> T {
         self.client
-            .get(self.cluster.url(i, "/status"))
+            .get(self.cluster.url(i, path))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    async fn status(&self, i: usize) -> Value {
+        self.get_json(i, "/status").await
     }
 
     async fn metrics(&self, i: usize) -> String {
@@ -686,14 +690,7 @@ impl Net {
     }
 
     async fn checkpoints(&self, i: usize) -> Vec<Value> {
-        self.client
-            .get(self.cluster.url(i, "/checkpoints"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(i, "/checkpoints").await
     }
 
     async fn decided(&self, i: usize) -> u64 {

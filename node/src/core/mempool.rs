@@ -229,10 +229,11 @@ impl Mempool {
         }
     }
 
-    /// Watches a held own event found at recovery (its submit times are
-    /// unknown; `now` stands in).
+    /// Watches a held own event found at recovery or in an installed state
+    /// (its submit times are unknown; `now` stands in), unless it is
+    /// watched already.
     pub fn watch(&mut self, event: &Event, now: Instant) {
-        if event.transactions().is_empty() {
+        if event.transactions().is_empty() || self.in_flight.contains_key(&event.id()) {
             return;
         }
         self.in_flight.insert(

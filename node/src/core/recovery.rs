@@ -87,25 +87,8 @@ impl Machine {
             _ => machine.recorded_tx_count()?,
         };
         machine.mempool.restore(recovered.mempool, now.instant);
+        machine.adopt_held(now.instant);
         let me = CreatorId(identity.id());
-        // What the snapshot holds: ordered events (kept on disk when pruned)
-        // and own events whose transactions still wait for consensus.
-        let held: Vec<(Event, bool)> = machine
-            .hg
-            .held_events()
-            .into_iter()
-            .map(|(e, ordered)| (e.clone(), ordered))
-            .collect();
-        for (event, ordered) in held {
-            if ordered {
-                machine.records.ordered_held.insert(event.id());
-            } else {
-                machine.track(&event);
-                if event.creator() == me {
-                    machine.mempool.watch(&event, now.instant);
-                }
-            }
-        }
         let mut replayed = 0usize;
         let mut bounds = recovered.batch_starts.clone();
         bounds.push(recovered.events.len());
@@ -160,6 +143,30 @@ impl Machine {
             "ledger recovered"
         );
         Ok(machine)
+    }
+
+    /// Rebuilds the bookkeeping of what a restored or installed state holds:
+    /// ordered events (kept on disk when pruned), events whose transactions
+    /// wait for consensus, and among them own ones, watched so that their
+    /// transactions are carried again should they go stale.
+    pub(super) fn adopt_held(&mut self, now: std::time::Instant) {
+        let me = CreatorId(self.identity.id());
+        let held: Vec<(Event, bool)> = self
+            .hg
+            .held_events()
+            .into_iter()
+            .map(|(e, ordered)| (e.clone(), ordered))
+            .collect();
+        for (event, ordered) in held {
+            if ordered {
+                self.records.ordered_held.insert(event.id());
+            } else {
+                self.track(&event);
+                if event.creator() == me {
+                    self.mempool.watch(&event, now);
+                }
+            }
+        }
     }
 
     /// Transactions ordered up to the restored snapshot: the snapshot and

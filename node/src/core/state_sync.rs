@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 
-use dagger_consensus::{CreatorId, Event, EventId, Hashgraph};
+use dagger_consensus::{CreatorId, EventId, Hashgraph};
 
 use super::{
     checkpoint::{links, Checkpoint},
@@ -120,19 +120,7 @@ impl Machine {
         self.hg = hg;
         self.records.reset(vouched.next_tx);
         self.unordered_with_txs.clear();
-        let held: Vec<(Event, bool)> = self
-            .hg
-            .held_events()
-            .into_iter()
-            .map(|(e, ordered)| (e.clone(), ordered))
-            .collect();
-        for (event, ordered) in held {
-            if ordered {
-                self.records.ordered_held.insert(event.id());
-            } else {
-                self.track(&event);
-            }
-        }
+        self.adopt_held(std::time::Instant::now());
         self.checkpoints.clear();
         self.checkpoints.push_back(*vouched);
         self.resuming = true;
