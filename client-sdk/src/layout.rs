@@ -22,15 +22,15 @@ pub mod operator {
     pub const ADDRESS_LEN: usize = NODE_KEY + 32;
 }
 
-/// `Request` fields. `VmSpec` is vcpus u16, memory u32, disk u32, region u16
-/// and a 32-byte image id: 44 bytes.
+/// `Request` fields. `VmSpec` is vcpus u16, memory u32, disk u32, region u16,
+/// a 32-byte image id and a 32-byte SSH key: 76 bytes.
 pub mod request {
     use super::DISCRIMINATOR_LEN;
 
     pub const CUSTOMER: usize = DISCRIMINATOR_LEN;
     pub const REQUEST_ID: usize = CUSTOMER + 32;
     pub const SPEC: usize = REQUEST_ID + 8;
-    pub const PRICE_PER_SECOND: usize = SPEC + 44;
+    pub const PRICE_PER_SECOND: usize = SPEC + 76;
     pub const DURATION: usize = PRICE_PER_SECOND + 8;
     pub const DEPOSIT: usize = DURATION + 8;
     pub const PAID_OUT: usize = DEPOSIT + 8;
@@ -75,6 +75,7 @@ mod tests {
                 disk_gib: 5,
                 region: 6,
                 image_id: [7; 32],
+                ssh_key: [42; 32],
             },
             price_per_second: 8,
             duration: 9,

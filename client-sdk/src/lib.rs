@@ -21,6 +21,7 @@ pub mod errors;
 pub mod instructions;
 pub mod layout;
 pub mod pda;
+pub mod ssh;
 
 #[cfg(feature = "cli")]
 pub mod cli_support;

@@ -24,16 +24,29 @@ struct Cli {
     rpc: String,
     ws: String,
     keypair: PathBuf,
+    /// `HOME` of the commands: holds `.ssh/id_ed25519.pub`.
+    home: PathBuf,
 }
+
+/// The SSH key the tests' `HOME` holds.
+const SSH_KEY: [u8; 32] = [9; 32];
 
 impl Cli {
     fn new(chain: &LocalChain, dir: &TempDir, wallet: &Keypair) -> Cli {
         let keypair = dir.path().join(format!("{}.json", wallet.pubkey()));
         write_keypair_file(wallet, &keypair).expect("keypair file");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::write(
+            home.join(".ssh/id_ed25519.pub"),
+            dagger_client::ssh::format_public_key(&SSH_KEY) + " customer@test\n",
+        )
+        .unwrap();
         Cli {
             rpc: chain.rpc_url(),
             ws: chain.ws_url(),
             keypair,
+            home,
         }
     }
 
@@ -45,6 +58,7 @@ impl Cli {
             .args(args)
             .env_remove("DAGGER_URL")
             .env_remove("DAGGER_KEYPAIR")
+            .env("HOME", &self.home)
             .kill_on_drop(true);
         command
     }
@@ -138,6 +152,14 @@ async fn a_customer_rents_a_vm_with_the_cli() {
     let status = cli.json(&["vm", "status", &request.to_string()]).await;
     assert_eq!(status["status"], "open");
     assert_eq!(status["spec"]["image_id"], IMAGE);
+    // The default key file went on-chain.
+    let on_chain = net
+        .client(wallet.clone())
+        .reader()
+        .request(&request)
+        .await
+        .unwrap();
+    assert_eq!(on_chain.spec.ssh_key, SSH_KEY);
 
     let waiting = cli
         .command(&[
@@ -498,6 +520,48 @@ async fn cli_errors_are_clear() {
         pubkey(&parse_one_object(&output.stdout)["admin"]),
         net.admin.pubkey()
     );
+
+    // No SSH key, or not an ed25519 one: refused before paying anything.
+    let request = |key: &str| {
+        [
+            "vm",
+            "request",
+            "--vcpus",
+            "1",
+            "--memory-mib",
+            "512",
+            "--disk-gib",
+            "1",
+            "--image",
+            IMAGE,
+            "--price",
+            "10",
+            "--duration",
+            "1m",
+            "--ssh-key",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(std::iter::once(key.to_string()))
+        .collect::<Vec<String>>()
+    };
+    let absent = dir.path().join("absent.pub");
+    let args = request(absent.to_str().unwrap());
+    let output = cli
+        .output(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("ssh-keygen -t ed25519"), "{stderr}");
+    let rsa = dir.path().join("rsa.pub");
+    std::fs::write(&rsa, "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ me@host\n").unwrap();
+    let args = request(rsa.to_str().unwrap());
+    let output = cli
+        .output(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("not an ssh-ed25519 public key"), "{stderr}");
 
     // A URL that is neither a moniker nor http(s).
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dagger"))

@@ -415,6 +415,9 @@ pub async fn demo(
         disk_gib: 40,
         region: 1,
         image_id: *blake3::hash(b"debian-12-genericcloud-amd64").as_bytes(),
+        ssh_key: crate::identity::Identity::generate()
+            .verifying_key()
+            .to_bytes(),
     };
     let request_id = rand::random::<u64>();
     let request = reader

@@ -189,6 +189,9 @@ async fn one_lease(
         disk_gib: 10,
         region: 1,
         image_id: *blake3::hash(b"bench-image").as_bytes(),
+        ssh_key: crate::identity::Identity::generate()
+            .verifying_key()
+            .to_bytes(),
     };
     let sent = Instant::now();
     let request = match reader

@@ -15,6 +15,7 @@ fn spec() -> VmSpec {
         disk_gib: 20,
         region: 1,
         image_id: [5; 32],
+        ssh_key: [42; 32],
     }
 }
 

@@ -80,6 +80,20 @@ fn create_request_rejects_bad_input() {
             ),
             DaggerError::InvalidSpec,
         ),
+        (
+            // No way in for the customer: refused.
+            ix::create_request(
+                &c,
+                1,
+                VmSpec {
+                    ssh_key: [0; 32],
+                    ..spec()
+                },
+                10,
+                10,
+            ),
+            DaggerError::InvalidSpec,
+        ),
     ];
     for (instruction, expected) in cases {
         let failure = net.chain.fail(&[instruction], &[&customer]);

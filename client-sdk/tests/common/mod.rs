@@ -101,6 +101,7 @@ pub fn spec() -> VmSpec {
         disk_gib: 40,
         region: 1,
         image_id: [7; 32],
+        ssh_key: [42; 32],
     }
 }
 

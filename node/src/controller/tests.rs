@@ -28,6 +28,7 @@ fn spec(vcpus: u16, region: u16) -> VmSpec {
         disk_gib: 10,
         region,
         image_id: [1; 32],
+        ssh_key: [42; 32],
     }
 }
 

@@ -138,6 +138,7 @@ mod tests {
             disk_gib: 5,
             region: 0,
             image_id: [1; 32],
+            ssh_key: [42; 32],
         }
     }
 

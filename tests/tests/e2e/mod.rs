@@ -12,6 +12,7 @@ pub fn spec() -> VmSpec {
         disk_gib: 10,
         region: 1,
         image_id: [4; 32],
+        ssh_key: [42; 32],
     }
 }
 

@@ -276,6 +276,14 @@ pub enum VmCommand {
         /// Content hash of the VM image, 64 hex characters.
         #[arg(long, value_name = "HEX")]
         image: String,
+        /// Your ed25519 SSH public key (OpenSSH format): the VM lets in only
+        /// its holder, as root. Recorded on-chain in the request.
+        #[arg(
+            long = "ssh-key",
+            value_name = "FILE",
+            default_value = "~/.ssh/id_ed25519.pub"
+        )]
+        ssh_key: String,
         /// Price offered, in lamports per second.
         #[arg(long, value_name = "LAMPORTS")]
         price: u64,

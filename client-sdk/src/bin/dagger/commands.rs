@@ -20,7 +20,7 @@ use crate::{
     },
     context::{
         hex, node_keypair, parse_duration, parse_hash, parse_pubkey, parse_sol, pubkey_or_keypair,
-        sol, Context,
+        read_ssh_key, sol, Context,
     },
 };
 
@@ -382,6 +382,7 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
                 disk_gib,
                 region,
                 image_id: [0; 32],
+                ssh_key: [0; 32],
             };
             let quotes = ctx.client()?.reader().quote(&spec).await?;
             let json = json!({
@@ -413,6 +414,7 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
             disk_gib,
             region,
             image,
+            ssh_key,
             price,
             duration,
             wait,
@@ -423,6 +425,7 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
                 disk_gib,
                 region,
                 image_id: parse_hash(&image)?,
+                ssh_key: read_ssh_key(&ssh_key)?,
             };
             let duration = parse_duration(&duration)?.as_secs();
             let timeout = wait

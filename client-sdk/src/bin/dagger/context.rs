@@ -93,6 +93,20 @@ pub fn parse_hash(value: &str) -> Result<[u8; 32]> {
     Ok(hash)
 }
 
+/// The ed25519 key of an OpenSSH public key file (`~` expanded).
+pub fn read_ssh_key(path: &str) -> Result<[u8; 32]> {
+    let file = dagger_client::cli_support::expand_tilde(path);
+    let text = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "cannot read the SSH public key {} (create one with `ssh-keygen -t ed25519`, or \
+             pass --ssh-key)",
+            file.display()
+        )
+    })?;
+    dagger_client::ssh::parse_public_key(&text)
+        .with_context(|| format!("{} is not a usable key", file.display()))
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

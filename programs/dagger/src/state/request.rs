@@ -11,6 +11,9 @@ pub struct VmSpec {
     pub region: u16,
     /// Content hash of the VM image the customer wants booted.
     pub image_id: [u8; 32],
+    /// The customer's ed25519 SSH public key (raw 32 bytes): the VM lets
+    /// in whoever holds its secret key, and no one else.
+    pub ssh_key: [u8; 32],
 }
 
 impl VmSpec {
@@ -19,7 +22,8 @@ impl VmSpec {
             self.vcpus > 0
                 && self.memory_mib > 0
                 && self.disk_gib > 0
-                && self.image_id != [0u8; 32],
+                && self.image_id != [0u8; 32]
+                && self.ssh_key != [0u8; 32],
             DaggerError::InvalidSpec
         );
         Ok(())
@@ -134,6 +138,7 @@ mod tests {
                 disk_gib: 1,
                 region: 0,
                 image_id: [1; 32],
+                ssh_key: [42; 32],
             },
             price_per_second: price,
             duration,
