@@ -5,6 +5,8 @@
 //! core        the consensus driver: owns the hashgraph and the ledger
 //! store/      redb ledger: events, order, snapshots
 //! api         HTTP status API and metrics
+//! images/     VM images by content hash; the default image builder
+//! provisioner/ VM backends: QEMU micro-VMs, or a simulated one
 //! config      TOML / flags / env settings
 //! node        assembles a running node
 //! ```
@@ -18,6 +20,7 @@ pub mod core;
 pub mod devnet;
 pub mod executor;
 pub mod identity;
+pub mod images;
 pub mod lease_bench;
 pub mod metrics;
 pub mod net;

@@ -45,6 +45,9 @@ enum Command {
     /// Run a whole local network: an embedded Solana chain with the program,
     /// operators registered, staked and admitted, and their nodes (Ctrl-C stops it).
     Devnet(DevnetArgs),
+    /// Manage this operator's VM images (by content hash).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Run a node until Ctrl-C.
     Run {
         /// TOML config file; every key can also be given as a flag or env var.
@@ -53,6 +56,74 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build the default image (Debian cloud kernel, busybox, dropbear) from
+    /// this host's packages; `scripts/setup-vm-host.sh` installs them.
+    BuildDefault {
+        /// The image catalog directory.
+        #[arg(long, default_value = "images", env = "DAGGER_IMAGES_DIR")]
+        images_dir: PathBuf,
+        /// The unpacked kernel package (boot/vmlinuz-*, lib/modules/*).
+        #[arg(long, env = "DAGGER_KERNEL_DIR", default_value = dagger_node::images::DEFAULT_KERNEL_DIR)]
+        kernel_dir: PathBuf,
+    },
+    /// Add an image made of a kernel and an initramfs.
+    Add {
+        #[arg(long, default_value = "images", env = "DAGGER_IMAGES_DIR")]
+        images_dir: PathBuf,
+        /// A name to show in listings.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        kernel: PathBuf,
+        #[arg(long)]
+        initrd: PathBuf,
+        /// Extra kernel arguments the image needs.
+        #[arg(long, default_value = "")]
+        cmdline: String,
+    },
+    /// List the images in a catalog with their ids.
+    List {
+        #[arg(long, default_value = "images", env = "DAGGER_IMAGES_DIR")]
+        images_dir: PathBuf,
+    },
+}
+
+fn image_command(command: ImageCommand) -> Result<()> {
+    use dagger_node::images::{build_default, hex, Catalog, DefaultImageSources};
+    match command {
+        ImageCommand::BuildDefault {
+            images_dir,
+            kernel_dir,
+        } => {
+            let sources = DefaultImageSources {
+                kernel_dir,
+                ..DefaultImageSources::default()
+            };
+            let image = build_default(&sources, &Catalog::new(&images_dir))?;
+            println!("{}  {}", hex(&image.id), image.manifest.name);
+        }
+        ImageCommand::Add {
+            images_dir,
+            name,
+            kernel,
+            initrd,
+            cmdline,
+        } => {
+            std::fs::create_dir_all(&images_dir)?;
+            let image = Catalog::new(&images_dir).add(&name, &kernel, &initrd, &cmdline)?;
+            println!("{}  {}", hex(&image.id), image.manifest.name);
+        }
+        ImageCommand::List { images_dir } => {
+            for image in Catalog::new(&images_dir).list() {
+                println!("{}  {}", hex(&image.id), image.manifest.name);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -219,6 +290,7 @@ async fn main() -> Result<()> {
             println!("{}", display_id(&identity.id()));
         }
         Command::Devnet(args) => devnet(args).await?,
+        Command::Image(command) => image_command(command)?,
         Command::Bench(args) => {
             let json = args.json;
             let report = dagger_node::bench::run(args).await?;

@@ -2,11 +2,13 @@
 //! assigned to this node. The trait is synchronous (real backends spawn and
 //! supervise processes); the executor calls it from blocking threads.
 
+pub mod qemu;
 mod simulated;
 
 use anchor_lang::prelude::Pubkey;
 use dagger_client::VmSpec;
 
+pub use qemu::{Accel, QemuProvisioner, QemuSettings};
 pub use simulated::SimulatedProvisioner;
 
 /// Where a customer reaches their VM. Its blake3 hash is what the quorum
