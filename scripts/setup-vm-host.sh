@@ -48,6 +48,7 @@ fi
 version="${pkg#linux-image-}"
 if [ ! -f "$KERNEL_DIR/boot/vmlinuz-$version" ]; then
   work="$(mktemp -d)"
+  chmod 755 "$work"   # apt's download user writes here
   trap 'rm -rf "$work"' EXIT
   (cd "$work" && apt-get download -qq "$pkg")
   $SUDO mkdir -p "$KERNEL_DIR"

@@ -206,6 +206,10 @@ pub enum ClientError {
     },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A node's answer about a VM's endpoint could not be used or does not
+    /// match what the quorum attested on-chain.
+    #[error("VM endpoint: {0}")]
+    Endpoint(String),
     #[error("signing failed: {0}")]
     Signer(String),
     /// Display includes the RPC error itself, so it is not also a `source`

@@ -31,6 +31,7 @@ mod client;
 pub mod cluster;
 #[cfg(feature = "rpc")]
 mod customer;
+pub mod endpoint;
 #[cfg(feature = "rpc")]
 mod node;
 #[cfg(feature = "rpc")]

@@ -7,6 +7,7 @@
 //! | `GET /events/{id}` | one event (hex id) with its consensus facts |
 //! | `GET /order?from=N&limit=M` | ordered transactions with consensus timestamps |
 //! | `GET /checkpoints` | latest checkpoints (round, order, digest), newest first |
+//! | `GET /leases/{request}` | where a provisioned request's VM is (chain-backed nodes) |
 //! | `POST /tx` | submit a transaction (raw body); returns the carrying event's id |
 //! | `GET /metrics` | Prometheus text |
 
@@ -47,6 +48,7 @@ pub struct ApiState {
 pub struct ChainView {
     pub duties: tokio::sync::watch::Receiver<(u64, crate::controller::Duties)>,
     pub provisioner: &'static str,
+    pub endpoints: crate::controller::Endpoints,
 }
 
 #[derive(Serialize)]
@@ -66,6 +68,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/events/{id}", get(event))
         .route("/order", get(order))
         .route("/checkpoints", get(checkpoints))
+        .route("/leases/{request}", get(lease))
         .route("/tx", post(submit))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -211,6 +214,29 @@ async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Where the VM of a provisioned request is. The answer is what consensus
+/// recorded from the assigned node's report; a client checks it against
+/// the quorum-attested `endpoint_hash` on-chain before trusting it.
+async fn lease(State(state): State<ApiState>, Path(request): Path<String>) -> Response {
+    let Some(view) = state.chain.as_ref() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this node does not follow a chain: it has no leases",
+        );
+    };
+    let Ok(request) = request.parse::<anchor_lang::prelude::Pubkey>() else {
+        return error(StatusCode::BAD_REQUEST, "request must be a base58 address");
+    };
+    let endpoints = view.endpoints.read().unwrap_or_else(|p| p.into_inner());
+    match endpoints.get(&request) {
+        Some(lease) => Json(lease.clone()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no VM is reported for this request (not provisioned yet, or gone)",
+        ),
     }
 }
 

@@ -26,6 +26,8 @@ pub enum ConfigError {
     BadPeer(String),
     #[error("node key `{0}` is not a base58 ed25519 public key")]
     BadKey(String),
+    #[error("vm_ports `{0}`: expected FIRST-LAST, e.g. 22000-22999")]
+    BadPorts(String),
 }
 
 /// The file form.
@@ -43,6 +45,71 @@ pub struct FileConfig {
     pub rpc_url: Option<String>,
     pub ws_url: Option<String>,
     pub disk_horizon_rounds: Option<u64>,
+    pub provisioner: Option<ProvisionerChoice>,
+    pub images_dir: Option<PathBuf>,
+    pub vm_ports: Option<String>,
+    pub vm_host: Option<String>,
+    pub vm_max_vcpus: Option<u32>,
+    pub vm_max_memory_mib: Option<u64>,
+    pub vm_accel: Option<crate::provisioner::Accel>,
+}
+
+/// Which VM backend a chain-backed node uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvisionerChoice {
+    /// QEMU when it and at least one image are installed, else simulated.
+    Auto,
+    /// Real QEMU micro-VMs (refuses to start without QEMU or images).
+    Qemu,
+    /// Boots nothing (for tests and machines without QEMU); says so.
+    Simulated,
+}
+
+/// VM settings of a chain-backed node.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    pub provisioner: ProvisionerChoice,
+    /// The image catalog (default `<data_dir>/images`).
+    pub images_dir: PathBuf,
+    /// Host ports forwarded to VMs' SSH.
+    pub ports: std::ops::RangeInclusive<u16>,
+    /// Host name customers connect to (default: the listen address's IP,
+    /// or 127.0.0.1 when it listens on all addresses).
+    pub public_host: String,
+    pub max_vcpus: Option<u32>,
+    pub max_memory_mib: Option<u64>,
+    pub accel: crate::provisioner::Accel,
+}
+
+impl VmConfig {
+    /// Settings for a node that boots nothing (tests, local networks
+    /// without QEMU).
+    pub fn simulated(data_dir: &Path) -> VmConfig {
+        VmConfig {
+            provisioner: ProvisionerChoice::Simulated,
+            images_dir: data_dir.join("images"),
+            ports: 22_000..=22_999,
+            public_host: "127.0.0.1".into(),
+            max_vcpus: None,
+            max_memory_mib: None,
+            accel: crate::provisioner::Accel::Auto,
+        }
+    }
+}
+
+/// Parses `FIRST-LAST` (inclusive).
+pub fn parse_ports(text: &str) -> Result<std::ops::RangeInclusive<u16>, ConfigError> {
+    let bad = || ConfigError::BadPorts(text.to_string());
+    let (first, last) = text.split_once('-').ok_or_else(bad)?;
+    let (first, last): (u16, u16) = (
+        first.trim().parse().map_err(|_| bad())?,
+        last.trim().parse().map_err(|_| bad())?,
+    );
+    if first == 0 || first > last {
+        return Err(bad());
+    }
+    Ok(first..=last)
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +161,29 @@ pub struct Overrides {
     /// can catch up from this node (default 4096).
     #[arg(long, env = "DAGGER_DISK_HORIZON_ROUNDS")]
     pub disk_horizon_rounds: Option<u64>,
+    /// VM backend (chain-backed nodes): auto (QEMU when QEMU and an image
+    /// are installed), qemu, or simulated.
+    #[arg(long, env = "DAGGER_PROVISIONER", value_enum)]
+    pub provisioner: Option<ProvisionerChoice>,
+    /// Image catalog directory (default <data_dir>/images); fill it with
+    /// `dagger-node image build-default`.
+    #[arg(long, env = "DAGGER_IMAGES_DIR")]
+    pub images_dir: Option<PathBuf>,
+    /// Host ports forwarded to VMs' SSH, FIRST-LAST (default 22000-22999).
+    #[arg(long, env = "DAGGER_VM_PORTS")]
+    pub vm_ports: Option<String>,
+    /// Host name or address customers use to reach VMs.
+    #[arg(long, env = "DAGGER_VM_HOST")]
+    pub vm_host: Option<String>,
+    /// Most vCPUs all VMs together may use (default: 2 per host thread).
+    #[arg(long, env = "DAGGER_VM_MAX_VCPUS")]
+    pub vm_max_vcpus: Option<u32>,
+    /// Most memory all VMs together may use, MiB (default: 3/4 of the host's).
+    #[arg(long, env = "DAGGER_VM_MAX_MEMORY_MIB")]
+    pub vm_max_memory_mib: Option<u64>,
+    /// Accelerator: auto (KVM if a smoke boot works), kvm, or tcg.
+    #[arg(long, env = "DAGGER_VM_ACCEL", value_enum)]
+    pub vm_accel: Option<crate::provisioner::Accel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +206,7 @@ pub struct NodeConfig {
     pub rpc_url: Option<String>,
     pub ws_url: Option<String>,
     pub disk_horizon_rounds: u64,
+    pub vm: VmConfig,
 }
 
 /// Default for [`NodeConfig::disk_horizon_rounds`].
@@ -186,22 +277,66 @@ impl NodeConfig {
                 .map(|p| parse_peer(p.trim()))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        let data_dir: PathBuf =
+            overrides
+                .data_dir
+                .clone()
+                .or(from_file.data_dir)
+                .ok_or(ConfigError::Missing(
+                    "data_dir",
+                    "data-dir",
+                    "DAGGER_DATA_DIR",
+                ))?;
+        let listen: SocketAddr = overrides
+            .listen
+            .or(from_file.listen)
+            .ok_or(ConfigError::Missing("listen", "listen", "DAGGER_LISTEN"))?;
+        let vm = VmConfig {
+            provisioner: overrides
+                .provisioner
+                .or(from_file.provisioner)
+                .unwrap_or(ProvisionerChoice::Auto),
+            images_dir: overrides
+                .images_dir
+                .clone()
+                .or(from_file.images_dir)
+                .unwrap_or_else(|| data_dir.join("images")),
+            ports: parse_ports(
+                overrides
+                    .vm_ports
+                    .as_deref()
+                    .or(from_file.vm_ports.as_deref())
+                    .unwrap_or("22000-22999"),
+            )?,
+            public_host: overrides
+                .vm_host
+                .clone()
+                .or(from_file.vm_host)
+                .unwrap_or_else(|| {
+                    if listen.ip().is_unspecified() {
+                        "127.0.0.1".into()
+                    } else {
+                        listen.ip().to_string()
+                    }
+                }),
+            max_vcpus: overrides.vm_max_vcpus.or(from_file.vm_max_vcpus),
+            max_memory_mib: overrides.vm_max_memory_mib.or(from_file.vm_max_memory_mib),
+            accel: overrides
+                .vm_accel
+                .or(from_file.vm_accel)
+                .unwrap_or(crate::provisioner::Accel::Auto),
+        };
         Ok(NodeConfig {
             identity: overrides.identity.clone().or(from_file.identity).ok_or(
                 ConfigError::Missing("identity", "identity", "DAGGER_IDENTITY"),
             )?,
-            listen: overrides
-                .listen
-                .or(from_file.listen)
-                .ok_or(ConfigError::Missing("listen", "listen", "DAGGER_LISTEN"))?,
+            listen,
             api: overrides.api.or(from_file.api).ok_or(ConfigError::Missing(
                 "api",
                 "api",
                 "DAGGER_API",
             ))?,
-            data_dir: overrides.data_dir.clone().or(from_file.data_dir).ok_or(
-                ConfigError::Missing("data_dir", "data-dir", "DAGGER_DATA_DIR"),
-            )?,
+            data_dir,
             network: overrides
                 .network
                 .clone()
@@ -215,6 +350,7 @@ impl NodeConfig {
                 .disk_horizon_rounds
                 .or(from_file.disk_horizon_rounds)
                 .unwrap_or(DEFAULT_DISK_HORIZON_ROUNDS),
+            vm,
         })
     }
 
@@ -280,6 +416,13 @@ mod tests {
             Err(ConfigError::Missing("identity", ..))
         ));
         assert!(matches!(parse_peer("nokey"), Err(ConfigError::BadPeer(_))));
+        for bad in ["22000", "0-10", "10-5", "a-b", "1-70000"] {
+            assert!(
+                matches!(parse_ports(bad), Err(ConfigError::BadPorts(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_ports("22000-22010").unwrap(), 22000..=22010);
         assert!(matches!(
             parse_peer("zzz@127.0.0.1:1"),
             Err(ConfigError::BadKey(_))

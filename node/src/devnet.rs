@@ -21,10 +21,11 @@ use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Sig
 
 use crate::{
     chain::{ChainError, ChainReader},
-    config::NodeConfig,
+    config::{NodeConfig, ProvisionerChoice, VmConfig},
     identity::Identity,
+    images::{build_default, Catalog, DefaultImageSources},
     node::{start_chain, ChainSettings, RunningNode},
-    provisioner::SimulatedProvisioner,
+    provisioner::{self, qemu::qemu_available, Provisioner},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,11 @@ pub struct DevnetOptions {
     pub unbonding_period: i64,
     pub stake: u64,
     pub fee_bps: u16,
+    /// VM backend of every node. With `auto` or `qemu` the devnet builds
+    /// the default image into `<data_dir>/images` if it is missing.
+    pub provisioner: ProvisionerChoice,
+    /// Fixed API port of node 0 (the others follow), or free ones.
+    pub api_port: Option<u16>,
 }
 
 impl Default for DevnetOptions {
@@ -70,6 +76,45 @@ impl Default for DevnetOptions {
             unbonding_period: 30,
             stake: 10 * LAMPORTS_PER_SOL,
             fee_bps: 250,
+            provisioner: ProvisionerChoice::Simulated,
+            api_port: None,
+        }
+    }
+}
+
+/// Makes sure the default image is in `catalog` (building it from the
+/// host's packages) and says what the nodes will use.
+fn prepare_images(
+    choice: ProvisionerChoice,
+    catalog: &Catalog,
+) -> Result<ProvisionerChoice, DevnetError> {
+    if choice == ProvisionerChoice::Simulated {
+        return Ok(choice);
+    }
+    let unusable = if !qemu_available(Path::new("qemu-system-x86_64")) {
+        Some("QEMU is not installed".to_string())
+    } else if catalog.list().is_empty() {
+        match build_default(&DefaultImageSources::default(), catalog) {
+            Ok(image) => {
+                tracing::info!(image = %crate::images::hex(&image.id), "built the default image");
+                None
+            }
+            Err(err) => Some(err.to_string()),
+        }
+    } else {
+        None
+    };
+    match (unusable, choice) {
+        (None, _) => Ok(ProvisionerChoice::Qemu),
+        (Some(reason), ProvisionerChoice::Qemu) => Err(DevnetError::Setup(format!(
+            "real VMs are not possible here: {reason}; run scripts/setup-vm-host.sh"
+        ))),
+        (Some(reason), _) => {
+            tracing::warn!(
+                "the devnet's nodes use the SIMULATED provisioner ({reason}); for real VMs run \
+                 scripts/setup-vm-host.sh"
+            );
+            Ok(ProvisionerChoice::Simulated)
         }
     }
 }
@@ -154,6 +199,10 @@ pub struct Devnet {
     pub options: DevnetOptions,
     pub configs: Vec<NodeConfig>,
     pub nodes: Vec<Option<RunningNode>>,
+    /// Each running node's VM backend.
+    pub provisioners: Vec<Option<Arc<dyn Provisioner>>>,
+    /// The images the nodes boot (shared by all of them).
+    pub catalog: Catalog,
 }
 
 impl Devnet {
@@ -190,6 +239,8 @@ impl Devnet {
         })
         .await?;
         let reader = Arc::new(ChainReader::new(&chain.rpc_url()));
+        let catalog = Catalog::new(options.data_dir.join("images"));
+        let backend = prepare_images(options.provisioner, &catalog)?;
         let mut configs = Vec::new();
         for (i, op) in keys.operators.iter().enumerate() {
             let node_dir = options.data_dir.join(format!("node{i}"));
@@ -206,10 +257,19 @@ impl Devnet {
             std::fs::create_dir_all(&node_dir).map_err(|e| keys_error(&node_dir, e))?;
             std::fs::write(&port_file, gossip.to_string())
                 .map_err(|e| keys_error(&port_file, e))?;
+            let api_port = options.api_port.map_or(0, |p| p + i as u16);
+            let vm = VmConfig {
+                provisioner: backend,
+                images_dir: catalog.dir().to_path_buf(),
+                // Each node forwards its VMs' SSH from its own port block.
+                ports: 22_000 + 100 * i as u16..=22_099 + 100 * i as u16,
+                ..VmConfig::simulated(&node_dir)
+            };
             configs.push(NodeConfig {
                 identity: op.identity_path.clone(),
                 listen: SocketAddr::from(([127, 0, 0, 1], gossip)),
-                api: SocketAddr::from(([127, 0, 0, 1], 0)),
+                api: SocketAddr::from(([127, 0, 0, 1], api_port)),
+                vm,
                 data_dir: node_dir,
                 network: "dagger-devnet".into(),
                 stake: options.stake,
@@ -226,10 +286,13 @@ impl Devnet {
             options,
             configs,
             nodes: Vec::new(),
+            provisioners: Vec::new(),
+            catalog,
         };
         devnet.setup_program().await?;
         Ok(Devnet {
             nodes: (0..devnet.configs.len()).map(|_| None).collect(),
+            provisioners: (0..devnet.configs.len()).map(|_| None).collect(),
             ..devnet
         })
     }
@@ -322,11 +385,13 @@ impl Devnet {
         let config = &self.configs[i];
         let identity =
             Identity::load(&config.identity).map_err(|e| keys_error(&config.identity, e))?;
-        let provisioner = SimulatedProvisioner::open(
+        let provisioner = provisioner::open(
+            &config.vm,
             &config.data_dir,
             &crate::identity::display_id(&identity.id()),
         )
         .map_err(|e| DevnetError::Setup(e.to_string()))?;
+        self.provisioners[i] = Some(provisioner.clone());
         let node = start_chain(
             config,
             ChainSettings {
@@ -334,7 +399,7 @@ impl Devnet {
                 ws_url: Some(self.ws_url()),
                 poll_interval: Duration::from_millis(300),
                 attest_interval: Duration::from_millis(300),
-                provisioner: Arc::new(provisioner),
+                provisioner,
             },
             Default::default(),
         )
@@ -361,6 +426,16 @@ impl Devnet {
         for i in 0..self.nodes.len() {
             self.stop_node(i).await;
         }
+        // The chain lives in memory and goes with the devnet: so do its VMs.
+        for provisioner in self.provisioners.iter().flatten() {
+            let provisioner = provisioner.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for vm in provisioner.vms() {
+                    let _ = provisioner.terminate(&vm);
+                }
+            })
+            .await;
+        }
         if let Some(chain) = self.chain.take() {
             let _ = chain.shutdown().await;
         }
@@ -368,6 +443,16 @@ impl Devnet {
 
     pub fn program_id(&self) -> Pubkey {
         PROGRAM_ID
+    }
+
+    /// The image the nodes boot, when they run real VMs.
+    pub fn default_image(&self) -> Option<[u8; 32]> {
+        let real = self
+            .configs
+            .first()
+            .is_some_and(|c| c.vm.provisioner == ProvisionerChoice::Qemu);
+        real.then(|| self.catalog.list().first().map(|i| i.id))
+            .flatten()
     }
 }
 
@@ -409,15 +494,33 @@ pub async fn demo(
     );
 
     let (price, duration) = (1_000u64, 600u64);
-    let spec = VmSpec {
-        vcpus: 2,
-        memory_mib: 4_096,
-        disk_gib: 40,
-        region: 1,
-        image_id: *blake3::hash(b"debian-12-genericcloud-amd64").as_bytes(),
-        ssh_key: crate::identity::Identity::generate()
-            .verifying_key()
-            .to_bytes(),
+    // The customer's SSH key: its private half goes where `ssh -i` reads it.
+    let ssh_secret = crate::identity::Identity::generate();
+    let ssh_public = ssh_secret.verifying_key().to_bytes();
+    let ssh_key_file = devnet.options.data_dir.join("keys").join("demo_ssh");
+    write_private_key(
+        &ssh_key_file,
+        &ssh_secret.signing_key().to_bytes(),
+        &ssh_public,
+    )?;
+    let real_vm = devnet.default_image();
+    let spec = match real_vm {
+        Some(image_id) => VmSpec {
+            vcpus: 1,
+            memory_mib: 256,
+            disk_gib: 1,
+            region: 1,
+            image_id,
+            ssh_key: ssh_public,
+        },
+        None => VmSpec {
+            vcpus: 2,
+            memory_mib: 4_096,
+            disk_gib: 40,
+            region: 1,
+            image_id: *blake3::hash(b"any image (simulated)").as_bytes(),
+            ssh_key: ssh_public,
+        },
     };
     let request_id = rand::random::<u64>();
     let request = reader
@@ -455,6 +558,20 @@ pub async fn demo(
             active.assigned_operator
         ),
     );
+    let api = devnet
+        .api(0)
+        .ok_or_else(|| DevnetError::Setup("node 0 is not running".into()))?;
+    let endpoint = dagger_client::endpoint::fetch(&format!("http://{api}"), &request, &active)
+        .await
+        .map_err(|e| DevnetError::Setup(e.to_string()))?;
+    step(
+        "endpoint",
+        format!("{} (matches the hash the quorum attested)", endpoint.url),
+    );
+    if real_vm.is_some() {
+        let output = ssh_run(&endpoint, &ssh_key_file, "uname -a").await?;
+        step("ssh", format!("uname -a in the VM: {}", output.trim()));
+    }
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     reader
@@ -526,7 +643,77 @@ pub async fn demo(
             "operator +{to_owner} (held for its owner), fees +{to_fees}, customer refunded {to_customer} (deposit rest + rent); balances check out"
         ),
     );
+    if real_vm.is_some() {
+        // The assigned node destroys the VM once consensus sees the lease gone.
+        let index = devnet
+            .keys
+            .operators
+            .iter()
+            .position(|op| pda::operator(&op.node.pubkey()).0 == active.assigned_operator)
+            .expect("found above");
+        let provisioner = devnet.provisioners[index]
+            .clone()
+            .ok_or_else(|| DevnetError::Setup("the assigned node is not running".into()))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while provisioner.vms().contains(&request) {
+            if std::time::Instant::now() > deadline {
+                return Err(DevnetError::Setup(
+                    "the VM was not destroyed after its lease closed".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        step(
+            "gone",
+            format!(
+                "node {index} destroyed the VM and deleted its disk; {} unreachable now",
+                endpoint.url
+            ),
+        );
+    }
     Ok(steps)
+}
+
+/// Writes an OpenSSH private key file readable only by its owner.
+fn write_private_key(path: &Path, seed: &[u8; 32], public: &[u8; 32]) -> Result<(), DevnetError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = dagger_client::ssh::format_private_key(seed, public, "dagger devnet customer");
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| keys_error(path, e))
+}
+
+/// Runs `command` in a VM with the system `ssh`; returns its output.
+pub async fn ssh_run(
+    endpoint: &dagger_client::endpoint::VmEndpoint,
+    key: &Path,
+    command: &str,
+) -> Result<String, DevnetError> {
+    let output = tokio::process::Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "ConnectTimeout=10", "-i"])
+        .arg(key)
+        .args(["-p", &endpoint.port.to_string()])
+        .arg(format!("{}@{}", endpoint.user, endpoint.host))
+        .arg(command)
+        .output()
+        .await
+        .map_err(|e| DevnetError::Setup(format!("cannot run ssh: {e}")))?;
+    if !output.status.success() {
+        return Err(DevnetError::Setup(format!(
+            "ssh {}: {}",
+            endpoint.url,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// One line of live status: nodes, rounds, requests, leases.

@@ -12,14 +12,18 @@ use anchor_lang::prelude::Pubkey;
 use tokio::sync::watch;
 
 use crate::{
-    controller::{Duties, NodeTx},
+    controller::{txs::MAX_IMAGES, Duties, ImagesServed, NodeTx},
     core::CoreHandle,
     net::{
         gossip::{PeerAddr, Peers},
         tls::Allowlist,
     },
-    provisioner::{Provisioner, VmStatus},
+    provisioner::{Provisioner, ServedImages, VmStatus},
 };
+
+/// An announcement of this node's images that consensus has not reflected
+/// after this long is made again.
+const ANNOUNCE_AGAIN: Duration = Duration::from_secs(5);
 
 /// A provisioning attempt whose report has not been ordered after this long
 /// is tried again (its event may have gone stale).
@@ -38,9 +42,12 @@ impl Executor {
     pub async fn run(mut self) {
         let mut attempted: HashMap<Pubkey, Instant> = HashMap::new();
         let mut failure_reported: HashMap<Pubkey, Instant> = HashMap::new();
+        let mut announced: Option<Instant> = None;
         loop {
             let duties = self.duties.borrow_and_update().1.clone();
             self.sync_peers(&duties);
+            self.announce_images(&duties, &mut announced).await;
+            // Each VM boots on its own blocking thread; its report follows.
             for (request, spec) in &duties.provision {
                 if attempted
                     .get(request)
@@ -49,31 +56,33 @@ impl Executor {
                     continue;
                 }
                 attempted.insert(*request, Instant::now());
-                let provisioner = self.provisioner.clone();
+                let (provisioner, core) = (self.provisioner.clone(), self.core.clone());
                 let (request, spec) = (*request, *spec);
-                let result =
-                    tokio::task::spawn_blocking(move || provisioner.provision(&request, &spec))
-                        .await;
-                let tx = match result {
-                    Ok(Ok(endpoint)) => {
-                        tracing::info!(%request, endpoint = %endpoint.0, "VM provisioned; reporting");
-                        NodeTx::ProvisionReport {
-                            request,
-                            endpoint_hash: endpoint.hash(),
+                tokio::spawn(async move {
+                    let result =
+                        tokio::task::spawn_blocking(move || provisioner.provision(&request, &spec))
+                            .await;
+                    let tx = match result {
+                        Ok(Ok(endpoint)) => {
+                            tracing::info!(%request, endpoint = %endpoint.0, "VM provisioned; reporting");
+                            NodeTx::ProvisionReport {
+                                request,
+                                endpoint: endpoint.0,
+                            }
                         }
+                        Ok(Err(err)) => {
+                            tracing::warn!(%request, error = %err, "provisioning failed; reporting");
+                            NodeTx::ProvisionFailed { request }
+                        }
+                        Err(err) => {
+                            tracing::error!(%request, error = %err, "provisioner panicked");
+                            NodeTx::ProvisionFailed { request }
+                        }
+                    };
+                    if let Err(err) = core.submit(tx.encode()).await {
+                        tracing::warn!(error = %err, "cannot submit a provisioning report");
                     }
-                    Ok(Err(err)) => {
-                        tracing::warn!(%request, error = %err, "provisioning failed; reporting");
-                        NodeTx::ProvisionFailed { request }
-                    }
-                    Err(err) => {
-                        tracing::error!(%request, error = %err, "provisioner panicked");
-                        NodeTx::ProvisionFailed { request }
-                    }
-                };
-                if let Err(err) = self.core.submit(tx.encode()).await {
-                    tracing::warn!(error = %err, "cannot submit a provisioning report");
-                }
+                });
             }
             attempted.retain(|r, _| duties.provision.iter().any(|(p, _)| p == r));
 
@@ -108,6 +117,40 @@ impl Executor {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 changed = self.duties.changed() => if changed.is_err() { return },
             }
+        }
+    }
+
+    /// Tells consensus which images this node boots when what it knows
+    /// differs (first start, catalog changed, operator re-admitted).
+    async fn announce_images(&self, duties: &Duties, announced: &mut Option<Instant>) {
+        let Some(known) = &duties.images_here else {
+            return;
+        };
+        let ours = match self.provisioner.images() {
+            ServedImages::Any => ImagesServed {
+                any: true,
+                images: Default::default(),
+            },
+            ServedImages::Only(images) => ImagesServed {
+                any: false,
+                images: images.into_iter().take(MAX_IMAGES).collect(),
+            },
+        };
+        if *known == ours || announced.is_some_and(|t| t.elapsed() < ANNOUNCE_AGAIN) {
+            return;
+        }
+        *announced = Some(Instant::now());
+        tracing::info!(
+            any = ours.any,
+            images = ours.images.len(),
+            "announcing the images this node boots"
+        );
+        let tx = NodeTx::ImagesServed {
+            any: ours.any,
+            images: ours.images.into_iter().collect(),
+        };
+        if let Err(err) = self.core.submit(tx.encode()).await {
+            tracing::warn!(error = %err, "cannot announce images");
         }
     }
 

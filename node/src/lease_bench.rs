@@ -1,6 +1,7 @@
 //! `dagger-node bench-lease`: how long a customer waits between paying for a
 //! VM and holding an active lease, on a whole local network (embedded chain,
-//! N nodes over QUIC, simulated provisioner).
+//! N nodes over QUIC), and with real VMs (`--provisioner qemu`) until the VM
+//! answers a command over SSH.
 //!
 //! Each worker is one customer that pays for a lease, waits until a quorum
 //! made it active, closes it (so capacity frees up for the next one) and
@@ -50,6 +51,10 @@ pub struct LeaseBenchArgs {
     /// Keep the network's files here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// VM backend: simulated (boots nothing), or qemu (real micro-VMs; also
+    /// measures paid -> a command ran in the VM over SSH).
+    #[arg(long, value_enum, default_value = "simulated")]
+    pub provisioner: crate::config::ProvisionerChoice,
 }
 
 #[derive(Debug, Serialize)]
@@ -63,15 +68,23 @@ pub struct LeaseBenchReport {
     pub active_p99_ms: f64,
     pub active_max_ms: f64,
     pub active_mean_ms: f64,
+    /// Paid → `true` ran in the VM over SSH (real VMs only).
+    pub ssh_ready_p50_ms: Option<f64>,
+    pub ssh_ready_p99_ms: Option<f64>,
     /// Sending `create_request` → confirmed, for context.
     pub pay_p50_ms: f64,
+    pub provisioner: &'static str,
     pub poll_interval_ms: u64,
     pub wall_s: f64,
 }
 
 /// What one request went through.
 enum Outcome {
-    Active { pay_ms: f64, active_ms: f64 },
+    Active {
+        pay_ms: f64,
+        active_ms: f64,
+        ssh_ms: Option<f64>,
+    },
     Failed(String),
 }
 
@@ -83,6 +96,7 @@ pub async fn run(args: LeaseBenchArgs) -> Result<LeaseBenchReport> {
     let devnet = Devnet::start(DevnetOptions {
         nodes: args.nodes,
         data_dir: dir,
+        provisioner: args.provisioner,
         ..DevnetOptions::default()
     })
     .await
@@ -141,12 +155,18 @@ async fn measure(devnet: &Arc<Devnet>, args: &LeaseBenchArgs) -> Result<LeaseBen
 
     let mut active = Vec::new();
     let mut pay = Vec::new();
+    let mut ssh = Vec::new();
     let mut failed = 0;
     for outcome in outcomes {
         match outcome {
-            Outcome::Active { pay_ms, active_ms } => {
+            Outcome::Active {
+                pay_ms,
+                active_ms,
+                ssh_ms,
+            } => {
                 pay.push(pay_ms);
                 active.push(active_ms);
+                ssh.extend(ssh_ms);
             }
             Outcome::Failed(why) => {
                 tracing::warn!(%why, "lease request failed");
@@ -156,6 +176,8 @@ async fn measure(devnet: &Arc<Devnet>, args: &LeaseBenchArgs) -> Result<LeaseBen
     }
     active.sort_by(f64::total_cmp);
     pay.sort_by(f64::total_cmp);
+    ssh.sort_by(f64::total_cmp);
+    let real = devnet.default_image().is_some();
     Ok(LeaseBenchReport {
         nodes: args.nodes,
         concurrency: args.concurrency,
@@ -169,7 +191,10 @@ async fn measure(devnet: &Arc<Devnet>, args: &LeaseBenchArgs) -> Result<LeaseBen
         } else {
             active.iter().sum::<f64>() / active.len() as f64
         },
+        ssh_ready_p50_ms: real.then(|| percentile(&ssh, 50.0)),
+        ssh_ready_p99_ms: real.then(|| percentile(&ssh, 99.0)),
         pay_p50_ms: percentile(&pay, 50.0),
+        provisioner: if real { "qemu" } else { "simulated" },
         poll_interval_ms: POLL.as_millis() as u64,
         wall_s,
     })
@@ -183,15 +208,16 @@ async fn one_lease(
     timeout: Duration,
 ) -> Outcome {
     let reader = &devnet.reader;
+    let key = crate::identity::Identity::generate();
+    let public = key.verifying_key().to_bytes();
+    let real = devnet.default_image();
     let spec = VmSpec {
         vcpus: 1,
-        memory_mib: 1_024,
-        disk_gib: 10,
+        memory_mib: if real.is_some() { 128 } else { 1_024 },
+        disk_gib: 1,
         region: 1,
-        image_id: *blake3::hash(b"bench-image").as_bytes(),
-        ssh_key: crate::identity::Identity::generate()
-            .verifying_key()
-            .to_bytes(),
+        image_id: real.unwrap_or(*blake3::hash(b"bench-image").as_bytes()),
+        ssh_key: public,
     };
     let sent = Instant::now();
     let request = match reader
@@ -213,9 +239,18 @@ async fn one_lease(
         }
         tokio::time::sleep(POLL).await;
     };
+    let active_ms = paid.elapsed().as_secs_f64() * 1e3;
+    let ssh_ms = match real {
+        None => None,
+        Some(_) => match ssh_ready(devnet, &request, &lease, &key, paid, timeout).await {
+            Ok(ms) => Some(ms),
+            Err(why) => return Outcome::Failed(why),
+        },
+    };
     let outcome = Outcome::Active {
         pay_ms: (paid - sent).as_secs_f64() * 1e3,
-        active_ms: paid.elapsed().as_secs_f64() * 1e3,
+        active_ms,
+        ssh_ms,
     };
     // Close it so the operators' capacity is free for the next request.
     let close = ix::close_lease(&customer.pubkey(), &request, &lease.assigned_operator);
@@ -225,15 +260,67 @@ async fn one_lease(
     outcome
 }
 
+/// Milliseconds from `paid` until `true` ran in the lease's VM over SSH.
+async fn ssh_ready(
+    devnet: &Devnet,
+    request: &anchor_lang::prelude::Pubkey,
+    lease: &Request,
+    key: &crate::identity::Identity,
+    paid: Instant,
+    timeout: Duration,
+) -> Result<f64, String> {
+    let api = devnet.api(0).ok_or("node 0 is not running")?;
+    let endpoint = dagger_client::endpoint::fetch(&format!("http://{api}"), request, lease)
+        .await
+        .map_err(|e| e.to_string())?;
+    let file = devnet.options.data_dir.join(format!("bench-key-{request}"));
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = dagger_client::ssh::format_private_key(
+            &key.signing_key().to_bytes(),
+            &key.verifying_key().to_bytes(),
+            "bench",
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| e.to_string())?;
+    }
+    let result = loop {
+        if crate::devnet::ssh_run(&endpoint, &file, "true")
+            .await
+            .is_ok()
+        {
+            break Ok(paid.elapsed().as_secs_f64() * 1e3);
+        }
+        if paid.elapsed() > timeout {
+            break Err(format!("no SSH after {} s", timeout.as_secs()));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let _ = std::fs::remove_file(&file);
+    result
+}
+
 /// The report as a few lines of text.
 pub fn render_text(report: &LeaseBenchReport) -> String {
+    let ssh = match (report.ssh_ready_p50_ms, report.ssh_ready_p99_ms) {
+        (Some(p50), Some(p99)) => format!("paid -> SSH ready: p50 {p50:.0} ms, p99 {p99:.0} ms\n"),
+        _ => String::new(),
+    };
     format!(
-        "{} lease requests over {} nodes, {} customers at a time, {:.1} s\n\
+        "{} lease requests over {} nodes ({} provisioner), {} customers at a time, {:.1} s\n\
          paid -> active: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, mean {:.0} ms (poll every {} ms)\n\
-         payment confirmed: p50 {:.0} ms\n\
+         {ssh}payment confirmed: p50 {:.0} ms\n\
          failed: {}\n",
         report.requests,
         report.nodes,
+        report.provisioner,
         report.concurrency,
         report.wall_s,
         report.active_p50_ms,

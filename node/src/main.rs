@@ -54,7 +54,7 @@ enum Command {
         #[arg(long, short, env = "DAGGER_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        overrides: Overrides,
+        overrides: Box<Overrides>,
     },
 }
 
@@ -144,6 +144,10 @@ struct DevnetArgs {
     /// With --demo: exit 0 once the flow completed, non-zero if a step failed.
     #[arg(long, requires = "demo")]
     exit: bool,
+    /// VM backend: auto (real QEMU VMs when QEMU and the image's packages
+    /// are installed, see scripts/setup-vm-host.sh), qemu, or simulated.
+    #[arg(long, value_enum, default_value = "auto")]
+    provisioner: dagger_node::config::ProvisionerChoice,
 }
 
 /// The embedded program's `msg!` output goes to the process's stdout (Anchor
@@ -180,6 +184,9 @@ async fn devnet(args: DevnetArgs) -> Result<()> {
         data_dir: args.data_dir.clone(),
         rpc_port: Some(args.rpc_port),
         ws_port: Some(args.rpc_port + 1),
+        // Node 0's API at 8910 (for 8899): where `dagger vm ssh` looks by default.
+        api_port: Some(args.rpc_port + 11),
+        provisioner: args.provisioner,
         ..DevnetOptions::default()
     };
     say!(
@@ -191,11 +198,28 @@ async fn devnet(args: DevnetArgs) -> Result<()> {
     say!("chain:   {} (ws {})", devnet.rpc_url(), devnet.ws_url());
     say!("program: {}", devnet.program_id());
     say!("keys:    {}", args.data_dir.join("keys").display());
-    say!(
-        "try:     dagger -u l -k {} vm request --vcpus 1 --memory-mib 1024 --disk-gib 10 --image {} --price 1000 --duration 10m --wait",
-        args.data_dir.join("keys").join("customer.json").display(),
-        "ab".repeat(32)
-    );
+    match devnet.default_image() {
+        Some(image) => {
+            say!(
+                "VMs:     real QEMU micro-VMs, image {}",
+                dagger_node::images::hex(&image)
+            );
+            say!(
+                "try:     dagger -u l -k {} vm request --vcpus 1 --memory-mib 256 --disk-gib 1 --image {} --price 1000 --duration 10m --wait",
+                args.data_dir.join("keys").join("customer.json").display(),
+                dagger_node::images::hex(&image)
+            );
+            say!("         dagger -u l vm ssh <REQUEST> -- uname -a");
+        }
+        None => {
+            say!("VMs:     SIMULATED (nothing boots); for real VMs run scripts/setup-vm-host.sh");
+            say!(
+                "try:     dagger -u l -k {} vm request --vcpus 1 --memory-mib 1024 --disk-gib 10 --image {} --price 1000 --duration 10m --wait",
+                args.data_dir.join("keys").join("customer.json").display(),
+                "ab".repeat(32)
+            );
+        }
+    }
     for (i, config) in devnet.configs.iter().enumerate() {
         let api = devnet.api(i).map(|a| a.to_string()).unwrap_or_default();
         say!("node {i}:  gossip {}  api http://{api}", config.listen);
@@ -341,7 +365,8 @@ async fn main() -> Result<()> {
                 match &config.rpc_url {
                     None => dagger_node::node::start(&config).await?,
                     Some(rpc_url) => {
-                        let provisioner = dagger_node::provisioner::SimulatedProvisioner::open(
+                        let provisioner = dagger_node::provisioner::open(
+                            &config.vm,
                             &config.data_dir,
                             &display_id(&Identity::load(&config.identity)?.id()),
                         )?;
@@ -353,7 +378,7 @@ async fn main() -> Result<()> {
                                 })),
                                 poll_interval: std::time::Duration::from_millis(500),
                                 attest_interval: std::time::Duration::from_millis(500),
-                                provisioner: std::sync::Arc::new(provisioner),
+                                provisioner,
                             };
                         dagger_node::node::start_chain(&config, chain, Default::default()).await?
                     }

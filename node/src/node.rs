@@ -125,6 +125,7 @@ pub async fn start_chain(
     let me = Pubkey::new_from_array(identity.id());
     let roster = Controller::genesis_roster(&genesis).map_err(NodeError::Roster)?;
     let (observer, duties) = ControllerObserver::new(Controller::new(&genesis), me);
+    let endpoints = observer.endpoints();
     let peers: Vec<PeerAddr> = genesis
         .iter()
         .filter(|g| g.node_key != me)
@@ -151,6 +152,7 @@ pub async fn start_chain(
     let view = ChainView {
         duties: duties.clone(),
         provisioner: provisioner.name(),
+        endpoints,
     };
     assemble(
         config,

@@ -89,6 +89,22 @@ struct OperatorView {
     address: String,
     price_floor: PriceFloor,
     allocated: Allocation,
+    /// What its node announced it boots (nothing until it announces).
+    images: ImagesServed,
+}
+
+/// The images a node announced.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImagesServed {
+    /// A backend that boots nothing real serves any image id.
+    pub any: bool,
+    pub images: BTreeSet<[u8; 32]>,
+}
+
+impl ImagesServed {
+    pub fn serves(&self, image: &[u8; 32]) -> bool {
+        self.any || self.images.contains(image)
+    }
 }
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
@@ -102,6 +118,8 @@ struct RequestView {
     assigned_at: i64,
     excluded: BTreeSet<Pubkey>,
     report: Option<[u8; 32]>,
+    /// Where the customer reaches the VM (hashes to `report`).
+    endpoint: Option<String>,
     active: bool,
     vm_failed: bool,
 }
@@ -137,6 +155,21 @@ pub struct Duties {
     pub votes: Vec<Vote>,
     /// The roster's nodes: (node key, gossip address), this node included.
     pub peers: Vec<(Pubkey, String)>,
+    /// What consensus knows of the images this node boots (`None` while
+    /// its operator is unknown): announce again when it differs.
+    pub images_here: Option<ImagesServed>,
+}
+
+/// Where a lease's VM is, as consensus recorded it (every node serves it).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LeaseEndpoint {
+    pub request: String,
+    pub operator: String,
+    pub node_key: String,
+    pub endpoint: String,
+    /// blake3 of `endpoint`: what the quorum attests on-chain.
+    pub endpoint_hash: String,
+    pub active: bool,
 }
 
 /// The controller. One per node; fed by the consensus core.
@@ -185,6 +218,7 @@ impl Controller {
                     address: g.address.clone(),
                     price_floor: g.price_floor,
                     allocated: Allocation::default(),
+                    images: ImagesServed::default(),
                 },
             );
         }
@@ -243,13 +277,28 @@ impl Controller {
 
     fn on_tx(&mut self, reporter: Pubkey, tx: NodeTx, round: u64, seed: &[u8; 32]) {
         match &tx {
-            NodeTx::ProvisionReport {
-                request,
-                endpoint_hash,
-            } => {
+            NodeTx::ProvisionReport { request, endpoint } => {
+                if endpoint.len() > txs::MAX_ENDPOINT_LEN {
+                    return;
+                }
                 if let Some(r) = self.assigned_request(request, &reporter) {
                     if !r.active {
-                        r.report = Some(*endpoint_hash);
+                        r.report = Some(*blake3::hash(endpoint.as_bytes()).as_bytes());
+                        r.endpoint = Some(endpoint.clone());
+                    }
+                }
+            }
+            NodeTx::ImagesServed { any, images } => {
+                if images.len() > txs::MAX_IMAGES {
+                    return;
+                }
+                let served = ImagesServed {
+                    any: *any,
+                    images: images.iter().copied().collect(),
+                };
+                for op in self.state.operators.values_mut() {
+                    if op.node_key == reporter {
+                        op.images = served.clone();
                     }
                 }
             }
@@ -369,6 +418,7 @@ impl Controller {
                         assigned_at: 0,
                         excluded: BTreeSet::new(),
                         report: None,
+                        endpoint: None,
                         active: false,
                         vm_failed: false,
                     },
@@ -391,11 +441,12 @@ impl Controller {
                 address,
                 price_floor,
             } => {
-                let allocated = self
+                let (allocated, images) = self
                     .state
                     .operators
                     .get(&operator)
-                    .map(|op| op.allocated)
+                    .filter(|op| op.node_key == node_key)
+                    .map(|op| (op.allocated, op.images.clone()))
                     .unwrap_or_default();
                 self.state.operators.insert(
                     operator,
@@ -408,12 +459,14 @@ impl Controller {
                         address,
                         price_floor,
                         allocated,
+                        images,
                     },
                 );
             }
             NodeTx::ProvisionReport { .. }
             | NodeTx::ProvisionFailed { .. }
-            | NodeTx::VmFailed { .. } => {}
+            | NodeTx::VmFailed { .. }
+            | NodeTx::ImagesServed { .. } => {}
         }
     }
 
@@ -425,6 +478,7 @@ impl Controller {
         };
         let spec = r.spec;
         r.report = None;
+        r.endpoint = None;
         if let Some(operator) = r.assigned.take() {
             r.excluded.insert(operator);
             if let Some(op) = self.state.operators.get_mut(&operator) {
@@ -511,6 +565,7 @@ impl Controller {
                     && !r.excluded.contains(key)
                     && (region == 0 || op.capacity.region == region)
                     && op.price_floor.accepts(&r.spec, r.price_per_second)
+                    && op.images.serves(&r.spec.image_id)
                     && op.allocated.vcpus + need.vcpus <= op.capacity.vcpus as u64
                     && op.allocated.memory_mib + need.memory_mib <= op.capacity.memory_mib as u64
                     && op.allocated.disk_gib + need.disk_gib <= op.capacity.disk_gib as u64
@@ -584,8 +639,36 @@ impl Controller {
             if self.state.roster.contains_key(&op.node_key) {
                 duties.peers.push((op.node_key, op.address.clone()));
             }
+            if &op.node_key == me && op.status == OperatorStatus::Active {
+                duties.images_here = Some(op.images.clone());
+            }
         }
         duties
+    }
+
+    /// Where the VM of every provisioned request is, as reported by its
+    /// operator's node (hashing to what the quorum attests on-chain).
+    pub fn endpoints(&self) -> BTreeMap<Pubkey, LeaseEndpoint> {
+        self.state
+            .requests
+            .iter()
+            .filter_map(|(request, r)| {
+                let endpoint = r.endpoint.clone()?;
+                let operator = r.assigned?;
+                let node_key = self.state.operators.get(&operator)?.node_key;
+                Some((
+                    *request,
+                    LeaseEndpoint {
+                        request: request.to_string(),
+                        operator: operator.to_string(),
+                        node_key: node_key.to_string(),
+                        endpoint_hash: r.report.map(|h| crate::core::hex(&h))?,
+                        endpoint,
+                        active: r.active,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The roster this controller last asked for.
@@ -631,7 +714,11 @@ pub struct ControllerObserver {
     controller: Controller,
     me: Pubkey,
     duties: tokio::sync::watch::Sender<(u64, Duties)>,
+    endpoints: Endpoints,
 }
+
+/// Lease endpoints as of the last decided round, for the API.
+pub type Endpoints = std::sync::Arc<std::sync::RwLock<BTreeMap<Pubkey, LeaseEndpoint>>>;
 
 impl ControllerObserver {
     pub fn new(
@@ -643,23 +730,37 @@ impl ControllerObserver {
     ) {
         let initial = (controller.last_round(), controller.duties(&me));
         let (duties, rx) = tokio::sync::watch::channel(initial);
+        let endpoints = Endpoints::new(std::sync::RwLock::new(controller.endpoints()));
         (
             ControllerObserver {
                 controller,
                 me,
                 duties,
+                endpoints,
             },
             rx,
         )
+    }
+
+    /// The lease endpoints this observer keeps current.
+    pub fn endpoints(&self) -> Endpoints {
+        self.endpoints.clone()
+    }
+
+    fn publish(&self, round: u64) {
+        let _ = self.duties.send((round, self.controller.duties(&self.me)));
+        let fresh = self.controller.endpoints();
+        let mut shared = self.endpoints.write().unwrap_or_else(|p| p.into_inner());
+        if *shared != fresh {
+            *shared = fresh;
+        }
     }
 }
 
 impl OrderObserver for ControllerObserver {
     fn on_decided(&mut self, decided: &Decided) -> Option<Roster> {
         let roster = self.controller.apply(decided);
-        let _ = self
-            .duties
-            .send((decided.round_received, self.controller.duties(&self.me)));
+        self.publish(decided.round_received);
         roster
     }
 
@@ -669,10 +770,7 @@ impl OrderObserver for ControllerObserver {
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.controller = Controller::decode(bytes)?;
-        let _ = self.duties.send((
-            self.controller.last_round(),
-            self.controller.duties(&self.me),
-        ));
+        self.publish(self.controller.last_round());
         Ok(())
     }
 }

@@ -52,14 +52,22 @@ impl World {
                 price_floor: PriceFloor::default(),
             })
             .collect();
-        World {
+        let mut world = World {
             controller: Controller::new(&genesis),
             keys,
             operators,
             round: 0,
             index: 0,
             time_ns: 1_000_000_000_000,
-        }
+        };
+        // Every node boots any image (as the simulated backend announces).
+        let any = NodeTx::ImagesServed {
+            any: true,
+            images: Vec::new(),
+        };
+        let announcements: Vec<(usize, NodeTx)> = (0..n).map(|i| (i, any.clone())).collect();
+        world.round(&announcements);
+        world
     }
 
     fn node(&self, i: usize) -> Pubkey {
@@ -207,7 +215,7 @@ fn only_the_assigned_node_reports_and_failures_reassign() {
         other,
         NodeTx::ProvisionReport {
             request,
-            endpoint_hash: [7; 32],
+            endpoint: "ssh://root@elsewhere:1".into(),
         },
     )]);
     assert!(w.controller.duties(&w.node(first)).votes.is_empty());
@@ -222,7 +230,7 @@ fn only_the_assigned_node_reports_and_failures_reassign() {
         second,
         NodeTx::ProvisionReport {
             request,
-            endpoint_hash: [8; 32],
+            endpoint: "ssh://root@10.0.0.2:22000".into(),
         },
     )]);
     for i in 0..4 {
@@ -233,7 +241,7 @@ fn only_the_assigned_node_reports_and_failures_reassign() {
                 request,
                 nonce: 42,
                 operator: w.operators[second],
-                endpoint_hash: [8; 32]
+                endpoint_hash: *blake3::hash(b"ssh://root@10.0.0.2:22000").as_bytes()
             }]
         );
     }
@@ -456,4 +464,91 @@ fn a_recreated_request_is_a_new_instance() {
     };
     w.round(&[(0, again.clone()), (1, again)]);
     assert_eq!(w.controller.state.requests[&request].nonce, 43);
+}
+
+#[test]
+fn requests_go_only_to_operators_that_boot_their_image() {
+    let mut w = World::new(4);
+    // Nodes 0..3 now announce real catalogs: only node 2 has image 9.
+    for i in 0..4 {
+        let images = if i == 2 {
+            vec![[9; 32], [1; 32]]
+        } else {
+            vec![[1; 32]]
+        };
+        w.round(&[(i, NodeTx::ImagesServed { any: false, images })]);
+    }
+    let mut wanted = spec(1, 0);
+    wanted.image_id = [9; 32];
+    let request = Pubkey::new_unique();
+    let tx = w.seen(request, wanted);
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    assert_eq!(w.assignee(&request), Some(2));
+    // An image nobody boots: the request stays open (and is reclaimable
+    // after its deadline).
+    let mut unknown = spec(1, 0);
+    unknown.image_id = [5; 32];
+    let orphan = Pubkey::new_unique();
+    let tx = w.seen(orphan, unknown);
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    assert_eq!(w.assignee(&orphan), None);
+    // Announcements are only ever about the reporter itself, and bounded.
+    w.round(&[(
+        0,
+        NodeTx::ImagesServed {
+            any: false,
+            images: vec![[0; 32]; txs::MAX_IMAGES + 1],
+        },
+    )]);
+    assert_eq!(
+        w.controller.duties(&w.node(0)).images_here,
+        Some(ImagesServed {
+            any: false,
+            images: [[1; 32]].into_iter().collect()
+        })
+    );
+    // Once node 3 announces image 5, the waiting request goes to it.
+    w.round(&[(
+        3,
+        NodeTx::ImagesServed {
+            any: false,
+            images: vec![[5; 32]],
+        },
+    )]);
+    assert_eq!(w.assignee(&orphan), Some(3));
+}
+
+#[test]
+fn every_node_knows_where_a_provisioned_vm_is() {
+    let mut w = World::new(4);
+    let request = Pubkey::new_unique();
+    let tx = w.seen(request, spec(1, 0));
+    w.round(&[(0, tx.clone()), (1, tx)]);
+    let assignee = w.assignee(&request).unwrap();
+    assert!(w.controller.endpoints().is_empty());
+    // An endpoint longer than allowed is ignored.
+    w.round(&[(
+        assignee,
+        NodeTx::ProvisionReport {
+            request,
+            endpoint: "x".repeat(txs::MAX_ENDPOINT_LEN + 1),
+        },
+    )]);
+    assert!(w.controller.endpoints().is_empty());
+    w.round(&[(
+        assignee,
+        NodeTx::ProvisionReport {
+            request,
+            endpoint: "ssh://root@203.0.113.7:22001".into(),
+        },
+    )]);
+    let endpoints = w.controller.endpoints();
+    let lease = &endpoints[&request];
+    assert_eq!(lease.endpoint, "ssh://root@203.0.113.7:22001");
+    assert_eq!(
+        lease.endpoint_hash,
+        crate::core::hex(blake3::hash(b"ssh://root@203.0.113.7:22001").as_bytes())
+    );
+    assert_eq!(lease.node_key, w.node(assignee).to_string());
+    assert!(!lease.active);
 }

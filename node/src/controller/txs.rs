@@ -6,7 +6,7 @@ use anchor_lang::{prelude::Pubkey, AnchorDeserialize, AnchorSerialize};
 use dagger_client::{Capacity, OperatorStatus, PriceFloor, VmSpec};
 
 /// Prefix of every node transaction (and its format version).
-pub const MAGIC: &[u8; 4] = b"DGT2";
+pub const MAGIC: &[u8; 4] = b"DGT3";
 
 /// What a node observed on-chain or did, in consensus order on every node.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
@@ -37,16 +37,22 @@ pub enum NodeTx {
         address: String,
         price_floor: PriceFloor,
     },
-    /// The assigned operator's node started the VM.
-    ProvisionReport {
-        request: Pubkey,
-        endpoint_hash: [u8; 32],
-    },
+    /// The assigned operator's node started the VM; customers reach it at
+    /// `endpoint` (its blake3 hash is what the quorum attests on-chain).
+    ProvisionReport { request: Pubkey, endpoint: String },
     /// The assigned operator's node could not start the VM.
     ProvisionFailed { request: Pubkey },
     /// The assigned operator's node saw the running VM fail.
     VmFailed { request: Pubkey },
+    /// The images this node boots (only for itself: the reporter is the
+    /// node). `any` marks a backend that boots nothing real (simulated).
+    ImagesServed { any: bool, images: Vec<[u8; 32]> },
 }
+
+/// Longest endpoint a report may carry.
+pub const MAX_ENDPOINT_LEN: usize = 256;
+/// Most images one node may announce.
+pub const MAX_IMAGES: usize = 256;
 
 impl NodeTx {
     pub fn encode(&self) -> Vec<u8> {
@@ -72,7 +78,7 @@ mod tests {
     fn round_trips_and_ignores_other_bytes() {
         let tx = NodeTx::ProvisionReport {
             request: Pubkey::new_unique(),
-            endpoint_hash: [3; 32],
+            endpoint: "ssh://root@10.0.0.1:22000".into(),
         };
         assert_eq!(NodeTx::decode(&tx.encode()), Some(tx.clone()));
         assert_eq!(NodeTx::decode(b"hello"), None);

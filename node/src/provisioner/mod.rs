@@ -50,4 +50,74 @@ pub trait Provisioner: Send + Sync + 'static {
     fn terminate(&self, request: &Pubkey) -> Result<(), ProvisionError>;
     /// Requests whose VMs exist here.
     fn vms(&self) -> Vec<Pubkey>;
+    /// The images this backend boots (announced through consensus).
+    fn images(&self) -> ServedImages;
+}
+
+/// What a backend can boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServedImages {
+    /// It boots nothing real, so any image id is as good as another.
+    Any,
+    /// These image ids, from its catalog.
+    Only(Vec<[u8; 32]>),
+}
+
+/// The backend a chain-backed node configured with `vm` uses.
+pub fn open(
+    vm: &crate::config::VmConfig,
+    data_dir: &std::path::Path,
+    node_name: &str,
+) -> Result<std::sync::Arc<dyn Provisioner>, ProvisionError> {
+    use crate::config::ProvisionerChoice;
+    let catalog = crate::images::Catalog::new(&vm.images_dir);
+    let qemu = || {
+        let mut settings = QemuSettings::new(data_dir, catalog.clone());
+        settings.ports = vm.ports.clone();
+        settings.public_host = vm.public_host.clone();
+        settings.accel = vm.accel;
+        if let Some(vcpus) = vm.max_vcpus {
+            settings.max_vcpus = vcpus;
+        }
+        if let Some(memory) = vm.max_memory_mib {
+            settings.max_memory_mib = memory;
+        }
+        QemuProvisioner::open(settings)
+    };
+    let no_images = || {
+        format!(
+            "no images in {}: build one with `dagger-node image build-default --images-dir {}`",
+            vm.images_dir.display(),
+            vm.images_dir.display()
+        )
+    };
+    match vm.provisioner {
+        ProvisionerChoice::Simulated => Ok(std::sync::Arc::new(SimulatedProvisioner::open(
+            data_dir, node_name,
+        )?)),
+        ProvisionerChoice::Qemu => {
+            if catalog.list().is_empty() {
+                return Err(ProvisionError::Backend(no_images()));
+            }
+            Ok(std::sync::Arc::new(qemu()?))
+        }
+        ProvisionerChoice::Auto => {
+            let ready = qemu::qemu_available(std::path::Path::new("qemu-system-x86_64"));
+            if ready && !catalog.list().is_empty() {
+                return Ok(std::sync::Arc::new(qemu()?));
+            }
+            tracing::warn!(
+                "no real VMs on this node: {}; run scripts/setup-vm-host.sh and \
+                 `dagger-node image build-default` (or set provisioner = \"simulated\")",
+                if ready {
+                    no_images()
+                } else {
+                    "QEMU is not installed".to_string()
+                }
+            );
+            Ok(std::sync::Arc::new(SimulatedProvisioner::open(
+                data_dir, node_name,
+            )?))
+        }
+    }
 }

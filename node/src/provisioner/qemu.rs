@@ -32,7 +32,7 @@ use anchor_lang::prelude::Pubkey;
 use dagger_client::VmSpec;
 use serde::{Deserialize, Serialize};
 
-use super::{Endpoint, ProvisionError, Provisioner, VmStatus};
+use super::{Endpoint, ProvisionError, Provisioner, ServedImages, VmStatus};
 use crate::images::{hex, Catalog};
 
 /// Which accelerator to use.
@@ -481,6 +481,17 @@ impl Provisioner for QemuProvisioner {
 
     fn vms(&self) -> Vec<Pubkey> {
         self.lock().keys().filter_map(|k| k.parse().ok()).collect()
+    }
+
+    fn images(&self) -> ServedImages {
+        ServedImages::Only(
+            self.settings
+                .catalog
+                .list()
+                .into_iter()
+                .map(|image| image.id)
+                .collect(),
+        )
     }
 }
 

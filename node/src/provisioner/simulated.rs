@@ -12,7 +12,7 @@ use anchor_lang::prelude::Pubkey;
 use dagger_client::VmSpec;
 use serde::{Deserialize, Serialize};
 
-use super::{Endpoint, ProvisionError, Provisioner, VmStatus};
+use super::{Endpoint, ProvisionError, Provisioner, ServedImages, VmStatus};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SimVm {
@@ -120,6 +120,10 @@ impl Provisioner for SimulatedProvisioner {
             self.save(&vms)?;
         }
         Ok(())
+    }
+
+    fn images(&self) -> ServedImages {
+        ServedImages::Any
     }
 
     fn vms(&self) -> Vec<Pubkey> {

@@ -66,6 +66,16 @@ pub struct GlobalArgs {
     /// Compute unit limit per transaction (bounds what a priority fee costs).
     #[arg(long = "compute-unit-limit", global = true, value_name = "UNITS")]
     pub compute_unit_limit: Option<u32>,
+    /// HTTP API of any DAGGER node (it tells where a VM is; the answer is
+    /// checked against the chain) [default for a localhost cluster: the
+    /// devnet's first node, http://127.0.0.1:8910].
+    #[arg(
+        long = "node-api",
+        global = true,
+        env = "DAGGER_NODE_API",
+        value_name = "URL"
+    )]
+    pub node_api: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -339,6 +349,25 @@ pub enum VmCommand {
         request: String,
         #[command(flatten)]
         wait: WaitArgs,
+    },
+    /// Open an SSH session to a lease's VM (runs the system `ssh`), or run
+    /// a command there: `dagger vm ssh <REQUEST> -- uname -a`. The endpoint
+    /// comes from a node (--node-api) and is checked against the one the
+    /// operators' quorum attested on-chain.
+    Ssh {
+        /// The request account.
+        request: String,
+        /// Private key matching the public key given at `vm request`.
+        #[arg(
+            short = 'i',
+            long = "identity",
+            default_value = "~/.ssh/id_ed25519",
+            value_name = "FILE"
+        )]
+        identity: String,
+        /// Command to run instead of an interactive shell.
+        #[arg(last = true)]
+        command: Vec<String>,
     },
 }
 

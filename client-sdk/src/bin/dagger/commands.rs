@@ -533,7 +533,53 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
             ))
         }
         VmCommand::Status { request, wait } => status(ctx, &parse_pubkey(&request)?, &wait).await,
+        VmCommand::Ssh {
+            request,
+            identity,
+            command,
+        } => ssh(ctx, &parse_pubkey(&request)?, &identity, &command).await,
     }
+}
+
+/// Runs the system `ssh` against the lease's VM, with the endpoint checked
+/// against the chain first.
+async fn ssh(
+    ctx: &Context,
+    request: &Pubkey,
+    identity: &str,
+    command: &[String],
+) -> Result<Report> {
+    let client = ctx.reader()?;
+    let current = client.reader().request(request).await?;
+    let endpoint = dagger_client::endpoint::fetch(&ctx.node_api()?, request, &current).await?;
+    let key = dagger_client::cli_support::expand_tilde(identity);
+    if !key.exists() {
+        bail!(
+            "no private key at {} (pass -i with the key whose public half you gave to `vm request`)",
+            key.display()
+        );
+    }
+    let status = std::process::Command::new("ssh")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .arg("-i")
+        .arg(&key)
+        .args(["-p", &endpoint.port.to_string()])
+        .arg(format!("{}@{}", endpoint.user, endpoint.host))
+        .args(command)
+        .status()
+        .context("cannot run `ssh` (install the OpenSSH client)")?;
+    if !status.success() {
+        bail!("ssh exited with {status}");
+    }
+    Ok(Report::new(
+        json!({ "request": request.to_string(), "endpoint": endpoint.url }),
+        String::new(),
+    ))
 }
 
 async fn status(ctx: &Context, request: &Pubkey, wait: &WaitArgs) -> Result<Report> {
@@ -587,6 +633,21 @@ async fn status(ctx: &Context, request: &Pubkey, wait: &WaitArgs) -> Result<Repo
             current.lease_start,
             sol(current.accrued(now))
         )),
+    }
+    if current.status == RequestStatus::Active {
+        // Where the VM is, if a node can say (checked against the chain).
+        if let Ok(api) = ctx.node_api() {
+            match dagger_client::endpoint::fetch(&api, request, &current).await {
+                Ok(endpoint) => {
+                    json["endpoint"] = endpoint.url.clone().into();
+                    text.push_str(&format!(
+                        "\nEndpoint:   {} (attested on-chain; `dagger vm ssh {request}`)",
+                        endpoint.url
+                    ));
+                }
+                Err(err) => text.push_str(&format!("\nEndpoint:   unknown ({err})")),
+            }
+        }
     }
     if let Some(method) = method {
         text.push_str(&format!(

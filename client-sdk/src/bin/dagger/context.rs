@@ -17,6 +17,7 @@ pub struct Context {
     keypair_path: String,
     cluster: dagger_client::Cluster,
     options: ClientOptions,
+    node_api: Option<String>,
 }
 
 impl Context {
@@ -40,7 +41,24 @@ impl Context {
             keypair_path: global.keypair.clone(),
             cluster,
             options,
+            node_api: global.node_api.clone(),
         })
+    }
+
+    /// The node API to ask where VMs are: `--node-api`, or for a localhost
+    /// cluster the devnet's first node.
+    pub fn node_api(&self) -> Result<String> {
+        if let Some(api) = &self.node_api {
+            return Ok(api.clone());
+        }
+        let url = self.cluster.url();
+        if url.contains("127.0.0.1") || url.contains("localhost") {
+            return Ok("http://127.0.0.1:8910".to_string());
+        }
+        Err(anyhow!(
+            "which node should say where the VM is? pass --node-api http://HOST:PORT (any \
+             DAGGER node's API) or set DAGGER_NODE_API"
+        ))
     }
 
     pub fn rpc_url(&self) -> &str {
