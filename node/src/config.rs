@@ -277,6 +277,14 @@ impl NodeConfig {
                 .map(|p| parse_peer(p.trim()))
                 .collect::<Result<Vec<_>, _>>()?
         };
+        // Missing settings are reported in the order a config file lists them.
+        let identity: PathBuf = overrides.identity.clone().or(from_file.identity).ok_or(
+            ConfigError::Missing("identity", "identity", "DAGGER_IDENTITY"),
+        )?;
+        let listen: SocketAddr = overrides
+            .listen
+            .or(from_file.listen)
+            .ok_or(ConfigError::Missing("listen", "listen", "DAGGER_LISTEN"))?;
         let data_dir: PathBuf =
             overrides
                 .data_dir
@@ -287,10 +295,6 @@ impl NodeConfig {
                     "data-dir",
                     "DAGGER_DATA_DIR",
                 ))?;
-        let listen: SocketAddr = overrides
-            .listen
-            .or(from_file.listen)
-            .ok_or(ConfigError::Missing("listen", "listen", "DAGGER_LISTEN"))?;
         let vm = VmConfig {
             provisioner: overrides
                 .provisioner
@@ -327,9 +331,7 @@ impl NodeConfig {
                 .unwrap_or(crate::provisioner::Accel::Auto),
         };
         Ok(NodeConfig {
-            identity: overrides.identity.clone().or(from_file.identity).ok_or(
-                ConfigError::Missing("identity", "identity", "DAGGER_IDENTITY"),
-            )?,
+            identity,
             listen,
             api: overrides.api.or(from_file.api).ok_or(ConfigError::Missing(
                 "api",

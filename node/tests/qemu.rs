@@ -241,3 +241,42 @@ fn a_vm_killed_from_outside_is_reported_failed_and_cleaned_up() {
     provisioner.terminate(&request).unwrap();
     assert!(!vm_dir.exists());
 }
+
+#[test]
+fn a_vm_that_stops_answering_fails_after_its_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((catalog, image)) = setup(dir.path()) else {
+        return;
+    };
+    let who = customer(dir.path());
+    let mut settings = settings(dir.path(), catalog);
+    settings.ports = 23_300..=23_399;
+    settings.unhealthy_grace = Duration::from_secs(2);
+    let provisioner = QemuProvisioner::open(settings).unwrap();
+    let request = Pubkey::new_unique();
+    provisioner
+        .provision(&request, &spec(image, who.public, 1, 128))
+        .expect("the VM boots");
+    assert_eq!(provisioner.status(&request), VmStatus::Running);
+    // Freeze the guest (its QEMU stays alive): it no longer runs or answers.
+    let socket = dir
+        .path()
+        .join("vms")
+        .join(request.to_string())
+        .join("qmp.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    use std::io::{BufRead, Write};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    for command in ["qmp_capabilities", "stop"] {
+        writeln!(stream, "{{\"execute\":\"{command}\"}}").unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    // Still within its grace period: running.
+    assert_eq!(provisioner.status(&request), VmStatus::Running);
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(provisioner.status(&request), VmStatus::Failed);
+    provisioner.terminate(&request).unwrap();
+}

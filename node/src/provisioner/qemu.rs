@@ -62,6 +62,9 @@ pub struct QemuSettings {
     pub accel: Accel,
     /// How long a VM may take to answer on SSH.
     pub boot_timeout: Duration,
+    /// How long a running VM may stay unhealthy (not running per QMP, or
+    /// not answering on SSH) before it counts as failed.
+    pub unhealthy_grace: Duration,
     pub qemu: PathBuf,
     pub qemu_img: PathBuf,
 }
@@ -79,6 +82,7 @@ impl QemuSettings {
             max_memory_mib: host_memory_mib().map_or(2_048, |m| m * 3 / 4),
             accel: Accel::Auto,
             boot_timeout: Duration::from_secs(90),
+            unhealthy_grace: Duration::from_secs(30),
             qemu: PathBuf::from("qemu-system-x86_64"),
             qemu_img: PathBuf::from("qemu-img"),
         }
@@ -129,6 +133,8 @@ pub struct QemuProvisioner {
     /// host may hang calibrating its TSC).
     tsc_khz: Option<u64>,
     vms: Mutex<BTreeMap<String, VmRecord>>,
+    /// Since when each VM has looked unhealthy (cleared when it recovers).
+    unhealthy: Mutex<BTreeMap<String, Instant>>,
 }
 
 fn backend(what: impl std::fmt::Display) -> ProvisionError {
@@ -180,6 +186,7 @@ impl QemuProvisioner {
             tsc_khz: tsc_khz(),
             accel,
             vms: Mutex::new(BTreeMap::new()),
+            unhealthy: Mutex::new(BTreeMap::new()),
             settings,
         };
         provisioner.adopt()?;
@@ -450,24 +457,45 @@ impl Provisioner for QemuProvisioner {
         Err(backend("the VM did not become reachable over SSH"))
     }
 
+    /// Failed once the QEMU process is gone, or once the VM stayed
+    /// unhealthy (QMP says it is not running, or SSH does not answer) for
+    /// `unhealthy_grace`.
     fn status(&self, request: &Pubkey) -> VmStatus {
         let key = request.to_string();
-        let mut vms = self.lock();
-        let Some(record) = vms.get_mut(&key) else {
-            return VmStatus::Unknown;
+        let record = {
+            let vms = self.lock();
+            match vms.get(&key) {
+                None => return VmStatus::Unknown,
+                Some(record) if record.failed => return VmStatus::Failed,
+                Some(record) => record.clone(),
+            }
         };
-        if !record.failed && !is_our_qemu(record.pid, &self.settings.dir.join(&key)) {
-            record.failed = true;
-            let record = record.clone();
-            drop(vms);
-            let _ = self.save(&record);
-            return VmStatus::Failed;
+        let dir = self.vm_dir(&key);
+        let dead = !is_our_qemu(record.pid, &dir);
+        let healthy = !dead && {
+            let running = qmp(&dir.join("qmp.sock"), "query-status")
+                .is_ok_and(|answer| answer.contains("\"status\": \"running\""));
+            running && ssh_banner(SocketAddr::new(self.settings.bind, record.port))
+        };
+        let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|p| p.into_inner());
+        if healthy {
+            unhealthy.remove(&key);
+            return VmStatus::Running;
         }
-        if record.failed {
-            VmStatus::Failed
-        } else {
-            VmStatus::Running
+        let since = *unhealthy.entry(key.clone()).or_insert_with(Instant::now);
+        if !dead && since.elapsed() < self.settings.unhealthy_grace {
+            return VmStatus::Running;
         }
+        unhealthy.remove(&key);
+        drop(unhealthy);
+        tracing::warn!(%request, dead, "VM failed");
+        let mut failed = record;
+        failed.failed = true;
+        let _ = self.save(&failed);
+        if let Some(r) = self.lock().get_mut(&key) {
+            r.failed = true;
+        }
+        VmStatus::Failed
     }
 
     fn terminate(&self, request: &Pubkey) -> Result<(), ProvisionError> {
