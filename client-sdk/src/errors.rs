@@ -212,6 +212,10 @@ pub enum ClientError {
     Endpoint(String),
     #[error("signing failed: {0}")]
     Signer(String),
+    /// Equivocation evidence the program would refuse (checked before
+    /// anything is sent).
+    #[error("evidence: {0}")]
+    Evidence(#[from] crate::evidence::EvidenceError),
     /// Display includes the RPC error itself, so it is not also a `source`
     /// (which would print it twice in an error chain).
     #[cfg(feature = "rpc")]

@@ -14,7 +14,7 @@ use dagger::{
     ID,
 };
 
-use crate::pda;
+use crate::{evidence::SignedHeader, pda};
 
 fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instruction {
     Instruction {
@@ -381,6 +381,54 @@ pub fn claim(
 }
 
 /// The customer ends a lease: `operator` is the lease's Operator account.
+/// The three instructions of an equivocation report, in the order the
+/// program requires: an Ed25519 check of the first header's signature, one
+/// of the second's, then `report_equivocation`. They fill most of a
+/// transaction (about 1 210 of its 1 232 bytes with two full headers):
+/// send them alone, without compute-budget instructions. Use
+/// [`crate::evidence::Evidence::check`] first for clear errors.
+pub fn report_equivocation(
+    reporter: &Pubkey,
+    node_key: &Pubkey,
+    network_id: &[u8; 32],
+    first: &SignedHeader,
+    second: &SignedHeader,
+) -> Vec<Instruction> {
+    let mut instructions: Vec<Instruction> = [first, second]
+        .iter()
+        .map(|signed| {
+            let id = dagger_event_header::EventId(*blake3::hash(&signed.header).as_bytes());
+            solana_ed25519_program::new_ed25519_instruction_with_signature(
+                &dagger_event_header::signing_message(network_id, &id),
+                &signed.signature,
+                &node_key.to_bytes(),
+            )
+        })
+        .collect();
+    let hash = dagger_event_header::evidence_hash(
+        &dagger_event_header::EventId(*blake3::hash(&first.header).as_bytes()),
+        &dagger_event_header::EventId(*blake3::hash(&second.header).as_bytes()),
+    );
+    let operator = pda::operator(node_key).0;
+    instructions.push(build(
+        accs::ReportEquivocation {
+            reporter: *reporter,
+            config: pda::config().0,
+            operator,
+            stake_vault: pda::stake_vault(&operator).0,
+            fee_vault: pda::fee_vault().0,
+            evidence: pda::evidence(&hash).0,
+            instructions: solana_sdk_ids::sysvar::instructions::ID,
+            system_program: system_program::ID,
+        },
+        ix::ReportEquivocation {
+            first_header: first.header.clone(),
+            second_header: second.header.clone(),
+        },
+    ));
+    instructions
+}
+
 pub fn close_lease(customer: &Pubkey, request: &Pubkey, operator: &Pubkey) -> Instruction {
     build(
         accs::CloseLease {

@@ -147,6 +147,7 @@ mod tests {
             withdrawable_at: 0,
             removals: 0,
             slashed: 0,
+            equivocation: [0; 32],
             votes_cast: 0,
             last_vote_at: 0,
             earnings: 0,

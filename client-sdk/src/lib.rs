@@ -6,6 +6,7 @@
 //! - [`accounts`]: typed decoding of the program's accounts.
 //! - [`layout`]: field offsets for `getProgramAccounts` memcmp filters.
 //! - [`errors`]: program failures mapped to typed Rust errors.
+//! - [`evidence`]: equivocation evidence, checked as the program checks it.
 //!
 //! With the default `rpc` feature, an async client over anchor-client and
 //! the Solana RPC client: [`DaggerClient`] and its faces
@@ -18,6 +19,7 @@
 
 pub mod accounts;
 pub mod errors;
+pub mod evidence;
 pub mod instructions;
 pub mod layout;
 pub mod pda;
@@ -39,14 +41,16 @@ mod operator;
 #[cfg(feature = "rpc")]
 mod reader;
 #[cfg(feature = "rpc")]
+mod slash;
+#[cfg(feature = "rpc")]
 mod tx;
 
 pub use dagger::{
     constants,
     state::{
-        split_fee, Attestation, Ballot, Capacity, Config, Escrow, FeeVault, Genesis, GenesisMember,
-        Operator, OperatorStatus, Outcome, PriceFloor, Request, RequestStatus, StakeVault, Subject,
-        VmSpec, Vote,
+        split_fee, Attestation, Ballot, Capacity, Config, EquivocationRecord, Escrow, FeeVault,
+        Genesis, GenesisMember, Operator, OperatorStatus, Outcome, PriceFloor, Request,
+        RequestStatus, StakeVault, Subject, VmSpec, Vote,
     },
     InitializeArgs, UpdateConfigArgs, UpdateOperatorArgs, ID as PROGRAM_ID,
 };
@@ -60,5 +64,6 @@ pub use {
     node::{AttestOutcome, NodeClient},
     operator::OperatorClient,
     reader::{OperatorFilter, Reader, RequestFilter},
+    slash::SlashOutcome,
     tx::{TransactionBuilder, TxOptions},
 };

@@ -3,8 +3,8 @@
 use anchor_lang::prelude::Pubkey;
 use dagger::{
     constants::{
-        ATTESTATION_SEED, CONFIG_SEED, ESCROW_SEED, FEE_VAULT_SEED, GENESIS_SEED, OPERATOR_SEED,
-        REQUEST_SEED, STAKE_VAULT_SEED,
+        ATTESTATION_SEED, CONFIG_SEED, ESCROW_SEED, EVIDENCE_SEED, FEE_VAULT_SEED, GENESIS_SEED,
+        OPERATOR_SEED, REQUEST_SEED, STAKE_VAULT_SEED,
     },
     state::Subject,
     ID,
@@ -52,6 +52,11 @@ pub fn attestation(subject: &Subject) -> (Pubkey, u8) {
 /// `finish_bootstrap`).
 pub fn genesis() -> (Pubkey, u8) {
     Pubkey::find_program_address(&[GENESIS_SEED], &ID)
+}
+
+/// The record of one reported equivocation, by its `evidence_hash`.
+pub fn evidence(evidence_hash: &[u8; 32]) -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[EVIDENCE_SEED, evidence_hash], &ID)
 }
 
 pub fn fee_vault() -> (Pubkey, u8) {

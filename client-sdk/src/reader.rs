@@ -108,6 +108,15 @@ impl<'a> Reader<'a> {
         self.get("request", address).await
     }
 
+    /// The record of a reported equivocation, by the pair's hash.
+    pub async fn equivocation_record(
+        self,
+        evidence_hash: &[u8; 32],
+    ) -> Result<Option<crate::EquivocationRecord>, ClientError> {
+        self.fetch("equivocation record", &pda::evidence(evidence_hash).0)
+            .await
+    }
+
     /// The running tally for `subject`; `None` when nobody voted yet in it
     /// or a quorum already closed it.
     pub async fn attestation(self, subject: &Subject) -> Result<Option<Attestation>, ClientError> {

@@ -36,6 +36,10 @@ pub mod defaults {
     pub const MAX_STAKE_SHARE_BPS: u16 = 3_000;
     /// A quorum removal costs 5 % of the stake.
     pub const REMOVAL_SLASH_BPS: u16 = 500;
+    /// A proven equivocation costs half of the stake.
+    pub const EQUIVOCATION_SLASH_BPS: u16 = 5_000;
+    /// A tenth of an equivocation slash goes to whoever reported it.
+    pub const REPORTER_REWARD_BPS: u16 = 1_000;
 }
 
 /// The settings asked for. `None` means "not given": a default when the
@@ -50,6 +54,8 @@ pub struct Settings {
     pub protocol_fee_bps: Option<u16>,
     pub max_stake_share_bps: Option<u16>,
     pub removal_slash_bps: Option<u16>,
+    pub equivocation_slash_bps: Option<u16>,
+    pub reporter_reward_bps: Option<u16>,
 }
 
 impl Settings {
@@ -85,6 +91,14 @@ impl Settings {
             defaulted.push("removal_slash_bps");
             defaults::REMOVAL_SLASH_BPS
         });
+        let equivocation_slash_bps = self.equivocation_slash_bps.unwrap_or_else(|| {
+            defaulted.push("equivocation_slash_bps");
+            defaults::EQUIVOCATION_SLASH_BPS
+        });
+        let reporter_reward_bps = self.reporter_reward_bps.unwrap_or_else(|| {
+            defaulted.push("reporter_reward_bps");
+            defaults::REPORTER_REWARD_BPS
+        });
         let args = InitializeArgs {
             treasury,
             min_operator_stake,
@@ -93,6 +107,8 @@ impl Settings {
             protocol_fee_bps,
             max_stake_share_bps,
             removal_slash_bps,
+            equivocation_slash_bps,
+            reporter_reward_bps,
         };
         (args, defaulted)
     }
@@ -146,6 +162,16 @@ impl Settings {
             config.removal_slash_bps.to_string(),
             self.removal_slash_bps.map(|v| v.to_string()),
         );
+        compare(
+            "equivocation_slash_bps",
+            config.equivocation_slash_bps.to_string(),
+            self.equivocation_slash_bps.map(|v| v.to_string()),
+        );
+        compare(
+            "reporter_reward_bps",
+            config.reporter_reward_bps.to_string(),
+            self.reporter_reward_bps.map(|v| v.to_string()),
+        );
         differences
     }
 
@@ -171,6 +197,12 @@ impl Settings {
             removal_slash_bps: self
                 .removal_slash_bps
                 .filter(|v| *v != config.removal_slash_bps),
+            equivocation_slash_bps: self
+                .equivocation_slash_bps
+                .filter(|v| *v != config.equivocation_slash_bps),
+            reporter_reward_bps: self
+                .reporter_reward_bps
+                .filter(|v| *v != config.reporter_reward_bps),
         }
     }
 }
@@ -282,6 +314,9 @@ impl Report {
                 "protocol_fee_bps": config.protocol_fee_bps,
                 "max_stake_share_bps": config.max_stake_share_bps,
                 "removal_slash_bps": config.removal_slash_bps,
+                "equivocation_slash_bps": config.equivocation_slash_bps,
+                "reporter_reward_bps": config.reporter_reward_bps,
+                "network_id": config.bootstrapped.then(|| hex::encode(config.network_id)),
                 "pending_admin": (config.pending_admin != Pubkey::default())
                     .then(|| config.pending_admin.to_string()),
                 "roster_epoch": config.roster_epoch,
@@ -309,7 +344,7 @@ impl Report {
         let settings = format!(
             "  admin {}\n  treasury {}\n  min_operator_stake {} lamports\n  unbonding_period {} s\n  \
              provisioning_timeout {} s\n  protocol_fee_bps {}\n  max_stake_share_bps {}\n  \
-             removal_slash_bps {}",
+             removal_slash_bps {}\n  equivocation_slash_bps {}\n  reporter_reward_bps {}",
             config.admin,
             config.treasury,
             config.min_operator_stake,
@@ -317,7 +352,9 @@ impl Report {
             config.provisioning_timeout,
             config.protocol_fee_bps,
             config.max_stake_share_bps,
-            config.removal_slash_bps
+            config.removal_slash_bps,
+            config.equivocation_slash_bps,
+            config.reporter_reward_bps
         );
         let listed = |list: &[Difference]| {
             list.iter()
@@ -474,6 +511,12 @@ pub async fn initialize(
                         .max_stake_share_bps
                         .unwrap_or(config.max_stake_share_bps),
                     removal_slash_bps: args.removal_slash_bps.unwrap_or(config.removal_slash_bps),
+                    equivocation_slash_bps: args
+                        .equivocation_slash_bps
+                        .unwrap_or(config.equivocation_slash_bps),
+                    reporter_reward_bps: args
+                        .reporter_reward_bps
+                        .unwrap_or(config.reporter_reward_bps),
                 };
                 merged
                     .validate()
@@ -601,6 +644,9 @@ mod tests {
             protocol_fee_bps: 8,
             max_stake_share_bps: 3_000,
             removal_slash_bps: 500,
+            equivocation_slash_bps: 5_000,
+            reporter_reward_bps: 1_000,
+            network_id: [0; 32],
             roster_epoch: 0,
             total_active_stake: 0,
             active_operators: 0,
@@ -624,6 +670,8 @@ mod tests {
             protocol_fee_bps: Some(8),
             max_stake_share_bps: Some(3_000),
             removal_slash_bps: Some(500),
+            equivocation_slash_bps: Some(5_000),
+            reporter_reward_bps: Some(1_000),
         };
         assert!(same.differences(&config).is_empty());
 
@@ -677,7 +725,9 @@ mod tests {
                 "unbonding_period",
                 "provisioning_timeout",
                 "max_stake_share_bps",
-                "removal_slash_bps"
+                "removal_slash_bps",
+                "equivocation_slash_bps",
+                "reporter_reward_bps"
             ]
         );
     }

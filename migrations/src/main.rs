@@ -76,6 +76,14 @@ struct Cli {
     /// basis points (0..=5000; default 500).
     #[arg(long = "removal-slash-bps", value_name = "BPS")]
     removal_slash_bps: Option<u16>,
+    /// Share of its stake an operator loses when anyone proves it signed two
+    /// conflicting events, in basis points (0..=10000; default 5000).
+    #[arg(long = "equivocation-slash-bps", value_name = "BPS")]
+    equivocation_slash_bps: Option<u16>,
+    /// Share of an equivocation slash paid to its reporter, in basis points
+    /// (0..=5000; default 1000). The rest goes to the fee vault.
+    #[arg(long = "reporter-reward-bps", value_name = "BPS")]
+    reporter_reward_bps: Option<u16>,
     /// Apply differences between the given settings and the config on chain.
     #[arg(long)]
     update: bool,
@@ -167,6 +175,8 @@ async fn run(cli: &Cli) -> Result<dagger_migrations::Report> {
         protocol_fee_bps: cli.fee_bps,
         max_stake_share_bps: cli.max_stake_share_bps,
         removal_slash_bps: cli.removal_slash_bps,
+        equivocation_slash_bps: cli.equivocation_slash_bps,
+        reporter_reward_bps: cli.reporter_reward_bps,
     };
     Ok(initialize(&client, &settings, cli.update).await?)
 }

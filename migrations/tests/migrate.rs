@@ -115,7 +115,9 @@ async fn initialize_in_process_is_idempotent_and_updates_on_request() {
                     "unbonding_period",
                     "provisioning_timeout",
                     "max_stake_share_bps",
-                    "removal_slash_bps"
+                    "removal_slash_bps",
+                    "equivocation_slash_bps",
+                    "reporter_reward_bps"
                 ]
             )
         }
@@ -135,6 +137,14 @@ async fn initialize_in_process_is_idempotent_and_updates_on_request() {
         defaults::MAX_STAKE_SHARE_BPS
     );
     assert_eq!(first.config.removal_slash_bps, defaults::REMOVAL_SLASH_BPS);
+    assert_eq!(
+        first.config.equivocation_slash_bps,
+        defaults::EQUIVOCATION_SLASH_BPS
+    );
+    assert_eq!(
+        first.config.reporter_reward_bps,
+        defaults::REPORTER_REWARD_BPS
+    );
 
     let second = initialize(&admin_client, &settings, false).await.unwrap();
     assert_eq!(second.action, Action::Unchanged);
@@ -229,6 +239,10 @@ async fn the_binary_initialises_reports_differences_and_updates() {
         "2500",
         "--removal-slash-bps",
         "1000",
+        "--equivocation-slash-bps",
+        "8000",
+        "--reporter-reward-bps",
+        "2000",
     ];
 
     let output = migrate(
@@ -247,6 +261,8 @@ async fn the_binary_initialises_reports_differences_and_updates() {
     assert_eq!(report["config"]["protocol_fee_bps"], 200);
     assert_eq!(report["config"]["max_stake_share_bps"], 2_500);
     assert_eq!(report["config"]["removal_slash_bps"], 1_000);
+    assert_eq!(report["config"]["equivocation_slash_bps"], 8_000);
+    assert_eq!(report["config"]["reporter_reward_bps"], 2_000);
     assert_eq!(report["config"]["treasury"], treasury.as_str());
     assert_eq!(report["defaulted"].as_array().unwrap().len(), 0);
 

@@ -6,6 +6,7 @@
 //! | `GET /status` | rounds, order, peers |
 //! | `GET /events/{id}` | one event (hex id) with its consensus facts |
 //! | `GET /order?from=N&limit=M` | ordered transactions with consensus timestamps |
+//! | `GET /evidence` | equivocations this node holds proof of, in the form `dagger slash --evidence` reads |
 //! | `GET /checkpoints` | latest checkpoints (round, order, digest), newest first |
 //! | `GET /leases/{request}` | where a provisioned request's VM is (chain-backed nodes) |
 //! | `POST /tx` | submit a transaction (raw body); returns the carrying event's id |
@@ -68,6 +69,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/events/{id}", get(event))
         .route("/order", get(order))
         .route("/checkpoints", get(checkpoints))
+        .route("/evidence", get(evidence))
         .route("/leases/{request}", get(lease))
         .route("/tx", post(submit))
         .route("/metrics", get(metrics))
@@ -268,6 +270,28 @@ async fn checkpoints(State(state): State<ApiState>) -> Response {
         .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Every equivocation proof this node holds: the two signed headers (what
+/// `report_equivocation` takes), plus the creator and the pair's hash for
+/// people.
+async fn evidence(State(state): State<ApiState>) -> Response {
+    match state.core.evidence().await {
+        Ok(pairs) => Json(
+            pairs
+                .iter()
+                .map(|pair| {
+                    let evidence = crate::chain::slasher::to_evidence(pair);
+                    let mut view = serde_json::to_value(&evidence).unwrap_or_default();
+                    view["creator"] = bs58::encode(pair.first.creator().0).into_string().into();
+                    view["evidence"] = hex(&evidence.hash()).into();
+                    view
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 

@@ -278,9 +278,16 @@ impl NodeConfig {
                 .collect::<Result<Vec<_>, _>>()?
         };
         // Missing settings are reported in the order a config file lists them.
-        let identity: PathBuf = overrides.identity.clone().or(from_file.identity).ok_or(
-            ConfigError::Missing("identity", "identity", "DAGGER_IDENTITY"),
-        )?;
+        let identity: PathBuf =
+            overrides
+                .identity
+                .clone()
+                .or(from_file.identity)
+                .ok_or(ConfigError::Missing(
+                    "identity",
+                    "identity",
+                    "DAGGER_IDENTITY",
+                ))?;
         let listen: SocketAddr = overrides
             .listen
             .or(from_file.listen)

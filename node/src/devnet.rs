@@ -319,6 +319,8 @@ impl Devnet {
                             protocol_fee_bps: self.options.fee_bps,
                             max_stake_share_bps: 3_000,
                             removal_slash_bps: 500,
+                            equivocation_slash_bps: 5_000,
+                            reporter_reward_bps: 1_000,
                         },
                     )],
                     admin,

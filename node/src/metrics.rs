@@ -31,6 +31,7 @@ pub struct Metrics {
     pub last_decided_round: Gauge,
     pub held_events: Gauge,
     pub equivocations: Counter,
+    pub equivocations_reported: Counter,
     pub peer_penalties: Family<Reason, Counter>,
 }
 
@@ -58,6 +59,7 @@ impl Default for Metrics {
             last_decided_round: Gauge::default(),
             held_events: Gauge::default(),
             equivocations: Counter::default(),
+            equivocations_reported: Counter::default(),
             peer_penalties: Family::default(),
             registry: Registry::default(),
         };
@@ -135,6 +137,11 @@ impl Default for Metrics {
             "equivocations",
             "Forks detected (evidence produced)",
             m.equivocations.clone(),
+        );
+        registry.register(
+            "equivocations_reported",
+            "Equivocations this node reported on-chain (the operator was slashed)",
+            m.equivocations_reported.clone(),
         );
         registry.register(
             "peer_penalties",

@@ -9,7 +9,7 @@ use dagger_consensus::{CreatorId, Roster};
 
 use crate::{
     api::{self, ApiState, ChainView},
-    chain::{attester::Attester, watcher::Watcher, ChainReader},
+    chain::{attester::Attester, slasher::Slasher, watcher::Watcher, ChainReader},
     config::NodeConfig,
     controller::{Controller, ControllerObserver},
     core::{Core, CoreConfig, CoreHandle, OrderObserver, StaticRoster},
@@ -119,7 +119,7 @@ pub async fn start_chain(
     let identity = Identity::load(&config.identity)?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let reader = Arc::new(ChainReader::new(&chain.rpc_url));
-    let genesis = crate::chain::genesis(&reader, &store)
+    let (genesis, network_id) = crate::chain::genesis(&reader, &store)
         .await
         .map_err(NodeError::Chain)?;
     let me = Pubkey::new_from_array(identity.id());
@@ -138,7 +138,7 @@ pub async fn start_chain(
         .collect();
     let parts = Parts {
         identity: identity.clone(),
-        network_id: crate::chain::network_id(&config.network, &genesis),
+        network_id,
         store: store.clone(),
         roster,
         observer: Box::new(observer),
@@ -148,6 +148,7 @@ pub async fn start_chain(
         identity.signing_key().to_keypair_bytes().as_slice(),
     )
     .map_err(|e| NodeError::Chain(format!("node key is not a Solana keypair: {e}")))?;
+    let slasher_keypair = node_keypair.insecure_clone();
     let provisioner = chain.provisioner.clone();
     let view = ChainView {
         duties: duties.clone(),
@@ -180,6 +181,18 @@ pub async fn start_chain(
                         interval: chain.attest_interval,
                         since_sweep: 0,
                         core: ctx.core.clone(),
+                    }
+                    .run(),
+                ),
+                tokio::spawn(
+                    Slasher {
+                        reader: reader.clone(),
+                        node: slasher_keypair,
+                        store: store.clone(),
+                        core: ctx.core.clone(),
+                        metrics: ctx.metrics.clone(),
+                        network_id,
+                        interval: chain.attest_interval.max(Duration::from_secs(1)),
                     }
                     .run(),
                 ),

@@ -18,6 +18,8 @@ pub const FEE_BPS: u16 = 250;
 /// Fixtures use 4 equal genesis operators (25 % each): under the 30 % cap.
 pub const MAX_STAKE_SHARE_BPS: u16 = 3_000;
 pub const REMOVAL_SLASH_BPS: u16 = 500;
+pub const EQUIVOCATION_SLASH_BPS: u16 = 5_000;
+pub const REPORTER_REWARD_BPS: u16 = 1_000;
 
 pub fn capacity() -> Capacity {
     Capacity {
@@ -79,6 +81,8 @@ impl Network {
                     protocol_fee_bps: FEE_BPS,
                     max_stake_share_bps: MAX_STAKE_SHARE_BPS,
                     removal_slash_bps: REMOVAL_SLASH_BPS,
+                    equivocation_slash_bps: EQUIVOCATION_SLASH_BPS,
+                    reporter_reward_bps: REPORTER_REWARD_BPS,
                 },
             )],
             &[&admin],

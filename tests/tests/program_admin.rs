@@ -17,6 +17,8 @@ fn args(treasury: solana_pubkey::Pubkey) -> InitializeArgs {
         protocol_fee_bps: FEE_BPS,
         max_stake_share_bps: MAX_STAKE_SHARE_BPS,
         removal_slash_bps: REMOVAL_SLASH_BPS,
+        equivocation_slash_bps: EQUIVOCATION_SLASH_BPS,
+        reporter_reward_bps: REPORTER_REWARD_BPS,
     }
 }
 
@@ -95,6 +97,20 @@ fn initialize_rejects_bad_settings() {
         (
             InitializeArgs {
                 removal_slash_bps: 5_001,
+                ..args(treasury)
+            },
+            DaggerError::ValueOutOfBounds,
+        ),
+        (
+            InitializeArgs {
+                equivocation_slash_bps: 10_001,
+                ..args(treasury)
+            },
+            DaggerError::ValueOutOfBounds,
+        ),
+        (
+            InitializeArgs {
+                reporter_reward_bps: 5_001,
                 ..args(treasury)
             },
             DaggerError::ValueOutOfBounds,
@@ -304,6 +320,14 @@ fn update_config_rejects_strangers_and_bad_values() {
         },
         UpdateConfigArgs {
             removal_slash_bps: Some(10_000),
+            ..Default::default()
+        },
+        UpdateConfigArgs {
+            equivocation_slash_bps: Some(u16::MAX),
+            ..Default::default()
+        },
+        UpdateConfigArgs {
+            reporter_reward_bps: Some(10_000),
             ..Default::default()
         },
     ] {

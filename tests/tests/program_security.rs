@@ -95,6 +95,8 @@ fn initialized_accounts_cannot_be_initialized_again() {
             protocol_fee_bps: 1_000,
             max_stake_share_bps: 3_000,
             removal_slash_bps: 0,
+            equivocation_slash_bps: 0,
+            reporter_reward_bps: 0,
         },
     );
     assert!(net.chain.send(&[instruction], &[&intruder]).is_err());

@@ -145,6 +145,8 @@ impl Network {
                     protocol_fee_bps: FEE_BPS,
                     max_stake_share_bps: 3_000,
                     removal_slash_bps: 500,
+                    equivocation_slash_bps: 5_000,
+                    reporter_reward_bps: 1_000,
                 },
             ))
             .send()

@@ -17,33 +17,15 @@
 //! exactly one encoding.
 
 use crate::error::DecodeError;
-use crate::event::{CreatorId, Event, EventHeader, EventId, ParentRef, EVENT_VERSION};
+use crate::event::{Event, EventHeader};
+use dagger_event_header::HeaderError;
 
 pub(crate) fn write_header(h: &EventHeader, out: &mut Vec<u8>) {
-    out.push(EVENT_VERSION);
-    out.extend_from_slice(&h.creator.0);
-    out.extend_from_slice(&h.seq.to_le_bytes());
-    out.extend_from_slice(&h.birth_round.to_le_bytes());
-    for p in [&h.self_parent, &h.other_parent] {
-        match p {
-            Some(p) => {
-                out.push(1);
-                out.extend_from_slice(&p.id.0);
-                out.extend_from_slice(&p.birth_round.to_le_bytes());
-            }
-            None => out.push(0),
-        }
-    }
-    out.extend_from_slice(&h.created_at_ns.to_le_bytes());
-    out.extend_from_slice(&h.txs_root);
-    out.extend_from_slice(&h.tx_count.to_le_bytes());
+    out.extend_from_slice(&h.encode());
 }
 
 pub(crate) fn encoded_len(h: &EventHeader, txs: &[Vec<u8>]) -> usize {
-    let parents =
-        usize::from(h.self_parent.is_some()) * 40 + usize::from(h.other_parent.is_some()) * 40;
-    let header = 1 + 32 + 8 + 8 + 2 + parents + 8 + 32 + 4;
-    header + txs.iter().map(|t| 4 + t.len()).sum::<usize>() + 64
+    h.encoded_len() + txs.iter().map(|t| 4 + t.len()).sum::<usize>() + 64
 }
 
 pub(crate) fn encode(e: &Event) -> Vec<u8> {
@@ -82,24 +64,8 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
     fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array()?))
-    }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-    fn opt_parent(&mut self) -> Result<Option<ParentRef>, DecodeError> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => Ok(Some(ParentRef {
-                id: EventId(self.array()?),
-                birth_round: self.u64()?,
-            })),
-            f => Err(DecodeError::BadFlag(f)),
-        }
     }
     fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
@@ -107,20 +73,16 @@ impl<'a> Reader<'a> {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
-    let mut r = Reader { buf: bytes, pos: 0 };
-    let version = r.u8()?;
-    if version != EVENT_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
-    let header = EventHeader {
-        creator: CreatorId(r.array()?),
-        seq: r.u64()?,
-        birth_round: r.u64()?,
-        self_parent: r.opt_parent()?,
-        other_parent: r.opt_parent()?,
-        created_at_ns: r.u64()?,
-        txs_root: r.array()?,
-        tx_count: r.u32()?,
+    let (header, used) = EventHeader::decode_prefix(bytes).map_err(|e| match e {
+        HeaderError::Truncated => DecodeError::Truncated,
+        HeaderError::UnsupportedVersion(v) => DecodeError::UnsupportedVersion(v),
+        HeaderError::BadFlag(f) => DecodeError::BadFlag(f),
+        // `decode_prefix` leaves the rest to its caller.
+        HeaderError::TrailingBytes(n) => DecodeError::TrailingBytes(n),
+    })?;
+    let mut r = Reader {
+        buf: bytes,
+        pos: used,
     };
     let count = header.tx_count as usize;
     // Each transaction needs at least its 4-byte length: refuse counts the

@@ -17,110 +17,13 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 
 use crate::merkle;
 
-/// Encoding version written as the first byte of every event (2: birth
-/// rounds and parent descriptors).
-pub const EVENT_VERSION: u8 = 2;
-
-/// Domain tag prefixed to the signed message, so an event signature can
-/// never be replayed as a signature over anything else the key signs.
-pub const SIGNATURE_DOMAIN: &[u8; 24] = b"DAGGER/event-signature/1";
-
-/// blake3 hash of an event's header encoding.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct EventId(pub [u8; 32]);
-
-/// A creator: the ed25519 public key bytes of the node that signs events.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct CreatorId(pub [u8; 32]);
-
-fn short_hex(f: &mut fmt::Formatter<'_>, name: &str, b: &[u8; 32]) -> fmt::Result {
-    write!(f, "{name}(")?;
-    for x in &b[..6] {
-        write!(f, "{x:02x}")?;
-    }
-    write!(f, "..)")
-}
-
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        short_hex(f, "EventId", &self.0)
-    }
-}
-
-impl fmt::Debug for CreatorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        short_hex(f, "CreatorId", &self.0)
-    }
-}
-
-impl From<&SigningKey> for CreatorId {
-    fn from(key: &SigningKey) -> Self {
-        CreatorId(key.verifying_key().to_bytes())
-    }
-}
-
-/// A parent as its child names it: the parent's id and its birth round, so
-/// a node that does not hold the parent can still tell how old it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ParentRef {
-    pub id: EventId,
-    pub birth_round: u64,
-}
-
-/// Every signed field of an event. Its encoding is what the id hashes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventHeader {
-    pub creator: CreatorId,
-    /// 0 for a creator's first event (no self-parent), else self-parent's + 1.
-    pub seq: u64,
-    /// The round consensus assigns to this event (checked on insertion);
-    /// never below a parent's birth round.
-    pub birth_round: u64,
-    pub self_parent: Option<ParentRef>,
-    pub other_parent: Option<ParentRef>,
-    /// Creation time in nanoseconds, supplied by the creator's caller.
-    pub created_at_ns: u64,
-    /// Merkle root of the batch (see [`crate::merkle`]).
-    pub txs_root: [u8; 32],
-    pub tx_count: u32,
-}
-
-impl EventHeader {
-    /// Canonical header encoding (version byte first).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_MAX);
-        crate::codec::write_header(self, &mut out);
-        out
-    }
-
-    /// The id of any event carrying this header.
-    pub fn id(&self) -> EventId {
-        EventId(*blake3::hash(&self.encode()).as_bytes())
-    }
-
-    /// Sign this header for `network_id` (low-level; see [`UnsignedEvent::sign`]).
-    pub fn sign(&self, key: &SigningKey, network_id: &[u8; 32]) -> [u8; 64] {
-        key.sign(&signing_message(network_id, &self.id()))
-            .to_bytes()
-    }
-}
-
-/// Largest header encoding: version, creator, seq, birth round, two
-/// optional parents (flag, id, birth round), time, root, count.
-pub(crate) const HEADER_MAX: usize = 1 + 32 + 8 + 8 + 41 + 41 + 8 + 32 + 4;
-
-/// The exact bytes an event signature covers.
-pub fn signing_message(network_id: &[u8; 32], id: &EventId) -> [u8; 88] {
-    let mut m = [0u8; 88];
-    m[..24].copy_from_slice(SIGNATURE_DOMAIN);
-    m[24..56].copy_from_slice(network_id);
-    m[56..].copy_from_slice(&id.0);
-    m
-}
+pub use dagger_event_header::{
+    signing_message, CreatorId, EventHeader, EventId, ParentRef, EVENT_VERSION, SIGNATURE_DOMAIN,
+};
 
 /// Raw builder for an event with every field chosen by the caller (tests,
 /// tools); [`UnsignedEvent::sign`] fills in the creator, the Merkle root and

@@ -3,25 +3,13 @@
 //! so anyone (a slash instruction included) can re-derive both ids and
 //! check both signatures with nothing but the network id.
 //!
-//! On one honest chain sequence numbers go up by one per event, each event
-//! names the one before it as self-parent, and birth rounds never go down
-//! (an event is never born before a parent). So two distinct events `a`,
-//! `b` of one creator with `a.seq <= b.seq` *conflict* when
-//! 1. `a.seq == b.seq` (a fork), or
-//! 2. `a.birth_round > b.birth_round` (the later sequence was born
-//!    earlier: two chains, e.g. a restarted or jumped chain while the old
-//!    one goes on), or
-//! 3. `b.seq == a.seq + 1` and `b` names another self-parent than `a`, or
-//!    names `a` with another birth round than `a` was born in (a lie that
-//!    would unlink `a` and give the creator a second witness in a round).
-//!
-//! Every way for a creator to keep two chains alive produces such a pair:
-//! both chains track the current round, so an event of the chain with the
-//! lower sequence numbers is soon born after one of the other chain.
+//! What counts as a conflict is [`dagger_event_header::headers_conflict`],
+//! the very code the on-chain program runs.
 
 use crate::error::EvidenceError;
-use crate::event::{Event, EventHeader};
+use crate::event::Event;
 use crate::verify;
+use dagger_event_header::PairError;
 
 /// Proof that a creator signed two conflicting events.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,34 +18,18 @@ pub struct Equivocation {
     pub second: Event,
 }
 
-/// Whether two headers of one creator conflict (see the module docs). The
-/// caller checks that they are distinct and share the creator.
-pub fn headers_conflict(a: &EventHeader, b: &EventHeader) -> bool {
-    let (lo, hi) = if a.seq <= b.seq { (a, b) } else { (b, a) };
-    lo.seq == hi.seq
-        || lo.birth_round > hi.birth_round
-        || (hi.seq == lo.seq.saturating_add(1)
-            && hi.self_parent
-                != Some(crate::ParentRef {
-                    id: lo.id(),
-                    birth_round: lo.birth_round,
-                }))
-}
+pub use dagger_event_header::{evidence_hash, headers_conflict};
 
 impl Equivocation {
     /// Check the proof on its own: same creator, distinct events whose
     /// headers conflict, both signatures valid for `network_id`.
     pub fn verify(&self, network_id: &[u8; 32]) -> Result<(), EvidenceError> {
         let (a, b) = (&self.first, &self.second);
-        if a.creator() != b.creator() {
-            return Err(EvidenceError::DifferentCreators);
-        }
-        if a.id() == b.id() {
-            return Err(EvidenceError::SameEvent);
-        }
-        if !headers_conflict(a.header(), b.header()) {
-            return Err(EvidenceError::NotAConflict);
-        }
+        dagger_event_header::check_pair(a.header(), b.header()).map_err(|e| match e {
+            PairError::DifferentCreators => EvidenceError::DifferentCreators,
+            PairError::SameEvent => EvidenceError::SameEvent,
+            PairError::NotAConflict => EvidenceError::NotAConflict,
+        })?;
         for e in [a, b] {
             verify::signature_ok(e, network_id).map_err(|_| EvidenceError::BadSignature)?;
         }

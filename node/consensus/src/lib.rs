@@ -164,7 +164,7 @@ pub use error::{
 pub use event::{
     signing_message, CreatorId, Event, EventHeader, EventId, ParentRef, UnsignedEvent,
 };
-pub use evidence::Equivocation;
+pub use evidence::{evidence_hash, headers_conflict, Equivocation};
 pub use fame::COIN_PERIOD;
 pub use hashgraph::{ChainHead, Decided, EventInfo, Hashgraph, InsertOutcome, Inserted, Stats};
 pub use merkle::{Batch, Forester, InclusionProof};

@@ -280,6 +280,8 @@ async fn the_dagger_program_runs_end_to_end_over_rpc() {
                 protocol_fee_bps: 250,
                 max_stake_share_bps: 3_000,
                 removal_slash_bps: 500,
+                equivocation_slash_bps: 5_000,
+                reporter_reward_bps: 1_000,
             },
         )],
         &[&admin],

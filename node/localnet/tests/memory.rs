@@ -170,6 +170,8 @@ async fn live_heap_per_transaction_is_bounded() {
                 protocol_fee_bps: 100,
                 max_stake_share_bps: 3_000,
                 removal_slash_bps: 500,
+                equivocation_slash_bps: 5_000,
+                reporter_reward_bps: 1_000,
             },
         )],
         &[&admin],

@@ -3,6 +3,7 @@
 
 pub mod attester;
 pub mod rpc;
+pub mod slasher;
 pub mod watcher;
 
 use anchor_lang::{AnchorDeserialize, AnchorSerialize};
@@ -18,10 +19,14 @@ const GENESIS_KEY: &str = "genesis_roster";
 /// after its operator was admitted, however the roster moved on since.
 /// The node keeps a copy in its ledger and refuses to start if the chain's
 /// record changed (a reopened bootstrap is a new network): its ledger
-/// belongs to another network. Nodes that disagree on it cannot talk: it
-/// is hashed into the network id.
-pub async fn genesis(reader: &ChainReader, store: &Store) -> Result<Vec<GenesisOperator>, String> {
-    let on_chain = chain_genesis(reader).await?;
+/// belongs to another network. Returns the roster and the network id the
+/// program fixed at `finish_bootstrap` (which every event signature
+/// covers, and which `report_equivocation` checks evidence against).
+pub async fn genesis(
+    reader: &ChainReader,
+    store: &Store,
+) -> Result<(Vec<GenesisOperator>, [u8; 32]), String> {
+    let (on_chain, network_id) = chain_genesis(reader).await?;
     match store.meta(GENESIS_KEY).map_err(|e| e.to_string())? {
         Some(bytes) => {
             let stored = Vec::<GenesisOperator>::deserialize(&mut bytes.as_slice())
@@ -29,7 +34,7 @@ pub async fn genesis(reader: &ChainReader, store: &Store) -> Result<Vec<GenesisO
             if stored != on_chain {
                 return Err(genesis_mismatch(&stored, &on_chain));
             }
-            Ok(stored)
+            Ok((stored, network_id))
         }
         None => {
             let mut bytes = Vec::new();
@@ -37,13 +42,14 @@ pub async fn genesis(reader: &ChainReader, store: &Store) -> Result<Vec<GenesisO
             store
                 .set_meta(GENESIS_KEY, &bytes)
                 .map_err(|e| e.to_string())?;
-            Ok(on_chain)
+            Ok((on_chain, network_id))
         }
     }
 }
 
-/// The finished genesis record on chain, in a canonical order.
-async fn chain_genesis(reader: &ChainReader) -> Result<Vec<GenesisOperator>, String> {
+/// The finished genesis record on chain, in a canonical order, and the
+/// network id.
+async fn chain_genesis(reader: &ChainReader) -> Result<(Vec<GenesisOperator>, [u8; 32]), String> {
     let config = reader.config().await.map_err(|e| e.to_string())?;
     let record = reader
         .one::<Genesis>(&pda::genesis().0)
@@ -76,7 +82,7 @@ async fn chain_genesis(reader: &ChainReader) -> Result<Vec<GenesisOperator>, Str
     if genesis.is_empty() {
         return Err("the recorded genesis roster is empty".into());
     }
-    Ok(genesis)
+    Ok((genesis, config.network_id))
 }
 
 fn genesis_mismatch(stored: &[GenesisOperator], on_chain: &[GenesisOperator]) -> String {
@@ -93,17 +99,4 @@ fn genesis_mismatch(stored: &[GenesisOperator], on_chain: &[GenesisOperator]) ->
         keys(stored),
         keys(on_chain)
     )
-}
-
-/// The network id for a chain-backed network: its name and genesis roster.
-pub fn network_id(name: &str, genesis: &[GenesisOperator]) -> [u8; 32] {
-    let mut bytes = Vec::new();
-    genesis
-        .serialize(&mut bytes)
-        .expect("serialising into a Vec cannot fail");
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"dagger-network:");
-    hasher.update(name.as_bytes());
-    hasher.update(&bytes);
-    *hasher.finalize().as_bytes()
 }

@@ -459,7 +459,8 @@ impl Provisioner for QemuProvisioner {
 
     /// Failed once the QEMU process is gone, or once the VM stayed
     /// unhealthy (QMP says it is not running, or SSH does not answer) for
-    /// `unhealthy_grace`.
+    /// `unhealthy_grace`. A QMP socket that does not answer (another client
+    /// holds it: QEMU serves one at a time) says nothing either way.
     fn status(&self, request: &Pubkey) -> VmStatus {
         let key = request.to_string();
         let record = {
@@ -473,9 +474,9 @@ impl Provisioner for QemuProvisioner {
         let dir = self.vm_dir(&key);
         let dead = !is_our_qemu(record.pid, &dir);
         let healthy = !dead && {
-            let running = qmp(&dir.join("qmp.sock"), "query-status")
-                .is_ok_and(|answer| answer.contains("\"status\": \"running\""));
-            running && ssh_banner(SocketAddr::new(self.settings.bind, record.port))
+            let stopped = qmp(&dir.join("qmp.sock"), "query-status")
+                .is_ok_and(|answer| !answer.contains("\"status\": \"running\""));
+            !stopped && ssh_banner(SocketAddr::new(self.settings.bind, record.port))
         };
         let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|p| p.into_inner());
         if healthy {
@@ -556,10 +557,18 @@ fn kill(pid: u32) {
     }
 }
 
-/// Sends one QMP command and waits for its answer.
+/// Sends one QMP command and waits for its answer. Never blocks for long:
+/// QEMU accepts one QMP client at a time, and a plain `connect` to a socket
+/// whose backlog is full would wait until the other client leaves.
 fn qmp(socket: &Path, command: &str) -> std::io::Result<String> {
-    let stream = UnixStream::connect(socket)?;
+    let raw = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    raw.connect_timeout(
+        &socket2::SockAddr::unix(socket)?,
+        Duration::from_millis(500),
+    )?;
+    let stream = UnixStream::from(std::os::fd::OwnedFd::from(raw));
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();

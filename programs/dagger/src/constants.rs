@@ -16,6 +16,8 @@ pub const REQUEST_SEED: &[u8] = b"request";
 pub const ESCROW_SEED: &[u8] = b"escrow";
 #[constant]
 pub const ATTESTATION_SEED: &[u8] = b"attestation";
+#[constant]
+pub const EVIDENCE_SEED: &[u8] = b"evidence";
 
 /// Upper bound on the active roster. It bounds the ballots an attestation can
 /// hold, so the attestation account has a fixed, rent-predictable size.
@@ -67,6 +69,16 @@ pub const MIN_STAKE_SHARE_BPS: u16 = 1_000;
 /// At most half of an operator's stake is slashed when a quorum removes it.
 #[constant]
 pub const MAX_REMOVAL_SLASH_BPS: u16 = 5_000;
+
+/// Equivocation may cost an operator up to all of its stake: signing two
+/// conflicting events is the one act that attacks safety directly.
+#[constant]
+pub const MAX_EQUIVOCATION_SLASH_BPS: u16 = 10_000;
+
+/// The reporter of an equivocation earns at most half of what is slashed,
+/// so an operator reporting itself still loses at least half the slash.
+#[constant]
+pub const MAX_REPORTER_REWARD_BPS: u16 = 5_000;
 
 /// How long the active stake must have been zero before the admin may
 /// reopen the bootstrap (the recovery path when every operator left).

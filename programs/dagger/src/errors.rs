@@ -102,12 +102,44 @@ pub enum DaggerError {
     GenesisMismatch,
     #[msg("A genesis operator cannot change or leave until the bootstrap is finished")]
     GenesisFrozen,
+    #[msg(
+        "An event header does not decode (truncated, unknown version, bad flag or trailing bytes)"
+    )]
+    MalformedHeader,
+    #[msg("The two events have different creators")]
+    DifferentCreators,
+    #[msg("Both headers describe the same event")]
+    SameEvent,
+    #[msg("The two events can lie on one honest chain: no equivocation")]
+    NotAConflict,
+    #[msg("The events' creator is not this operator's node key")]
+    CreatorNotOperator,
+    #[msg("This pair of events was already reported")]
+    EvidenceAlreadyReported,
+    #[msg("The operator was already slashed for equivocation")]
+    AlreadySlashed,
+    #[msg("The operator has no stake left to slash")]
+    NothingToSlash,
+    #[msg(
+        "Expected an Ed25519 signature-verify instruction right before (one per header, in order)"
+    )]
+    MissingSignatureCheck,
+    #[msg("The Ed25519 instruction must verify exactly one signature and be well formed")]
+    MalformedSignatureCheck,
+    #[msg("The Ed25519 instruction's offsets must point into that same instruction")]
+    SignatureCheckElsewhere,
+    #[msg("The Ed25519 instruction verifies another public key than the operator's node key")]
+    SignatureCheckWrongKey,
+    #[msg("The Ed25519 instruction verifies a signature under another network id")]
+    SignatureCheckWrongNetwork,
+    #[msg("The Ed25519 instruction verifies another message than the header's signed message")]
+    SignatureCheckWrongMessage,
 }
 
 impl DaggerError {
     /// Every variant in code order, so clients can turn a custom error code
     /// back into a typed error (`DaggerError::from_code`).
-    pub const ALL: [DaggerError; 50] = [
+    pub const ALL: [DaggerError; 64] = [
         DaggerError::Unauthorized,
         DaggerError::NotUpgradeAuthority,
         DaggerError::InvalidProgramData,
@@ -158,6 +190,20 @@ impl DaggerError {
         DaggerError::LeasesOutstanding,
         DaggerError::GenesisMismatch,
         DaggerError::GenesisFrozen,
+        DaggerError::MalformedHeader,
+        DaggerError::DifferentCreators,
+        DaggerError::SameEvent,
+        DaggerError::NotAConflict,
+        DaggerError::CreatorNotOperator,
+        DaggerError::EvidenceAlreadyReported,
+        DaggerError::AlreadySlashed,
+        DaggerError::NothingToSlash,
+        DaggerError::MissingSignatureCheck,
+        DaggerError::MalformedSignatureCheck,
+        DaggerError::SignatureCheckElsewhere,
+        DaggerError::SignatureCheckWrongKey,
+        DaggerError::SignatureCheckWrongNetwork,
+        DaggerError::SignatureCheckWrongMessage,
     ];
 
     /// The error for a custom program error code, if it is one of ours.

@@ -15,6 +15,8 @@ pub struct ConfigInitialized {
     pub protocol_fee_bps: u16,
     pub max_stake_share_bps: u16,
     pub removal_slash_bps: u16,
+    pub equivocation_slash_bps: u16,
+    pub reporter_reward_bps: u16,
 }
 
 #[event]
@@ -26,6 +28,8 @@ pub struct ConfigUpdated {
     pub protocol_fee_bps: u16,
     pub max_stake_share_bps: u16,
     pub removal_slash_bps: u16,
+    pub equivocation_slash_bps: u16,
+    pub reporter_reward_bps: u16,
 }
 
 #[event]
@@ -210,4 +214,19 @@ pub struct LeaseSettled {
     pub customer: Pubkey,
     pub refunded: u64,
     pub total_paid_out: u64,
+}
+
+#[event]
+pub struct EquivocationReported {
+    pub operator: Pubkey,
+    pub node_key: Pubkey,
+    pub reporter: Pubkey,
+    /// `evidence_hash` of the pair (order independent).
+    pub evidence: [u8; 32],
+    pub slashed: u64,
+    pub reporter_reward: u64,
+    /// Whether it was in the active set (and left it now).
+    pub was_active: bool,
+    pub roster_epoch: u64,
+    pub total_active_stake: u64,
 }

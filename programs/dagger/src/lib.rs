@@ -118,4 +118,15 @@ pub mod dagger {
     pub fn close_lease(ctx: Context<CloseLease>) -> Result<()> {
         instructions::customer::close_lease::handler(ctx)
     }
+
+    /// Anyone: prove that an operator's node signed two conflicting events
+    /// (the two Ed25519 signature checks come as the two instructions right
+    /// before this one). Slashes and removes the operator, pays the reporter.
+    pub fn report_equivocation(
+        ctx: Context<ReportEquivocation>,
+        first_header: Vec<u8>,
+        second_header: Vec<u8>,
+    ) -> Result<()> {
+        instructions::reporter::report_equivocation::handler(ctx, first_header, second_header)
+    }
 }

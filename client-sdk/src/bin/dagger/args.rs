@@ -108,6 +108,18 @@ pub enum Command {
     /// List VM requests and leases.
     #[command(subcommand)]
     Requests(RequestsCommand),
+    /// Prove that an operator signed two conflicting DAG events: its stake
+    /// is slashed, it leaves the roster, and your wallet earns the reward.
+    ///
+    /// The evidence file is what an operator node serves at `GET /evidence`
+    /// (a JSON array) or one element of it: `{"first": {"header": HEX,
+    /// "signature": HEX}, "second": {...}}`. Every pair is checked locally
+    /// first, exactly as the program checks it, so a bad pair costs nothing.
+    Slash {
+        /// JSON file with the evidence ("-" reads standard input).
+        #[arg(long, value_name = "FILE")]
+        evidence: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

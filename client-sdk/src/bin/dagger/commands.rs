@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use dagger_client::{
-    pda, ActiveLease, Capacity, Config, DaggerClient, Operator, OperatorFilter, OperatorStatus,
-    PriceFloor, Request, RequestFilter, RequestStatus, UpdateOperatorArgs, VmSpec, WaitProgress,
-    WatchMethod, PROGRAM_ID,
+    evidence::Evidence, pda, ActiveLease, Capacity, Config, DaggerClient, Operator, OperatorFilter,
+    OperatorStatus, PriceFloor, Request, RequestFilter, RequestStatus, SlashOutcome,
+    UpdateOperatorArgs, VmSpec, WaitProgress, WatchMethod, PROGRAM_ID,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -50,7 +50,84 @@ pub async fn run(ctx: &Context, command: Command) -> Result<Report> {
         Command::Requests(RequestsCommand::List { customer, status }) => {
             requests_list(ctx, customer, status).await
         }
+        Command::Slash { evidence } => slash(ctx, &evidence).await,
     }
+}
+
+/// Reads one evidence object or an array of them.
+fn read_evidence(path: &std::path::Path) -> Result<Vec<Evidence>> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the evidence from stdin")?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the evidence file {}", path.display()))?
+    };
+    let value: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let list = match value {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    if list.is_empty() {
+        bail!("{} holds no evidence (an empty list)", path.display());
+    }
+    list.into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_json::from_value(item).with_context(|| {
+                format!(
+                    "evidence #{i} in {} is not of the form {{\"first\": {{\"header\": HEX, \
+                     \"signature\": HEX}}, \"second\": {{...}}}}",
+                    path.display()
+                )
+            })
+        })
+        .collect()
+}
+
+async fn slash(ctx: &Context, path: &std::path::Path) -> Result<Report> {
+    let pieces = read_evidence(path)?;
+    let client = ctx.client()?;
+    let mut results = Vec::new();
+    let mut lines = Vec::new();
+    for (i, evidence) in pieces.iter().enumerate() {
+        let spinner = spinner(format!("Reporting evidence #{i}"));
+        let outcome = client.report_equivocation(evidence).await;
+        spinner.finish_and_clear();
+        let outcome = outcome.with_context(|| format!("evidence #{i}"))?;
+        let hash = hex(&evidence.hash());
+        let (json, line) = match outcome {
+            SlashOutcome::Slashed {
+                signature,
+                slashed,
+                reporter_reward,
+            } => (
+                json!({
+                    "evidence": hash,
+                    "outcome": "slashed",
+                    "signature": signature.to_string(),
+                    "slashed_lamports": slashed,
+                    "reporter_reward_lamports": reporter_reward,
+                }),
+                format!(
+                    "#{i}: slashed {} SOL; {} SOL paid to you (signature {signature})",
+                    sol(slashed),
+                    sol(reporter_reward)
+                ),
+            ),
+            SlashOutcome::AlreadyReported => (
+                json!({ "evidence": hash, "outcome": "already_reported" }),
+                format!("#{i}: this pair was already reported; nothing to do"),
+            ),
+            SlashOutcome::AlreadySlashed => (
+                json!({ "evidence": hash, "outcome": "already_slashed" }),
+                format!("#{i}: the operator was already slashed for another pair; nothing to do"),
+            ),
+        };
+        results.push(json);
+        lines.push(line);
+    }
+    Ok(Report::new(json!({ "reports": results }), lines.join("\n")))
 }
 
 async fn config_show(ctx: &Context) -> Result<Report> {
@@ -69,6 +146,8 @@ async fn config_show(ctx: &Context) -> Result<Report> {
          Protocol fee:           {} bps\n\
          Stake cap per operator: {} bps of the active stake\n\
          Slash on removal:       {} bps\n\
+         Slash on equivocation:  {} bps ({} bps of it to the reporter)\n\
+         Network id:             {}\n\
          Roster epoch:           {}\n\
          Active operators:       {} ({} SOL staked)\n\
          Bootstrapped:           {}",
@@ -82,6 +161,13 @@ async fn config_show(ctx: &Context) -> Result<Report> {
         config.protocol_fee_bps,
         config.max_stake_share_bps,
         config.removal_slash_bps,
+        config.equivocation_slash_bps,
+        config.reporter_reward_bps,
+        if config.bootstrapped {
+            hex(&config.network_id)
+        } else {
+            "(set when the bootstrap finishes)".into()
+        },
         config.roster_epoch,
         config.active_operators,
         sol(config.total_active_stake),
@@ -666,12 +752,7 @@ async fn wait_active(
     request: &Pubkey,
     timeout: Duration,
 ) -> Result<ActiveLease> {
-    let spinner = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
-        spinner.set_style(style);
-    }
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    spinner.set_message("waiting for the operators to provision the VM");
+    let spinner = spinner("waiting for the operators to provision the VM".into());
     let result = client
         .customer()
         .wait_until_active(request, timeout, |progress: WaitProgress| {
@@ -685,6 +766,18 @@ async fn wait_active(
         .await;
     spinner.finish_and_clear();
     Ok(result?)
+}
+
+/// A spinner on stderr (drawn only on a terminal, so JSON on stdout stays
+/// clean).
+fn spinner(message: String) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
+        spinner.set_style(style);
+    }
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner.set_message(message);
+    spinner
 }
 
 fn signed(signature: Signature, mut json: Value, text: String) -> Report {
@@ -790,6 +883,9 @@ fn config_json(config: &Config) -> Value {
         "protocol_fee_bps": config.protocol_fee_bps,
         "max_stake_share_bps": config.max_stake_share_bps,
         "removal_slash_bps": config.removal_slash_bps,
+        "equivocation_slash_bps": config.equivocation_slash_bps,
+        "reporter_reward_bps": config.reporter_reward_bps,
+        "network_id": config.bootstrapped.then(|| hex(&config.network_id)),
         "pending_admin": (config.pending_admin != Pubkey::default())
             .then(|| config.pending_admin.to_string()),
         "roster_epoch": config.roster_epoch,

@@ -4,8 +4,10 @@ pub mod admin;
 pub mod customer;
 pub mod node;
 pub mod operator;
+pub mod reporter;
 
 pub use admin::*;
 pub use customer::*;
 pub use node::*;
 pub use operator::*;
+pub use reporter::*;

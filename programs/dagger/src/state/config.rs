@@ -27,6 +27,12 @@ pub struct Config {
     pub max_stake_share_bps: u16,
     /// Share of its stake an operator loses when a quorum removes it.
     pub removal_slash_bps: u16,
+    /// Share of its stake an operator loses when anyone proves it signed two
+    /// conflicting events (`report_equivocation`).
+    pub equivocation_slash_bps: u16,
+    /// Share of an equivocation slash paid to whoever reported it; the rest
+    /// goes to the fee vault (and from there to the treasury).
+    pub reporter_reward_bps: u16,
     /// Bumped whenever stake leaves the active set (an unstake, a removal):
     /// ballots of an older epoch no longer count, so a departed voter's
     /// stake never helps a quorum. Stake that joins does not bump it: a
@@ -38,6 +44,9 @@ pub struct Config {
     /// Set by `finish_bootstrap`; from then on only quorums change the roster
     /// (unless every operator left, see `reopen_bootstrap`).
     pub bootstrapped: bool,
+    /// The network id every event signature of this network covers, set by
+    /// `finish_bootstrap` from the genesis record (zeros before).
+    pub network_id: [u8; 32],
     /// When the active stake last dropped to zero (0 while it is not).
     pub zero_stake_since: i64,
     /// Numbers requests and operator registrations, so a tally is bound to

@@ -2,6 +2,7 @@
 
 mod attestation;
 mod config;
+mod evidence;
 mod genesis;
 mod operator;
 mod request;
@@ -9,6 +10,7 @@ mod vault;
 
 pub use attestation::*;
 pub use config::*;
+pub use evidence::*;
 pub use genesis::*;
 pub use operator::*;
 pub use request::*;

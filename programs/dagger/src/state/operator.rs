@@ -92,6 +92,9 @@ pub struct Operator {
     pub removals: u16,
     /// Lamports of stake slashed so far.
     pub slashed: u64,
+    /// `evidence_hash` of the equivocation it was slashed for (zeros if
+    /// none): an operator pays for equivocating once per registration.
+    pub equivocation: [u8; 32],
     pub votes_cast: u64,
     pub last_vote_at: i64,
     /// Lease payouts held in the stake vault for the owner (above `stake`),

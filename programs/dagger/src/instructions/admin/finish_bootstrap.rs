@@ -44,6 +44,7 @@ pub(crate) fn handler(ctx: Context<FinishBootstrap>) -> Result<()> {
         DaggerError::GenesisMismatch
     );
     config.bootstrapped = true;
+    config.network_id = network_id(&genesis)?;
     genesis.finished = true;
     genesis.try_serialize(&mut &mut info.try_borrow_mut_data()?[..])?;
     emit!(BootstrapFinished {
@@ -52,4 +53,28 @@ pub(crate) fn handler(ctx: Context<FinishBootstrap>) -> Result<()> {
         active_operators: config.active_operators,
     });
     Ok(())
+}
+
+/// Domain tag of the network id.
+pub const NETWORK_ID_DOMAIN: &[u8] = b"DAGGER/network-id/1";
+
+/// The id that binds every event signature to this network: the program,
+/// the bootstrap generation and the final genesis roster. A reopened
+/// bootstrap is a new network with a new id, so evidence signed under an
+/// old one never counts against the new one.
+pub fn network_id(genesis: &Genesis) -> Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(NETWORK_ID_DOMAIN);
+    hasher.update(crate::ID.as_ref());
+    hasher.update(&genesis.generation.to_le_bytes());
+    hasher.update(&(genesis.members.len() as u32).to_le_bytes());
+    let mut bytes = Vec::with_capacity(crate::state::GenesisMember::INIT_SPACE);
+    for member in &genesis.members {
+        bytes.clear();
+        member
+            .serialize(&mut bytes)
+            .map_err(|_| DaggerError::GenesisMismatch)?;
+        hasher.update(&bytes);
+    }
+    Ok(*hasher.finalize().as_bytes())
 }

@@ -2,8 +2,9 @@ use anchor_lang::{prelude::*, solana_program::bpf_loader_upgradeable};
 
 use crate::{
     constants::{
-        CONFIG_SEED, FEE_VAULT_SEED, MAX_MIN_OPERATOR_STAKE, MAX_PROTOCOL_FEE_BPS,
-        MAX_PROVISIONING_TIMEOUT, MAX_REMOVAL_SLASH_BPS, MAX_STAKE_SHARE_BPS, MAX_UNBONDING_PERIOD,
+        CONFIG_SEED, FEE_VAULT_SEED, MAX_EQUIVOCATION_SLASH_BPS, MAX_MIN_OPERATOR_STAKE,
+        MAX_PROTOCOL_FEE_BPS, MAX_PROVISIONING_TIMEOUT, MAX_REMOVAL_SLASH_BPS,
+        MAX_REPORTER_REWARD_BPS, MAX_STAKE_SHARE_BPS, MAX_UNBONDING_PERIOD,
         MIN_PROVISIONING_TIMEOUT, MIN_STAKE_SHARE_BPS, MIN_UNBONDING_PERIOD,
     },
     errors::DaggerError,
@@ -20,6 +21,8 @@ pub struct InitializeArgs {
     pub protocol_fee_bps: u16,
     pub max_stake_share_bps: u16,
     pub removal_slash_bps: u16,
+    pub equivocation_slash_bps: u16,
+    pub reporter_reward_bps: u16,
 }
 
 impl InitializeArgs {
@@ -37,6 +40,8 @@ impl InitializeArgs {
             protocol_fee_bps: self.protocol_fee_bps,
             max_stake_share_bps: self.max_stake_share_bps,
             removal_slash_bps: self.removal_slash_bps,
+            equivocation_slash_bps: self.equivocation_slash_bps,
+            reporter_reward_bps: self.reporter_reward_bps,
         }
     }
 }
@@ -49,6 +54,8 @@ pub struct Settings {
     pub protocol_fee_bps: u16,
     pub max_stake_share_bps: u16,
     pub removal_slash_bps: u16,
+    pub equivocation_slash_bps: u16,
+    pub reporter_reward_bps: u16,
 }
 
 impl Settings {
@@ -68,7 +75,9 @@ impl Settings {
                 && (MIN_PROVISIONING_TIMEOUT..=MAX_PROVISIONING_TIMEOUT)
                     .contains(&self.provisioning_timeout)
                 && (MIN_STAKE_SHARE_BPS..=MAX_STAKE_SHARE_BPS).contains(&self.max_stake_share_bps)
-                && self.removal_slash_bps <= MAX_REMOVAL_SLASH_BPS,
+                && self.removal_slash_bps <= MAX_REMOVAL_SLASH_BPS
+                && self.equivocation_slash_bps <= MAX_EQUIVOCATION_SLASH_BPS
+                && self.reporter_reward_bps <= MAX_REPORTER_REWARD_BPS,
             DaggerError::ValueOutOfBounds
         );
         Ok(())
@@ -167,6 +176,9 @@ pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<
         protocol_fee_bps: args.protocol_fee_bps,
         max_stake_share_bps: args.max_stake_share_bps,
         removal_slash_bps: args.removal_slash_bps,
+        equivocation_slash_bps: args.equivocation_slash_bps,
+        reporter_reward_bps: args.reporter_reward_bps,
+        network_id: [0; 32],
         roster_epoch: 0,
         total_active_stake: 0,
         active_operators: 0,
@@ -185,6 +197,8 @@ pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<
         protocol_fee_bps: args.protocol_fee_bps,
         max_stake_share_bps: args.max_stake_share_bps,
         removal_slash_bps: args.removal_slash_bps,
+        equivocation_slash_bps: args.equivocation_slash_bps,
+        reporter_reward_bps: args.reporter_reward_bps,
     });
     Ok(())
 }

@@ -21,6 +21,8 @@ pub struct UpdateConfigArgs {
     pub protocol_fee_bps: Option<u16>,
     pub max_stake_share_bps: Option<u16>,
     pub removal_slash_bps: Option<u16>,
+    pub equivocation_slash_bps: Option<u16>,
+    pub reporter_reward_bps: Option<u16>,
 }
 
 #[derive(Accounts)]
@@ -50,6 +52,12 @@ pub(crate) fn handler(ctx: Context<UpdateConfig>, args: UpdateConfigArgs) -> Res
             .max_stake_share_bps
             .unwrap_or(config.max_stake_share_bps),
         removal_slash_bps: args.removal_slash_bps.unwrap_or(config.removal_slash_bps),
+        equivocation_slash_bps: args
+            .equivocation_slash_bps
+            .unwrap_or(config.equivocation_slash_bps),
+        reporter_reward_bps: args
+            .reporter_reward_bps
+            .unwrap_or(config.reporter_reward_bps),
     };
     settings.validate()?;
     if let Some(treasury) = args.treasury {
@@ -67,6 +75,8 @@ pub(crate) fn handler(ctx: Context<UpdateConfig>, args: UpdateConfigArgs) -> Res
     config.protocol_fee_bps = settings.protocol_fee_bps;
     config.max_stake_share_bps = settings.max_stake_share_bps;
     config.removal_slash_bps = settings.removal_slash_bps;
+    config.equivocation_slash_bps = settings.equivocation_slash_bps;
+    config.reporter_reward_bps = settings.reporter_reward_bps;
 
     emit!(ConfigUpdated {
         treasury: config.treasury,
@@ -76,6 +86,8 @@ pub(crate) fn handler(ctx: Context<UpdateConfig>, args: UpdateConfigArgs) -> Res
         protocol_fee_bps: settings.protocol_fee_bps,
         max_stake_share_bps: settings.max_stake_share_bps,
         removal_slash_bps: settings.removal_slash_bps,
+        equivocation_slash_bps: settings.equivocation_slash_bps,
+        reporter_reward_bps: settings.reporter_reward_bps,
     });
     Ok(())
 }

@@ -75,6 +75,7 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
         withdrawable_at: 0,
         removals: 0,
         slashed: 0,
+        equivocation: [0; 32],
         votes_cast: 0,
         last_vote_at: 0,
         earnings: 0,
