@@ -25,6 +25,11 @@ fn main() {
     row(&net.chain, "Request", 8 + Request::INIT_SPACE);
     row(&net.chain, "Escrow", 8 + Escrow::INIT_SPACE);
     row(&net.chain, "Attestation", 8 + Attestation::INIT_SPACE);
+    row(
+        &net.chain,
+        "EquivocationRecord",
+        8 + dagger_client::EquivocationRecord::INIT_SPACE,
+    );
 
     println!("\n## Flows (4 operators of equal stake; a quorum is 3 of 4)\n");
     println!("| flow | transactions | accounts created (rent locked) | accounts closed (rent returned) |");
