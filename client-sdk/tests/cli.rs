@@ -720,3 +720,91 @@ async fn cli_errors_are_clear() {
     assert_eq!(error["program_error"]["name"], "NotCustomer");
     assert!(!error["logs"].as_array().unwrap().is_empty());
 }
+
+/// Like `solana` and `spl-token`: with no `-u`/`-k`/`--commitment`, the
+/// Solana CLI config file decides (the default one under `HOME`, or
+/// `-C FILE`); flags override it; a broken file is a clear error.
+#[tokio::test]
+async fn the_solana_cli_config_file_is_honoured() {
+    let net = Network::start(Settings::default()).await;
+    let dir = TempDir::new().unwrap();
+    let wallet = funded(&net.chain, 2).await;
+    let keypair = dir.path().join("wallet.json");
+    write_keypair_file(&wallet, &keypair).unwrap();
+    let home = dir.path().join("home");
+    let config_dir = home.join(".config/solana/cli");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let yaml = format!(
+        "---\njson_rpc_url: \"{}\"\nwebsocket_url: \"{}\"\nkeypair_path: {}\naddress_labels:\n  \"11111111111111111111111111111111\": System Program\ncommitment: confirmed\n",
+        net.chain.rpc_url(),
+        net.chain.ws_url(),
+        keypair.display()
+    );
+    std::fs::write(config_dir.join("config.yml"), &yaml).unwrap();
+    let dagger = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dagger"));
+        command
+            .args(args)
+            .env_remove("DAGGER_URL")
+            .env_remove("DAGGER_KEYPAIR")
+            .env("HOME", &home)
+            .kill_on_drop(true);
+        command.output()
+    };
+
+    // The default file: the URL and the wallet come from it.
+    let output = dagger(&["config", "show", "--output", "json"])
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    assert_eq!(
+        pubkey(&parse_one_object(&output.stdout)["admin"]),
+        net.admin.pubkey()
+    );
+    let output = dagger(&["operators", "list", "--owner", "me", "--output", "json"])
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+
+    // A flag wins over the file: a cluster where nothing listens fails.
+    let output = dagger(&["-u", "http://127.0.0.1:9", "config", "show"])
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+
+    // -C names another file; it must exist and parse.
+    let other = dir.path().join("other.yml");
+    std::fs::write(&other, &yaml).unwrap();
+    let output = dagger(&["-C", other.to_str().unwrap(), "config", "show"])
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    let output = dagger(&["-C", "/nonexistent/config.yml", "config", "show"])
+        .await
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cannot read the Solana CLI config file"),
+        "{stderr}"
+    );
+    std::fs::write(&other, "json_rpc_url: [unclosed").unwrap();
+    let output = dagger(&["-C", other.to_str().unwrap(), "config", "show"])
+        .await
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert!(
+        stderr.contains("is not a Solana CLI config file"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &other,
+        yaml.replace("commitment: confirmed", "commitment: soon"),
+    )
+    .unwrap();
+    let output = dagger(&["-C", other.to_str().unwrap(), "config", "show"])
+        .await
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert!(stderr.contains("commitment `soon`"), "{stderr}");
+}

@@ -2,7 +2,8 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /health` | `ok` while the node runs |
+//! | `GET /health` | `ok` while the node runs (liveness) |
+//! | `GET /ready` | 200 when consensus decides, peers sync, the state is verified and the chain answers; 503 with the failing checks otherwise |
 //! | `GET /status` | rounds, order, peers |
 //! | `GET /events/{id}` | one event (hex id) with its consensus facts |
 //! | `GET /order?from=N&limit=M` | ordered transactions with consensus timestamps |
@@ -40,6 +41,7 @@ pub struct ApiState {
     pub peers: Peers,
     pub metrics: Arc<Metrics>,
     pub store: Arc<Store>,
+    pub health: Arc<crate::health::Health>,
     /// Present on chain-backed nodes.
     pub chain: Option<ChainView>,
 }
@@ -65,6 +67,7 @@ struct ChainStatus {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
         .route("/status", get(status))
         .route("/events/{id}", get(event))
         .route("/order", get(order))
@@ -90,6 +93,39 @@ struct Status {
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn ready(State(state): State<ApiState>) -> Response {
+    let core = match state.core.status().await {
+        Ok(core) => core,
+        Err(e) => {
+            let readiness = crate::health::Readiness {
+                ready: false,
+                failing: vec![format!("core: {e}")],
+                last_decided_round: 0,
+            };
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(readiness)).into_response();
+        }
+    };
+    let peers = state.peers.status();
+    let last_peer_sync = peers
+        .iter()
+        .filter_map(|p| p.last_sync_ms_ago)
+        .min()
+        .map(std::time::Duration::from_millis);
+    let facts = state.health.facts(
+        core.last_decided_round,
+        core.unverified_install.is_some(),
+        peers.len(),
+        last_peer_sync,
+    );
+    let readiness = crate::health::judge(&facts);
+    let code = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(readiness)).into_response()
 }
 
 async fn status(State(state): State<ApiState>) -> Response {

@@ -12,16 +12,14 @@
 //! ```
 
 pub mod api;
-pub mod bench;
 pub mod chain;
 pub mod config;
 pub mod controller;
 pub mod core;
-pub mod devnet;
 pub mod executor;
+pub mod health;
 pub mod identity;
 pub mod images;
-pub mod lease_bench;
 pub mod metrics;
 pub mod net;
 pub mod node;

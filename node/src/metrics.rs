@@ -185,3 +185,63 @@ impl Metrics {
         out
     }
 }
+
+/// `(name, type, help)` of every metric as `/metrics` exposes it (names
+/// with the `dagger_` prefix, counters with their `_total` sample suffix).
+pub fn exposed() -> Vec<(String, String, String)> {
+    let text = Metrics::default().render();
+    let mut help = std::collections::HashMap::new();
+    let mut list = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some((name, text)) = rest.split_once(' ') {
+                help.insert(name.to_string(), text.trim_end_matches('.').to_string());
+            }
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some((name, kind)) = rest.split_once(' ') {
+                let sample = match kind {
+                    "counter" => format!("{name}_total"),
+                    _ => name.to_string(),
+                };
+                list.push((
+                    sample,
+                    kind.to_string(),
+                    help.get(name).cloned().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's metrics table is this registry's: a metric added,
+    /// renamed or removed without the table fails here, with the table to
+    /// paste.
+    #[test]
+    fn metric_names_in_the_readme_are_the_exposed_ones() {
+        let table: String = exposed()
+            .iter()
+            .map(|(name, kind, help)| format!("| `{name}` | {kind} | {help} |\n"))
+            .collect();
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("<!-- metrics:start -->\n")
+            .expect("README has a metrics table")
+            + "<!-- metrics:start -->\n".len();
+        let end = readme.find("<!-- metrics:end -->").expect("the table ends");
+        let documented: String = readme[start..end]
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            documented, table,
+            "README metrics table out of date; it should list:\n{table}"
+        );
+        assert!(table.contains("| `dagger_events_created_total` | counter |"));
+    }
+}

@@ -42,6 +42,8 @@ pub enum NodeError {
     Chain(String),
     #[error("ledger failed: {0}")]
     Ledger(String),
+    #[error("VM provisioner: {0}")]
+    Provisioner(String),
     #[error("cannot serve the API on {addr}: {source}")]
     Api {
         addr: SocketAddr,
@@ -168,6 +170,7 @@ pub async fn start_chain(
                         core: ctx.core.clone(),
                         store: store.clone(),
                         poll_interval: chain.poll_interval,
+                        health: ctx.health.clone(),
                     }
                     .run(),
                 ),
@@ -229,6 +232,7 @@ pub struct Context {
     pub peers: Peers,
     pub allow: Allowlist,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<crate::health::Health>,
 }
 
 async fn assemble(
@@ -247,6 +251,7 @@ async fn assemble(
         peers,
     } = parts;
     let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(crate::health::Health::new(chain_view.is_some()));
     let allow =
         Allowlist::new(std::iter::once(identity.id()).chain(roster.members().map(|(c, _)| c.0)));
     let core_config = CoreConfig {
@@ -301,18 +306,35 @@ async fn assemble(
         peers: peers.clone(),
         metrics: metrics.clone(),
         store,
+        health: health.clone(),
         chain: chain_view,
     });
-    let mut tasks = vec![tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(error = %err, "API server stopped");
-        }
-    })];
+    let sampled = handle.clone();
+    let sampler = health.clone();
+    let mut tasks = vec![
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!(error = %err, "API server stopped");
+            }
+        }),
+        // Readiness needs to know when the decided round last moved, even
+        // when nobody asks `/ready` for a while.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Ok(status) = sampled.status().await {
+                    sampler.observe_decided(status.last_decided_round);
+                }
+            }
+        }),
+    ];
     tasks.extend(extra(&Context {
         core: handle.clone(),
         peers,
         allow,
         metrics,
+        health,
     }));
     tracing::info!(
         node = %display_id(&identity.id()),
@@ -343,6 +365,54 @@ impl RunningNode {
         self.core.shutdown().await;
         drop(self.core);
         let _ = self.core_task.await;
+    }
+}
+
+/// Starts the node a config describes: chain-backed when it names an
+/// `rpc_url`, otherwise with its static roster (what `dagger-node run` does).
+pub async fn start_from_config(config: &NodeConfig) -> Result<RunningNode, NodeError> {
+    let Some(rpc_url) = &config.rpc_url else {
+        return start(config).await;
+    };
+    let identity = Identity::load(&config.identity)?;
+    let provisioner =
+        crate::provisioner::open(&config.vm, &config.data_dir, &display_id(&identity.id()))
+            .map_err(|e| NodeError::Provisioner(e.to_string()))?;
+    let chain = ChainSettings {
+        rpc_url: rpc_url.clone(),
+        ws_url: Some(
+            config
+                .ws_url
+                .clone()
+                .unwrap_or_else(|| crate::config::derive_ws_url(rpc_url)),
+        ),
+        poll_interval: Duration::from_millis(500),
+        attest_interval: Duration::from_millis(500),
+        provisioner,
+    };
+    start_chain(config, chain, Default::default()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

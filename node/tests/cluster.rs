@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use dagger_node::bench::{fetch_order, Cluster, OrderedTxJson};
+use dagger_devnet::bench::{fetch_order, Cluster, OrderedTxJson};
 use serde_json::Value;
 
 const EXE: &str = env!("CARGO_BIN_EXE_dagger-node");
@@ -992,4 +992,53 @@ async fn chaos_kills_lose_nothing_acknowledged() {
 #[ignore]
 async fn chaos_long() {
     chaos(24, 2).await;
+}
+
+/// `/ready` turns 200 once the nodes decide rounds and sync, and 503 with
+/// the failing checks named once a node is left alone; `/health` (liveness)
+/// stays 200 throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_consensus_and_peers() {
+    let mut net = Net::start(4, &[0, 1, 2, 3]).await;
+    let ready = |net: &Net, i: usize| {
+        let request = net.client.get(net.cluster.url(i, "/ready")).send();
+        async move {
+            let response = request.await.unwrap();
+            let code = response.status().as_u16();
+            (code, response.json::<Value>().await.unwrap())
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = ready(&net, 0).await;
+        if code == 200 {
+            assert_eq!(body["ready"], true);
+            assert!(body["last_decided_round"].as_u64().unwrap() > 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for i in 1..4 {
+        net.cluster.kill(i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (code, body) = ready(&net, 0).await;
+        if code == 503 {
+            assert_eq!(body["ready"], false);
+            let failing = body["failing"].to_string();
+            assert!(failing.contains("consensus"), "{failing}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready alone: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let health = net
+        .client
+        .get(net.cluster.url(0, "/health"))
+        .send()
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
 }

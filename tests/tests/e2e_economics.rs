@@ -12,7 +12,7 @@ use dagger_client::{
     instructions as ix, pda, Attestation, PriceFloor, Request, RequestStatus, UpdateOperatorArgs,
     Vote,
 };
-use dagger_node::devnet::{Devnet, DevnetOptions};
+use dagger_devnet::devnet::{Devnet, DevnetOptions};
 use e2e::{funded_customer, spec};
 use solana_sdk::signer::Signer;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anchor_lang::prelude::Pubkey;
 use dagger_client::{instructions as ix, pda, Request, RequestStatus, VmSpec};
-use dagger_node::devnet::{Devnet, DevnetOptions};
+use dagger_devnet::devnet::{Devnet, DevnetOptions};
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
 
 fn spec() -> VmSpec {

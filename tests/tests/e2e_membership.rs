@@ -11,9 +11,9 @@ use std::{
 };
 
 use dagger_client::{instructions as ix, pda, Operator, OperatorStatus, Request, RequestStatus};
+use dagger_devnet::devnet::{capacity, load_or_create, Devnet, DevnetOptions};
 use dagger_node::{
     config::NodeConfig,
-    devnet::{capacity, load_or_create, Devnet, DevnetOptions},
     node::{start_chain, ChainSettings},
     provisioner::SimulatedProvisioner,
 };

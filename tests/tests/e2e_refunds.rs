@@ -6,7 +6,7 @@ use e2e::{funded_customer, spec};
 use std::time::Duration;
 
 use dagger_client::{instructions as ix, Request};
-use dagger_node::devnet::{Devnet, DevnetOptions};
+use dagger_devnet::devnet::{Devnet, DevnetOptions};
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,7 +14,7 @@ use dagger_client::{
     evidence::Evidence, pda, Config, EquivocationRecord, Operator, OperatorStatus, Request,
     RequestStatus,
 };
-use dagger_node::devnet::{Devnet, DevnetOptions};
+use dagger_devnet::devnet::{Devnet, DevnetOptions};
 use e2e::{funded_customer, spec};
 use solana_sdk::signer::Signer;
 

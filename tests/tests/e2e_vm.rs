@@ -17,10 +17,8 @@ use std::{
 
 use anchor_lang::prelude::Pubkey;
 use dagger_client::{endpoint, instructions as ix, pda, Request, RequestStatus, VmSpec};
-use dagger_node::{
-    config::ProvisionerChoice,
-    devnet::{ssh_run, Devnet, DevnetOptions},
-};
+use dagger_devnet::devnet::{ssh_run, Devnet, DevnetOptions};
+use dagger_node::config::ProvisionerChoice;
 use e2e::{funded_customer, spec as small_vm};
 use solana_sdk::signer::Signer;
 

@@ -87,6 +87,7 @@ pub struct Watcher {
     pub core: CoreHandle,
     pub store: Arc<Store>,
     pub poll_interval: Duration,
+    pub health: Arc<crate::health::Health>,
 }
 
 impl Watcher {
@@ -106,8 +107,9 @@ impl Watcher {
             }
         };
         loop {
-            if let Err(err) = self.poll(&mut cursor).await {
-                tracing::warn!(error = %err, "chain poll failed; retrying");
+            match self.poll(&mut cursor).await {
+                Ok(()) => self.health.chain_ok(),
+                Err(err) => tracing::warn!(error = %err, "chain poll failed; retrying"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.poll_interval) => {}

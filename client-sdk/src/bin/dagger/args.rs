@@ -26,37 +26,46 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes, named as in the Solana CLI.
+/// Options every command takes, named as in the Solana CLI. The cluster,
+/// the wallet and the commitment come from the flags, else the Solana CLI
+/// config file (`solana config set ...`), else the defaults shown.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
+    /// Solana CLI config file to read the URL, the keypair and the
+    /// commitment from [default: ~/.config/solana/cli/config.yml, if it
+    /// exists].
+    #[arg(short = 'C', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<String>,
     /// Cluster: an RPC URL or a moniker — l/localhost (http://127.0.0.1:8899),
-    /// d/devnet, t/testnet, m/mainnet-beta.
+    /// d/devnet, t/testnet, m/mainnet-beta [default: the config file's
+    /// json_rpc_url, else l].
     #[arg(
         short = 'u',
         long = "url",
         global = true,
         env = "DAGGER_URL",
-        default_value = "l",
         value_name = "URL_OR_MONIKER"
     )]
-    pub url: String,
+    pub url: Option<String>,
     /// Websocket URL [default: derived from --url: ws(s)://, port + 1].
     #[arg(long = "ws", global = true, value_name = "URL")]
     pub ws: Option<String>,
-    /// Keypair file of the wallet that signs and pays (`~` is expanded).
+    /// Keypair file of the wallet that signs and pays (`~` is expanded)
+    /// [default: the config file's keypair_path, else
+    /// ~/.config/solana/id.json].
     #[arg(
         short = 'k',
         long = "keypair",
         global = true,
         env = "DAGGER_KEYPAIR",
-        default_value = "~/.config/solana/id.json",
         value_name = "FILE"
     )]
-    pub keypair: String,
-    /// Commitment for reads and for confirming transactions.
-    #[arg(long, global = true, value_enum, default_value_t = CommitmentArg::Confirmed)]
-    pub commitment: CommitmentArg,
+    pub keypair: Option<String>,
+    /// Commitment for reads and for confirming transactions [default: the
+    /// config file's commitment, else confirmed].
+    #[arg(long, global = true, value_enum)]
+    pub commitment: Option<CommitmentArg>,
     /// Output format: human text, or one JSON object on stdout.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

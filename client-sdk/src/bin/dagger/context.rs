@@ -11,6 +11,7 @@ use dagger_client::{ClientOptions, CommitmentConfig, DaggerClient, TxOptions};
 use solana_sdk::{pubkey::Pubkey, signature::Keypair, signer::Signer};
 
 use crate::args::{CommitmentArg, GlobalArgs};
+use clap::ValueEnum;
 
 /// What every command needs: where, as whom, and how to print.
 pub struct Context {
@@ -22,8 +23,38 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: &GlobalArgs) -> Result<Context> {
-        let cluster = dagger_client::cluster::resolve(&global.url, global.ws.as_deref())?;
+        let file = SolanaConfig::find(global.config.as_deref())?;
+        let from_file = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let (url, ws) = match (&global.url, file.as_ref().and_then(|f| from_file(&f.url))) {
+            (Some(url), _) => (url.clone(), global.ws.clone()),
+            (None, Some(url)) => (
+                url,
+                global
+                    .ws
+                    .clone()
+                    .or_else(|| file.as_ref().and_then(|f| from_file(&f.websocket_url))),
+            ),
+            (None, None) => ("l".to_string(), global.ws.clone()),
+        };
+        let cluster = dagger_client::cluster::resolve(&url, ws.as_deref())?;
         let commitment = match global.commitment {
+            Some(commitment) => commitment,
+            None => match file.as_ref().and_then(|f| from_file(&f.commitment)) {
+                Some(name) => CommitmentArg::from_str(&name, true).map_err(|_| {
+                    anyhow!(
+                        "the Solana CLI config file says commitment `{name}`; expected \
+                         processed, confirmed or finalized"
+                    )
+                })?,
+                None => CommitmentArg::Confirmed,
+            },
+        };
+        let keypair_path = global
+            .keypair
+            .clone()
+            .or_else(|| file.as_ref().and_then(|f| from_file(&f.keypair_path)))
+            .unwrap_or_else(|| "~/.config/solana/id.json".to_string());
+        let commitment = match commitment {
             CommitmentArg::Processed => CommitmentConfig::processed(),
             CommitmentArg::Confirmed => CommitmentConfig::confirmed(),
             CommitmentArg::Finalized => CommitmentConfig::finalized(),
@@ -38,7 +69,7 @@ impl Context {
             ..ClientOptions::default()
         };
         Ok(Context {
-            keypair_path: global.keypair.clone(),
+            keypair_path,
             cluster,
             options,
             node_api: global.node_api.clone(),
@@ -95,6 +126,53 @@ impl Context {
             return Ok(self.wallet()?.pubkey());
         }
         parse_pubkey(value)
+    }
+}
+
+/// The settings `dagger` takes from the Solana CLI's config file (it
+/// holds more; other keys are ignored, as the Solana CLI does).
+#[derive(Debug, Default, serde::Deserialize)]
+struct SolanaConfig {
+    #[serde(rename = "json_rpc_url", default)]
+    url: Option<String>,
+    #[serde(default)]
+    websocket_url: Option<String>,
+    #[serde(default)]
+    keypair_path: Option<String>,
+    #[serde(default)]
+    commitment: Option<String>,
+}
+
+/// Where `solana config set` writes.
+pub const SOLANA_CONFIG_FILE: &str = "~/.config/solana/cli/config.yml";
+
+impl SolanaConfig {
+    /// `--config FILE` must exist and parse; the Solana CLI's default file
+    /// is read when it exists.
+    fn find(explicit: Option<&str>) -> Result<Option<SolanaConfig>> {
+        let (path, required) = match explicit {
+            Some(path) => (path, true),
+            None => (SOLANA_CONFIG_FILE, false),
+        };
+        let file = dagger_client::cli_support::expand_tilde(path);
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot read the Solana CLI config file {}: {e}",
+                    file.display()
+                ))
+            }
+        };
+        let config = serde_yaml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a Solana CLI config file (YAML with json_rpc_url, keypair_path, \
+                 commitment)",
+                file.display()
+            )
+        })?;
+        Ok(Some(config))
     }
 }
 

@@ -1,4 +1,4 @@
-//! `dagger-node bench-lease`: how long a customer waits between paying for a
+//! `dagger-devnet bench-lease`: how long a customer waits between paying for a
 //! VM and holding an active lease, on a whole local network (embedded chain,
 //! N nodes over QUIC), and with real VMs (`--provisioner qemu`) until the VM
 //! answers a command over SSH.
@@ -54,7 +54,7 @@ pub struct LeaseBenchArgs {
     /// VM backend: simulated (boots nothing), or qemu (real micro-VMs; also
     /// measures paid -> a command ran in the VM over SSH).
     #[arg(long, value_enum, default_value = "simulated")]
-    pub provisioner: crate::config::ProvisionerChoice,
+    pub provisioner: dagger_node::config::ProvisionerChoice,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,7 +208,7 @@ async fn one_lease(
     timeout: Duration,
 ) -> Outcome {
     let reader = &devnet.reader;
-    let key = crate::identity::Identity::generate();
+    let key = dagger_node::identity::Identity::generate();
     let public = key.verifying_key().to_bytes();
     let real = devnet.default_image();
     let spec = VmSpec {
@@ -265,7 +265,7 @@ async fn ssh_ready(
     devnet: &Devnet,
     request: &anchor_lang::prelude::Pubkey,
     lease: &Request,
-    key: &crate::identity::Identity,
+    key: &dagger_node::identity::Identity,
     paid: Instant,
     timeout: Duration,
 ) -> Result<f64, String> {

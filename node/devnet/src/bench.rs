@@ -1,4 +1,4 @@
-//! `dagger-node bench`: a real cluster on loopback — N node processes
+//! `dagger-devnet bench`: a real cluster on loopback — N node processes
 //! talking QUIC — driven through their HTTP APIs.
 //!
 //! It submits transactions (at a rate or as fast as possible) for a while,
@@ -22,7 +22,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{display_id, Identity};
+use dagger_node::identity::{display_id, Identity};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {

@@ -1,4 +1,4 @@
-//! `dagger-node devnet`: the whole system on one machine — an embedded
+//! `dagger-devnet`: the whole system on one machine — an embedded
 //! Solana chain with the program, N operators registered, staked and
 //! admitted, and their nodes gossiping over QUIC on loopback.
 //!
@@ -19,7 +19,7 @@ use dagger_client::{
 use dagger_localnet::{LocalChain, LocalChainConfig};
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
 
-use crate::{
+use dagger_node::{
     chain::{ChainError, ChainReader},
     config::{NodeConfig, ProvisionerChoice, VmConfig},
     identity::Identity,
@@ -37,7 +37,7 @@ pub enum DevnetError {
     #[error("node {index}: {source}")]
     Node {
         index: usize,
-        source: crate::node::NodeError,
+        source: dagger_node::node::NodeError,
     },
     #[error("keys in {path}: {reason}")]
     Keys { path: String, reason: String },
@@ -96,7 +96,7 @@ fn prepare_images(
     } else if catalog.list().is_empty() {
         match build_default(&DefaultImageSources::default(), catalog) {
             Ok(image) => {
-                tracing::info!(image = %crate::images::hex(&image.id), "built the default image");
+                tracing::info!(image = %dagger_node::images::hex(&image.id), "built the default image");
                 None
             }
             Err(err) => Some(err.to_string()),
@@ -276,7 +276,7 @@ impl Devnet {
                 peers: Vec::new(),
                 rpc_url: Some(chain.rpc_url()),
                 ws_url: Some(chain.ws_url()),
-                disk_horizon_rounds: crate::config::DEFAULT_DISK_HORIZON_ROUNDS,
+                disk_horizon_rounds: dagger_node::config::DEFAULT_DISK_HORIZON_ROUNDS,
             });
         }
         let devnet = Devnet {
@@ -390,7 +390,7 @@ impl Devnet {
         let provisioner = provisioner::open(
             &config.vm,
             &config.data_dir,
-            &crate::identity::display_id(&identity.id()),
+            &dagger_node::identity::display_id(&identity.id()),
         )
         .map_err(|e| DevnetError::Setup(e.to_string()))?;
         self.provisioners[i] = Some(provisioner.clone());
@@ -497,7 +497,7 @@ pub async fn demo(
 
     let (price, duration) = (1_000u64, 600u64);
     // The customer's SSH key: its private half goes where `ssh -i` reads it.
-    let ssh_secret = crate::identity::Identity::generate();
+    let ssh_secret = dagger_node::identity::Identity::generate();
     let ssh_public = ssh_secret.verifying_key().to_bytes();
     let ssh_key_file = devnet.options.data_dir.join("keys").join("demo_ssh");
     write_private_key(
