@@ -13,6 +13,8 @@ use crate::identity::{parse_id, NodeId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("{0} must be at least 1 (milliseconds)")]
+    ZeroInterval(&'static str),
     #[error("cannot read config {path}: {source}")]
     Read {
         path: String,
@@ -52,6 +54,8 @@ pub struct FileConfig {
     pub vm_max_vcpus: Option<u32>,
     pub vm_max_memory_mib: Option<u64>,
     pub vm_accel: Option<crate::provisioner::Accel>,
+    pub chain_poll_ms: Option<u64>,
+    pub attest_interval_ms: Option<u64>,
 }
 
 /// Which VM backend a chain-backed node uses.
@@ -184,6 +188,13 @@ pub struct Overrides {
     /// Accelerator: auto (KVM if a smoke boot works), kvm, or tcg.
     #[arg(long, env = "DAGGER_VM_ACCEL", value_enum)]
     pub vm_accel: Option<crate::provisioner::Accel>,
+    /// How often the chain is read besides websocket notifications, ms
+    /// (default 500).
+    #[arg(long, env = "DAGGER_CHAIN_POLL_MS")]
+    pub chain_poll_ms: Option<u64>,
+    /// How often pending attestations are (re)sent, ms (default 500).
+    #[arg(long, env = "DAGGER_ATTEST_INTERVAL_MS")]
+    pub attest_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +218,14 @@ pub struct NodeConfig {
     pub ws_url: Option<String>,
     pub disk_horizon_rounds: u64,
     pub vm: VmConfig,
+    /// Chain-backed nodes: how often the chain is read (besides websocket
+    /// notifications) and attestations are (re)sent.
+    pub chain_poll: std::time::Duration,
+    pub attest_interval: std::time::Duration,
 }
+
+/// Default for [`NodeConfig::chain_poll`] and [`NodeConfig::attest_interval`].
+pub const DEFAULT_CHAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Default for [`NodeConfig::disk_horizon_rounds`].
 pub const DEFAULT_DISK_HORIZON_ROUNDS: u64 = 4096;
@@ -241,9 +259,11 @@ pub fn parse_peer(text: &str) -> Result<PeerSetting, ConfigError> {
 }
 
 impl NodeConfig {
-    /// Reads the file (if any) and applies the overrides.
+    /// Reads the file (if any) and applies the overrides. Relative paths
+    /// in the file are relative to the file; in flags and environment
+    /// variables, to the working directory.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<NodeConfig, ConfigError> {
-        let from_file = match file {
+        let mut from_file = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.display().to_string(),
@@ -256,6 +276,32 @@ impl NodeConfig {
             }
             None => FileConfig::default(),
         };
+        if let Some(base) = file.and_then(Path::parent) {
+            let anchor = |p: &mut Option<PathBuf>| {
+                if let Some(path) = p.as_mut().filter(|p| p.is_relative()) {
+                    *path = base.join(&*path);
+                }
+            };
+            anchor(&mut from_file.identity);
+            anchor(&mut from_file.data_dir);
+            anchor(&mut from_file.images_dir);
+        }
+        let interval =
+            |flag: Option<u64>, file: Option<u64>, name: &'static str| match flag.or(file) {
+                None => Ok(DEFAULT_CHAIN_INTERVAL),
+                Some(0) => Err(ConfigError::ZeroInterval(name)),
+                Some(ms) => Ok(std::time::Duration::from_millis(ms)),
+            };
+        let chain_poll = interval(
+            overrides.chain_poll_ms,
+            from_file.chain_poll_ms,
+            "chain_poll_ms",
+        )?;
+        let attest_interval = interval(
+            overrides.attest_interval_ms,
+            from_file.attest_interval_ms,
+            "attest_interval_ms",
+        )?;
         let peers = if overrides.peers.is_empty() {
             from_file
                 .peers
@@ -360,6 +406,8 @@ impl NodeConfig {
                 .or(from_file.disk_horizon_rounds)
                 .unwrap_or(DEFAULT_DISK_HORIZON_ROUNDS),
             vm,
+            chain_poll,
+            attest_interval,
         })
     }
 
@@ -404,6 +452,40 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.peers[0].addr.port(), 9001);
         assert_eq!(config.peers[0].stake, 5);
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_relative_to_the_file_and_intervals_are_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "identity = \"keys/id.json\"\nlisten = \"127.0.0.1:7000\"\napi = \"127.0.0.1:8000\"\n\
+             data_dir = \"data\"\nimages_dir = \"/srv/images\"\nchain_poll_ms = 250\n",
+        )
+        .unwrap();
+        let config = NodeConfig::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(config.identity, dir.path().join("keys/id.json"));
+        assert_eq!(config.data_dir, dir.path().join("data"));
+        assert_eq!(config.vm.images_dir, PathBuf::from("/srv/images"));
+        assert_eq!(config.chain_poll, std::time::Duration::from_millis(250));
+        assert_eq!(config.attest_interval, DEFAULT_CHAIN_INTERVAL);
+        // Flags stay relative to the working directory.
+        let overrides = Overrides {
+            data_dir: Some("elsewhere".into()),
+            attest_interval_ms: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            NodeConfig::load(Some(&path), &overrides),
+            Err(ConfigError::ZeroInterval("attest_interval_ms"))
+        ));
+        let overrides = Overrides {
+            data_dir: Some("elsewhere".into()),
+            ..Default::default()
+        };
+        let config = NodeConfig::load(Some(&path), &overrides).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("elsewhere"));
     }
 
     #[test]

@@ -21,8 +21,18 @@ use dagger_node::{
         Logs: set RUST_LOG (e.g. RUST_LOG=dagger_node=debug)."
 )]
 struct Cli {
+    /// Log lines as text (coloured on a terminal) or as one JSON object
+    /// per line (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -119,20 +129,24 @@ fn image_command(command: ImageCommand) -> Result<()> {
     Ok(())
 }
 
-/// `RUST_LOG` wins; otherwise `default`.
-fn init_logging(default: &str) {
+/// `RUST_LOG` wins; otherwise `default`. Colour only on a terminal.
+fn init_logging(default: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging("info");
+    init_logging("info", cli.log_format);
     match cli.command {
         Command::Keygen { out } => {
             let identity = Identity::generate();

@@ -386,8 +386,8 @@ pub async fn start_from_config(config: &NodeConfig) -> Result<RunningNode, NodeE
                 .clone()
                 .unwrap_or_else(|| crate::config::derive_ws_url(rpc_url)),
         ),
-        poll_interval: Duration::from_millis(500),
-        attest_interval: Duration::from_millis(500),
+        poll_interval: config.chain_poll,
+        attest_interval: config.attest_interval,
         provisioner,
     };
     start_chain(config, chain, Default::default()).await

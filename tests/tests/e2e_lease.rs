@@ -178,3 +178,17 @@ async fn pay_provision_attest_claim_close_with_exact_balances() {
     assert_eq!(total_paid + (to_customer - rent), active.deposit);
     devnet.stop().await;
 }
+
+/// The README's first command runs this flow (`dagger-devnet --demo`); with
+/// simulated VMs there is no endpoint to reach, and the flow still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_devnet_demo_completes_with_simulated_vms() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = devnet(&dir).await;
+    let steps = dagger_devnet::devnet::demo(&devnet, |_| {})
+        .await
+        .expect("the demo completes");
+    let names: Vec<&str> = steps.iter().map(|s| s.step).collect();
+    assert_eq!(names, ["funded", "paid", "active", "claimed", "closed"]);
+    devnet.stop().await;
+}

@@ -104,6 +104,8 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         ws_url: Some(devnet.ws_url()),
         disk_horizon_rounds: dagger_node::config::DEFAULT_DISK_HORIZON_ROUNDS,
         vm: dagger_node::config::VmConfig::simulated(&keys.join("data")),
+        chain_poll: dagger_node::config::DEFAULT_CHAIN_INTERVAL,
+        attest_interval: dagger_node::config::DEFAULT_CHAIN_INTERVAL,
     };
     std::fs::create_dir_all(&config.data_dir).unwrap();
     // It registers first and starts its node only once a quorum admitted

@@ -277,6 +277,8 @@ impl Devnet {
                 rpc_url: Some(chain.rpc_url()),
                 ws_url: Some(chain.ws_url()),
                 disk_horizon_rounds: dagger_node::config::DEFAULT_DISK_HORIZON_ROUNDS,
+                chain_poll: Duration::from_millis(300),
+                attest_interval: Duration::from_millis(300),
             });
         }
         let devnet = Devnet {
@@ -399,8 +401,8 @@ impl Devnet {
             ChainSettings {
                 rpc_url: self.rpc_url(),
                 ws_url: Some(self.ws_url()),
-                poll_interval: Duration::from_millis(300),
-                attest_interval: Duration::from_millis(300),
+                poll_interval: config.chain_poll,
+                attest_interval: config.attest_interval,
                 provisioner,
             },
             Default::default(),
@@ -563,17 +565,23 @@ pub async fn demo(
     let api = devnet
         .api(0)
         .ok_or_else(|| DevnetError::Setup("node 0 is not running".into()))?;
-    let endpoint = dagger_client::endpoint::fetch(&format!("http://{api}"), &request, &active)
-        .await
-        .map_err(|e| DevnetError::Setup(e.to_string()))?;
-    step(
-        "endpoint",
-        format!("{} (matches the hash the quorum attested)", endpoint.url),
-    );
-    if real_vm.is_some() {
-        let output = ssh_run(&endpoint, &ssh_key_file, "uname -a").await?;
-        step("ssh", format!("uname -a in the VM: {}", output.trim()));
-    }
+    // A simulated VM has an endpoint hash on-chain but nothing to reach.
+    let endpoint = match real_vm {
+        Some(_) => {
+            let endpoint =
+                dagger_client::endpoint::fetch(&format!("http://{api}"), &request, &active)
+                    .await
+                    .map_err(|e| DevnetError::Setup(e.to_string()))?;
+            step(
+                "endpoint",
+                format!("{} (matches the hash the quorum attested)", endpoint.url),
+            );
+            let output = ssh_run(&endpoint, &ssh_key_file, "uname -a").await?;
+            step("ssh", format!("uname -a in the VM: {}", output.trim()));
+            Some(endpoint)
+        }
+        None => None,
+    };
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     reader
@@ -645,7 +653,7 @@ pub async fn demo(
             "operator +{to_owner} (held for its owner), fees +{to_fees}, customer refunded {to_customer} (deposit rest + rent); balances check out"
         ),
     );
-    if real_vm.is_some() {
+    if let Some(endpoint) = &endpoint {
         // The assigned node destroys the VM once consensus sees the lease gone.
         let index = devnet
             .keys

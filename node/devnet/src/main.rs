@@ -179,13 +179,15 @@ async fn up(args: UpArgs) -> Result<()> {
     }
 }
 
-/// `RUST_LOG` wins; otherwise `default` (benchmarks keep their output quiet).
+/// `RUST_LOG` wins; otherwise `default`. Colour only on a terminal.
 fn init_logging(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -196,7 +198,11 @@ async fn main() -> Result<()> {
         // The embedded chain logs every refused simulation as an error;
         // attestation races produce some by design.
         Some(Command::Bench(_) | Command::BenchLease(_)) => "warn,surfpool=off",
-        _ => "info",
+        Some(Command::Run { .. }) => "info",
+        // The network itself: DAGGER's own lines only. The embedded chain
+        // logs every refused simulation as an error, and attestation races
+        // refuse some by design; RUST_LOG=surfpool=info shows its lines.
+        None => "off,dagger_node=info,dagger_devnet=info,dagger_client=warn",
     });
     match cli.command {
         None => up(cli.up).await?,
