@@ -150,3 +150,52 @@ mod tests {
         assert_eq!(expand_tilde("/abs"), PathBuf::from("/abs"));
     }
 }
+
+/// How every DAGGER binary reports a failure: with `json`, one object on
+/// stdout, `{"error": {"message", "program_error": {"code", "name",
+/// "message"} | null, "signature", "logs"}}`; otherwise `Error: ...` and
+/// the program's logs on stderr.
+pub fn report_error(json: bool, error: &anyhow::Error) {
+    use crate::ClientError;
+    let client_error = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ClientError>());
+    let logs = client_error.map(ClientError::logs).unwrap_or_default();
+    if json {
+        let program_error = client_error
+            .and_then(ClientError::program_failure)
+            .map(|failure| {
+                serde_json::json!({
+                    "code": failure.code(),
+                    "name": failure_name(failure),
+                    "message": failure.to_string(),
+                })
+            });
+        let report = serde_json::json!({
+            "error": {
+                "message": format!("{error:#}"),
+                "program_error": program_error,
+                "signature": client_error.and_then(ClientError::signature),
+                "logs": logs,
+            }
+        });
+        println!("{report}");
+    } else {
+        eprintln!("Error: {error:#}");
+        if !logs.is_empty() {
+            eprintln!("Program logs:");
+            for line in logs {
+                eprintln!("  {line}");
+            }
+        }
+    }
+}
+
+fn failure_name(failure: &crate::ProgramFailure) -> Option<String> {
+    use crate::ProgramFailure::*;
+    match failure {
+        Dagger(error) => Some(error.name()),
+        Anchor(error) => Some(error.name()),
+        UnknownCustom(_) | Runtime(_) => None,
+    }
+}

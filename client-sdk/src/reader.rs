@@ -259,7 +259,14 @@ fn data_size<T: Space>() -> RpcFilterType {
 
 /// The Clock sysvar is bincode: slot, epoch_start_timestamp, epoch,
 /// leader_schedule_epoch (8 bytes each), then unix_timestamp.
+/// The Clock sysvar's account data, decoded as the sysvar type.
 fn clock_unix_timestamp(data: &[u8]) -> Option<i64> {
-    let bytes = data.get(32..40)?;
-    Some(i64::from_le_bytes(bytes.try_into().ok()?))
+    let account = solana_account::Account {
+        lamports: 1,
+        data: data.to_vec(),
+        owner: Clock::id(),
+        executable: false,
+        rent_epoch: 0,
+    };
+    solana_account::from_account::<Clock, _>(&account).map(|clock| clock.unix_timestamp)
 }

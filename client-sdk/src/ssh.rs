@@ -143,9 +143,7 @@ mod tests {
 
     fn hex32(text: &str) -> [u8; 32] {
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
-        }
+        hex::decode_to_slice(&text[..64], &mut out).unwrap();
         out
     }
 

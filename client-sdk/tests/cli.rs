@@ -808,3 +808,25 @@ async fn the_solana_cli_config_file_is_honoured() {
     let (_, stderr) = text(&output);
     assert!(stderr.contains("commitment `soon`"), "{stderr}");
 }
+
+/// `dagger completions <shell>` prints a script naming the commands, with
+/// no cluster or wallet needed; an unknown shell is a usage error.
+#[tokio::test]
+async fn completion_scripts_need_no_cluster() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dagger"))
+            .args(["-u", "http://127.0.0.1:9", "completions", shell])
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{shell}: {:?}", text(&output));
+        let (stdout, _) = text(&output);
+        assert!(stdout.contains("slash") && stdout.contains("vm"), "{shell}");
+    }
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dagger"))
+        .args(["completions", "tcsh"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}

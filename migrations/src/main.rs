@@ -14,7 +14,6 @@ use dagger_client::{
     ClientOptions, CommitmentConfig, DaggerClient,
 };
 use dagger_migrations::{initialize, Action, Settings};
-use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status when the config differs and `--update` was not given.
@@ -142,10 +141,7 @@ fn main() -> ExitCode {
             }
         }
         Err(error) => {
-            match output {
-                Output::Json => println!("{}", json!({ "error": format!("{error:#}") })),
-                Output::Text => eprintln!("Error: {error:#}"),
-            }
+            dagger_client::cli_support::report_error(matches!(output, Output::Json), &error);
             ExitCode::FAILURE
         }
     }

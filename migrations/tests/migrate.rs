@@ -393,10 +393,14 @@ async fn a_cluster_without_the_program_gets_deploy_instructions() {
     assert!(stderr.contains("solana program deploy"), "{stderr}");
     let output = migrate(&url, &keypair, &["--output", "json"]).await;
     assert_eq!(output.status.code(), Some(1));
-    assert!(json(&output)["error"]
+    // The error shape every DAGGER binary uses.
+    let error = &json(&output)["error"];
+    assert!(error["message"]
         .as_str()
         .unwrap()
         .contains("is not deployed"));
+    assert!(error["program_error"].is_null());
+    assert!(error["logs"].as_array().unwrap().is_empty());
 
     let error = initialize(
         &client(&url, "ws://127.0.0.1:9", Arc::new(admin.insecure_clone())),

@@ -330,7 +330,7 @@ async fn a_killed_node_restarts_catches_up_and_never_forks_itself() {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    dagger_node::core::hex(bytes)
 }
 
 /// Counter value of a Prometheus series line starting with `series`.

@@ -672,8 +672,9 @@ pub fn reject_label(reject: &Reject) -> &'static str {
     }
 }
 
+/// Lower-case hex, as every id and hash is shown.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ::hex::encode(bytes)
 }
 
 #[cfg(test)]

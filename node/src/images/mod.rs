@@ -81,9 +81,7 @@ impl Image {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::core::hex;
 
 fn hash_file(path: &Path) -> Result<String, ImageError> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;

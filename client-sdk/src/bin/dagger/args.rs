@@ -129,6 +129,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         evidence: std::path::PathBuf,
     },
+    /// Print a shell completion script, e.g.
+    /// `dagger completions bash > ~/.local/share/bash-completion/completions/dagger`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]

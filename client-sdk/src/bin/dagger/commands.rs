@@ -51,6 +51,7 @@ pub async fn run(ctx: &Context, command: Command) -> Result<Report> {
             requests_list(ctx, customer, status).await
         }
         Command::Slash { evidence } => slash(ctx, &evidence).await,
+        Command::Completions { .. } => unreachable!("handled before any connection"),
     }
 }
 

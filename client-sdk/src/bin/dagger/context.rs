@@ -178,14 +178,9 @@ impl SolanaConfig {
 
 /// 32 bytes as 64 hex characters.
 pub fn parse_hash(value: &str) -> Result<[u8; 32]> {
-    let invalid = || anyhow!("`{value}` is not 64 hex characters (a 32-byte hash)");
-    if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(invalid());
-    }
     let mut hash = [0u8; 32];
-    for (i, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&value[2 * i..2 * i + 2], 16).map_err(|_| invalid())?;
-    }
+    ::hex::decode_to_slice(value, &mut hash)
+        .map_err(|_| anyhow!("`{value}` is not 64 hex characters (a 32-byte hash)"))?;
     Ok(hash)
 }
 
@@ -204,7 +199,7 @@ pub fn read_ssh_key(path: &str) -> Result<[u8; 32]> {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ::hex::encode(bytes)
 }
 
 /// Reads the node keypair for `operator register` with a clear error.

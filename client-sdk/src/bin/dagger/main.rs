@@ -9,14 +9,22 @@ mod context;
 use std::process::ExitCode;
 
 use clap::Parser;
-use dagger_client::ClientError;
-use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 use crate::{args::OutputFormat, context::Context};
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    if let args::Command::Completions { shell } = cli.command {
+        // Nothing to connect to: print the script and stop.
+        use clap::CommandFactory;
+        use std::io::Write;
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut args::Cli::command(), "dagger", &mut script);
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = std::io::stdout().write_all(&script);
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -47,53 +55,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints the error (with the program's logs when there are any): as one
-/// JSON object on stdout for `--output json`, as text on stderr otherwise.
+/// Prints the error the way every DAGGER binary does (see
+/// `cli_support::report_error`).
 fn fail(output: OutputFormat, error: &anyhow::Error) -> ExitCode {
-    let client_error = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<ClientError>());
-    let logs = client_error.map(ClientError::logs).unwrap_or_default();
-    match output {
-        OutputFormat::Json => {
-            let program_error =
-                client_error
-                    .and_then(ClientError::program_failure)
-                    .map(|failure| {
-                        json!({
-                            "code": failure.code(),
-                            "name": failure_name(failure),
-                            "message": failure.to_string(),
-                        })
-                    });
-            let report = json!({
-                "error": {
-                    "message": format!("{error:#}"),
-                    "program_error": program_error,
-                    "signature": client_error.and_then(ClientError::signature),
-                    "logs": logs,
-                }
-            });
-            println!("{report}");
-        }
-        OutputFormat::Text => {
-            eprintln!("Error: {error:#}");
-            if !logs.is_empty() {
-                eprintln!("Program logs:");
-                for line in logs {
-                    eprintln!("  {line}");
-                }
-            }
-        }
-    }
+    dagger_client::cli_support::report_error(output == OutputFormat::Json, error);
     ExitCode::FAILURE
-}
-
-fn failure_name(failure: &dagger_client::ProgramFailure) -> Option<String> {
-    use dagger_client::ProgramFailure::*;
-    match failure {
-        Dagger(error) => Some(error.name()),
-        Anchor(error) => Some(error.name()),
-        UnknownCustom(_) | Runtime(_) => None,
-    }
 }
