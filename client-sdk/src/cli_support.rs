@@ -110,47 +110,6 @@ pub fn parse_duration(value: &str) -> Result<Duration> {
         .ok_or_else(invalid)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sol_amounts_parse_exactly() {
-        assert_eq!(parse_sol("1").unwrap(), LAMPORTS_PER_SOL);
-        assert_eq!(parse_sol("0.5").unwrap(), LAMPORTS_PER_SOL / 2);
-        assert_eq!(parse_sol(".000000001").unwrap(), 1);
-        assert_eq!(parse_sol("10.25").unwrap(), 10_250_000_000);
-        for bad in ["", ".", "1.0000000001", "-1", "1e9", "abc", "1.2.3"] {
-            assert!(parse_sol(bad).is_err(), "{bad}");
-        }
-        assert!(parse_sol("18446744074").is_err(), "overflows u64 lamports");
-        assert_eq!(sol(1_500_000_000), "1.5");
-        assert_eq!(sol(1), "0.000000001");
-        assert_eq!(sol(7 * LAMPORTS_PER_SOL), "7");
-    }
-
-    #[test]
-    fn durations_take_units() {
-        assert_eq!(parse_duration("3600").unwrap().as_secs(), 3600);
-        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
-        assert_eq!(parse_duration("30m").unwrap().as_secs(), 1800);
-        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
-        assert_eq!(parse_duration("1d").unwrap().as_secs(), 86_400);
-        for bad in ["", "h", "1w", "1.5h", "-1", "1 h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn tilde_expands_to_home() {
-        let home = std::env::home_dir().expect("a home directory");
-        assert_eq!(expand_tilde("~/.config/x"), home.join(".config/x"));
-        assert_eq!(expand_tilde("~"), home);
-        assert_eq!(expand_tilde("~other/x"), PathBuf::from("~other/x"));
-        assert_eq!(expand_tilde("/abs"), PathBuf::from("/abs"));
-    }
-}
-
 /// How every DAGGER binary reports a failure: with `json`, one object on
 /// stdout, `{"error": {"message", "program_error": {"code", "name",
 /// "message"} | null, "signature", "logs"}}`; otherwise `Error: ...` and
@@ -199,3 +158,45 @@ fn failure_name(failure: &crate::ProgramFailure) -> Option<String> {
         UnknownCustom(_) | Runtime(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sol_amounts_parse_exactly() {
+        assert_eq!(parse_sol("1").unwrap(), LAMPORTS_PER_SOL);
+        assert_eq!(parse_sol("0.5").unwrap(), LAMPORTS_PER_SOL / 2);
+        assert_eq!(parse_sol(".000000001").unwrap(), 1);
+        assert_eq!(parse_sol("10.25").unwrap(), 10_250_000_000);
+        for bad in ["", ".", "1.0000000001", "-1", "1e9", "abc", "1.2.3"] {
+            assert!(parse_sol(bad).is_err(), "{bad}");
+        }
+        assert!(parse_sol("18446744074").is_err(), "overflows u64 lamports");
+        assert_eq!(sol(1_500_000_000), "1.5");
+        assert_eq!(sol(1), "0.000000001");
+        assert_eq!(sol(7 * LAMPORTS_PER_SOL), "7");
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("3600").unwrap().as_secs(), 3600);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("30m").unwrap().as_secs(), 1800);
+        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
+        assert_eq!(parse_duration("1d").unwrap().as_secs(), 86_400);
+        for bad in ["", "h", "1w", "1.5h", "-1", "1 h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tilde_expands_to_home() {
+        let home = std::env::home_dir().expect("a home directory");
+        assert_eq!(expand_tilde("~/.config/x"), home.join(".config/x"));
+        assert_eq!(expand_tilde("~"), home);
+        assert_eq!(expand_tilde("~other/x"), PathBuf::from("~other/x"));
+        assert_eq!(expand_tilde("/abs"), PathBuf::from("/abs"));
+    }
+}
+
