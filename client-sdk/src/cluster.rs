@@ -7,6 +7,7 @@ use url::Url;
 
 /// Why a `--url` / `--ws` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClusterUrlError {
     #[error(
         "`{0}` is neither a cluster moniker (l/localhost, d/devnet, t/testnet, m/mainnet-beta) \

@@ -7,6 +7,7 @@ use solana_transaction_error::TransactionError;
 
 /// Why the program (or the runtime around it) refused an instruction.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProgramFailure {
     /// One of DAGGER's own errors.
     #[error("DAGGER error {name}: {0}", name = .0.name())]
@@ -134,6 +135,7 @@ fn anchor_error(code: u32) -> Option<AnchorErrorCode> {
 /// failures, missing accounts, timeouts and the lease states a customer can
 /// run into while waiting.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     #[error("account data is not a valid {account_type}: {reason}")]
     Decode {

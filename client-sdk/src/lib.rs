@@ -11,8 +11,8 @@
 //! With the default `rpc` feature, an async client over anchor-client and
 //! the Solana RPC client: [`DaggerClient`] and its faces
 //! [`CustomerClient`], [`OperatorClient`], [`NodeClient`] and [`Reader`],
-//! plus a [`TransactionBuilder`] with priority fees. The `cli` feature
-//! builds the `dagger` command-line tool on top.
+//! plus a [`TransactionBuilder`] with priority fees. The `dagger`
+//! command-line tool is built on it in its own crate, `dagger-cli`.
 //!
 //! The builders are what the program's own runtime tests use, so every one of
 //! them is exercised against the real program.
@@ -25,8 +25,6 @@ pub mod layout;
 pub mod pda;
 pub mod ssh;
 
-#[cfg(feature = "cli")]
-pub mod cli_support;
 #[cfg(feature = "rpc")]
 mod client;
 #[cfg(feature = "rpc")]

@@ -7,6 +7,7 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 const KEY_TYPE: &[u8] = b"ssh-ed25519";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SshKeyError {
     #[error("not an ssh-ed25519 public key (expected `ssh-ed25519 AAAA... [comment]`)")]
     NotEd25519,

@@ -9,10 +9,8 @@ use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
-use dagger_client::{
-    cli_support::{parse_duration, parse_pubkey, parse_sol, read_keypair},
-    ClientOptions, CommitmentConfig, DaggerClient,
-};
+use dagger_cli::{parse_duration, parse_pubkey, parse_sol, read_keypair};
+use dagger_client::{ClientOptions, CommitmentConfig, DaggerClient};
 use dagger_migrations::{initialize, Action, Settings};
 use tracing_subscriber::EnvFilter;
 
@@ -141,7 +139,7 @@ fn main() -> ExitCode {
             }
         }
         Err(error) => {
-            dagger_client::cli_support::report_error(matches!(output, Output::Json), &error);
+            dagger_cli::report_error(matches!(output, Output::Json), &error);
             ExitCode::FAILURE
         }
     }

@@ -60,7 +60,13 @@ pub struct RunningNode {
     transport: Transport,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     core_task: tokio::task::JoinHandle<()>,
+    /// Tells the HTTP server to stop accepting and finish what it serves.
+    http_shutdown: tokio::sync::oneshot::Sender<()>,
+    http_task: tokio::task::JoinHandle<()>,
 }
+
+/// How long a stopping node lets HTTP requests in flight finish.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
 /// How a chain-backed node reaches the cluster and runs VMs.
 pub struct ChainSettings {
@@ -311,12 +317,16 @@ async fn assemble(
     });
     let sampled = handle.clone();
     let sampler = health.clone();
+    let (http_shutdown, http_stop) = tokio::sync::oneshot::channel::<()>();
+    let http_task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = http_stop.await;
+        });
+        if let Err(err) = serve.await {
+            tracing::error!(error = %err, "API server stopped");
+        }
+    });
     let mut tasks = vec![
-        tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                tracing::error!(error = %err, "API server stopped");
-            }
-        }),
         // Readiness needs to know when the decided round last moved, even
         // when nobody asks `/ready` for a while.
         tokio::spawn(async move {
@@ -350,6 +360,8 @@ async fn assemble(
         transport,
         tasks,
         core_task,
+        http_shutdown,
+        http_task,
     })
 }
 
@@ -357,6 +369,13 @@ impl RunningNode {
     /// Stops everything around the core, then the core (which flushes its
     /// ledger writer).
     pub async fn stop(self) {
+        // The API first, gracefully: requests in flight get their answer.
+        let _ = self.http_shutdown.send(());
+        let http = self.http_task;
+        let abort = http.abort_handle();
+        if tokio::time::timeout(HTTP_DRAIN, http).await.is_err() {
+            abort.abort();
+        }
         for task in &self.tasks {
             task.abort();
         }

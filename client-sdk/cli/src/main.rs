@@ -39,10 +39,20 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(output, &anyhow::Error::from(error)),
     };
+    // Commands with a wait of their own draw their own progress.
+    let own_progress = matches!(
+        cli.command,
+        args::Command::Slash { .. } | args::Command::Vm(args::VmCommand::Request { .. })
+    );
+    let spinner = (output == OutputFormat::Text && !own_progress)
+        .then(|| commands::spinner("talking to the cluster (sending and confirming)".into()));
     let result = runtime.block_on(async {
         let ctx = Context::new(&cli.global)?;
         commands::run(&ctx, cli.command).await
     });
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
     match result {
         Ok(report) => {
             match output {
@@ -56,8 +66,8 @@ fn main() -> ExitCode {
 }
 
 /// Prints the error the way every DAGGER binary does (see
-/// `cli_support::report_error`).
+/// `dagger_cli::report_error`).
 fn fail(output: OutputFormat, error: &anyhow::Error) -> ExitCode {
-    dagger_client::cli_support::report_error(output == OutputFormat::Json, error);
+    dagger_cli::report_error(output == OutputFormat::Json, error);
     ExitCode::FAILURE
 }

@@ -2,6 +2,7 @@
 //! temporary directory, `--url`/`--ws` pointing at the chain, JSON output
 //! parsed, exit codes and error messages checked.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::{path::PathBuf, process::Output};

@@ -1,5 +1,7 @@
-//! Argument handling shared by the `dagger` CLI and `dagger-migrate`, so
-//! both take keypairs, amounts and durations the same, Solana-CLI way.
+//! The `dagger` command-line tool (the binary) and what it shares with
+//! `dagger-migrate` (this library): keypairs, amounts and durations read
+//! the same, Solana-CLI way, and one way to report errors. Dapps depend on
+//! `dagger-client` alone, which pulls in none of this.
 
 use std::{path::PathBuf, str::FromStr, time::Duration};
 
@@ -115,7 +117,7 @@ pub fn parse_duration(value: &str) -> Result<Duration> {
 /// "message"} | null, "signature", "logs"}}`; otherwise `Error: ...` and
 /// the program's logs on stderr.
 pub fn report_error(json: bool, error: &anyhow::Error) {
-    use crate::ClientError;
+    use dagger_client::ClientError;
     let client_error = error
         .chain()
         .find_map(|cause| cause.downcast_ref::<ClientError>());
@@ -150,12 +152,12 @@ pub fn report_error(json: bool, error: &anyhow::Error) {
     }
 }
 
-fn failure_name(failure: &crate::ProgramFailure) -> Option<String> {
-    use crate::ProgramFailure::*;
+fn failure_name(failure: &dagger_client::ProgramFailure) -> Option<String> {
+    use dagger_client::ProgramFailure::*;
     match failure {
         Dagger(error) => Some(error.name()),
         Anchor(error) => Some(error.name()),
-        UnknownCustom(_) | Runtime(_) => None,
+        _ => None,
     }
 }
 
@@ -199,4 +201,3 @@ mod tests {
         assert_eq!(expand_tilde("/abs"), PathBuf::from("/abs"));
     }
 }
-

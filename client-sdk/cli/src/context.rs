@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _, Result};
-pub use dagger_client::cli_support::{
+pub use dagger_cli::{
     parse_duration, parse_pubkey, parse_sol, pubkey_or_keypair, read_keypair, sol,
 };
 use dagger_client::{ClientOptions, CommitmentConfig, DaggerClient, TxOptions};
@@ -154,7 +154,7 @@ impl SolanaConfig {
             Some(path) => (path, true),
             None => (SOLANA_CONFIG_FILE, false),
         };
-        let file = dagger_client::cli_support::expand_tilde(path);
+        let file = dagger_cli::expand_tilde(path);
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -186,7 +186,7 @@ pub fn parse_hash(value: &str) -> Result<[u8; 32]> {
 
 /// The ed25519 key of an OpenSSH public key file (`~` expanded).
 pub fn read_ssh_key(path: &str) -> Result<[u8; 32]> {
-    let file = dagger_client::cli_support::expand_tilde(path);
+    let file = dagger_cli::expand_tilde(path);
     let text = std::fs::read_to_string(&file).with_context(|| {
         format!(
             "cannot read the SSH public key {} (create one with `ssh-keygen -t ed25519`, or \

@@ -639,7 +639,7 @@ async fn ssh(
     let client = ctx.reader()?;
     let current = client.reader().request(request).await?;
     let endpoint = dagger_client::endpoint::fetch(&ctx.node_api()?, request, &current).await?;
-    let key = dagger_client::cli_support::expand_tilde(identity);
+    let key = dagger_cli::expand_tilde(identity);
     if !key.exists() {
         bail!(
             "no private key at {} (pass -i with the key whose public half you gave to `vm request`)",
@@ -771,7 +771,7 @@ async fn wait_active(
 
 /// A spinner on stderr (drawn only on a terminal, so JSON on stdout stays
 /// clean).
-fn spinner(message: String) -> ProgressBar {
+pub fn spinner(message: String) -> ProgressBar {
     let spinner = ProgressBar::new_spinner();
     if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
         spinner.set_style(style);
