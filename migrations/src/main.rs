@@ -9,7 +9,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
-use dagger_cli::{parse_duration, parse_pubkey, parse_sol, read_keypair};
+use dagger_cli::{parse_duration, parse_pubkey, read_keypair};
 use dagger_client::{ClientOptions, CommitmentConfig, DaggerClient};
 use dagger_migrations::{initialize, Action, Settings};
 use tracing_subscriber::EnvFilter;
@@ -103,9 +103,7 @@ fn pubkey_arg(value: &str) -> Result<anchor_lang::prelude::Pubkey, String> {
     parse_pubkey(value).map_err(|e| e.to_string())
 }
 
-fn sol_arg(value: &str) -> Result<u64, String> {
-    parse_sol(value).map_err(|e| e.to_string())
-}
+use dagger_cli::sol_arg;
 
 fn seconds_arg(value: &str) -> Result<i64, String> {
     let seconds = parse_duration(value).map_err(|e| e.to_string())?.as_secs();

@@ -224,8 +224,8 @@ pub enum OperatorCommand {
         #[command(flatten)]
         capacity: CapacityArgs,
         /// Stake, in SOL (at least the config's minimum).
-        #[arg(long, value_name = "SOL")]
-        stake: String,
+        #[arg(long, value_name = "SOL", value_parser = dagger_cli::sol_arg)]
+        stake: u64,
         /// Unset prices are 0 (any price is accepted for that unit).
         #[command(flatten)]
         price_floor: PriceFloorArgs,
@@ -234,8 +234,8 @@ pub enum OperatorCommand {
     AddStake {
         #[command(flatten)]
         node: NodeArg,
-        #[arg(long, value_name = "SOL")]
-        amount: String,
+        #[arg(long, value_name = "SOL", value_parser = dagger_cli::sol_arg)]
+        amount: u64,
     },
     /// Leave the roster; the stake unlocks after the unbonding period.
     Unstake {
@@ -274,8 +274,8 @@ pub enum OperatorCommand {
         #[command(flatten)]
         node: NodeArg,
         /// The lease's request account.
-        #[arg(long, value_name = "REQUEST")]
-        request: String,
+        #[arg(long, value_name = "REQUEST", value_parser = dagger_cli::pubkey_arg)]
+        request: solana_sdk::pubkey::Pubkey,
     },
     /// Show one operator.
     Show {
@@ -290,8 +290,8 @@ pub struct WaitArgs {
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this long (e.g. 90s, 10m).
-    #[arg(long, default_value = "10m", value_name = "DURATION")]
-    pub timeout: String,
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = dagger_cli::duration_arg)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,8 +311,8 @@ pub enum VmCommand {
         #[arg(long, default_value_t = 0)]
         region: u16,
         /// Content hash of the VM image, 64 hex characters.
-        #[arg(long, value_name = "HEX")]
-        image: String,
+        #[arg(long, value_name = "HEX", value_parser = dagger_cli::hash_arg)]
+        image: [u8; 32],
         /// Your ed25519 SSH public key (OpenSSH format): the VM lets in only
         /// its holder, as root. Recorded on-chain in the request.
         #[arg(
@@ -325,8 +325,8 @@ pub enum VmCommand {
         #[arg(long, value_name = "LAMPORTS")]
         price: u64,
         /// Lease length paid up front: seconds, or with a unit (90s, 30m, 2h, 1d).
-        #[arg(long, value_name = "DURATION")]
-        duration: String,
+        #[arg(long, value_name = "DURATION", value_parser = dagger_cli::duration_arg)]
+        duration: std::time::Duration,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -350,30 +350,35 @@ pub enum VmCommand {
     /// Pay for more time on an open request or running lease.
     TopUp {
         /// The request account (printed by `dagger vm request`).
-        request: String,
+        #[arg(value_parser = dagger_cli::pubkey_arg)]
+        request: solana_sdk::pubkey::Pubkey,
         /// Time to add: seconds, or with a unit (90s, 30m, 2h, 1d).
-        #[arg(long, value_name = "DURATION")]
-        duration: String,
+        #[arg(long, value_name = "DURATION", value_parser = dagger_cli::duration_arg)]
+        duration: std::time::Duration,
     },
     /// Cancel an open request; the whole deposit comes back.
     Cancel {
         /// The request account (printed by `dagger vm request`).
-        request: String,
+        #[arg(value_parser = dagger_cli::pubkey_arg)]
+        request: solana_sdk::pubkey::Pubkey,
     },
     /// Refund a request whose provisioning deadline passed (anyone may send it).
     Reclaim {
         /// The request account (printed by `dagger vm request`).
-        request: String,
+        #[arg(value_parser = dagger_cli::pubkey_arg)]
+        request: solana_sdk::pubkey::Pubkey,
     },
     /// End a lease now: the operator is paid what accrued, you get the rest.
     Close {
         /// The request account (printed by `dagger vm request`).
-        request: String,
+        #[arg(value_parser = dagger_cli::pubkey_arg)]
+        request: solana_sdk::pubkey::Pubkey,
     },
     /// Show a request / lease.
     Status {
         /// The request account (printed by `dagger vm request`).
-        request: String,
+        #[arg(value_parser = dagger_cli::pubkey_arg)]
+        request: solana_sdk::pubkey::Pubkey,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -383,7 +388,8 @@ pub enum VmCommand {
     /// operators' quorum attested on-chain.
     Ssh {
         /// The request account.
-        request: String,
+        #[arg(value_parser = dagger_cli::pubkey_arg)]
+        request: solana_sdk::pubkey::Pubkey,
         /// Private key matching the public key given at `vm request`.
         #[arg(
             short = 'i',

@@ -18,10 +18,7 @@ use crate::{
         CapacityArgs, Command, ConfigCommand, OperatorCommand, OperatorStatusArg, OperatorsCommand,
         PriceFloorArgs, RequestStatusArg, RequestsCommand, VmCommand, WaitArgs,
     },
-    context::{
-        hex, node_keypair, parse_duration, parse_hash, parse_pubkey, parse_sol, pubkey_or_keypair,
-        read_ssh_key, sol, Context,
-    },
+    context::{hex, node_keypair, pubkey_or_keypair, read_ssh_key, sol, Context},
 };
 
 /// What a command prints: the same facts for people and for programs.
@@ -263,7 +260,6 @@ async fn operator(ctx: &Context, command: OperatorCommand) -> Result<Report> {
         } => {
             let node = node_keypair(&path)?;
             let capacity = full_capacity(&capacity)?;
-            let stake = parse_sol(&stake)?;
             let floor = merge_price_floor(PriceFloor::default(), &price_floor);
             let client = ctx.client()?;
             let signature = client
@@ -290,7 +286,6 @@ async fn operator(ctx: &Context, command: OperatorCommand) -> Result<Report> {
         }
         OperatorCommand::AddStake { node, amount } => {
             let node = pubkey_or_keypair(&node.node)?;
-            let amount = parse_sol(&amount)?;
             let signature = ctx.client()?.operator().add_stake(&node, amount).await?;
             Ok(signed(
                 signature,
@@ -388,7 +383,6 @@ async fn operator(ctx: &Context, command: OperatorCommand) -> Result<Report> {
         }
         OperatorCommand::Claim { node, request } => {
             let node = pubkey_or_keypair(&node.node)?;
-            let request = parse_pubkey(&request)?;
             let client = ctx.client()?;
             let before = client.rpc().get_balance(&client.wallet()).await?;
             let signature = client.operator().claim(&node, &request).await?;
@@ -511,14 +505,11 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
                 memory_mib,
                 disk_gib,
                 region,
-                image_id: parse_hash(&image)?,
+                image_id: image,
                 ssh_key: read_ssh_key(&ssh_key)?,
             };
-            let duration = parse_duration(&duration)?.as_secs();
-            let timeout = wait
-                .wait
-                .then(|| parse_duration(&wait.timeout))
-                .transpose()?;
+            let duration = duration.as_secs();
+            let timeout = wait.wait.then_some(wait.timeout);
             let client = ctx.client()?;
             let started = Instant::now();
             let created = client
@@ -574,8 +565,7 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
             Ok(Report::new(json, text))
         }
         VmCommand::TopUp { request, duration } => {
-            let request = parse_pubkey(&request)?;
-            let seconds = parse_duration(&duration)?.as_secs();
+            let seconds = duration.as_secs();
             let client = ctx.client()?;
             let signature = client.customer().top_up(&request, seconds).await?;
             let current = client.reader().request(&request).await?;
@@ -590,7 +580,6 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
             ))
         }
         VmCommand::Cancel { request } => {
-            let request = parse_pubkey(&request)?;
             let signature = ctx.client()?.customer().cancel(&request).await?;
             Ok(signed(
                 signature,
@@ -599,7 +588,6 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
             ))
         }
         VmCommand::Reclaim { request } => {
-            let request = parse_pubkey(&request)?;
             let signature = ctx.client()?.customer().reclaim(&request).await?;
             Ok(signed(
                 signature,
@@ -608,7 +596,6 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
             ))
         }
         VmCommand::Close { request } => {
-            let request = parse_pubkey(&request)?;
             let signature = ctx.client()?.customer().close_lease(&request).await?;
             Ok(signed(
                 signature,
@@ -619,12 +606,12 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
                 ),
             ))
         }
-        VmCommand::Status { request, wait } => status(ctx, &parse_pubkey(&request)?, &wait).await,
+        VmCommand::Status { request, wait } => status(ctx, &request, &wait).await,
         VmCommand::Ssh {
             request,
             identity,
             command,
-        } => ssh(ctx, &parse_pubkey(&request)?, &identity, &command).await,
+        } => ssh(ctx, &request, &identity, &command).await,
     }
 }
 
@@ -673,7 +660,7 @@ async fn status(ctx: &Context, request: &Pubkey, wait: &WaitArgs) -> Result<Repo
     let client = ctx.reader()?;
     let started = Instant::now();
     let (current, method) = if wait.wait {
-        let timeout = parse_duration(&wait.timeout)?;
+        let timeout = wait.timeout;
         let lease = wait_active(&client, request, timeout).await?;
         (lease.request, Some(lease.method))
     } else {

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _, Result};
-pub use dagger_cli::{
-    parse_duration, parse_pubkey, parse_sol, pubkey_or_keypair, read_keypair, sol,
-};
+pub use dagger_cli::{parse_pubkey, pubkey_or_keypair, read_keypair, sol};
 use dagger_client::{ClientOptions, CommitmentConfig, DaggerClient, TxOptions};
 use solana_sdk::{pubkey::Pubkey, signature::Keypair, signer::Signer};
 
@@ -176,14 +174,6 @@ impl SolanaConfig {
     }
 }
 
-/// 32 bytes as 64 hex characters.
-pub fn parse_hash(value: &str) -> Result<[u8; 32]> {
-    let mut hash = [0u8; 32];
-    ::hex::decode_to_slice(value, &mut hash)
-        .map_err(|_| anyhow!("`{value}` is not 64 hex characters (a 32-byte hash)"))?;
-    Ok(hash)
-}
-
 /// The ed25519 key of an OpenSSH public key file (`~` expanded).
 pub fn read_ssh_key(path: &str) -> Result<[u8; 32]> {
     let file = dagger_cli::expand_tilde(path);
@@ -205,21 +195,4 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Reads the node keypair for `operator register` with a clear error.
 pub fn node_keypair(path: &str) -> Result<Keypair> {
     read_keypair(path).context("the node keypair (--node-keypair) is needed to co-sign")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes_are_64_hex_characters() {
-        let hash = parse_hash(&"ab".repeat(32)).unwrap();
-        assert_eq!(hash, [0xab; 32]);
-        assert_eq!(hex(&hash), "ab".repeat(32));
-        assert!(parse_hash(&"ab".repeat(31)).is_err());
-        assert!(parse_hash(&"zz".repeat(32)).is_err());
-        assert!(parse_hash(&"é".repeat(32)).is_err());
-        // `from_str_radix` alone would take a sign.
-        assert!(parse_hash(&"+a".repeat(32)).is_err());
-    }
 }

@@ -112,6 +112,28 @@ pub fn parse_duration(value: &str) -> Result<Duration> {
         .ok_or_else(invalid)
 }
 
+/// Clap value parsers: bad values are usage errors (exit 2) that name the
+/// flag, before anything connects.
+pub fn sol_arg(value: &str) -> Result<u64, String> {
+    parse_sol(value).map_err(|e| e.to_string())
+}
+
+pub fn duration_arg(value: &str) -> Result<Duration, String> {
+    parse_duration(value).map_err(|e| e.to_string())
+}
+
+pub fn pubkey_arg(value: &str) -> Result<Pubkey, String> {
+    parse_pubkey(value).map_err(|e| e.to_string())
+}
+
+/// 32 bytes as exactly 64 hex characters.
+pub fn hash_arg(value: &str) -> Result<[u8; 32], String> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(value, &mut hash)
+        .map_err(|_| format!("`{value}` is not 64 hex characters (a 32-byte hash)"))?;
+    Ok(hash)
+}
+
 /// How every DAGGER binary reports a failure: with `json`, one object on
 /// stdout, `{"error": {"message", "program_error": {"code", "name",
 /// "message"} | null, "signature", "logs"}}`; otherwise `Error: ...` and
@@ -163,6 +185,17 @@ fn failure_name(failure: &dagger_client::ProgramFailure) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hashes_are_exactly_64_hex_characters() {
+        let hash = super::hash_arg(&"ab".repeat(32)).unwrap();
+        assert_eq!(hash, [0xab; 32]);
+        assert!(super::hash_arg(&"ab".repeat(31)).is_err());
+        assert!(super::hash_arg(&"zz".repeat(32)).is_err());
+        assert!(super::hash_arg(&"é".repeat(32)).is_err());
+        // A sign is not a digit (`from_str_radix` alone would take it).
+        assert!(super::hash_arg(&"+a".repeat(32)).is_err());
+    }
+
     use super::*;
 
     #[test]

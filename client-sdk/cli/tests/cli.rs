@@ -588,7 +588,8 @@ async fn cli_errors_are_clear() {
     );
     assert!(error["program_error"].is_null());
 
-    // Bad arguments are refused before anything is sent.
+    // Bad values are usage errors (exit 2, from clap, naming the argument)
+    // before anything connects.
     for (args, expected) in [
         (
             vec!["vm", "top-up", "not-a-key", "--duration", "1h"],
@@ -639,17 +640,37 @@ async fn cli_errors_are_clear() {
                 "--node",
                 "nowhere.json",
                 "--amount",
-                "1",
+                "1.5e3",
             ],
-            "neither a base58 public key nor a keypair file",
+            "not an amount of SOL",
         ),
     ] {
-        let error = cli.json_error(&args).await;
-        assert!(
-            error["message"].as_str().unwrap().contains(expected),
-            "{args:?}: {error}"
-        );
+        let output = cli
+            .output(&[&args[..], &["--output", "json"]].concat())
+            .await;
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stderr.contains("invalid value"), "{args:?}: {stderr}");
     }
+    // A node that is neither a key nor a keypair file: found when read.
+    let error = cli
+        .json_error(&[
+            "operator",
+            "add-stake",
+            "--node",
+            "nowhere.json",
+            "--amount",
+            "1",
+        ])
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("neither a base58 public key nor a keypair file"),
+        "{error}"
+    );
 
     // Not enough SOL: refused before sending.
     let error = cli
