@@ -13,6 +13,8 @@ use crate::identity::{parse_id, NodeId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("rpc_url: {0}")]
+    BadUrl(String),
     #[error("{0} must be at least 1 (milliseconds)")]
     ZeroInterval(&'static str),
     #[error("cannot read config {path}: {source}")]
@@ -230,20 +232,6 @@ pub const DEFAULT_CHAIN_INTERVAL: std::time::Duration = std::time::Duration::fro
 /// Default for [`NodeConfig::disk_horizon_rounds`].
 pub const DEFAULT_DISK_HORIZON_ROUNDS: u64 = 4096;
 
-/// The websocket URL Solana tools derive from an RPC URL (port + 1).
-pub fn derive_ws_url(rpc_url: &str) -> String {
-    let ws = rpc_url
-        .replacen("https://", "wss://", 1)
-        .replacen("http://", "ws://", 1);
-    match ws.rsplit_once(':') {
-        Some((head, port)) if port.trim_end_matches('/').parse::<u16>().is_ok() => {
-            let port: u16 = port.trim_end_matches('/').parse().unwrap_or(0);
-            format!("{head}:{}", port.saturating_add(1))
-        }
-        _ => ws,
-    }
-}
-
 pub fn parse_peer(text: &str) -> Result<PeerSetting, ConfigError> {
     let bad = || ConfigError::BadPeer(text.to_string());
     let (key, rest) = text.split_once('@').ok_or_else(bad)?;
@@ -383,6 +371,17 @@ impl NodeConfig {
                 .or(from_file.vm_accel)
                 .unwrap_or(crate::provisioner::Accel::Auto),
         };
+        let rpc_url = overrides.rpc_url.clone().or(from_file.rpc_url);
+        // The SDK's derivation (the one the `dagger` CLI uses): scheme to
+        // ws(s), port + 1, path kept.
+        let ws_url = match (&rpc_url, overrides.ws_url.clone().or(from_file.ws_url)) {
+            (_, Some(ws)) => Some(ws),
+            (Some(rpc), None) => Some(
+                dagger_client::cluster::websocket_url(rpc)
+                    .map_err(|e| ConfigError::BadUrl(e.to_string()))?,
+            ),
+            (None, None) => None,
+        };
         Ok(NodeConfig {
             identity,
             listen,
@@ -399,8 +398,8 @@ impl NodeConfig {
                 .unwrap_or_else(|| "dagger-local".to_string()),
             stake: overrides.stake.or(from_file.stake).unwrap_or(1),
             peers,
-            rpc_url: overrides.rpc_url.clone().or(from_file.rpc_url),
-            ws_url: overrides.ws_url.clone().or(from_file.ws_url),
+            rpc_url,
+            ws_url,
             disk_horizon_rounds: overrides
                 .disk_horizon_rounds
                 .or(from_file.disk_horizon_rounds)
@@ -489,15 +488,30 @@ mod tests {
     }
 
     #[test]
-    fn websocket_url_follows_solana_conventions() {
+    fn the_websocket_url_is_derived_as_the_sdk_does() {
+        let load = |rpc: &str| {
+            let overrides = Overrides {
+                identity: Some("id.json".into()),
+                listen: Some("127.0.0.1:7000".parse().unwrap()),
+                api: Some("127.0.0.1:8000".parse().unwrap()),
+                data_dir: Some("data".into()),
+                rpc_url: Some(rpc.into()),
+                ..Default::default()
+            };
+            NodeConfig::load(None, &overrides)
+        };
+        let ws = |rpc: &str| load(rpc).unwrap().ws_url.unwrap();
+        assert_eq!(ws("http://127.0.0.1:8899"), "ws://127.0.0.1:8900/");
         assert_eq!(
-            derive_ws_url("http://127.0.0.1:8899"),
-            "ws://127.0.0.1:8900"
+            ws("https://api.devnet.solana.com"),
+            "wss://api.devnet.solana.com/"
         );
+        // A provider URL with a path and a token keeps both.
         assert_eq!(
-            derive_ws_url("https://api.devnet.solana.com"),
-            "wss://api.devnet.solana.com"
+            ws("https://rpc.example.com:8899/v1/token"),
+            "wss://rpc.example.com:8900/v1/token"
         );
+        assert!(matches!(load("ftp://nowhere"), Err(ConfigError::BadUrl(_))));
     }
 
     #[test]

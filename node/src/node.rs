@@ -399,12 +399,7 @@ pub async fn start_from_config(config: &NodeConfig) -> Result<RunningNode, NodeE
             .map_err(|e| NodeError::Provisioner(e.to_string()))?;
     let chain = ChainSettings {
         rpc_url: rpc_url.clone(),
-        ws_url: Some(
-            config
-                .ws_url
-                .clone()
-                .unwrap_or_else(|| crate::config::derive_ws_url(rpc_url)),
-        ),
+        ws_url: config.ws_url.clone(),
         poll_interval: config.chain_poll,
         attest_interval: config.attest_interval,
         provisioner,

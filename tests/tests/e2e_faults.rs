@@ -2,34 +2,12 @@
 
 mod e2e;
 
-use e2e::{funded_customer, spec};
-use std::time::{Duration, Instant};
+use e2e::{funded_customer, spec, wait_active};
+use std::time::Duration;
 
-use anchor_lang::prelude::Pubkey;
 use dagger_client::{instructions as ix, pda, Request, RequestStatus, Vote};
 use dagger_devnet::devnet::{Devnet, DevnetOptions};
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
-
-async fn wait_active(devnet: &Devnet, request: &Pubkey) -> Request {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(r) = devnet.reader.one::<Request>(request).await.unwrap() {
-            if r.status == RequestStatus::Active {
-                return r;
-            }
-        }
-        if Instant::now() > deadline {
-            for (i, node) in devnet.nodes.iter().enumerate() {
-                if let Some(node) = node {
-                    eprintln!("node {i}: {:?}", node.core.status().await);
-                }
-            }
-            eprintln!("request: {:?}", devnet.reader.one::<Request>(request).await);
-            panic!("request {request} never became active");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_byzantine_minority_cannot_release_or_move_funds() {
@@ -138,11 +116,7 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
 
 /// The `dagger-node` binary built next to this test.
 fn node_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("dagger-node");
-    assert!(bin.exists(), "build the node first: {}", bin.display());
-    bin
+    e2e::binary("dagger-node")
 }
 
 fn spawn_node(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {

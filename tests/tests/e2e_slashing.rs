@@ -11,36 +11,11 @@ use std::time::{Duration, Instant};
 
 use anchor_lang::prelude::Pubkey;
 use dagger_client::{
-    evidence::Evidence, pda, Config, EquivocationRecord, Operator, OperatorStatus, Request,
-    RequestStatus,
+    evidence::Evidence, pda, Config, EquivocationRecord, Operator, OperatorStatus,
 };
 use dagger_devnet::devnet::{Devnet, DevnetOptions};
-use e2e::{funded_customer, spec};
+use e2e::{binary, funded_customer, spec, wait_active};
 use solana_sdk::signer::Signer;
-
-async fn wait_active(devnet: &Devnet, request: &Pubkey) -> Request {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(r) = devnet.reader.one::<Request>(request).await.unwrap() {
-            if r.status == RequestStatus::Active {
-                return r;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "request {request} never became active"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A binary built next to this test (`cargo test --workspace` builds them).
-fn binary(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(bin.exists(), "build it first: {}", bin.display());
-    bin
-}
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

@@ -29,7 +29,7 @@
 //!   [`Hashgraph::stats`], [`Hashgraph::event_info`].
 //! * [`Hashgraph::snapshot`] / [`Hashgraph::restore`] (typed
 //!   [`SnapshotError`]): see "Restart".
-//! * Forester ([`merkle`]): batches, Merkle roots, inclusion proofs.
+//! * [`merkle`]: batch Merkle roots and inclusion proofs.
 //!
 //! # Constants
 //! * [`ROSTER_DELAY`] = 12: a roster change ordered in round `r` applies
@@ -167,7 +167,7 @@ pub use event::{
 pub use evidence::{evidence_hash, headers_conflict, Equivocation};
 pub use fame::COIN_PERIOD;
 pub use hashgraph::{ChainHead, Decided, EventInfo, Hashgraph, InsertOutcome, Inserted, Stats};
-pub use merkle::{Batch, Forester, InclusionProof};
+pub use merkle::InclusionProof;
 pub use order::{chain_hash, Ordered};
 pub use roster::{is_supermajority, Roster};
 

@@ -1,15 +1,12 @@
-//! The forester: batches pending transactions and commits to each batch
-//! with a blake3 Merkle tree shaped as in RFC 6962 / RFC 9162.
+//! Commits to an event's transaction batch with a blake3 Merkle tree shaped
+//! as in RFC 6962 / RFC 9162, and proves a transaction's inclusion. (The
+//! node batches from its durable mempool: a batch must survive a crash.)
 //!
 //! Leaves are `blake3(0x00 || tx)`, inner nodes `blake3(0x01 || left ||
 //! right)`, the empty batch `blake3("")`: the prefixes keep a leaf from ever
 //! being read as an inner node (no second-preimage confusion), and the
 //! RFC 6962 split (left subtree = largest power of two below n) avoids the
 //! duplicated-last-leaf ambiguity of Bitcoin-style trees.
-
-use std::collections::VecDeque;
-
-use thiserror::Error;
 
 /// Hash of one transaction as a leaf.
 pub fn leaf_hash(tx: &[u8]) -> [u8; 32] {
@@ -125,83 +122,6 @@ impl InclusionProof {
     }
 }
 
-/// Why the forester refused a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ForesterError {
-    #[error("transaction of {size} bytes exceeds {max}")]
-    TooLarge { size: usize, max: usize },
-    #[error("pending pool is full ({max} transactions)")]
-    PoolFull { max: usize },
-}
-
-/// A batch ready to go into the node's next event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Batch {
-    pub txs: Vec<Vec<u8>>,
-    pub root: [u8; 32],
-}
-
-/// Bounded FIFO of transactions waiting for the node's next event.
-#[derive(Debug)]
-pub struct Forester {
-    pending: VecDeque<Vec<u8>>,
-    max_pending: usize,
-    limits: crate::Limits,
-}
-
-impl Forester {
-    /// A forester that builds batches within `limits` and holds at most
-    /// `max_pending` transactions.
-    pub fn new(limits: crate::Limits, max_pending: usize) -> Self {
-        Forester {
-            pending: VecDeque::new(),
-            max_pending,
-            limits,
-        }
-    }
-
-    /// Queue a transaction.
-    pub fn push(&mut self, tx: Vec<u8>) -> Result<(), ForesterError> {
-        if tx.len() > self.limits.max_tx_bytes {
-            return Err(ForesterError::TooLarge {
-                size: tx.len(),
-                max: self.limits.max_tx_bytes,
-            });
-        }
-        if self.pending.len() >= self.max_pending {
-            return Err(ForesterError::PoolFull {
-                max: self.max_pending,
-            });
-        }
-        self.pending.push_back(tx);
-        Ok(())
-    }
-
-    /// Transactions waiting.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Take the oldest transactions that fit one event's limits.
-    pub fn next_batch(&mut self) -> Batch {
-        let mut txs = Vec::new();
-        let mut bytes = 0usize;
-        while let Some(tx) = self.pending.front() {
-            if txs.len() >= self.limits.max_txs_per_event
-                || bytes + tx.len() > self.limits.max_batch_bytes
-            {
-                break;
-            }
-            bytes += tx.len();
-            if let Some(tx) = self.pending.pop_front() {
-                txs.push(tx);
-            }
-        }
-        let root = merkle_root(&txs);
-        Batch { txs, root }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,28 +154,5 @@ mod tests {
         forged.extend_from_slice(&b);
         assert_ne!(leaf_hash(&forged), node_hash(&a, &b));
         assert_ne!(merkle_root::<Vec<u8>>(&[]), leaf_hash(b""));
-    }
-
-    #[test]
-    fn forester_respects_limits() {
-        let limits = crate::Limits {
-            max_txs_per_event: 3,
-            max_batch_bytes: 10,
-            max_tx_bytes: 4,
-            ..crate::Limits::default()
-        };
-        let mut f = Forester::new(limits, 5);
-        assert!(matches!(
-            f.push(vec![0; 5]),
-            Err(ForesterError::TooLarge { .. })
-        ));
-        for _ in 0..5 {
-            f.push(vec![1; 4]).expect("fits");
-        }
-        assert_eq!(f.push(vec![1]), Err(ForesterError::PoolFull { max: 5 }));
-        let b = f.next_batch();
-        assert_eq!(b.txs.len(), 2); // 3 x 4 bytes would exceed 10
-        assert_eq!(b.root, merkle_root(&b.txs));
-        assert_eq!(f.pending(), 3);
     }
 }

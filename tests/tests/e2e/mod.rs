@@ -1,6 +1,10 @@
 //! Shared by the end-to-end tests (`mod e2e;` in each).
 
-use dagger_client::VmSpec;
+use std::time::{Duration, Instant};
+
+use anchor_lang::prelude::Pubkey;
+use dagger_client::{Request, RequestStatus, VmSpec};
+use dagger_devnet::devnet::Devnet;
 use dagger_node::chain::ChainReader;
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
 
@@ -24,4 +28,38 @@ pub async fn funded_customer(reader: &ChainReader) -> Keypair {
         .await
         .unwrap();
     customer
+}
+
+/// Waits (up to 90 s) until `request` is an active lease; on timeout prints
+/// every node's status and the request before failing.
+#[allow(dead_code)] // not every e2e test binary waits for leases this way
+pub async fn wait_active(devnet: &Devnet, request: &Pubkey) -> Request {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(r) = devnet.reader.one::<Request>(request).await.unwrap() {
+            if r.status == RequestStatus::Active {
+                return r;
+            }
+        }
+        if Instant::now() > deadline {
+            for (i, node) in devnet.nodes.iter().enumerate() {
+                if let Some(node) = node {
+                    eprintln!("node {i}: {:?}", node.core.status().await);
+                }
+            }
+            eprintln!("request: {:?}", devnet.reader.one::<Request>(request).await);
+            panic!("request {request} never became active");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A binary of this workspace, built next to the test (`cargo test
+/// --workspace` builds them all).
+#[allow(dead_code)] // only the tests that run processes use it
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(bin.exists(), "build it first: {}", bin.display());
+    bin
 }
