@@ -149,6 +149,29 @@ impl DaggerClient {
         &self.program
     }
 
+    /// Asks the cluster's faucet (local and test clusters) for `lamports`
+    /// and waits until `to` holds them.
+    pub async fn airdrop(&self, to: &Pubkey, lamports: u64) -> Result<(), ClientError> {
+        let before = self.rpc.get_balance(to).await.map_err(Box::new)?;
+        self.rpc
+            .request_airdrop(to, lamports)
+            .await
+            .map_err(Box::new)?;
+        let started = std::time::Instant::now();
+        let patience = std::time::Duration::from_secs(20);
+        while started.elapsed() < patience {
+            let now = self.rpc.get_balance(to).await.map_err(Box::new)?;
+            if now >= before.saturating_add(lamports) {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err(ClientError::Timeout {
+            what: format!("an airdrop of {lamports} lamports to {to}"),
+            after: patience,
+        })
+    }
+
     /// A transaction paid by this client's wallet.
     pub fn transaction(&self) -> TransactionBuilder<'_> {
         TransactionBuilder::new(self)

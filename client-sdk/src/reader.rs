@@ -124,6 +124,23 @@ impl<'a> Reader<'a> {
             .await
     }
 
+    /// Every program account of type `T` (by its Anchor discriminator).
+    pub async fn all<T: AccountDeserialize + Discriminator>(
+        self,
+    ) -> Result<Vec<(Pubkey, T)>, ClientError> {
+        self.scan::<T>(Vec::new()).await
+    }
+
+    /// The tallies `rent_payer` paid for (the rent payer is the first field
+    /// after the discriminator, so the RPC node filters them).
+    pub async fn tallies_paid_by(
+        self,
+        rent_payer: &Pubkey,
+    ) -> Result<Vec<(Pubkey, Attestation)>, ClientError> {
+        self.scan::<Attestation>(vec![memcmp(DISCRIMINATOR_LEN, rent_payer.as_ref())])
+            .await
+    }
+
     /// Operators, sorted by node key.
     pub async fn operators(
         self,
@@ -257,8 +274,6 @@ fn data_size<T: Space>() -> RpcFilterType {
     RpcFilterType::DataSize((DISCRIMINATOR_LEN + T::INIT_SPACE) as u64)
 }
 
-/// The Clock sysvar is bincode: slot, epoch_start_timestamp, epoch,
-/// leader_schedule_epoch (8 bytes each), then unix_timestamp.
 /// The Clock sysvar's account data, decoded as the sysvar type.
 fn clock_unix_timestamp(data: &[u8]) -> Option<i64> {
     let account = solana_account::Account {

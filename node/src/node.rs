@@ -126,7 +126,8 @@ pub async fn start_chain(
 ) -> Result<RunningNode, NodeError> {
     let identity = Identity::load(&config.identity)?;
     let store = Arc::new(Store::open(&config.data_dir)?);
-    let reader = Arc::new(ChainReader::new(&chain.rpc_url));
+    let reader =
+        Arc::new(ChainReader::new(&chain.rpc_url).map_err(|e| NodeError::Chain(e.to_string()))?);
     let (genesis, network_id) = crate::chain::genesis(&reader, &store)
         .await
         .map_err(NodeError::Chain)?;

@@ -129,7 +129,7 @@ async fn stake_spam_orphaned_tallies_and_price_floors_on_a_running_devnet() {
     // the customer cancels right after. The node's attester closes the
     // orphaned tally and gets the rent back.
     let voter = devnet.keys.operators[0].node.insecure_clone();
-    let before = reader.rpc.get_balance(&voter.pubkey()).await.unwrap();
+    let before = reader.rpc().get_balance(&voter.pubkey()).await.unwrap();
     let vote = Vote::Provision {
         request: cheap,
         nonce: record.nonce,
@@ -140,7 +140,7 @@ async fn stake_spam_orphaned_tallies_and_price_floors_on_a_running_devnet() {
     reader.attest(&voter, epoch, vote).await.unwrap();
     let tally = pda::attestation(&vote.subject()).0;
     assert!(reader.one::<Attestation>(&tally).await.unwrap().is_some());
-    let rent = reader.rpc.get_balance(&tally).await.unwrap();
+    let rent = reader.rpc().get_balance(&tally).await.unwrap();
     assert!(rent > 40_000_000, "the tally holds its rent: {rent}");
     reader
         .send(
@@ -157,7 +157,7 @@ async fn stake_spam_orphaned_tallies_and_price_floors_on_a_running_devnet() {
     )
     .await;
     // The voter paid the vote's and the close's fees, and nothing else.
-    let after = reader.rpc.get_balance(&voter.pubkey()).await.unwrap();
+    let after = reader.rpc().get_balance(&voter.pubkey()).await.unwrap();
     assert!(
         before - after <= 20_000,
         "node key lost {} lamports (tally rent {rent})",

@@ -31,7 +31,7 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
         .await
         .unwrap();
     let escrow = pda::escrow(&request).0;
-    let escrowed = reader.rpc.get_balance(&escrow).await.unwrap();
+    let escrowed = reader.rpc().get_balance(&escrow).await.unwrap();
     let nonce = reader
         .one::<Request>(&request)
         .await
@@ -60,7 +60,7 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
         RequestStatus::Open,
         "1 of 4 cannot decide"
     );
-    assert_eq!(reader.rpc.get_balance(&escrow).await.unwrap(), escrowed);
+    assert_eq!(reader.rpc().get_balance(&escrow).await.unwrap(), escrowed);
 
     // The honest three provision it as consensus decided.
     let active = wait_active(&devnet, &request).await;

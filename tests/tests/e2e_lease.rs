@@ -49,7 +49,7 @@ async fn wait_for(
 }
 
 async fn balance(devnet: &Devnet, key: &Pubkey) -> u64 {
-    devnet.reader.rpc.get_balance(key).await.unwrap()
+    devnet.reader.rpc().get_balance(key).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -25,7 +25,7 @@ async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_node
     }
     let reader = devnet.reader.clone();
     let customer = funded_customer(&reader).await;
-    let start = reader.rpc.get_balance(&customer.pubkey()).await.unwrap();
+    let start = reader.rpc().get_balance(&customer.pubkey()).await.unwrap();
 
     // Cancel while open: everything back but the two transaction fees.
     let request = reader
@@ -41,13 +41,13 @@ async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_node
         .await
         .unwrap();
     assert_eq!(
-        reader.rpc.get_balance(&customer.pubkey()).await.unwrap(),
+        reader.rpc().get_balance(&customer.pubkey()).await.unwrap(),
         start - 10_000
     );
     assert!(reader.one::<Request>(&request).await.unwrap().is_none());
 
     // Reclaim after the deadline, sent by a stranger: the customer gets it all back.
-    let before = reader.rpc.get_balance(&customer.pubkey()).await.unwrap();
+    let before = reader.rpc().get_balance(&customer.pubkey()).await.unwrap();
     let request = reader
         .pay_for_vm(&customer, 2, spec(), 1_000, 600)
         .await
@@ -75,7 +75,7 @@ async fn cancel_before_provisioning_and_reclaim_after_the_deadline_with_all_node
         .await
         .unwrap();
     assert_eq!(
-        reader.rpc.get_balance(&customer.pubkey()).await.unwrap(),
+        reader.rpc().get_balance(&customer.pubkey()).await.unwrap(),
         before - 5_000
     );
     assert!(reader.one::<Request>(&request).await.unwrap().is_none());

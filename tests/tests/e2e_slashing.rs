@@ -212,7 +212,7 @@ async fn an_operator_that_equivocates_is_slashed_and_removed_and_leases_go_on() 
     let mut tampered = evidence.clone();
     tampered.second.signature[5] ^= 1;
     std::fs::write(&file, serde_json::to_string(&tampered).unwrap()).unwrap();
-    let balance = reader.rpc.get_balance(&reporter.pubkey()).await.unwrap();
+    let balance = reader.rpc().get_balance(&reporter.pubkey()).await.unwrap();
     let output = cli(&file);
     assert!(!output.status.success());
     // With `--output json` the error is a JSON object on stdout.
@@ -223,7 +223,7 @@ async fn an_operator_that_equivocates_is_slashed_and_removed_and_leases_go_on() 
         "{message}"
     );
     assert_eq!(
-        reader.rpc.get_balance(&reporter.pubkey()).await.unwrap(),
+        reader.rpc().get_balance(&reporter.pubkey()).await.unwrap(),
         balance,
         "nothing was paid for a bad pair"
     );

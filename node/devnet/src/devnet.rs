@@ -238,7 +238,7 @@ impl Devnet {
             ..LocalChainConfig::default()
         })
         .await?;
-        let reader = Arc::new(ChainReader::new(&chain.rpc_url()));
+        let reader = Arc::new(ChainReader::new(&chain.rpc_url())?);
         let catalog = Catalog::new(options.data_dir.join("images"));
         let backend = prepare_images(options.provisioner, &catalog)?;
         let mut configs = Vec::new();
@@ -610,7 +610,7 @@ pub async fn demo(
     let escrow = pda::escrow(&request).0;
     let balance = |key: Pubkey| async move {
         reader
-            .rpc
+            .rpc()
             .get_balance(&key)
             .await
             .map_err(|e| DevnetError::Tx(ChainError::Rpc(e.to_string())))

@@ -20,7 +20,7 @@ use dagger_client::{errors::DaggerError, pda, OperatorStatus, Request, RequestSt
 use solana_sdk::signature::Keypair;
 use tokio::sync::watch;
 
-use super::rpc::{ChainError, ChainReader};
+use super::client::{ChainError, ChainReader};
 use crate::{controller::Duties, metrics::Metrics, store::Store};
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! post attestations (attester), and fix the genesis roster.
 
 pub mod attester;
-pub mod rpc;
+pub mod client;
 pub mod slasher;
 pub mod watcher;
 
@@ -10,7 +10,7 @@ use anchor_lang::{AnchorDeserialize, AnchorSerialize};
 use dagger_client::{pda, Genesis};
 
 use crate::{controller::GenesisOperator, store::Store};
-pub use rpc::{ChainError, ChainReader};
+pub use client::{ChainError, ChainReader};
 
 const GENESIS_KEY: &str = "genesis_roster";
 

@@ -24,7 +24,7 @@ use dagger_client::{
 use dagger_consensus::Equivocation;
 use solana_sdk::signature::{Keypair, Signer};
 
-use super::rpc::{ChainError, ChainReader};
+use super::client::{ChainError, ChainReader};
 use crate::{core::CoreHandle, metrics::Metrics, store::Store};
 
 const OUTBOX_KEY: &str = "slasher_outbox";

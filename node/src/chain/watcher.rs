@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use solana_pubsub_client::nonblocking::pubsub_client::PubsubClient;
 use tokio::sync::Notify;
 
-use super::rpc::{ChainError, ChainReader};
+use super::client::{ChainError, ChainReader};
 use crate::{controller::NodeTx, core::CoreHandle, store::Store};
 
 /// What a poll saw: the observation per account, and which accounts are requests.
