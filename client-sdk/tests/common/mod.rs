@@ -7,8 +7,8 @@
 use std::{sync::Arc, time::Duration};
 
 use dagger_client::{
-    instructions as ix, pda, AttestOutcome, Capacity, ClientOptions, CommitmentConfig,
-    DaggerClient, InitializeArgs, VmSpec, Vote,
+    instructions as ix, pda, AttestOutcome, ClientOptions, CommitmentConfig, DaggerClient,
+    InitializeArgs, Vote,
 };
 use dagger_localnet::{LocalChain, LocalChainConfig};
 use solana_sdk::{
@@ -85,25 +85,8 @@ pub async fn funded(chain: &LocalChain, sol: u64) -> Arc<Keypair> {
     panic!("airdrop {signature} not confirmed");
 }
 
-pub fn capacity() -> Capacity {
-    Capacity {
-        vcpus: 16,
-        memory_mib: 65_536,
-        disk_gib: 1_000,
-        region: 1,
-    }
-}
-
-pub fn spec() -> VmSpec {
-    VmSpec {
-        vcpus: 2,
-        memory_mib: 4_096,
-        disk_gib: 40,
-        region: 1,
-        image_id: [7; 32],
-        ssh_key: [42; 32],
-    }
-}
+/// The same operator capacity and VM spec as the program tests.
+pub use dagger_tests::{capacity, spec};
 
 pub struct OperatorKeys {
     pub owner: Arc<Keypair>,
