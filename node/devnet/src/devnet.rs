@@ -625,17 +625,7 @@ pub async fn demo(
         balance(vault).await?,
         balance(fees).await?,
     );
-    reader
-        .send(
-            &[ix::close_lease(
-                &customer.pubkey(),
-                &request,
-                &active.assigned_operator,
-            )],
-            &customer,
-            &[],
-        )
-        .await?;
+    reader.close_lease(&customer, &request).await?;
     let fee_paid = 5_000;
     let to_customer = balance(customer.pubkey()).await? + fee_paid - before.0;
     let to_owner = balance(vault).await? - before.1;

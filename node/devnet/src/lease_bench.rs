@@ -18,7 +18,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use dagger_client::{instructions as ix, Request, RequestStatus, VmSpec};
+use dagger_client::{Request, RequestStatus, VmSpec};
 use serde::Serialize;
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
 
@@ -253,8 +253,7 @@ async fn one_lease(
         ssh_ms,
     };
     // Close it so the operators' capacity is free for the next request.
-    let close = ix::close_lease(&customer.pubkey(), &request, &lease.assigned_operator);
-    if let Err(err) = reader.send(&[close], customer, &[]).await {
+    if let Err(err) = reader.close_lease(customer, &request).await {
         return Outcome::Failed(format!("closing: {err}"));
     }
     outcome

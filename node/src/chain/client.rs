@@ -171,6 +171,20 @@ impl ChainReader {
         Ok(pda::request(&customer.pubkey(), request_id).0)
     }
 
+    /// The customer ends a lease (`close_lease`, through the SDK's customer
+    /// face: the operator is paid what accrued, the rest comes back).
+    pub async fn close_lease(
+        &self,
+        customer: &Keypair,
+        request: &Pubkey,
+    ) -> Result<(), ChainError> {
+        let as_customer = self
+            .client
+            .with_wallet(Arc::new(customer.insecure_clone()))?;
+        as_customer.customer().close_lease(request).await?;
+        Ok(())
+    }
+
     /// Requests an airdrop and waits until the balance shows it.
     pub async fn airdrop(&self, to: &Pubkey, lamports: u64) -> Result<(), ChainError> {
         Ok(self.client.airdrop(to, lamports).await?)
