@@ -93,16 +93,20 @@ impl Evidence {
             .map_err(|e| EvidenceError::Header(Which::First, e))?;
         let second = EventHeader::decode(&self.second.header)
             .map_err(|e| EvidenceError::Header(Which::Second, e))?;
-        dagger_event_header::check_pair(&first, &second).map_err(EvidenceError::Pair)?;
+        let (first_id, second_id) =
+            dagger_event_header::pair_ids(&first, &second).map_err(EvidenceError::Pair)?;
         let node_key = Pubkey::new_from_array(first.creator.0);
         let key = VerifyingKey::from_bytes(&first.creator.0)
             .map_err(|_| EvidenceError::BadCreatorKey(node_key))?;
-        for (which, signed) in [(Which::First, &self.first), (Which::Second, &self.second)] {
-            let message = dagger_event_header::signing_message(network_id, &signed.id());
+        for (which, signed, id) in [
+            (Which::First, &self.first, &first_id),
+            (Which::Second, &self.second, &second_id),
+        ] {
+            let message = dagger_event_header::signing_message(network_id, id);
             key.verify_strict(&message, &Signature::from_bytes(&signed.signature))
                 .map_err(|_| EvidenceError::BadSignature(which, hex::encode(network_id)))?;
         }
-        let hash = evidence_hash(&self.first.id(), &self.second.id());
+        let hash = evidence_hash(&first_id, &second_id);
         Ok(CheckedEvidence {
             node_key,
             first,

@@ -394,21 +394,18 @@ pub fn report_equivocation(
     first: &SignedHeader,
     second: &SignedHeader,
 ) -> Vec<Instruction> {
-    let mut instructions: Vec<Instruction> = [first, second]
-        .iter()
-        .map(|signed| {
-            let id = dagger_event_header::EventId(*blake3::hash(&signed.header).as_bytes());
+    let (first_id, second_id) = (first.id(), second.id());
+    let mut instructions: Vec<Instruction> = [(first, &first_id), (second, &second_id)]
+        .into_iter()
+        .map(|(signed, id)| {
             solana_ed25519_program::new_ed25519_instruction_with_signature(
-                &dagger_event_header::signing_message(network_id, &id),
+                &dagger_event_header::signing_message(network_id, id),
                 &signed.signature,
                 &node_key.to_bytes(),
             )
         })
         .collect();
-    let hash = dagger_event_header::evidence_hash(
-        &dagger_event_header::EventId(*blake3::hash(&first.header).as_bytes()),
-        &dagger_event_header::EventId(*blake3::hash(&second.header).as_bytes()),
-    );
+    let hash = dagger_event_header::evidence_hash(&first_id, &second_id);
     let operator = pda::operator(node_key).0;
     instructions.push(build(
         accs::ReportEquivocation {

@@ -2,7 +2,7 @@
 
 mod e2e;
 
-use e2e::{funded_customer, spec, wait_active};
+use e2e::{funded_customer, node_config_file, spawn_node, spec, wait_active};
 use std::time::Duration;
 
 use dagger_client::{instructions as ix, pda, Request, RequestStatus, Vote};
@@ -114,27 +114,6 @@ async fn a_byzantine_minority_cannot_release_or_move_funds() {
     devnet.stop().await;
 }
 
-/// The `dagger-node` binary built next to this test.
-fn node_binary() -> std::path::PathBuf {
-    e2e::binary("dagger-node")
-}
-
-fn spawn_node(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    std::process::Command::new(node_binary())
-        .arg("run")
-        .arg("--config")
-        .arg(config)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_mid_flow_restarts_without_double_votes_or_losses() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,21 +127,9 @@ async fn a_node_killed_mid_flow_restarts_without_double_votes_or_losses() {
         devnet.start_node(i).await.unwrap();
     }
     // Node 1 is a separate process, so it can be killed with SIGKILL.
-    let c = &devnet.configs[1];
     let config = dir.path().join("node1.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "identity = {:?}\nlisten = \"{}\"\napi = \"127.0.0.1:0\"\ndata_dir = {:?}\nnetwork = \"{}\"\nrpc_url = \"{}\"\nws_url = \"{}\"\n",
-            c.identity.display().to_string(),
-            c.listen,
-            c.data_dir.display().to_string(),
-            c.network,
-            devnet.rpc_url(),
-            devnet.ws_url(),
-        ),
-    )
-    .unwrap();
+    let c = &devnet.configs[1];
+    node_config_file(&devnet, 1, c.listen, &c.data_dir, &config);
     let log = dir.path().join("node1.log");
     let mut child = spawn_node(&config, &log);
 

@@ -14,7 +14,7 @@ use dagger_client::{
     evidence::Evidence, pda, Config, EquivocationRecord, Operator, OperatorStatus,
 };
 use dagger_devnet::devnet::{Devnet, DevnetOptions};
-use e2e::{binary, funded_customer, spec, wait_active};
+use e2e::{binary, funded_customer, node_config_file, spawn_node, spec, wait_active};
 use solana_sdk::signer::Signer;
 
 fn free_udp_port() -> u16 {
@@ -56,30 +56,10 @@ async fn an_operator_that_equivocates_is_slashed_and_removed_and_leases_go_on() 
 
     // The byzantine operator starts a second node with node 3's key and
     // an empty ledger, listening elsewhere.
-    let c = &devnet.configs[3];
     let twin_config = dir.path().join("twin.toml");
-    std::fs::write(
-        &twin_config,
-        format!(
-            "identity = {:?}\nlisten = \"127.0.0.1:{}\"\napi = \"127.0.0.1:0\"\ndata_dir = {:?}\nnetwork = \"{}\"\nrpc_url = \"{}\"\nws_url = \"{}\"\n",
-            c.identity.display().to_string(),
-            free_udp_port(),
-            dir.path().join("twin").display().to_string(),
-            c.network,
-            devnet.rpc_url(),
-            devnet.ws_url(),
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.path().join("twin.log")).unwrap();
-    let mut twin = std::process::Command::new(binary("dagger-node"))
-        .arg("run")
-        .arg("--config")
-        .arg(&twin_config)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    node_config_file(&devnet, 3, listen, &dir.path().join("twin"), &twin_config);
+    let mut twin = spawn_node(&twin_config, &dir.path().join("twin.log"));
 
     let byzantine = devnet.keys.operators[3].node.pubkey();
     let operator_address = pda::operator(&byzantine).0;

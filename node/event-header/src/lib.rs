@@ -341,16 +341,24 @@ impl fmt::Display for PairError {
 /// by ed25519 on the nodes, by the Ed25519 precompile on-chain): same
 /// creator, distinct, conflicting.
 pub fn check_pair(a: &EventHeader, b: &EventHeader) -> Result<(), PairError> {
+    pair_ids(a, b).map(|_| ())
+}
+
+/// [`check_pair`], returning the two event ids it had to compute, so a
+/// caller that needs them (the program, to check the signed messages)
+/// does not hash the headers again.
+pub fn pair_ids(a: &EventHeader, b: &EventHeader) -> Result<(EventId, EventId), PairError> {
     if a.creator != b.creator {
         return Err(PairError::DifferentCreators);
     }
-    if a.id() == b.id() {
+    let ids = (a.id(), b.id());
+    if ids.0 == ids.1 {
         return Err(PairError::SameEvent);
     }
     if !headers_conflict(a, b) {
         return Err(PairError::NotAConflict);
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Domain tag of [`evidence_hash`].

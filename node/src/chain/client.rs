@@ -58,11 +58,6 @@ impl ChainReader {
         Ok(ChainReader { client })
     }
 
-    /// The SDK client underneath.
-    pub fn client(&self) -> &DaggerClient {
-        &self.client
-    }
-
     /// The raw Solana RPC client (balances and the like in tools and tests).
     pub fn rpc(&self) -> &RpcClient {
         self.client.rpc()

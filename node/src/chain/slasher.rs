@@ -139,6 +139,7 @@ impl Slasher {
                 continue;
             }
             tracing::warn!(creator = %Pubkey::new_from_array(creator), "queueing an equivocation report");
+            let hash = evidence.hash();
             outbox.push(OutboxEntry {
                 creator,
                 first_header: evidence.first.header,
@@ -149,10 +150,6 @@ impl Slasher {
             });
             changed = true;
             // A first attempt after a delay of its own (see the module docs).
-            let hash = outbox
-                .last()
-                .map(|e| e.evidence().hash())
-                .unwrap_or_default();
             let mut seed = blake3::Hasher::new();
             seed.update(&hash);
             seed.update(&me);

@@ -63,3 +63,47 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     assert!(bin.exists(), "build it first: {}", bin.display());
     bin
 }
+
+/// Writes a config file that runs devnet node `i`'s identity as a separate
+/// `dagger-node run` process, listening on `listen` with its ledger in
+/// `data_dir`, against the devnet's chain.
+#[allow(dead_code)] // only the tests that run node processes use it
+pub fn node_config_file(
+    devnet: &Devnet,
+    i: usize,
+    listen: std::net::SocketAddr,
+    data_dir: &std::path::Path,
+    path: &std::path::Path,
+) {
+    let c = &devnet.configs[i];
+    std::fs::write(
+        path,
+        format!(
+            "identity = {:?}\nlisten = \"{listen}\"\napi = \"127.0.0.1:0\"\ndata_dir = {:?}\nnetwork = \"{}\"\nrpc_url = \"{}\"\nws_url = \"{}\"\n",
+            c.identity.display().to_string(),
+            data_dir.display().to_string(),
+            c.network,
+            devnet.rpc_url(),
+            devnet.ws_url(),
+        ),
+    )
+    .unwrap();
+}
+
+/// Starts `dagger-node run --config <config>`, its log appended to `log`.
+#[allow(dead_code)] // only the tests that run node processes use it
+pub fn spawn_node(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    std::process::Command::new(binary("dagger-node"))
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}

@@ -15,7 +15,7 @@
 
 use anchor_lang::prelude::*;
 use dagger_event_header::{
-    check_pair, evidence_hash, signing_message, EventHeader, EventId, PairError, SIGNATURE_DOMAIN,
+    evidence_hash, pair_ids, signing_message, EventHeader, EventId, PairError, SIGNATURE_DOMAIN,
     SIGNING_MESSAGE_LEN,
 };
 
@@ -69,7 +69,7 @@ pub(crate) fn handler(
     require!(accounts.config.bootstrapped, DaggerError::NotBootstrapped);
     let first = EventHeader::decode(&first_header).map_err(|_| DaggerError::MalformedHeader)?;
     let second = EventHeader::decode(&second_header).map_err(|_| DaggerError::MalformedHeader)?;
-    check_pair(&first, &second).map_err(|e| match e {
+    let (first_id, second_id) = pair_ids(&first, &second).map_err(|e| match e {
         PairError::DifferentCreators => DaggerError::DifferentCreators,
         PairError::SameEvent => DaggerError::SameEvent,
         PairError::NotAConflict => DaggerError::NotAConflict,
@@ -79,7 +79,6 @@ pub(crate) fn handler(
         first.creator.0 == node_key.to_bytes(),
         DaggerError::CreatorNotOperator
     );
-    let (first_id, second_id) = (first.id(), second.id());
 
     let network_id = accounts.config.network_id;
     let sysvar = accounts.instructions.to_account_info();
