@@ -6,11 +6,12 @@
 //! | `GET /ready` | 200 when consensus decides, peers sync, the state is verified and the chain answers; 503 with the failing checks otherwise |
 //! | `GET /status` | rounds, order, peers |
 //! | `GET /events/{id}` | one event (hex id) with its consensus facts |
-//! | `GET /order?from=N&limit=M` | ordered transactions with consensus timestamps |
+//! | `GET /order?from=N&limit=M[&wait_ms=W]` | ordered transactions with consensus timestamps; with `wait_ms`, waits up to W ms (≤ 30 000) for position N to be ordered (long poll) |
 //! | `GET /evidence` | equivocations this node holds proof of, in the form `dagger slash --evidence` reads |
 //! | `GET /checkpoints` | latest checkpoints (round, order, digest), newest first |
 //! | `GET /leases/{request}` | where a provisioned request's VM is (chain-backed nodes) |
 //! | `POST /tx` | submit a transaction (raw body); returns the carrying event's id |
+//! | `POST /txs` | submit many: the body is transactions each prefixed by its length (u32, little-endian); returns one result per transaction, in order |
 //! | `GET /metrics` | Prometheus text |
 
 use std::sync::Arc;
@@ -34,6 +35,10 @@ use crate::{
 
 /// Largest `limit` for `/order`.
 pub const MAX_ORDER_PAGE: usize = 10_000;
+/// Longest `/order` long poll.
+pub const MAX_ORDER_WAIT_MS: u64 = 30_000;
+/// Most transactions in one `POST /txs`.
+pub const MAX_SUBMIT_BATCH: usize = 10_000;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -75,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/evidence", get(evidence))
         .route("/leases/{request}", get(lease))
         .route("/tx", post(submit))
+        .route("/txs", post(submit_batch))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -213,6 +219,8 @@ struct OrderQuery {
     #[serde(default)]
     from: u64,
     limit: Option<usize>,
+    /// Long poll: wait this long for something at `from`.
+    wait_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -225,9 +233,24 @@ struct OrderedTx {
 
 async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -> Response {
     let limit = query.limit.unwrap_or(1_000).min(MAX_ORDER_PAGE);
-    let store = state.store.clone();
     let from = query.from;
-    let result = tokio::task::spawn_blocking(move || store.txs_page(from, limit)).await;
+    let wait = std::time::Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_ORDER_WAIT_MS));
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribe before reading, so a batch applied in between is not missed.
+    let mut applied = state.core.ledger_applied();
+    let result = loop {
+        let store = state.store.clone();
+        let page = tokio::task::spawn_blocking(move || store.txs_page(from, limit)).await;
+        let empty = matches!(&page, Ok(Ok(records)) if records.is_empty());
+        if !empty || tokio::time::Instant::now() >= deadline {
+            break page;
+        }
+        match tokio::time::timeout_at(deadline, applied.changed()).await {
+            Ok(Ok(())) => continue,
+            // Timed out, or the node is stopping: answer what there is.
+            _ => break page,
+        }
+    };
     match result {
         Ok(Ok(records)) => Json(
             records
@@ -329,13 +352,80 @@ async fn evidence(State(state): State<ApiState>) -> Response {
 async fn submit(State(state): State<ApiState>, body: Bytes) -> Response {
     match state.core.submit(body.to_vec()).await {
         Ok(id) => Json(serde_json::json!({ "event_id": hex(&id.0) })).into_response(),
-        Err(e @ (SubmitError::Empty | SubmitError::TooLarge { .. })) => {
-            error(StatusCode::BAD_REQUEST, e.to_string())
+        Err(e) => error(submit_status(&e), e.to_string()),
+    }
+}
+
+/// Splits a `POST /txs` body into transactions.
+pub fn split_batch(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut txs = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        if txs.len() == MAX_SUBMIT_BATCH {
+            return Err(format!(
+                "more than {MAX_SUBMIT_BATCH} transactions in one batch"
+            ));
         }
-        Err(e @ (SubmitError::Busy(_) | SubmitError::BusyBytes(_))) => {
-            error(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(format!(
+                "truncated length prefix after {} transactions",
+                txs.len()
+            ));
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(format!(
+                "transaction {} says {len} bytes but {} remain",
+                txs.len(),
+                tail.len()
+            ));
         }
-        Err(e @ SubmitError::Closed) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        txs.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    if txs.is_empty() {
+        return Err("the batch is empty".into());
+    }
+    Ok(txs)
+}
+
+/// One transaction's outcome in a `POST /txs` answer.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchResult {
+    Carried { event_id: String },
+    Refused { error: String, status: u16 },
+}
+
+async fn submit_batch(State(state): State<ApiState>, body: Bytes) -> Response {
+    let txs = match split_batch(&body) {
+        Ok(txs) => txs,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let results: Vec<BatchResult> = state
+        .core
+        .submit_batch(txs)
+        .await
+        .into_iter()
+        .map(|result| match result {
+            Ok(id) => BatchResult::Carried {
+                event_id: hex(&id.0),
+            },
+            Err(e) => BatchResult::Refused {
+                status: submit_status(&e).as_u16(),
+                error: e.to_string(),
+            },
+        })
+        .collect();
+    Json(results).into_response()
+}
+
+/// The HTTP status a refused submission gets.
+fn submit_status(e: &SubmitError) -> StatusCode {
+    match e {
+        SubmitError::Empty | SubmitError::TooLarge { .. } => StatusCode::BAD_REQUEST,
+        SubmitError::Busy(_) | SubmitError::BusyBytes(_) => StatusCode::TOO_MANY_REQUESTS,
+        SubmitError::Closed => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -17,6 +17,11 @@ pub enum ConfigError {
     BadUrl(String),
     #[error("{0} must be at least 1 (milliseconds)")]
     ZeroInterval(&'static str),
+    #[error(
+        "event_spacing_us must be between {min} and {max} (got {got}): below, a busy node \
+         would push more events than its peers accept"
+    )]
+    EventSpacing { got: u64, min: u64, max: u64 },
     #[error("cannot read config {path}: {source}")]
     Read {
         path: String,
@@ -58,6 +63,7 @@ pub struct FileConfig {
     pub vm_accel: Option<crate::provisioner::Accel>,
     pub chain_poll_ms: Option<u64>,
     pub attest_interval_ms: Option<u64>,
+    pub event_spacing_us: Option<u64>,
 }
 
 /// Which VM backend a chain-backed node uses.
@@ -197,6 +203,11 @@ pub struct Overrides {
     /// How often pending attestations are (re)sent, ms (default 500).
     #[arg(long, env = "DAGGER_ATTEST_INTERVAL_MS")]
     pub attest_interval_ms: Option<u64>,
+    /// Least time between two own events while busy, µs (default 2000):
+    /// events that arrive meanwhile are answered with one event. Lower
+    /// means faster finality and more CPU per transaction.
+    #[arg(long, env = "DAGGER_EVENT_SPACING_US")]
+    pub event_spacing_us: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +235,15 @@ pub struct NodeConfig {
     /// notifications) and attestations are (re)sent.
     pub chain_poll: std::time::Duration,
     pub attest_interval: std::time::Duration,
+    /// Least time between two own events while busy.
+    pub event_spacing: std::time::Duration,
 }
+
+/// Default for [`NodeConfig::event_spacing`].
+pub const DEFAULT_EVENT_SPACING_US: u64 = 2_000;
+/// Bounds of [`NodeConfig::event_spacing`]: a peer accepts
+/// `PeerLimits::pushes_per_second` (2 000) pushes per second.
+pub const EVENT_SPACING_US: std::ops::RangeInclusive<u64> = 500..=1_000_000;
 
 /// Default for [`NodeConfig::chain_poll`] and [`NodeConfig::attest_interval`].
 pub const DEFAULT_CHAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -290,6 +309,17 @@ impl NodeConfig {
             from_file.attest_interval_ms,
             "attest_interval_ms",
         )?;
+        let spacing = overrides
+            .event_spacing_us
+            .or(from_file.event_spacing_us)
+            .unwrap_or(DEFAULT_EVENT_SPACING_US);
+        if !EVENT_SPACING_US.contains(&spacing) {
+            return Err(ConfigError::EventSpacing {
+                got: spacing,
+                min: *EVENT_SPACING_US.start(),
+                max: *EVENT_SPACING_US.end(),
+            });
+        }
         let peers = if overrides.peers.is_empty() {
             from_file
                 .peers
@@ -407,6 +437,7 @@ impl NodeConfig {
             vm,
             chain_poll,
             attest_interval,
+            event_spacing: std::time::Duration::from_micros(spacing),
         })
     }
 
@@ -485,6 +516,43 @@ mod tests {
         };
         let config = NodeConfig::load(Some(&path), &overrides).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("elsewhere"));
+        assert_eq!(
+            config.event_spacing,
+            std::time::Duration::from_micros(DEFAULT_EVENT_SPACING_US)
+        );
+    }
+
+    /// Events closer than peers accept them, or a node that would hardly
+    /// ever answer, are refused with the bounds.
+    #[test]
+    fn event_spacing_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let load = |text: &str, flag: Option<u64>| {
+            std::fs::write(&path, text).unwrap();
+            let overrides = Overrides {
+                identity: Some("id.json".into()),
+                listen: Some("127.0.0.1:7000".parse().unwrap()),
+                api: Some("127.0.0.1:8000".parse().unwrap()),
+                data_dir: Some("data".into()),
+                event_spacing_us: flag,
+                ..Default::default()
+            };
+            NodeConfig::load(Some(&path), &overrides)
+        };
+        for bad in [0, 499, 1_000_001, i64::MAX as u64] {
+            let err = load(&format!("event_spacing_us = {bad}\n"), None).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::EventSpacing { got, min: 500, max: 1_000_000 } if got == bad),
+                "{bad}: {err}"
+            );
+        }
+        let config = load("event_spacing_us = 750\n", None).unwrap();
+        assert_eq!(config.event_spacing, std::time::Duration::from_micros(750));
+        // The flag wins over the file.
+        let config = load("event_spacing_us = 750\n", Some(5_000)).unwrap();
+        assert_eq!(config.event_spacing, std::time::Duration::from_millis(5));
+        assert!(load("", Some(100)).is_err());
     }
 
     #[test]

@@ -270,6 +270,7 @@ async fn assemble(
         max_pending_txs: 200_000,
         max_pending_bytes: 256 << 20,
         idle_event_interval: Duration::from_millis(500),
+        min_event_spacing: config.event_spacing,
         disk_horizon_rounds: config.disk_horizon_rounds,
     };
     let (core, handle) = Core::open(

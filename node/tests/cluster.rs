@@ -554,6 +554,14 @@ async fn a_node_whose_last_event_never_went_out_rejoins_after_a_long_outage() {
         filler += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The ledger is made durable every couple of seconds (the event log
+    // covers what happened since): keep going until the snapshot is.
+    let durable_by = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < durable_by {
+        net.submit(3, &tx(8, filler)).await;
+        filler += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     net.cluster.kill(3);
     let network_id = dagger_node::config::network_id("dagger-test");
 

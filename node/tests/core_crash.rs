@@ -70,6 +70,7 @@ fn config(genesis: Roster, disk_horizon_rounds: u64) -> CoreConfig {
         max_pending_txs: 10_000,
         max_pending_bytes: 1 << 24,
         idle_event_interval: Duration::from_millis(5),
+        min_event_spacing: Duration::ZERO,
         disk_horizon_rounds,
     }
 }

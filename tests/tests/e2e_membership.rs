@@ -106,6 +106,9 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         vm: dagger_node::config::VmConfig::simulated(&keys.join("data")),
         chain_poll: dagger_node::config::DEFAULT_CHAIN_INTERVAL,
         attest_interval: dagger_node::config::DEFAULT_CHAIN_INTERVAL,
+        event_spacing: std::time::Duration::from_micros(
+            dagger_node::config::DEFAULT_EVENT_SPACING_US,
+        ),
     };
     std::fs::create_dir_all(&config.data_dir).unwrap();
     // It registers first and starts its node only once a quorum admitted

@@ -38,12 +38,27 @@ pub struct BenchArgs {
     /// Bytes per transaction.
     #[arg(long, default_value_t = 64)]
     pub tx_size: usize,
-    /// Concurrent submitters (each waits for its previous submission).
+    /// Concurrent submitters without `--rate` (each waits for its previous
+    /// request).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Transactions per request without `--rate` (`POST /txs`).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// The nodes' `event_spacing_us` (least time between two own events
+    /// while busy; default: the node's).
+    #[arg(long)]
+    pub event_spacing_us: Option<u64>,
+    /// Seconds to measure the nodes' CPU while idle before the load (0: skip).
+    #[arg(long, default_value_t = 5)]
+    pub idle: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Write every transaction's (seconds since the start, node, finality
+    /// ms) to this CSV file.
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
     /// Keep the cluster's files here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -53,7 +68,11 @@ pub struct BenchArgs {
 pub struct NodeReport {
     pub node: String,
     pub ordered_tx: u64,
+    /// CPU seconds since the process started.
     pub cpu_s: f64,
+    /// CPU use from the start of the load until everything was ordered
+    /// (100 = one core).
+    pub cpu_percent: f64,
     pub rss_mb: f64,
     pub digest: String,
 }
@@ -61,13 +80,19 @@ pub struct NodeReport {
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub nodes: usize,
+    /// `--rate` (open loop), if given.
+    pub offered_tps: Option<u64>,
     pub duration_s: f64,
     pub submitted_tx: u64,
+    /// Accepted submissions per second while submitting.
+    pub submitted_tps: f64,
     pub ordered_tx: u64,
     pub ordered_tps: f64,
     pub finality_p50_ms: f64,
     pub finality_p99_ms: f64,
     pub finality_max_ms: f64,
+    /// Mean CPU per node with nothing to order (100 = one core).
+    pub idle_cpu_percent: Option<f64>,
     pub digests: Vec<String>,
     pub digests_match: bool,
     pub per_node: Vec<NodeReport>,
@@ -151,6 +176,15 @@ impl Cluster {
             exe: exe.to_path_buf(),
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// Adds a top-level setting to every node's config file.
+    pub fn set(&self, setting: &str) -> Result<()> {
+        for node in &self.nodes {
+            let text = std::fs::read_to_string(&node.config)?;
+            std::fs::write(&node.config, format!("{setting}\n{text}"))?;
+        }
+        Ok(())
     }
 
     /// Starts node `i` (again, if it was stopped).
@@ -315,106 +349,256 @@ pub fn work_dir(dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir
     }
 }
 
+/// Transactions sent and not yet seen ordered: content → (node it went to,
+/// when it was sent).
+type Sent = Arc<std::sync::Mutex<Submitted>>;
+
+/// What a node ordered, with when the bench saw each transaction.
+type Seen = Arc<std::sync::Mutex<Vec<(Vec<u8>, Instant)>>>;
+
+/// A 64-byte (or `size`) transaction unique to `n`.
+fn make_tx(n: u64, size: usize) -> Vec<u8> {
+    let mut tx = vec![0u8; size.max(16)];
+    tx[..8].copy_from_slice(&n.to_le_bytes());
+    tx[8..16].copy_from_slice(&blake3::hash(&n.to_le_bytes()).as_bytes()[..8]);
+    tx
+}
+
+/// A `POST /txs` body.
+fn batch_body(txs: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(txs.iter().map(|t| t.len() + 4).sum());
+    for tx in txs {
+        body.extend_from_slice(&(tx.len() as u32).to_le_bytes());
+        body.extend_from_slice(tx);
+    }
+    body
+}
+
+/// Sends `txs` to `url` (one `POST /txs`) and forgets those the node
+/// refused (they will never be ordered).
+async fn send_batch(client: &reqwest::Client, url: &str, txs: Vec<Vec<u8>>, sent: &Sent) {
+    let answer = client.post(url).body(batch_body(&txs)).send().await;
+    let accepted: Vec<bool> = match answer {
+        Ok(r) if r.status().is_success() => match r.json::<Vec<serde_json::Value>>().await {
+            Ok(results) => results
+                .iter()
+                .map(|r| r.get("event_id").is_some())
+                .collect(),
+            Err(_) => vec![false; txs.len()],
+        },
+        _ => vec![false; txs.len()],
+    };
+    let mut sent = sent.lock().unwrap();
+    for (tx, ok) in txs
+        .iter()
+        .zip(accepted.iter().chain(std::iter::repeat(&false)))
+    {
+        if !ok {
+            sent.remove(tx);
+        }
+    }
+}
+
+/// Submits until `stop`: closed loop (`concurrency` submitters, each
+/// waiting for its batch) when `rate` is 0, else open loop: every
+/// [`OPEN_LOOP_TICK`] the transactions due by then go to the next node in
+/// one request, whether or not earlier requests were answered.
+fn spawn_load(
+    args: &BenchArgs,
+    cluster: &Cluster,
+    client: &reqwest::Client,
+    sent: &Sent,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let urls: Arc<Vec<String>> =
+        Arc::new((0..args.nodes).map(|i| cluster.url(i, "/txs")).collect());
+    let counter = Arc::new(AtomicU64::new(0));
+    let (tx_size, batch) = (args.tx_size, args.batch.max(1));
+    let new_txs = {
+        let counter = counter.clone();
+        move |count: usize, node: usize, sent: &Sent| {
+            let now = Instant::now();
+            let mut sent = sent.lock().unwrap();
+            (0..count)
+                .map(|_| {
+                    let tx = make_tx(counter.fetch_add(1, Ordering::Relaxed), tx_size);
+                    sent.insert(tx.clone(), (node, now));
+                    tx
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    if args.rate == 0 {
+        return (0..args.concurrency)
+            .map(|s| {
+                let (client, urls, sent, stop) =
+                    (client.clone(), urls.clone(), sent.clone(), stop.clone());
+                let new_txs = new_txs.clone();
+                tokio::spawn(async move {
+                    let mut round = s;
+                    while !stop.load(Ordering::Relaxed) {
+                        let node = round % urls.len();
+                        round += 1;
+                        let txs = new_txs(batch, node, &sent);
+                        send_batch(&client, &urls[node], txs, &sent).await;
+                    }
+                })
+            })
+            .collect();
+    }
+    let rate = args.rate;
+    let (client, sent, stop) = (client.clone(), sent.clone(), stop.clone());
+    vec![tokio::spawn(async move {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(OPEN_LOOP_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let (mut offered, mut node) = (0u64, 0usize);
+        let mut requests = tokio::task::JoinSet::new();
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+            let count = due.saturating_sub(offered) as usize;
+            if count == 0 {
+                continue;
+            }
+            offered += count as u64;
+            node = (node + 1) % urls.len();
+            let txs = new_txs(count, node, &sent);
+            let (client, urls, sent) = (client.clone(), urls.clone(), sent.clone());
+            requests.spawn(async move { send_batch(&client, &urls[node], txs, &sent).await });
+            while requests.try_join_next().is_some() {}
+        }
+        while requests.join_next().await.is_some() {}
+    })]
+}
+
+/// How often the open-loop generator sends what is due.
+const OPEN_LOOP_TICK: Duration = Duration::from_millis(2);
+
+/// Follows node `i`'s order with long polls, noting when each transaction
+/// appeared, until `done` and nothing more comes.
+fn spawn_follower(
+    client: &reqwest::Client,
+    url: String,
+    seen: Seen,
+    done: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Result<()>> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        loop {
+            let from = seen.lock().unwrap().len() as u64;
+            let page: Vec<OrderedTxJson> = client
+                .get(format!("{url}?from={from}&limit=10000&wait_ms=500"))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let now = Instant::now();
+            if page.is_empty() && done.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let mut seen = seen.lock().unwrap();
+            for item in page {
+                seen.push((hex_decode(&item.tx), now));
+            }
+        }
+    })
+}
+
+/// CPU seconds used by every node process so far.
+fn cpu_seconds(cluster: &Cluster) -> Vec<f64> {
+    (0..cluster.nodes.len())
+        .map(|i| cluster.pid(i).and_then(process_usage).map_or(0.0, |u| u.0))
+        .collect()
+}
+
 pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     let exe = std::env::current_exe()?;
     let (dir, _temp) = work_dir(args.dir.as_deref())?;
     let mut cluster = Cluster::prepare(&exe, &dir, args.nodes, "dagger-bench")?;
+    if let Some(us) = args.event_spacing_us {
+        cluster.set(&format!("event_spacing_us = {us}"))?;
+    }
     cluster.start_all()?;
     let client = reqwest::Client::new();
     wait_healthy(&client, &cluster, Duration::from_secs(30)).await?;
 
-    let submitted_at: Arc<std::sync::Mutex<Submitted>> = Default::default();
-    let counter = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let mut submitters = Vec::new();
-    let per_submitter_interval = (args.rate > 0)
-        .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
-    for s in 0..args.concurrency {
-        let client = client.clone();
-        let urls: Vec<String> = (0..args.nodes).map(|i| cluster.url(i, "/tx")).collect();
-        let submitted_at = submitted_at.clone();
-        let counter = counter.clone();
-        let stop = stop.clone();
-        let tx_size = args.tx_size.max(16);
-        submitters.push(tokio::spawn(async move {
-            let mut next = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let node = (n as usize + s) % urls.len();
-                let mut tx = vec![0u8; tx_size];
-                tx[..8].copy_from_slice(&n.to_le_bytes());
-                tx[8..16].copy_from_slice(&(s as u64).to_le_bytes());
-                let sent = Instant::now();
-                submitted_at
-                    .lock()
-                    .unwrap()
-                    .insert(tx.clone(), (node, sent));
-                let ok = client
-                    .post(&urls[node])
-                    .body(tx.clone())
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false);
-                if !ok {
-                    submitted_at.lock().unwrap().remove(&tx);
-                }
-                if let Some(interval) = per_submitter_interval {
-                    next += interval;
-                    tokio::time::sleep_until(next.into()).await;
-                }
-            }
-        }));
-    }
+    // Idle: a settled cluster with nothing to order.
+    let idle_cpu_percent = if args.idle > 0 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = cpu_seconds(&cluster);
+        tokio::time::sleep(Duration::from_secs(args.idle)).await;
+        let after = cpu_seconds(&cluster);
+        let used: f64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+        Some(100.0 * used / (args.nodes as f64 * args.idle as f64))
+    } else {
+        None
+    };
+    let cpu_before = cpu_seconds(&cluster);
 
-    // Follow every node's order while submitting.
-    let mut seen: Vec<Vec<(Vec<u8>, Instant)>> = vec![Vec::new(); args.nodes];
-    let submit_for = Duration::from_secs(args.duration);
-    let mut submission_done = false;
-    let mut drain_deadline = None;
+    let sent: Sent = Default::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let seen: Vec<Seen> = (0..args.nodes).map(|_| Default::default()).collect();
+    let followers: Vec<_> = (0..args.nodes)
+        .map(|i| {
+            spawn_follower(
+                &client,
+                cluster.url(i, "/order"),
+                seen[i].clone(),
+                done.clone(),
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    let load = spawn_load(&args, &cluster, &client, &sent, &stop);
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        let _ = task.await;
+    }
+    let submit_s = start.elapsed().as_secs_f64();
+    let expected = sent.lock().unwrap().len();
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        for (i, list) in seen.iter_mut().enumerate() {
-            let batch = fetch_order(&client, &cluster.url(i, "/order"), list.len() as u64).await?;
-            let now = Instant::now();
-            for item in batch {
-                list.push((hex_decode(&item.tx), now));
-            }
+        let counts: Vec<usize> = seen.iter().map(|s| s.lock().unwrap().len()).collect();
+        if counts.iter().all(|&c| c >= expected) {
+            break;
         }
-        if !submission_done && start.elapsed() >= submit_for {
-            stop.store(true, Ordering::Relaxed);
-            for s in submitters.drain(..) {
-                let _ = s.await;
-            }
-            submission_done = true;
-            drain_deadline = Some(Instant::now() + Duration::from_secs(60));
+        if followers.iter().any(|f| f.is_finished()) || Instant::now() > drain_deadline {
+            bail!("cluster did not order all {expected} transactions within 60 s: {counts:?}");
         }
-        if submission_done {
-            let expected = submitted_at.lock().unwrap().len();
-            if seen.iter().all(|l| l.len() >= expected) {
-                break;
-            }
-            if drain_deadline.is_some_and(|d| Instant::now() > d) {
-                bail!(
-                    "cluster did not order all {expected} transactions within 60 s: {:?}",
-                    seen.iter().map(|l| l.len()).collect::<Vec<_>>()
-                );
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let cpu_after = cpu_seconds(&cluster);
+    for follower in followers {
+        follower.await??;
+    }
+    let seen: Vec<Vec<(Vec<u8>, Instant)>> = seen
+        .iter()
+        .map(|s| std::mem::take(&mut *s.lock().unwrap()))
+        .collect();
 
-    let submitted = submitted_at.lock().unwrap().clone();
+    let submitted = sent.lock().unwrap().clone();
     let mut latencies: Vec<f64> = Vec::new();
+    let mut samples = String::from("sent_s,node,finality_ms\n");
     for (i, list) in seen.iter().enumerate() {
         for (tx, at) in list {
             if let Some((node, sent)) = submitted.get(tx) {
                 if *node == i {
-                    latencies.push(at.saturating_duration_since(*sent).as_secs_f64() * 1000.0);
+                    let ms = at.saturating_duration_since(*sent).as_secs_f64() * 1000.0;
+                    latencies.push(ms);
+                    let offset = sent.saturating_duration_since(start).as_secs_f64();
+                    samples.push_str(&format!("{offset:.4},{i},{ms:.2}\n"));
                 }
             }
         }
+    }
+    if let Some(path) = &args.samples {
+        std::fs::write(path, samples).with_context(|| format!("writing {}", path.display()))?;
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let common = seen.iter().map(|l| l.len()).min().unwrap_or(0);
@@ -429,6 +613,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
             node: cluster.nodes[i].id.clone(),
             ordered_tx: list.len() as u64,
             cpu_s,
+            cpu_percent: 100.0 * (cpu_after[i] - cpu_before[i]) / elapsed,
             rss_mb,
             digest: hasher.finalize().to_hex().to_string(),
         });
@@ -438,13 +623,16 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     let ordered_tx = common as u64;
     Ok(BenchReport {
         nodes: args.nodes,
+        offered_tps: (args.rate > 0).then_some(args.rate),
         duration_s: elapsed,
         submitted_tx: submitted.len() as u64,
+        submitted_tps: submitted.len() as f64 / submit_s,
         ordered_tx,
         ordered_tps: ordered_tx as f64 / elapsed,
         finality_p50_ms: percentile(&latencies, 50.0),
         finality_p99_ms: percentile(&latencies, 99.0),
         finality_max_ms: latencies.last().copied().unwrap_or(0.0),
+        idle_cpu_percent,
         digests,
         digests_match,
         per_node,
@@ -465,12 +653,15 @@ pub fn print_text(report: &BenchReport) {
         "finality (submit -> ordered): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         report.finality_p50_ms, report.finality_p99_ms, report.finality_max_ms
     );
+    if let Some(idle) = report.idle_cpu_percent {
+        println!("idle CPU per node: {idle:.1} %");
+    }
     for node in &report.per_node {
         println!(
-            "  {}  ordered {:>8}  cpu {:>6.2} s  rss {:>6.1} MiB  digest {}",
+            "  {}  ordered {:>8}  cpu {:>5.0} % under load  rss {:>6.1} MiB  digest {}",
             &node.node[..8.min(node.node.len())],
             node.ordered_tx,
-            node.cpu_s,
+            node.cpu_percent,
             node.rss_mb,
             &node.digest[..16]
         );

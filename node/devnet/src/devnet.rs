@@ -279,6 +279,7 @@ impl Devnet {
                 disk_horizon_rounds: dagger_node::config::DEFAULT_DISK_HORIZON_ROUNDS,
                 chain_poll: Duration::from_millis(300),
                 attest_interval: Duration::from_millis(300),
+                event_spacing: Duration::from_micros(dagger_node::config::DEFAULT_EVENT_SPACING_US),
             });
         }
         let devnet = Devnet {

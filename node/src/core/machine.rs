@@ -125,6 +125,16 @@ pub struct Machine {
     pub(super) checkpoints: VecDeque<Checkpoint>,
     /// Round of a state installed by state sync and not verified yet.
     pub(super) installed: Option<u64>,
+    /// Something new arrived (a push, a completed pull) since this node
+    /// last signed: it should answer with an event...
+    pub(super) react_pending: bool,
+    /// ...linking this newest event of another creator.
+    pub(super) react_to: Option<EventId>,
+    /// The newest event of another creator the last `receive` inserted.
+    pub(super) arrived: Option<EventId>,
+    /// When the next event may be signed (`min_event_spacing` after the
+    /// last), if one waits for it: see [`Machine::poll_timeout`].
+    pub(super) create_at: Option<Instant>,
 }
 
 impl Machine {
@@ -145,6 +155,19 @@ impl Machine {
         self.undurable.remove(id);
     }
 
+    /// Inserts events a peer pushed and answers news with an own event (see
+    /// [`Machine::react`]).
+    pub fn receive_push(&mut self, events: Vec<Event>, now: Now) -> ReceiveSummary {
+        self.arrived = None;
+        let summary = self.receive(events, now);
+        if let Some(newest) = self.arrived.take() {
+            self.react_pending = true;
+            self.react_to = Some(newest);
+            self.react(now);
+        }
+        summary
+    }
+
     /// Inserts events from a peer, in the order given.
     pub fn receive(&mut self, events: Vec<Event>, now: Now) -> ReceiveSummary {
         self.received_since_pull += events.len();
@@ -162,6 +185,9 @@ impl Machine {
                         "event inserted"
                     );
                     summary.inserted += 1 + inserted.unblocked.len();
+                    if event.creator().0 != self.identity.id() {
+                        self.arrived = Some(id);
+                    }
                     self.accept(&event, &mut accepted);
                     for (dropped, reject) in inserted.dropped {
                         self.metrics.reject_event(reject_label(&reject));
@@ -257,11 +283,47 @@ impl Machine {
     /// After pulling from `peer`: create an event whose other-parent is the
     /// peer's latest (gossip about gossip), if there is reason to.
     pub fn after_sync(&mut self, peer: [u8; 32], now: Now) {
-        let other_parent = self.hg.latest_of(&CreatorId(peer));
-        let pulled = std::mem::take(&mut self.received_since_pull);
-        self.last_pull_size = pulled;
-        if self.may_create(pulled) && self.should_create_event(now) {
-            self.create_event(other_parent, now);
+        if let Some(latest) = self.hg.latest_of(&CreatorId(peer)) {
+            self.react_to = Some(latest);
+        }
+        self.react_pending = true;
+        self.last_pull_size = std::mem::take(&mut self.received_since_pull);
+        self.react(now);
+    }
+
+    /// Gossip-driven creation: news from another creator (a push or a
+    /// pull) is answered with an own event that links it, as soon as there
+    /// is reason to (see `should_create_event`) and at most once per
+    /// `min_event_spacing`, so a burst of arrivals costs one event. Rounds
+    /// advance at the speed of the network, not of a timer.
+    fn react(&mut self, now: Now) {
+        if !self.react_pending
+            || !self.may_create(self.last_pull_size)
+            || !self.should_create_event(now)
+        {
+            return;
+        }
+        let due = self.last_own_event + self.config.min_event_spacing;
+        if now.instant < due {
+            self.create_at = Some(due);
+            return;
+        }
+        self.create_at = None;
+        self.react_pending = false;
+        let other_parent = self.react_to.take();
+        self.create_event(other_parent, now);
+    }
+
+    /// When the driver should call [`Machine::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.create_at
+    }
+
+    /// The deadline from [`Machine::poll_timeout`] passed.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if self.create_at.is_some_and(|at| at <= now.instant) {
+            self.create_at = None;
+            self.react(now);
         }
     }
 
@@ -270,6 +332,7 @@ impl Machine {
     /// when no pull succeeds for a while (a roster of one, or every peer
     /// unreachable).
     pub fn heartbeat(&mut self, now: Now) {
+        self.react(now);
         if now.instant.saturating_duration_since(self.last_own_event)
             >= self.config.idle_event_interval * 4
             && self.may_create(self.last_pull_size)
@@ -283,6 +346,16 @@ impl Machine {
     pub fn submit(&mut self, tx: Vec<u8>, id: SubmitId, now: Now) -> Result<(), SubmitError> {
         self.mempool
             .admit(tx, id, now.instant, &self.config.consensus.limits)
+    }
+
+    /// Transactions were submitted: sign them into an event as soon as the
+    /// spacing allows, rather than waiting for news from a peer (an idle
+    /// cluster would otherwise sit on them until its next pull).
+    pub fn submitted(&mut self, now: Now) {
+        if self.mempool.has_pending() && self.create_at.is_none() {
+            self.react_pending = true;
+            self.react(now);
+        }
     }
 
     /// Whether transactions wait for an event or for consensus.

@@ -78,6 +78,9 @@ pub struct CoreConfig {
     /// An idle node still creates an event this often, so consensus on
     /// earlier events completes.
     pub idle_event_interval: Duration,
+    /// A busy node signs at most one event per this interval: events that
+    /// arrive meanwhile are answered together (coalescing).
+    pub min_event_spacing: Duration,
     /// Ordered events stay on disk this many decided rounds, so peers that
     /// fell behind can catch up from this node; older ones are deleted.
     pub disk_horizon_rounds: u64,
@@ -168,6 +171,8 @@ pub struct SyncPosition {
 enum Command {
     Receive {
         events: Vec<Event>,
+        /// Pushed (answered with an own event) rather than pulled.
+        pushed: bool,
         reply: oneshot::Sender<ReceiveSummary>,
     },
     SyncAnswer {
@@ -208,6 +213,10 @@ enum Command {
         tx: Vec<u8>,
         reply: oneshot::Sender<Result<EventId, SubmitError>>,
     },
+    SubmitBatch {
+        txs: Vec<Vec<u8>>,
+        replies: Vec<oneshot::Sender<Result<EventId, SubmitError>>>,
+    },
     Status {
         reply: oneshot::Sender<CoreStatus>,
     },
@@ -240,6 +249,7 @@ impl Command {
             Command::AfterSync { .. } => "after_sync",
             Command::Heartbeat => "heartbeat",
             Command::Submit { .. } => "submit",
+            Command::SubmitBatch { .. } => "submit_batch",
             Command::Status { .. } => "status",
             Command::Event { .. } => "event",
             Command::HasWork { .. } => "has_work",
@@ -256,7 +266,11 @@ pub struct CoreHandle {
     own_events: broadcast::Sender<Event>,
     decided: broadcast::Sender<Arc<Decided>>,
     fatal: watch::Receiver<Option<String>>,
+    applied: watch::Receiver<u64>,
     pub node_id: NodeId,
+    /// What events are signed for (gossip checks signatures before they
+    /// reach the core, in parallel).
+    pub network_id: [u8; 32],
 }
 
 macro_rules! ask {
@@ -272,9 +286,16 @@ macro_rules! ask {
 }
 
 impl CoreHandle {
-    /// Inserts events from a peer (in the order given).
+    /// Inserts events a pull brought (in the order given).
     pub async fn receive(&self, events: Vec<Event>) -> Result<ReceiveSummary, CoreError> {
-        ask!(self, Receive { events })
+        let pushed = false;
+        ask!(self, Receive { events, pushed })
+    }
+
+    /// Inserts events a peer pushed; news is answered with an own event.
+    pub async fn receive_push(&self, events: Vec<Event>) -> Result<ReceiveSummary, CoreError> {
+        let pushed = true;
+        ask!(self, Receive { events, pushed })
     }
 
     /// The events a peer with these tips is missing, parents first.
@@ -374,6 +395,31 @@ impl CoreHandle {
         rx.await.map_err(|_| SubmitError::Closed)?
     }
 
+    /// Queues many transactions in one step; each result is what
+    /// [`CoreHandle::submit`] would have answered for it.
+    pub async fn submit_batch(&self, txs: Vec<Vec<u8>>) -> Vec<Result<EventId, SubmitError>> {
+        let (replies, receivers): (Vec<_>, Vec<_>) = txs.iter().map(|_| oneshot::channel()).unzip();
+        if self
+            .tx
+            .send(Command::SubmitBatch { txs, replies })
+            .await
+            .is_err()
+        {
+            return receivers.iter().map(|_| Err(SubmitError::Closed)).collect();
+        }
+        let mut results = Vec::with_capacity(receivers.len());
+        for rx in receivers {
+            results.push(rx.await.unwrap_or(Err(SubmitError::Closed)));
+        }
+        results
+    }
+
+    /// Signals each time the ledger writer applied a batch (readers of the
+    /// order, e.g. a long poll of `/order`, wait on it).
+    pub fn ledger_applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
     pub async fn status(&self) -> Result<CoreStatus, CoreError> {
         ask!(self, Status {})
     }
@@ -432,7 +478,7 @@ pub struct Core {
     commands: mpsc::Receiver<Command>,
     durable: mpsc::UnboundedReceiver<EventId>,
     machine: Machine,
-    ledger: Option<mpsc::UnboundedSender<LedgerOp>>,
+    ledger: Option<std::sync::mpsc::Sender<LedgerOp>>,
     writer: Option<std::thread::JoinHandle<()>>,
     replies: HashMap<SubmitId, writer::Reply>,
     next_submit: u64,
@@ -451,6 +497,7 @@ impl Core {
         observer: Box<dyn OrderObserver>,
     ) -> Result<(Core, CoreHandle), CoreError> {
         let recovered = store.recover()?;
+        let network_id = config.consensus.network_id;
         let mut machine = Machine::recover(
             identity.clone(),
             config,
@@ -477,7 +524,16 @@ impl Core {
         let (tx, rx) = mpsc::channel(1024);
         let (durable_tx, durable) = mpsc::unbounded_channel();
         let (fatal_tx, fatal) = watch::channel(None);
-        let (ledger, writer) = writer::spawn(store, own_events.clone(), durable_tx, fatal_tx);
+        let (applied_tx, applied) = watch::channel(0);
+        let (ledger, writer) = writer::spawn(
+            store,
+            writer::Reports {
+                own_events: own_events.clone(),
+                durable: durable_tx,
+                fatal: fatal_tx,
+                applied: applied_tx,
+            },
+        );
         let core = Core {
             commands: rx,
             durable,
@@ -493,7 +549,9 @@ impl Core {
             own_events,
             decided,
             fatal,
+            applied,
             node_id: identity.id(),
+            network_id,
         };
         Ok((core, handle))
     }
@@ -501,6 +559,7 @@ impl Core {
     /// Runs the core until every handle is dropped or one asks it to stop.
     pub async fn run(mut self) {
         loop {
+            let deadline = self.machine.poll_timeout();
             let command = tokio::select! {
                 biased;
                 Some(id) = self.durable.recv() => {
@@ -508,6 +567,14 @@ impl Core {
                     continue;
                 }
                 command = self.commands.recv() => command,
+                _ = sleep_until_some(deadline) => {
+                    self.machine.handle_timeout(Now::system());
+                    if let Err(err) = self.flush() {
+                        tracing::error!(error = %err, "core stopped");
+                        break;
+                    }
+                    continue;
+                }
             };
             let Some(command) = command else { break };
             if matches!(command, Command::Shutdown) {
@@ -563,11 +630,33 @@ impl Core {
         Ok(())
     }
 
+    fn submit(&mut self, tx: Vec<u8>, reply: writer::Reply, now: Now) {
+        let id = SubmitId(self.next_submit);
+        self.next_submit += 1;
+        match self.machine.submit(tx, id, now) {
+            Ok(()) => {
+                self.replies.insert(id, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
     fn handle(&mut self, command: Command) {
         let now = Now::system();
         match command {
-            Command::Receive { events, reply } => {
-                let _ = reply.send(self.machine.receive(events, now));
+            Command::Receive {
+                events,
+                pushed,
+                reply,
+            } => {
+                let summary = if pushed {
+                    self.machine.receive_push(events, now)
+                } else {
+                    self.machine.receive(events, now)
+                };
+                let _ = reply.send(summary);
             }
             Command::SyncAnswer {
                 tips,
@@ -613,16 +702,14 @@ impl Core {
             Command::AfterSync { peer } => self.machine.after_sync(peer, now),
             Command::Heartbeat => self.machine.heartbeat(now),
             Command::Submit { tx, reply } => {
-                let id = SubmitId(self.next_submit);
-                self.next_submit += 1;
-                match self.machine.submit(tx, id, now) {
-                    Ok(()) => {
-                        self.replies.insert(id, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+                self.submit(tx, reply, now);
+                self.machine.submitted(now);
+            }
+            Command::SubmitBatch { txs, replies } => {
+                for (tx, reply) in txs.into_iter().zip(replies) {
+                    self.submit(tx, reply, now);
                 }
+                self.machine.submitted(now);
             }
             Command::Status { reply } => {
                 let _ = reply.send(self.machine.status());
@@ -639,6 +726,14 @@ impl Core {
             // Handled by `run`, which stops the loop.
             Command::Shutdown => {}
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

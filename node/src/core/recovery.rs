@@ -78,6 +78,10 @@ impl Machine {
             last_pull_size: 0,
             checkpoints: recovered.checkpoint.iter().copied().collect(),
             installed: None,
+            react_pending: false,
+            react_to: None,
+            arrived: None,
+            create_at: None,
         };
         machine.records.next_tx_position = match recovered.checkpoint {
             // Written with the snapshot: after a state sync it is the only

@@ -10,13 +10,16 @@ fn open(max_pending_txs: usize, max_pending_bytes: usize) -> (CoreHandle, tempfi
     let dir = tempfile::tempdir().expect("tempdir");
     let identity = Identity::generate();
     let store = Arc::new(Store::open(dir.path()).expect("store"));
-    let genesis = Roster::new([(CreatorId(identity.id()), 1)]).expect("roster");
+    // An observer (not in the roster): it cannot sign, so what it is sent
+    // stays pending.
+    let genesis = Roster::new([(CreatorId(Identity::generate().id()), 1)]).expect("roster");
     let config = CoreConfig {
         consensus: dagger_consensus::Config::default(),
         genesis,
         max_pending_txs,
         max_pending_bytes,
         idle_event_interval: Duration::from_secs(3600),
+        min_event_spacing: Duration::ZERO,
         disk_horizon_rounds: 64,
     };
     let (core, handle) = Core::open(
@@ -31,7 +34,7 @@ fn open(max_pending_txs: usize, max_pending_bytes: usize) -> (CoreHandle, tempfi
     (handle, dir)
 }
 
-/// Nothing creates events here (no gossip, no heartbeat), so submitted
+/// Nothing creates events here (an observer node, no gossip), so submitted
 /// transactions stay pending: the limits must refuse more, by count and by
 /// bytes, with a typed error, and accept again what fits.
 #[tokio::test]

@@ -569,7 +569,11 @@ async fn accept_push(
     .await;
     match message {
         Ok(Ok(Some(Message::Push(event)))) => {
-            if let Ok(summary) = shared.core.receive(vec![event]).await {
+            // Checked here, on whichever worker runs this stream, so pushes
+            // from several peers are verified in parallel; the core skips
+            // the check for an event marked verified.
+            let _ = dagger_consensus::verify::signature_ok(&event, &shared.core.network_id);
+            if let Ok(summary) = shared.core.receive_push(vec![event]).await {
                 if penalise_if_faulty(&shared, &peer, &summary) {
                     connection.close(quinn::VarInt::from_u32(4), b"invalid events");
                 }
@@ -710,6 +714,7 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
                         shared.metrics.reject_message("oversized");
                         return Err("peer sent more events than asked".to_string());
                     }
+                    let events = verify_off_core(events, shared.core.network_id).await;
                     let summary = shared
                         .core
                         .receive(events)
@@ -735,6 +740,31 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
     timeout(shared.config.sync_timeout, work)
         .await
         .map_err(|_| "sync timed out".to_string())?
+}
+
+/// Checks the signatures of a pulled chunk on a blocking thread (the
+/// result is cached on each event, so the core does not check again), in
+/// two halves at once when it is large.
+async fn verify_off_core(events: Vec<Event>, network_id: [u8; 32]) -> Vec<Event> {
+    let check = move |events: Vec<Event>| {
+        for event in &events {
+            let _ = dagger_consensus::verify::signature_ok(event, &network_id);
+        }
+        events
+    };
+    if events.len() < 16 {
+        return tokio::task::spawn_blocking(move || check(events))
+            .await
+            .unwrap_or_default();
+    }
+    let mut first = events;
+    let second = first.split_off(first.len() / 2);
+    let other = tokio::task::spawn_blocking(move || check(second));
+    let mut first = tokio::task::spawn_blocking(move || check(first))
+        .await
+        .unwrap_or_default();
+    first.extend(other.await.unwrap_or_default());
+    first
 }
 
 async fn push_loop(shared: Arc<Shared>) {

@@ -17,8 +17,13 @@
 //!   in state sync; the last [`KEPT_CHECKPOINTS`])
 
 mod records;
+mod wal;
 
-use std::{path::Path, sync::atomic::Ordering};
+use std::{
+    path::Path,
+    sync::{atomic::Ordering, Mutex},
+    time::{Duration, Instant},
+};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -46,6 +51,9 @@ const OWN_SEQ: &str = "own_seq";
 /// The last consensus snapshot and the acceptance index it covers.
 const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_INDEX: &str = "snapshot_index";
+/// Position of the first event-log record redb does not hold (see `wal`);
+/// written by every transaction that applies records.
+const LOG_NEXT: &str = "event_log_next";
 /// Order position up to which ordered events were deleted from disk.
 const FORGOTTEN_THROUGH: &str = "forgotten_through";
 /// The checkpoint of the stored snapshot (they are written together).
@@ -66,6 +74,8 @@ pub enum StoreError {
     Db(String),
     #[error("corrupt ledger record in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
+    #[error("the event log is not open")]
+    LogClosed,
     #[error(
         "the ledger lacks ordered transactions from position {missing} (next stored: {next}); \
          ask another node"
@@ -194,7 +204,23 @@ impl LedgerView for Store {
 pub struct Store {
     db: Database,
     next_index: std::sync::atomic::AtomicU64,
+    log: Mutex<LogState>,
 }
+
+/// The event log and when redb was last made durable.
+struct LogState {
+    /// Open once `Store::open` has applied what an earlier run left.
+    log: Option<wal::EventLog>,
+    last_durable: Instant,
+}
+
+/// redb is made durable (and the event log started afresh) at least this
+/// often while events flow...
+const DURABLE_EVERY: Duration = Duration::from_secs(2);
+/// ...and whenever the log grows past this.
+const LOG_MAX_BYTES: u64 = 64 << 20;
+
+const LOG_FILE: &str = "events.log";
 
 impl Store {
     /// Opens (or creates) the ledger under `dir`.
@@ -219,13 +245,46 @@ impl Store {
             txn.open_table(CURSOR)?;
         }
         txn.commit()?;
+        let applied = {
+            let txn = db.begin_read()?;
+            match txn.open_table(META)?.get(LOG_NEXT)? {
+                Some(v) => read_u64(v.value(), "meta")?,
+                None => 0,
+            }
+        };
+        let log_path = dir.join(LOG_FILE);
+        let found = wal::EventLog::read(&log_path)?;
         let store = Store {
             db,
             next_index: std::sync::atomic::AtomicU64::new(0),
+            log: Mutex::new(LogState {
+                log: None,
+                last_durable: Instant::now(),
+            }),
         };
         let next = store.last_event_index()?.map_or(0, |i| i + 1);
         store.next_index.store(next, Ordering::SeqCst);
+        let mut log_next = applied;
+        if let Some(found) = found {
+            // Records redb lacks: everything from position `applied` on.
+            let skip = applied.saturating_sub(found.first) as usize;
+            let missing = found.writes.get(skip..).unwrap_or_default();
+            if !missing.is_empty() {
+                tracing::info!(
+                    records = missing.len(),
+                    "applying the event log to the ledger"
+                );
+            }
+            log_next = log_next.max(found.end());
+            // Durable before the old file is replaced.
+            store.commit_marked(missing, true, Some(log_next))?;
+        }
+        store.lock_log().log = Some(wal::EventLog::create(&log_path, log_next)?);
         Ok(store)
+    }
+
+    fn lock_log(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn next(&self) -> u64 {
@@ -302,11 +361,64 @@ impl Store {
         })
     }
 
+    /// Appends the `Events` writes among `writes` to the event log; with
+    /// `sync` they (and everything logged before) are durable when it
+    /// returns. Apply the same writes with [`Store::apply`] afterwards, in
+    /// the same order. A state install is never logged: apply it directly.
+    pub fn log(&self, writes: &[Write], sync: bool) -> Result<(), StoreError> {
+        let mut state = self.lock_log();
+        let log = state.log.as_mut().ok_or(StoreError::LogClosed)?;
+        log.append(writes, sync).map(|_| ())
+    }
+
+    /// Applies writes to redb, in one transaction. redb itself is made
+    /// durable only now and then (every [`DURABLE_EVERY`], when the event
+    /// log is large, and for a state install, which the log does not hold);
+    /// each time the log starts a fresh file.
+    pub fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut state = self.lock_log();
+        let since = state.last_durable.elapsed();
+        let log = state.log.as_mut().ok_or(StoreError::LogClosed)?;
+        let install = writes.iter().any(|w| matches!(w, Write::Install { .. }));
+        // Every record logged so far is among `writes` or applied before.
+        let log_next = log.next();
+        if !install && since < DURABLE_EVERY && log.len() < LOG_MAX_BYTES {
+            return self.commit_marked(writes, false, Some(log_next));
+        }
+        self.commit_marked(writes, true, Some(log_next))?;
+        *log = wal::EventLog::create(log.path(), log_next)?;
+        state.last_durable = Instant::now();
+        Ok(())
+    }
+
+    /// Makes redb durable and starts a fresh event log (a clean shutdown:
+    /// the next start has nothing to apply).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut state = self.lock_log();
+        let log = state.log.as_mut().ok_or(StoreError::LogClosed)?;
+        let log_next = log.next();
+        self.commit_marked(&[], true, Some(log_next))?;
+        *log = wal::EventLog::create(log.path(), log_next)?;
+        state.last_durable = Instant::now();
+        Ok(())
+    }
+
     /// Applies writes in order, in one transaction. `durable` forces it to
     /// disk before returning: required before an own event leaves the node,
     /// so a crash can never make it sign the same sequence twice. Grouping
     /// many writes per commit keeps that fsync off the per-event path.
     pub fn commit(&self, writes: &[Write], durable: bool) -> Result<(), StoreError> {
+        self.commit_marked(writes, durable, None)
+    }
+
+    /// [`Store::commit`], recording that redb now holds the event-log
+    /// records before position `log_next` when given.
+    fn commit_marked(
+        &self,
+        writes: &[Write],
+        durable: bool,
+        log_next: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(if durable {
             Durability::Immediate
@@ -323,6 +435,9 @@ impl Store {
             let mut batches = txn.open_table(BATCHES)?;
             let mut mempool = txn.open_table(MEMPOOL)?;
             let mut checkpoints = txn.open_table(CHECKPOINTS)?;
+            if let Some(next) = log_next {
+                meta.insert(LOG_NEXT, next.to_le_bytes().as_slice())?;
+            }
             for write in writes {
                 match write {
                     Write::Events {
@@ -758,5 +873,148 @@ mod tests {
         let recovered = store.recover().unwrap();
         assert_eq!(recovered.mempool, vec![([2; 36], b"b".to_vec())]);
         assert_eq!(recovered.own_seq, Some(0));
+    }
+
+    fn own_events(seq: u64) -> Write {
+        Write::Events {
+            events: vec![([seq as u8 + 1; 32], vec![seq as u8; 40])],
+            own_seq: Some(seq),
+            mempool_taken: Vec::new(),
+        }
+    }
+
+    /// A crash after the event log synced an own event and before redb got
+    /// it: reopening applies the log, once.
+    #[test]
+    fn an_own_event_only_in_the_event_log_survives_a_crash_and_is_applied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.log(&[own_events(0)], true).unwrap();
+            store.apply(&[own_events(0)]).unwrap();
+            // The crash: logged (and announced), never applied to redb.
+            store.log(&[own_events(1)], true).unwrap();
+            assert_eq!(store.event_count().unwrap(), 1);
+        }
+        for _ in 0..3 {
+            let store = Store::open(dir.path()).unwrap();
+            let recovered = store.recover().unwrap();
+            assert_eq!(recovered.own_seq, Some(1));
+            assert_eq!(recovered.events.len(), 2);
+            assert_eq!(store.event_count().unwrap(), 2);
+        }
+    }
+
+    /// A power loss: redb comes back as of its last durable commit (here:
+    /// the one `open` made), the event log as of its last sync. Every own
+    /// event that was announced is there, with the events before it.
+    #[test]
+    fn after_a_power_loss_the_event_log_restores_every_announced_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let durable_redb = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        std::fs::copy(
+            dir.path().join("ledger.redb"),
+            durable_redb.path().join("ledger.redb"),
+        )
+        .unwrap();
+        let received = Write::Events {
+            events: vec![([200; 32], vec![7; 100])],
+            own_seq: None,
+            mempool_taken: Vec::new(),
+        };
+        store.log(std::slice::from_ref(&received), false).unwrap();
+        store.apply(&[received]).unwrap();
+        store.log(&[own_events(0)], true).unwrap();
+        store.apply(&[own_events(0)]).unwrap();
+        std::fs::copy(
+            dir.path().join(LOG_FILE),
+            durable_redb.path().join(LOG_FILE),
+        )
+        .unwrap();
+        drop(store);
+        let store = Store::open(durable_redb.path()).unwrap();
+        let recovered = store.recover().unwrap();
+        assert_eq!(recovered.own_seq, Some(0));
+        assert_eq!(recovered.events, vec![vec![7; 100], vec![0; 40]]);
+        // Two batches, as they were accepted.
+        assert_eq!(recovered.batch_starts, vec![0, 1]);
+    }
+
+    /// Once redb is durable the log starts a fresh file; records redb
+    /// already holds are never applied again, even when the crash came
+    /// before the fresh file was written (or another durable commit, not
+    /// the store's own, made them durable).
+    #[test]
+    fn records_redb_holds_are_not_applied_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.log(&[own_events(0)], true).unwrap();
+            store.apply(&[own_events(0)]).unwrap();
+            std::fs::copy(dir.path().join(LOG_FILE), saved.path().join(LOG_FILE)).unwrap();
+            // An install forces redb durable and rotates the log.
+            store
+                .apply(&[Write::Install {
+                    snapshot: vec![1, 2, 3],
+                    checkpoint: Checkpoint {
+                        round: 5,
+                        ordered: 0,
+                        next_tx: 0,
+                        running_hash: [0; 32],
+                        digest: [0; 32],
+                    },
+                    mempool_added: Vec::new(),
+                }])
+                .unwrap();
+            assert_eq!(
+                store.event_count().unwrap(),
+                0,
+                "the install replaced the events"
+            );
+        }
+        // The old file reappears (a crash before the fresh one was made).
+        std::fs::copy(saved.path().join(LOG_FILE), dir.path().join(LOG_FILE)).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.event_count().unwrap(), 0);
+        assert!(store.recover().unwrap().events.is_empty());
+    }
+
+    /// Another thread's durable commit (the attester's outbox, the
+    /// watcher's cursor) makes the ledger durable as the writer left it:
+    /// here with an event already deleted again. A crash then must not
+    /// bring the event back from the log.
+    #[test]
+    fn a_durable_commit_by_anyone_tells_which_log_records_redb_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let received = Write::Events {
+            events: vec![([1; 32], vec![1; 64])],
+            own_seq: None,
+            mempool_taken: Vec::new(),
+        };
+        store.log(std::slice::from_ref(&received), false).unwrap();
+        store.apply(&[received]).unwrap();
+        store
+            .apply(&[Write::Decided {
+                order: Vec::new(),
+                txs: Vec::new(),
+                snapshot: Some(vec![9]),
+                pruned: vec![[1; 32]],
+                forget_ordered_through_round: None,
+                mempool_added: Vec::new(),
+                checkpoint: None,
+            }])
+            .unwrap();
+        assert_eq!(store.event_count().unwrap(), 0);
+        store.set_meta("elsewhere", b"durable").unwrap();
+        for file in ["ledger.redb", LOG_FILE] {
+            std::fs::copy(dir.path().join(file), crashed.path().join(file)).unwrap();
+        }
+        let store = Store::open(crashed.path()).unwrap();
+        assert_eq!(store.event_count().unwrap(), 0);
+        assert!(store.recover().unwrap().events.is_empty());
     }
 }
