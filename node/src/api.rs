@@ -236,16 +236,30 @@ async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -
     let from = query.from;
     let wait = std::time::Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_ORDER_WAIT_MS));
     let deadline = tokio::time::Instant::now() + wait;
-    // Subscribe before reading, so a batch applied in between is not missed.
+    // Subscribe before reading, so news in between is not missed.
     let mut applied = state.core.ledger_applied();
+    let mut ordered = state.core.ordered_watch();
     let result = loop {
-        let store = state.store.clone();
-        let page = tokio::task::spawn_blocking(move || store.txs_page(from, limit)).await;
+        // What consensus just decided is served from memory; older
+        // positions from the ledger.
+        let page = match state.core.recent_order(from, limit) {
+            Some(records) => Ok(Ok(records)),
+            None => {
+                let store = state.store.clone();
+                tokio::task::spawn_blocking(move || store.txs_page(from, limit)).await
+            }
+        };
         let empty = matches!(&page, Ok(Ok(records)) if records.is_empty());
         if !empty || tokio::time::Instant::now() >= deadline {
             break page;
         }
-        match tokio::time::timeout_at(deadline, applied.changed()).await {
+        let news = async {
+            tokio::select! {
+                r = applied.changed() => r,
+                r = ordered.changed() => r,
+            }
+        };
+        match tokio::time::timeout_at(deadline, news).await {
             Ok(Ok(())) => continue,
             // Timed out, or the node is stopping: answer what there is.
             _ => break page,

@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Seconds per row of the timeline (RSS and finality over time, for
+    /// soaks: e.g. `--duration 600 --timeline 60`); 0: no timeline.
+    #[arg(long, default_value_t = 0)]
+    pub timeline: u64,
     /// Write every transaction's (seconds since the start, node, finality
     /// ms) to this CSV file.
     #[arg(long)]
@@ -77,6 +81,18 @@ pub struct NodeReport {
     pub digest: String,
 }
 
+/// One period of a run.
+#[derive(Debug, Serialize)]
+pub struct TimelineRow {
+    /// End of the period, seconds since the load started.
+    pub at_s: f64,
+    /// Each node's resident memory at the end of the period.
+    pub rss_mb: Vec<f64>,
+    /// Finality of the transactions sent during the period.
+    pub finality_p50_ms: f64,
+    pub finality_p99_ms: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub nodes: usize,
@@ -93,6 +109,8 @@ pub struct BenchReport {
     pub finality_max_ms: f64,
     /// Mean CPU per node with nothing to order (100 = one core).
     pub idle_cpu_percent: Option<f64>,
+    /// With `--timeline`: one row per period of the load.
+    pub timeline: Vec<TimelineRow>,
     pub digests: Vec<String>,
     pub digests_match: bool,
     pub per_node: Vec<NodeReport>,
@@ -553,7 +571,21 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         .collect();
     let start = Instant::now();
     let load = spawn_load(&args, &cluster, &client, &sent, &stop);
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    let mut rss_over_time: Vec<(f64, Vec<f64>)> = Vec::new();
+    let end = start + Duration::from_secs(args.duration);
+    while Instant::now() < end {
+        let period = match args.timeline {
+            0 => end.saturating_duration_since(Instant::now()),
+            s => Duration::from_secs(s).min(end.saturating_duration_since(Instant::now())),
+        };
+        tokio::time::sleep(period).await;
+        if args.timeline > 0 {
+            let rss = (0..args.nodes)
+                .map(|i| cluster.pid(i).and_then(process_usage).map_or(0.0, |u| u.1))
+                .collect();
+            rss_over_time.push((start.elapsed().as_secs_f64(), rss));
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     for task in load {
         let _ = task.await;
@@ -584,6 +616,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
 
     let submitted = sent.lock().unwrap().clone();
     let mut latencies: Vec<f64> = Vec::new();
+    let mut by_period: Vec<Vec<f64>> = vec![Vec::new(); rss_over_time.len()];
     let mut samples = String::from("sent_s,node,finality_ms\n");
     for (i, list) in seen.iter().enumerate() {
         for (tx, at) in list {
@@ -593,6 +626,9 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
                     latencies.push(ms);
                     let offset = sent.saturating_duration_since(start).as_secs_f64();
                     samples.push_str(&format!("{offset:.4},{i},{ms:.2}\n"));
+                    if let Some(row) = rss_over_time.iter().position(|(at, _)| offset < *at) {
+                        by_period[row].push(ms);
+                    }
                 }
             }
         }
@@ -601,6 +637,19 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         std::fs::write(path, samples).with_context(|| format!("writing {}", path.display()))?;
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
+    let timeline = rss_over_time
+        .into_iter()
+        .zip(by_period)
+        .map(|((at_s, rss_mb), mut ms)| {
+            ms.sort_by(|a, b| a.total_cmp(b));
+            TimelineRow {
+                at_s,
+                rss_mb,
+                finality_p50_ms: percentile(&ms, 50.0),
+                finality_p99_ms: percentile(&ms, 99.0),
+            }
+        })
+        .collect();
     let common = seen.iter().map(|l| l.len()).min().unwrap_or(0);
     let mut per_node = Vec::new();
     for (i, list) in seen.iter().enumerate() {
@@ -633,6 +682,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         finality_p99_ms: percentile(&latencies, 99.0),
         finality_max_ms: latencies.last().copied().unwrap_or(0.0),
         idle_cpu_percent,
+        timeline,
         digests,
         digests_match,
         per_node,
@@ -655,6 +705,16 @@ pub fn print_text(report: &BenchReport) {
     );
     if let Some(idle) = report.idle_cpu_percent {
         println!("idle CPU per node: {idle:.1} %");
+    }
+    for row in &report.timeline {
+        let rss: Vec<String> = row.rss_mb.iter().map(|r| format!("{r:.0}")).collect();
+        println!(
+            "  at {:>6.0} s: finality p50 {:.1} ms, p99 {:.1} ms; RSS MiB {}",
+            row.at_s,
+            row.finality_p50_ms,
+            row.finality_p99_ms,
+            rss.join(" ")
+        );
     }
     for node in &report.per_node {
         println!(

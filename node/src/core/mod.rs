@@ -27,6 +27,7 @@ mod catch_up;
 pub mod checkpoint;
 pub mod machine;
 pub mod mempool;
+mod recent;
 mod records;
 mod recovery;
 mod state_sync;
@@ -36,6 +37,7 @@ pub use catch_up::CATCH_UP_GAP;
 pub use checkpoint::Checkpoint;
 pub use machine::{Machine, Now, Output, OwnEvent, SyncAnswer};
 pub use mempool::SubmitId;
+pub use recent::RecentOrder;
 pub use records::SNAPSHOT_EVERY_ROUNDS;
 pub use state_sync::InstallError;
 use writer::LedgerOp;
@@ -267,6 +269,8 @@ pub struct CoreHandle {
     decided: broadcast::Sender<Arc<Decided>>,
     fatal: watch::Receiver<Option<String>>,
     applied: watch::Receiver<u64>,
+    recent: Arc<std::sync::RwLock<RecentOrder>>,
+    ordered: watch::Receiver<u64>,
     pub node_id: NodeId,
     /// What events are signed for (gossip checks signatures before they
     /// reach the core, in parallel).
@@ -414,10 +418,24 @@ impl CoreHandle {
         results
     }
 
-    /// Signals each time the ledger writer applied a batch (readers of the
-    /// order, e.g. a long poll of `/order`, wait on it).
+    /// Signals each time the ledger writer applied a batch to redb.
     pub fn ledger_applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
+    }
+
+    /// The position of the next transaction to be ordered, as soon as
+    /// consensus decides (a long poll of `/order` waits on it).
+    pub fn ordered_watch(&self) -> watch::Receiver<u64> {
+        self.ordered.clone()
+    }
+
+    /// Recently ordered transactions from `from`, straight from memory;
+    /// `None` if `from` is older than what memory keeps (read the ledger).
+    pub fn recent_order(&self, from: u64, limit: usize) -> Option<Vec<crate::store::TxRecord>> {
+        self.recent
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .page(from, limit)
     }
 
     pub async fn status(&self) -> Result<CoreStatus, CoreError> {
@@ -483,6 +501,8 @@ pub struct Core {
     replies: HashMap<SubmitId, writer::Reply>,
     next_submit: u64,
     decided: broadcast::Sender<Arc<Decided>>,
+    recent: Arc<std::sync::RwLock<RecentOrder>>,
+    ordered: watch::Sender<u64>,
 }
 
 impl Core {
@@ -525,6 +545,9 @@ impl Core {
         let (durable_tx, durable) = mpsc::unbounded_channel();
         let (fatal_tx, fatal) = watch::channel(None);
         let (applied_tx, applied) = watch::channel(0);
+        let next_tx = machine.status().ordered_txs;
+        let recent = Arc::new(std::sync::RwLock::new(RecentOrder::starting_at(next_tx)));
+        let (ordered_tx, ordered) = watch::channel(next_tx);
         let (ledger, writer) = writer::spawn(
             store,
             writer::Reports {
@@ -543,6 +566,8 @@ impl Core {
             replies: HashMap::new(),
             next_submit: 0,
             decided: decided.clone(),
+            recent: recent.clone(),
+            ordered: ordered_tx,
         };
         let handle = CoreHandle {
             tx,
@@ -550,6 +575,8 @@ impl Core {
             decided,
             fatal,
             applied,
+            recent,
+            ordered,
             node_id: identity.id(),
             network_id,
         };
@@ -608,6 +635,7 @@ impl Core {
         while let Some(output) = self.machine.poll_output() {
             match output {
                 Output::Persist { write, own } => {
+                    self.note_order(&write);
                     let own = own.map(|own| writer::OwnEvent {
                         replies: own
                             .submitters
@@ -628,6 +656,21 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Decided transactions become readable at once (see `recent`).
+    fn note_order(&self, write: &crate::store::Write) {
+        let mut recent = self.recent.write().unwrap_or_else(|p| p.into_inner());
+        match write {
+            crate::store::Write::Decided { txs, .. } if !txs.is_empty() => recent.extend(txs),
+            crate::store::Write::Install { checkpoint, .. } => {
+                *recent = RecentOrder::starting_at(checkpoint.next_tx)
+            }
+            _ => return,
+        }
+        let next = recent.next();
+        drop(recent);
+        self.ordered.send_replace(next);
     }
 
     fn submit(&mut self, tx: Vec<u8>, reply: writer::Reply, now: Now) {

@@ -216,11 +216,16 @@ struct LogState {
 
 /// redb is made durable (and the event log started afresh) at least this
 /// often while events flow...
-const DURABLE_EVERY: Duration = Duration::from_secs(2);
+const DURABLE_EVERY: Duration = Duration::from_millis(250);
 /// ...and whenever the log grows past this.
 const LOG_MAX_BYTES: u64 = 64 << 20;
 
 const LOG_FILE: &str = "events.log";
+
+/// redb's page cache (its default, 1 GiB, lets a node's memory grow with
+/// the order it keeps on disk). Consensus holds what it needs in memory;
+/// the ledger is read for catch-ups and lookups.
+const CACHE_BYTES: usize = 32 << 20;
 
 impl Store {
     /// Opens (or creates) the ledger under `dir`.
@@ -230,7 +235,10 @@ impl Store {
             reason,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        let db = Database::create(dir.join("ledger.redb")).map_err(|e| open_err(e.to_string()))?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(dir.join("ledger.redb"))
+            .map_err(|e| open_err(e.to_string()))?;
         let txn = db.begin_write()?;
         {
             txn.open_table(EVENTS)?;
@@ -385,9 +393,14 @@ impl Store {
         if !install && since < DURABLE_EVERY && log.len() < LOG_MAX_BYTES {
             return self.commit_marked(writes, false, Some(log_next));
         }
+        let started = Instant::now();
         self.commit_marked(writes, true, Some(log_next))?;
         *log = wal::EventLog::create(log.path(), log_next)?;
         state.last_durable = Instant::now();
+        tracing::debug!(
+            took_us = started.elapsed().as_micros() as u64,
+            "ledger made durable"
+        );
         Ok(())
     }
 
