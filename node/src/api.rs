@@ -453,3 +453,48 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(txs: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for t in txs {
+            body.extend_from_slice(&(t.len() as u32).to_le_bytes());
+            body.extend_from_slice(t);
+        }
+        body
+    }
+
+    proptest! {
+        /// Whatever was framed comes back, in order.
+        #[test]
+        fn a_framed_batch_splits_back(txs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 1..50)) {
+            prop_assert_eq!(split_batch(&frame(&txs)).unwrap(), txs);
+        }
+
+        /// Arbitrary bytes are split or refused, never a panic, and a
+        /// length prefix can never make it allocate more than the body.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(txs) = split_batch(&body) {
+                prop_assert!(txs.iter().map(|t| t.len() + 4).sum::<usize>() == body.len());
+            }
+        }
+    }
+
+    #[test]
+    fn bad_batches_say_what_is_wrong() {
+        assert!(split_batch(&[]).unwrap_err().contains("empty"));
+        assert!(split_batch(&[1, 0]).unwrap_err().contains("truncated"));
+        let mut lying = frame(&[vec![7; 10]]);
+        lying[0] = 200;
+        assert!(split_batch(&lying).unwrap_err().contains("says 200 bytes"));
+        let many = frame(&vec![vec![1]; MAX_SUBMIT_BATCH + 1]);
+        assert!(split_batch(&many).unwrap_err().contains("more than"));
+        // u32::MAX as a length over a short body is refused, not allocated.
+        assert!(split_batch(&[255, 255, 255, 255, 1]).is_err());
+    }
+}

@@ -8,12 +8,11 @@
 //! the ordered transactions' hashes), which must be identical.
 
 use std::{
-    collections::HashMap,
     net::{SocketAddr, TcpListener, UdpSocket},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -55,6 +54,14 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Run once per offered rate (tx/s, comma-separated: a latency against
+    /// throughput curve) instead of once at `--rate`.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Vec<u64>,
+    /// With `--sweep`: draw finality p50 and p99 against the offered rate
+    /// into this SVG file.
+    #[arg(long, requires = "sweep")]
+    pub plot: Option<PathBuf>,
     /// Seconds per row of the timeline (RSS and finality over time, for
     /// soaks: e.g. `--duration 600 --timeline 60`); 0: no timeline.
     #[arg(long, default_value_t = 0)]
@@ -115,9 +122,6 @@ pub struct BenchReport {
     pub digests_match: bool,
     pub per_node: Vec<NodeReport>,
 }
-
-/// Submitted transaction → (node it went to, when).
-type Submitted = HashMap<Vec<u8>, (usize, Instant)>;
 
 fn free_tcp_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -241,6 +245,26 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGTERM, then wait for the node to exit (kill -9 after 10 s): a
+    /// clean stop leaves its ledger durable, with nothing to replay.
+    pub fn stop(&mut self, i: usize) -> Result<()> {
+        if self.nodes[i].child.is_none() {
+            return Ok(());
+        }
+        self.signal(i, "TERM")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let child = self.nodes[i].child.as_mut().expect("checked above");
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                self.kill(i);
+                bail!("node {i} did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.nodes[i].child = None;
+        Ok(())
     }
 
     pub fn pid(&self, i: usize) -> Option<u32> {
@@ -367,12 +391,72 @@ pub fn work_dir(dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir
     }
 }
 
-/// Transactions sent and not yet seen ordered: content → (node it went to,
-/// when it was sent).
-type Sent = Arc<std::sync::Mutex<Submitted>>;
+/// Every transaction sent, by number (the first 8 bytes of its content):
+/// when (µs after the start) and to which node, packed in 8 bytes so a
+/// long soak's bookkeeping stays small and never stalls the load.
+struct SentLog {
+    start: Instant,
+    entries: Vec<u64>,
+    refused: u64,
+}
 
-/// What a node ordered, with when the bench saw each transaction.
-type Seen = Arc<std::sync::Mutex<Vec<(Vec<u8>, Instant)>>>;
+const REFUSED: u64 = u64::MAX;
+
+impl SentLog {
+    fn new(start: Instant, capacity: usize) -> SentLog {
+        SentLog {
+            start,
+            entries: Vec::with_capacity(capacity),
+            refused: 0,
+        }
+    }
+
+    /// Numbers the next transaction, sent now to `node`.
+    fn push(&mut self, node: usize, now: Instant) -> u64 {
+        let at_us = now.saturating_duration_since(self.start).as_micros() as u64;
+        self.entries.push(at_us << 8 | node as u64);
+        self.entries.len() as u64 - 1
+    }
+
+    fn refuse(&mut self, n: u64) {
+        if let Some(entry) = self.entries.get_mut(n as usize) {
+            if *entry != REFUSED {
+                *entry = REFUSED;
+                self.refused += 1;
+            }
+        }
+    }
+
+    /// (node, seconds after the start) of transaction `n`, if accepted.
+    fn get(&self, n: u64) -> Option<(usize, f64)> {
+        let entry = *self.entries.get(n as usize)?;
+        (entry != REFUSED).then(|| ((entry & 0xff) as usize, (entry >> 8) as f64 / 1e6))
+    }
+
+    fn accepted(&self) -> u64 {
+        self.entries.len() as u64 - self.refused
+    }
+}
+
+type Sent = Arc<std::sync::Mutex<SentLog>>;
+
+/// The number a bench transaction carries.
+fn tx_number(tx: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(tx.get(..8)?.try_into().ok()?))
+}
+
+/// What the bench saw of one node's order.
+#[derive(Default)]
+struct Follow {
+    count: u64,
+    /// blake3 over the ordered transactions' hashes.
+    digest: blake3::Hasher,
+    /// Transactions sent to this node: (seconds after the start it was
+    /// sent, finality ms).
+    finality: Vec<(f32, f32)>,
+}
+
+type Seen = Arc<std::sync::Mutex<Follow>>;
 
 /// A 64-byte (or `size`) transaction unique to `n`.
 fn make_tx(n: u64, size: usize) -> Vec<u8> {
@@ -412,7 +496,9 @@ async fn send_batch(client: &reqwest::Client, url: &str, txs: Vec<Vec<u8>>, sent
         .zip(accepted.iter().chain(std::iter::repeat(&false)))
     {
         if !ok {
-            sent.remove(tx);
+            if let Some(n) = tx_number(tx) {
+                sent.refuse(n);
+            }
         }
     }
 }
@@ -430,28 +516,19 @@ fn spawn_load(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let urls: Arc<Vec<String>> =
         Arc::new((0..args.nodes).map(|i| cluster.url(i, "/txs")).collect());
-    let counter = Arc::new(AtomicU64::new(0));
     let (tx_size, batch) = (args.tx_size, args.batch.max(1));
-    let new_txs = {
-        let counter = counter.clone();
-        move |count: usize, node: usize, sent: &Sent| {
-            let now = Instant::now();
-            let mut sent = sent.lock().unwrap();
-            (0..count)
-                .map(|_| {
-                    let tx = make_tx(counter.fetch_add(1, Ordering::Relaxed), tx_size);
-                    sent.insert(tx.clone(), (node, now));
-                    tx
-                })
-                .collect::<Vec<_>>()
-        }
+    let new_txs = move |count: usize, node: usize, sent: &Sent| {
+        let now = Instant::now();
+        let mut sent = sent.lock().unwrap();
+        (0..count)
+            .map(|_| make_tx(sent.push(node, now), tx_size))
+            .collect::<Vec<_>>()
     };
     if args.rate == 0 {
         return (0..args.concurrency)
             .map(|s| {
                 let (client, urls, sent, stop) =
                     (client.clone(), urls.clone(), sent.clone(), stop.clone());
-                let new_txs = new_txs.clone();
                 tokio::spawn(async move {
                     let mut round = s;
                     while !stop.load(Ordering::Relaxed) {
@@ -497,14 +574,15 @@ const OPEN_LOOP_TICK: Duration = Duration::from_millis(2);
 /// appeared, until `done` and nothing more comes.
 fn spawn_follower(
     client: &reqwest::Client,
-    url: String,
+    (node, url): (usize, String),
     seen: Seen,
+    sent: Sent,
     done: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Result<()>> {
     let client = client.clone();
     tokio::spawn(async move {
         loop {
-            let from = seen.lock().unwrap().len() as u64;
+            let from = seen.lock().unwrap().count;
             let page: Vec<OrderedTxJson> = client
                 .get(format!("{url}?from={from}&limit=10000&wait_ms=500"))
                 .send()
@@ -517,8 +595,18 @@ fn spawn_follower(
                 return Ok(());
             }
             let mut seen = seen.lock().unwrap();
+            let sent = sent.lock().unwrap();
+            let now_s = now.saturating_duration_since(sent.start).as_secs_f64();
             for item in page {
-                seen.push((hex_decode(&item.tx), now));
+                let tx = hex_decode(&item.tx);
+                seen.count += 1;
+                seen.digest.update(blake3::hash(&tx).as_bytes());
+                if let Some((to, at_s)) = tx_number(&tx).and_then(|n| sent.get(n)) {
+                    if to == node {
+                        seen.finality
+                            .push((at_s as f32, ((now_s - at_s) * 1000.0) as f32));
+                    }
+                }
             }
         }
     })
@@ -542,9 +630,11 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     let client = reqwest::Client::new();
     wait_healthy(&client, &cluster, Duration::from_secs(30)).await?;
 
+    // Let the nodes connect to each other (they gossip slowly while idle)
+    // so the first transactions do not measure start-up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     // Idle: a settled cluster with nothing to order.
     let idle_cpu_percent = if args.idle > 0 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
         let before = cpu_seconds(&cluster);
         tokio::time::sleep(Duration::from_secs(args.idle)).await;
         let after = cpu_seconds(&cluster);
@@ -555,7 +645,11 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     };
     let cpu_before = cpu_seconds(&cluster);
 
-    let sent: Sent = Default::default();
+    let capacity = (args.rate * args.duration) as usize + (1 << 16);
+    let sent: Sent = Arc::new(std::sync::Mutex::new(SentLog::new(
+        Instant::now(),
+        capacity.min(1 << 28),
+    )));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicBool::new(false));
     let seen: Vec<Seen> = (0..args.nodes).map(|_| Default::default()).collect();
@@ -563,13 +657,14 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         .map(|i| {
             spawn_follower(
                 &client,
-                cluster.url(i, "/order"),
+                (i, cluster.url(i, "/order")),
                 seen[i].clone(),
+                sent.clone(),
                 done.clone(),
             )
         })
         .collect();
-    let start = Instant::now();
+    let start = sent.lock().unwrap().start;
     let load = spawn_load(&args, &cluster, &client, &sent, &stop);
     let mut rss_over_time: Vec<(f64, Vec<f64>)> = Vec::new();
     let end = start + Duration::from_secs(args.duration);
@@ -591,10 +686,10 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         let _ = task.await;
     }
     let submit_s = start.elapsed().as_secs_f64();
-    let expected = sent.lock().unwrap().len();
+    let expected = sent.lock().unwrap().accepted();
     let drain_deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let counts: Vec<usize> = seen.iter().map(|s| s.lock().unwrap().len()).collect();
+        let counts: Vec<u64> = seen.iter().map(|s| s.lock().unwrap().count).collect();
         if counts.iter().all(|&c| c >= expected) {
             break;
         }
@@ -609,27 +704,23 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     for follower in followers {
         follower.await??;
     }
-    let seen: Vec<Vec<(Vec<u8>, Instant)>> = seen
+    let seen: Vec<Follow> = seen
         .iter()
         .map(|s| std::mem::take(&mut *s.lock().unwrap()))
         .collect();
-
-    let submitted = sent.lock().unwrap().clone();
+    let submitted = sent.lock().unwrap().accepted();
     let mut latencies: Vec<f64> = Vec::new();
     let mut by_period: Vec<Vec<f64>> = vec![Vec::new(); rss_over_time.len()];
     let mut samples = String::from("sent_s,node,finality_ms\n");
-    for (i, list) in seen.iter().enumerate() {
-        for (tx, at) in list {
-            if let Some((node, sent)) = submitted.get(tx) {
-                if *node == i {
-                    let ms = at.saturating_duration_since(*sent).as_secs_f64() * 1000.0;
-                    latencies.push(ms);
-                    let offset = sent.saturating_duration_since(start).as_secs_f64();
-                    samples.push_str(&format!("{offset:.4},{i},{ms:.2}\n"));
-                    if let Some(row) = rss_over_time.iter().position(|(at, _)| offset < *at) {
-                        by_period[row].push(ms);
-                    }
-                }
+    for (i, follow) in seen.iter().enumerate() {
+        for &(at_s, ms) in &follow.finality {
+            let (at_s, ms) = (f64::from(at_s), f64::from(ms));
+            latencies.push(ms);
+            if args.samples.is_some() {
+                samples.push_str(&format!("{at_s:.4},{i},{ms:.2}\n"));
+            }
+            if let Some(row) = rss_over_time.iter().position(|(end, _)| at_s < *end) {
+                by_period[row].push(ms);
             }
         }
     }
@@ -650,32 +741,30 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
             }
         })
         .collect();
-    let common = seen.iter().map(|l| l.len()).min().unwrap_or(0);
     let mut per_node = Vec::new();
-    for (i, list) in seen.iter().enumerate() {
-        let mut hasher = blake3::Hasher::new();
-        for (tx, _) in &list[..common] {
-            hasher.update(blake3::hash(tx).as_bytes());
-        }
+    for (i, follow) in seen.iter().enumerate() {
         let (cpu_s, rss_mb) = cluster.pid(i).and_then(process_usage).unwrap_or((0.0, 0.0));
         per_node.push(NodeReport {
             node: cluster.nodes[i].id.clone(),
-            ordered_tx: list.len() as u64,
+            ordered_tx: follow.count,
             cpu_s,
             cpu_percent: 100.0 * (cpu_after[i] - cpu_before[i]) / elapsed,
             rss_mb,
-            digest: hasher.finalize().to_hex().to_string(),
+            digest: follow.digest.finalize().to_hex().to_string(),
         });
     }
+    // Every node ordered exactly what was accepted (the drain loop waited
+    // for it), so equal digests mean the same order.
     let digests: Vec<String> = per_node.iter().map(|n| n.digest.clone()).collect();
-    let digests_match = digests.windows(2).all(|w| w[0] == w[1]);
-    let ordered_tx = common as u64;
+    let digests_match = digests.windows(2).all(|w| w[0] == w[1])
+        && per_node.iter().all(|n| n.ordered_tx == expected);
+    let ordered_tx = per_node.iter().map(|n| n.ordered_tx).min().unwrap_or(0);
     Ok(BenchReport {
         nodes: args.nodes,
         offered_tps: (args.rate > 0).then_some(args.rate),
         duration_s: elapsed,
-        submitted_tx: submitted.len() as u64,
-        submitted_tps: submitted.len() as f64 / submit_s,
+        submitted_tx: submitted,
+        submitted_tps: submitted as f64 / submit_s,
         ordered_tx,
         ordered_tps: ordered_tx as f64 / elapsed,
         finality_p50_ms: percentile(&latencies, 50.0),
@@ -687,6 +776,107 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         digests_match,
         per_node,
     })
+}
+
+/// One run per rate of `--sweep`, each on a fresh cluster (the idle CPU is
+/// measured before the first only).
+pub async fn sweep(args: BenchArgs) -> Result<Vec<BenchReport>> {
+    let mut reports = Vec::new();
+    for (i, &rate) in args.sweep.iter().enumerate() {
+        let run_args = BenchArgs {
+            rate,
+            sweep: Vec::new(),
+            plot: None,
+            idle: if i == 0 { args.idle } else { 0 },
+            ..args.clone()
+        };
+        if rate == 0 {
+            bail!("--sweep takes offered rates above 0 (as fast as possible is --rate 0)");
+        }
+        reports.push(run(run_args).await?);
+    }
+    if let Some(path) = &args.plot {
+        plot(&reports, path)?;
+    }
+    Ok(reports)
+}
+
+/// Finality p50 and p99 against the offered rate, as an SVG file.
+fn plot(reports: &[BenchReport], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let point = |r: &BenchReport, ms: f64| (r.offered_tps.unwrap_or(0) as f64, ms);
+    let p50: Vec<(f64, f64)> = reports
+        .iter()
+        .map(|r| point(r, r.finality_p50_ms))
+        .collect();
+    let p99: Vec<(f64, f64)> = reports
+        .iter()
+        .map(|r| point(r, r.finality_p99_ms))
+        .collect();
+    let max_x = p50.iter().map(|p| p.0).fold(1.0, f64::max) * 1.05;
+    let max_y = p99.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+        root.fill(&WHITE)?;
+        let nodes = reports.first().map_or(0, |r| r.nodes);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("DAGGER finality against offered load ({nodes} nodes, open loop)"),
+                ("sans-serif", 22),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..max_x, 0.0..max_y)?;
+        chart
+            .configure_mesh()
+            .x_desc("offered transactions per second")
+            .y_desc("finality (submit to ordered), ms")
+            .draw()?;
+        for (label, points, color) in [("p50", &p50, BLUE), ("p99", &p99, RED)] {
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))
+}
+
+/// One row per rate of a sweep.
+pub fn print_sweep(reports: &[BenchReport]) {
+    println!("| offered tx/s | ordered tx/s | finality p50 | finality p99 | CPU per node | RSS per node | digests |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in reports {
+        let cpu =
+            r.per_node.iter().map(|n| n.cpu_percent).sum::<f64>() / r.per_node.len().max(1) as f64;
+        let rss = r.per_node.iter().map(|n| n.rss_mb).fold(0.0, f64::max);
+        println!(
+            "| {} | {:.0} | {:.1} ms | {:.1} ms | {:.0} % | {:.0} MiB | {} |",
+            r.offered_tps.unwrap_or(0),
+            r.ordered_tps,
+            r.finality_p50_ms,
+            r.finality_p99_ms,
+            cpu,
+            rss,
+            if r.digests_match {
+                "identical"
+            } else {
+                "DIFFER"
+            }
+        );
+    }
 }
 
 /// The bytes of a hex string (empty if it is not hex).

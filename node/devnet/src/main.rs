@@ -206,6 +206,18 @@ async fn main() -> Result<()> {
     });
     match cli.command {
         None => up(cli.up).await?,
+        Some(Command::Bench(args)) if !args.sweep.is_empty() => {
+            let json = args.json;
+            let reports = dagger_devnet::bench::sweep(args).await?;
+            if json {
+                println!("{}", serde_json::to_string(&reports)?);
+            } else {
+                dagger_devnet::bench::print_sweep(&reports);
+            }
+            if reports.iter().any(|r| !r.digests_match) {
+                anyhow::bail!("nodes disagree on the order");
+            }
+        }
         Some(Command::Bench(args)) => {
             let json = args.json;
             let report = dagger_devnet::bench::run(args).await?;

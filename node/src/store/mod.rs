@@ -214,10 +214,12 @@ struct LogState {
     last_durable: Instant,
 }
 
-/// redb is made durable (and the event log started afresh) at least this
-/// often while events flow...
-const DURABLE_EVERY: Duration = Duration::from_millis(250);
-/// ...and whenever the log grows past this.
+/// redb is made durable (and the event log started afresh) this often
+/// while events flow, or when the log grows past [`LOG_MAX_BYTES`]. A
+/// durable redb commit stalls the writer for milliseconds (tens under load,
+/// see `docs/PERFORMANCE.md`), so it is rare; the log bounds what a restart
+/// replays.
+const DURABLE_EVERY: Duration = Duration::from_secs(30);
 const LOG_MAX_BYTES: u64 = 64 << 20;
 
 const LOG_FILE: &str = "events.log";
