@@ -236,8 +236,9 @@ async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -
     let from = query.from;
     let wait = std::time::Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_ORDER_WAIT_MS));
     let deadline = tokio::time::Instant::now() + wait;
-    // Subscribe before reading, so news in between is not missed.
-    let mut applied = state.core.ledger_applied();
+    // Subscribe before reading, so news in between is not missed. Only
+    // news from consensus is waited for: positions older than the window
+    // kept in memory were applied to the ledger before they left it.
     let mut ordered = state.core.ordered_watch();
     let result = loop {
         // What consensus just decided is served from memory; older
@@ -253,13 +254,7 @@ async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -
         if !empty || tokio::time::Instant::now() >= deadline {
             break page;
         }
-        let news = async {
-            tokio::select! {
-                r = applied.changed() => r,
-                r = ordered.changed() => r,
-            }
-        };
-        match tokio::time::timeout_at(deadline, news).await {
+        match tokio::time::timeout_at(deadline, ordered.changed()).await {
             Ok(Ok(())) => continue,
             // Timed out, or the node is stopping: answer what there is.
             _ => break page,
@@ -370,6 +365,18 @@ async fn submit(State(state): State<ApiState>, body: Bytes) -> Response {
     }
 }
 
+/// A `POST /txs` body: each transaction prefixed by its length (u32,
+/// little-endian). [`split_batch`] reads it back.
+pub fn frame_batch<T: AsRef<[u8]>>(txs: &[T]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(txs.iter().map(|t| t.as_ref().len() + 4).sum());
+    for tx in txs {
+        let tx = tx.as_ref();
+        body.extend_from_slice(&(tx.len() as u32).to_le_bytes());
+        body.extend_from_slice(tx);
+    }
+    body
+}
+
 /// Splits a `POST /txs` body into transactions.
 pub fn split_batch(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut txs = Vec::new();
@@ -459,20 +466,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn frame(txs: &[Vec<u8>]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for t in txs {
-            body.extend_from_slice(&(t.len() as u32).to_le_bytes());
-            body.extend_from_slice(t);
-        }
-        body
-    }
-
     proptest! {
         /// Whatever was framed comes back, in order.
         #[test]
         fn a_framed_batch_splits_back(txs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 1..50)) {
-            prop_assert_eq!(split_batch(&frame(&txs)).unwrap(), txs);
+            prop_assert_eq!(split_batch(&frame_batch(&txs)).unwrap(), txs);
         }
 
         /// Arbitrary bytes are split or refused, never a panic, and a
@@ -489,10 +487,10 @@ mod tests {
     fn bad_batches_say_what_is_wrong() {
         assert!(split_batch(&[]).unwrap_err().contains("empty"));
         assert!(split_batch(&[1, 0]).unwrap_err().contains("truncated"));
-        let mut lying = frame(&[vec![7; 10]]);
+        let mut lying = frame_batch(&[vec![7; 10]]);
         lying[0] = 200;
         assert!(split_batch(&lying).unwrap_err().contains("says 200 bytes"));
-        let many = frame(&vec![vec![1]; MAX_SUBMIT_BATCH + 1]);
+        let many = frame_batch(&vec![vec![1]; MAX_SUBMIT_BATCH + 1]);
         assert!(split_batch(&many).unwrap_err().contains("more than"));
         // u32::MAX as a length over a short body is refused, not allocated.
         assert!(split_batch(&[255, 255, 255, 255, 1]).is_err());

@@ -92,6 +92,7 @@ impl Net {
                 &self.client,
                 &self.cluster.url(i, "/order"),
                 all.len() as u64,
+                0,
             )
             .await
             .unwrap();
@@ -222,14 +223,7 @@ async fn four_nodes_order_transactions_identically() {
 
     // Batches: one answer per transaction, in order; a refused one does
     // not take the others down with it.
-    let frame = |txs: &[&[u8]]| {
-        let mut body = Vec::new();
-        for t in txs {
-            body.extend_from_slice(&(t.len() as u32).to_le_bytes());
-            body.extend_from_slice(t);
-        }
-        body
-    };
+    use dagger_node::api::frame_batch as frame;
     let huge = vec![9u8; (64 << 10) + 1];
     let post = |body: Vec<u8>| {
         net.client
@@ -748,6 +742,7 @@ impl Net {
                 &self.client,
                 &self.cluster.url(i, "/order"),
                 start + all.len() as u64,
+                0,
             )
             .await
             .unwrap();

@@ -355,14 +355,16 @@ pub async fn wait_healthy(
     Ok(())
 }
 
-/// Fetches a node's ordered transactions from `from` on.
+/// Fetches a node's ordered transactions from `from` on; with `wait_ms`,
+/// a long poll that waits that long for position `from`.
 pub async fn fetch_order(
     client: &reqwest::Client,
     url: &str,
     from: u64,
+    wait_ms: u64,
 ) -> Result<Vec<OrderedTxJson>> {
     Ok(client
-        .get(format!("{url}?from={from}&limit=10000"))
+        .get(format!("{url}?from={from}&limit=10000&wait_ms={wait_ms}"))
         .send()
         .await?
         .error_for_status()?
@@ -466,20 +468,14 @@ fn make_tx(n: u64, size: usize) -> Vec<u8> {
     tx
 }
 
-/// A `POST /txs` body.
-fn batch_body(txs: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(txs.iter().map(|t| t.len() + 4).sum());
-    for tx in txs {
-        body.extend_from_slice(&(tx.len() as u32).to_le_bytes());
-        body.extend_from_slice(tx);
-    }
-    body
-}
-
 /// Sends `txs` to `url` (one `POST /txs`) and forgets those the node
 /// refused (they will never be ordered).
 async fn send_batch(client: &reqwest::Client, url: &str, txs: Vec<Vec<u8>>, sent: &Sent) {
-    let answer = client.post(url).body(batch_body(&txs)).send().await;
+    let answer = client
+        .post(url)
+        .body(dagger_node::api::frame_batch(&txs))
+        .send()
+        .await;
     let accepted: Vec<bool> = match answer {
         Ok(r) if r.status().is_success() => match r.json::<Vec<serde_json::Value>>().await {
             Ok(results) => results
@@ -583,13 +579,7 @@ fn spawn_follower(
     tokio::spawn(async move {
         loop {
             let from = seen.lock().unwrap().count;
-            let page: Vec<OrderedTxJson> = client
-                .get(format!("{url}?from={from}&limit=10000&wait_ms=500"))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
+            let page = fetch_order(&client, &url, from, 500).await?;
             let now = Instant::now();
             if page.is_empty() && done.load(Ordering::Relaxed) {
                 return Ok(());

@@ -130,8 +130,6 @@ pub struct Machine {
     pub(super) react_pending: bool,
     /// ...linking this newest event of another creator.
     pub(super) react_to: Option<EventId>,
-    /// The newest event of another creator the last `receive` inserted.
-    pub(super) arrived: Option<EventId>,
     /// When the next event may be signed (`min_event_spacing` after the
     /// last), if one waits for it: see [`Machine::poll_timeout`].
     pub(super) create_at: Option<Instant>,
@@ -158,9 +156,8 @@ impl Machine {
     /// Inserts events a peer pushed and answers news with an own event (see
     /// [`Machine::react`]).
     pub fn receive_push(&mut self, events: Vec<Event>, now: Now) -> ReceiveSummary {
-        self.arrived = None;
-        let summary = self.receive(events, now);
-        if let Some(newest) = self.arrived.take() {
+        let (summary, arrived) = self.insert_received(events, now);
+        if let Some(newest) = arrived {
             self.react_pending = true;
             self.react_to = Some(newest);
             self.react(now);
@@ -170,6 +167,17 @@ impl Machine {
 
     /// Inserts events from a peer, in the order given.
     pub fn receive(&mut self, events: Vec<Event>, now: Now) -> ReceiveSummary {
+        self.insert_received(events, now).0
+    }
+
+    /// [`Machine::receive`], also returning the newest event of another
+    /// creator it inserted (what a push is answered with).
+    fn insert_received(
+        &mut self,
+        events: Vec<Event>,
+        now: Now,
+    ) -> (ReceiveSummary, Option<EventId>) {
+        let mut arrived = None;
         self.received_since_pull += events.len();
         let mut summary = ReceiveSummary::default();
         let mut accepted: Vec<Event> = Vec::new();
@@ -186,7 +194,7 @@ impl Machine {
                     );
                     summary.inserted += 1 + inserted.unblocked.len();
                     if event.creator().0 != self.identity.id() {
-                        self.arrived = Some(id);
+                        arrived = Some(id);
                     }
                     self.accept(&event, &mut accepted);
                     for (dropped, reject) in inserted.dropped {
@@ -233,7 +241,7 @@ impl Machine {
         }
         self.collect_evidence();
         self.drive_consensus(now, true);
-        summary
+        (summary, arrived)
     }
 
     fn accept(&mut self, event: &Event, accepted: &mut Vec<Event>) {

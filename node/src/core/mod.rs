@@ -268,7 +268,6 @@ pub struct CoreHandle {
     own_events: broadcast::Sender<Event>,
     decided: broadcast::Sender<Arc<Decided>>,
     fatal: watch::Receiver<Option<String>>,
-    applied: watch::Receiver<u64>,
     recent: Arc<std::sync::RwLock<RecentOrder>>,
     ordered: watch::Receiver<u64>,
     pub node_id: NodeId,
@@ -418,11 +417,6 @@ impl CoreHandle {
         results
     }
 
-    /// Signals each time the ledger writer applied a batch to redb.
-    pub fn ledger_applied(&self) -> watch::Receiver<u64> {
-        self.applied.clone()
-    }
-
     /// The position of the next transaction to be ordered, as soon as
     /// consensus decides (a long poll of `/order` waits on it).
     pub fn ordered_watch(&self) -> watch::Receiver<u64> {
@@ -544,7 +538,6 @@ impl Core {
         let (tx, rx) = mpsc::channel(1024);
         let (durable_tx, durable) = mpsc::unbounded_channel();
         let (fatal_tx, fatal) = watch::channel(None);
-        let (applied_tx, applied) = watch::channel(0);
         let next_tx = machine.status().ordered_txs;
         let recent = Arc::new(std::sync::RwLock::new(RecentOrder::starting_at(next_tx)));
         let (ordered_tx, ordered) = watch::channel(next_tx);
@@ -554,7 +547,6 @@ impl Core {
                 own_events: own_events.clone(),
                 durable: durable_tx,
                 fatal: fatal_tx,
-                applied: applied_tx,
             },
         );
         let core = Core {
@@ -574,7 +566,6 @@ impl Core {
             own_events,
             decided,
             fatal,
-            applied,
             recent,
             ordered,
             node_id: identity.id(),
@@ -660,16 +651,26 @@ impl Core {
 
     /// Decided transactions become readable at once (see `recent`).
     fn note_order(&self, write: &crate::store::Write) {
-        let mut recent = self.recent.write().unwrap_or_else(|p| p.into_inner());
-        match write {
-            crate::store::Write::Decided { txs, .. } if !txs.is_empty() => recent.extend(txs),
-            crate::store::Write::Install { checkpoint, .. } => {
-                *recent = RecentOrder::starting_at(checkpoint.next_tx)
-            }
-            _ => return,
+        use crate::store::Write;
+        let changes = match write {
+            Write::Decided { txs, .. } => !txs.is_empty(),
+            Write::Install { .. } => true,
+            Write::Events { .. } => false,
+        };
+        if !changes {
+            return;
         }
-        let next = recent.next();
-        drop(recent);
+        let next = {
+            let mut recent = self.recent.write().unwrap_or_else(|p| p.into_inner());
+            match write {
+                Write::Decided { txs, .. } => recent.extend(txs),
+                Write::Install { checkpoint, .. } => {
+                    *recent = RecentOrder::starting_at(checkpoint.next_tx)
+                }
+                Write::Events { .. } => {}
+            }
+            recent.next()
+        };
         self.ordered.send_replace(next);
     }
 

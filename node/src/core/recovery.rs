@@ -80,7 +80,6 @@ impl Machine {
             installed: None,
             react_pending: false,
             react_to: None,
-            arrived: None,
             create_at: None,
         };
         machine.records.next_tx_position = match recovered.checkpoint {

@@ -53,8 +53,6 @@ pub(crate) struct Reports {
     pub durable: tokio::sync::mpsc::UnboundedSender<EventId>,
     /// Why the ledger failed, if it did.
     pub fatal: watch::Sender<Option<String>>,
-    /// Bumped after each redb commit (readers of the order wait on it).
-    pub applied: watch::Sender<u64>,
 }
 
 /// Starts the writer thread. It ends when every sender is dropped, after
@@ -93,7 +91,6 @@ fn run(
         }
         store.apply(unapplied)?;
         unapplied.clear();
-        reports.applied.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     };
     loop {

@@ -714,7 +714,7 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
                         shared.metrics.reject_message("oversized");
                         return Err("peer sent more events than asked".to_string());
                     }
-                    let events = verify_off_core(events, shared.core.network_id).await;
+                    verify_off_core(&events, shared.core.network_id).await;
                     let summary = shared
                         .core
                         .receive(events)
@@ -742,29 +742,26 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
         .map_err(|_| "sync timed out".to_string())?
 }
 
-/// Checks the signatures of a pulled chunk on a blocking thread (the
-/// result is cached on each event, so the core does not check again), in
-/// two halves at once when it is large.
-async fn verify_off_core(events: Vec<Event>, network_id: [u8; 32]) -> Vec<Event> {
-    let check = move |events: Vec<Event>| {
-        for event in &events {
-            let _ = dagger_consensus::verify::signature_ok(event, &network_id);
-        }
-        events
-    };
-    if events.len() < 16 {
-        return tokio::task::spawn_blocking(move || check(events))
-            .await
-            .unwrap_or_default();
+/// Checks the signatures of a pulled chunk on blocking threads, two halves
+/// at once when it is large. The result is cached on each event (clones
+/// share it), so the core does not check again; events whose check did not
+/// run are simply checked by the core.
+async fn verify_off_core(events: &[Event], network_id: [u8; 32]) {
+    let halves = if events.len() < 16 { 1 } else { 2 };
+    let checks: Vec<_> = events
+        .chunks(events.len().div_ceil(halves).max(1))
+        .map(|chunk| {
+            let chunk = chunk.to_vec();
+            tokio::task::spawn_blocking(move || {
+                for event in &chunk {
+                    let _ = dagger_consensus::verify::signature_ok(event, &network_id);
+                }
+            })
+        })
+        .collect();
+    for check in checks {
+        let _ = check.await;
     }
-    let mut first = events;
-    let second = first.split_off(first.len() / 2);
-    let other = tokio::task::spawn_blocking(move || check(second));
-    let mut first = tokio::task::spawn_blocking(move || check(first))
-        .await
-        .unwrap_or_default();
-    first.extend(other.await.unwrap_or_default());
-    first
 }
 
 async fn push_loop(shared: Arc<Shared>) {

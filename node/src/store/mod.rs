@@ -395,6 +395,21 @@ impl Store {
         if !install && since < DURABLE_EVERY && log.len() < LOG_MAX_BYTES {
             return self.commit_marked(writes, false, Some(log_next));
         }
+        self.commit_durably(&mut state, writes)
+    }
+
+    /// Makes redb durable and starts a fresh event log (a clean shutdown:
+    /// the next start has nothing to apply).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut state = self.lock_log();
+        self.commit_durably(&mut state, &[])
+    }
+
+    /// Applies `writes` (after every logged record) in a durable commit, then
+    /// starts a fresh event log: redb now holds everything it held.
+    fn commit_durably(&self, state: &mut LogState, writes: &[Write]) -> Result<(), StoreError> {
+        let log = state.log.as_mut().ok_or(StoreError::LogClosed)?;
+        let log_next = log.next();
         let started = Instant::now();
         self.commit_marked(writes, true, Some(log_next))?;
         *log = wal::EventLog::create(log.path(), log_next)?;
@@ -406,22 +421,10 @@ impl Store {
         Ok(())
     }
 
-    /// Makes redb durable and starts a fresh event log (a clean shutdown:
-    /// the next start has nothing to apply).
-    pub fn sync(&self) -> Result<(), StoreError> {
-        let mut state = self.lock_log();
-        let log = state.log.as_mut().ok_or(StoreError::LogClosed)?;
-        let log_next = log.next();
-        self.commit_marked(&[], true, Some(log_next))?;
-        *log = wal::EventLog::create(log.path(), log_next)?;
-        state.last_durable = Instant::now();
-        Ok(())
-    }
-
-    /// Applies writes in order, in one transaction. `durable` forces it to
-    /// disk before returning: required before an own event leaves the node,
-    /// so a crash can never make it sign the same sequence twice. Grouping
-    /// many writes per commit keeps that fsync off the per-event path.
+    /// Applies writes in order, in one transaction, outside the event log
+    /// (replay's repairs at start-up, tests); `durable` forces it to disk
+    /// before returning. The running node writes through [`Store::log`] and
+    /// [`Store::apply`].
     pub fn commit(&self, writes: &[Write], durable: bool) -> Result<(), StoreError> {
         self.commit_marked(writes, durable, None)
     }
