@@ -33,6 +33,7 @@ pub struct Metrics {
     pub equivocations: Counter,
     pub equivocations_reported: Counter,
     pub peer_penalties: Family<Reason, Counter>,
+    pub pushes_dropped: Counter,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -61,6 +62,7 @@ impl Default for Metrics {
             equivocations: Counter::default(),
             equivocations_reported: Counter::default(),
             peer_penalties: Family::default(),
+            pushes_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -147,6 +149,11 @@ impl Default for Metrics {
             "peer_penalties",
             "Peers disconnected and shut out for a while because they sent provably invalid events, by reason",
             m.peer_penalties.clone(),
+        );
+        registry.register(
+            "pushes_dropped",
+            "Own events not pushed to a peer that did not keep up (it pulls them instead)",
+            m.pushes_dropped.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -98,14 +98,25 @@ impl Machine {
             }
         }
         let mut mempool_added = Vec::new();
+        // An own event consensus no longer knows and did not order will
+        // never be ordered: pruned unordered (stale, on every node: staleness
+        // is decided by consensus), or a waiting one discarded, evicted or
+        // dropped. Its transactions are carried again, whichever way it went.
         for id in &decided.pruned {
-            // Pruned before being ordered: stale, it will never be ordered
-            // (on any node: staleness is decided by consensus).
-            self.unordered_with_txs.remove(id);
             mempool_added.extend(self.mempool.stale(id));
         }
+        let mut gone: Vec<EventId> = self
+            .mempool
+            .in_flight_ids()
+            .into_iter()
+            .filter(|id| !self.hg.knows(id))
+            .collect();
+        gone.sort_unstable_by_key(|id| id.0);
+        for id in gone {
+            mempool_added.extend(self.mempool.stale(&id));
+        }
         // Waiting events the consensus core dropped or evicted will never be
-        // ordered here: stop gossiping at full speed for them.
+        // ordered here either: stop gossiping at full speed for them.
         let hg = &self.hg;
         self.unordered_with_txs.retain(|id| hg.knows(id));
         for id in &decided.pruned {

@@ -104,12 +104,18 @@ impl Machine {
                         continue;
                     }
                 };
-                if machine.hg.insert(event.clone()).is_err() {
-                    continue;
+                let refused = machine.hg.insert(event.clone()).is_err();
+                if !refused {
+                    machine.track(&event);
+                    replayed += 1;
                 }
-                machine.track(&event);
-                replayed += 1;
-                if event.creator() == me && !event.transactions().is_empty() {
+                // An own event is watched even if consensus refuses it now:
+                // the next decided round finds it gone and carries its
+                // transactions again.
+                if event.creator() == me
+                    && !event.transactions().is_empty()
+                    && !machine.records.ordered_held.contains(&event.id())
+                {
                     let taken = machine.mempool.replayed_own(&event, now.instant);
                     if !taken.is_empty() {
                         machine.persist(

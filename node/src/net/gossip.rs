@@ -8,9 +8,14 @@
 //!   `SyncDone`. Tips rather than per-creator heights keep this correct when
 //!   a creator forks: a height cannot say *which* branch one has.
 //!   After a pull the node creates an event whose other-parent is that
-//!   peer's latest event (gossip about gossip).
+//!   peer's latest event (gossip about gossip). Pulls run side by side (a
+//!   third of the peers plus one at most, never two from one peer), so a
+//!   peer that accepts a sync and never answers holds up one pull, not
+//!   gossip.
 //! - **Push**: an own event goes to every connected peer on a
-//!   unidirectional stream as soon as it is durably stored.
+//!   unidirectional stream as soon as it is durably stored, through a
+//!   bounded queue per peer: a peer that does not take its pushes loses
+//!   them (it pulls instead) and never delays the others.
 //! - **State sync**: a peer that answers a pull with `Behind` (the caller
 //!   needs ordered events it no longer keeps) makes the node fetch a state
 //!   vouched for by more than a third of the stake (see `state_sync`).
@@ -315,12 +320,25 @@ impl Peers {
             .is_some_and(|p| p.banned(Instant::now()))
     }
 
-    fn connected(&self) -> Vec<quinn::Connection> {
+    /// Peers this node holds an open connection to.
+    fn connected_ids(&self) -> Vec<NodeId> {
         self.lock()
-            .values()
-            .filter_map(|p| p.connection.clone())
-            .filter(|c| c.close_reason().is_none())
+            .iter()
+            .filter(|(_, p)| {
+                p.connection
+                    .as_ref()
+                    .is_some_and(|c| c.close_reason().is_none())
+            })
+            .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The open connection to `id`, if any.
+    fn connection(&self, id: &NodeId) -> Option<quinn::Connection> {
+        self.lock()
+            .get(id)
+            .and_then(|p| p.connection.clone())
+            .filter(|c| c.close_reason().is_none())
     }
 }
 
@@ -602,8 +620,14 @@ fn choose_peer(candidates: &[NodeId], last: Option<NodeId>) -> Option<NodeId> {
     }
 }
 
+/// Starts a pull every tick while fewer than `peers / 3 + 1` are under
+/// way, each from a peer not already being pulled: a peer that accepts a
+/// sync and never answers (frozen, gone without closing, or byzantine)
+/// holds one slot until its pull times out, never the others.
 async fn pull_loop(shared: Arc<Shared>) {
     let mut last = None;
+    let mut pulls: JoinSet<()> = JoinSet::new();
+    let mut pulling: HashMap<tokio::task::Id, NodeId> = HashMap::new();
     loop {
         let busy = match shared.core.has_work().await {
             Ok(busy) => busy,
@@ -615,50 +639,72 @@ async fn pull_loop(shared: Arc<Shared>) {
             shared.config.idle_interval
         })
         .await;
-        let Some(peer) = choose_peer(&shared.peers.candidates(), last) else {
+        while let Some(done) = pulls.try_join_next_with_id() {
+            let id = match done {
+                Ok((id, ())) => id,
+                Err(err) => err.id(),
+            };
+            pulling.remove(&id);
+        }
+        let candidates = shared.peers.candidates();
+        if pulling.len() > candidates.len() / 3 {
+            continue;
+        }
+        let free: Vec<NodeId> = candidates
+            .into_iter()
+            .filter(|c| !pulling.values().any(|p| p == c))
+            .collect();
+        let Some(peer) = choose_peer(&free, last) else {
             continue;
         };
         last = Some(peer);
-        let started = Instant::now();
-        let result = pull_from(&shared, peer).await;
-        if matches!(result, Ok(true)) {
-            super::state_sync::start(&shared);
-        }
-        let succeeded = {
-            let mut peers = shared.peers.lock();
-            let Some(entry) = peers.get_mut(&peer) else {
-                continue;
-            };
-            match result {
-                Ok(_) => {
-                    shared
-                        .metrics
-                        .sync_latency
-                        .observe(started.elapsed().as_secs_f64());
-                    entry.syncs += 1;
-                    entry.last_sync = Some(Instant::now());
-                    entry.last_error = None;
-                    entry.consecutive_failures = 0;
-                    entry.retry_at = None;
-                    true
-                }
-                Err(err) => {
-                    entry.failures += 1;
-                    entry.consecutive_failures += 1;
-                    entry.retry_at = Some(Instant::now() + backoff(entry.consecutive_failures));
-                    tracing::debug!(peer = %display_id(&peer), error = %err, "pull failed");
-                    entry.last_error = Some(err);
-                    entry.connection = None;
-                    false
-                }
-            }
-        };
-        if succeeded && shared.core.after_sync(peer).await.is_err() {
-            return;
-        }
-        let connected = shared.peers.connected().len();
-        shared.metrics.peers_connected.set(connected as i64);
+        let task = pulls.spawn(pull_and_record(shared.clone(), peer));
+        pulling.insert(task.id(), peer);
     }
+}
+
+/// One pull from `peer`, and what follows from it: the peer's record, a
+/// state sync if it said this node is behind, an event linking the peer.
+async fn pull_and_record(shared: Arc<Shared>, peer: NodeId) {
+    let started = Instant::now();
+    let result = pull_from(&shared, peer).await;
+    if matches!(result, Ok(true)) {
+        super::state_sync::start(&shared);
+    }
+    let succeeded = {
+        let mut peers = shared.peers.lock();
+        let Some(entry) = peers.get_mut(&peer) else {
+            return;
+        };
+        match result {
+            Ok(_) => {
+                shared
+                    .metrics
+                    .sync_latency
+                    .observe(started.elapsed().as_secs_f64());
+                entry.syncs += 1;
+                entry.last_sync = Some(Instant::now());
+                entry.last_error = None;
+                entry.consecutive_failures = 0;
+                entry.retry_at = None;
+                true
+            }
+            Err(err) => {
+                entry.failures += 1;
+                entry.consecutive_failures += 1;
+                entry.retry_at = Some(Instant::now() + backoff(entry.consecutive_failures));
+                tracing::debug!(peer = %display_id(&peer), error = %err, "pull failed");
+                entry.last_error = Some(err);
+                entry.connection = None;
+                false
+            }
+        }
+    };
+    if succeeded && shared.core.after_sync(peer).await.is_err() {
+        return;
+    }
+    let connected = shared.peers.connected_ids().len();
+    shared.metrics.peers_connected.set(connected as i64);
 }
 
 pub(super) async fn connection_to(
@@ -706,7 +752,15 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
         let mut received = 0usize;
         let mut behind = false;
         loop {
-            match read_message(&mut recv, shared.limits.max_frame_bytes).await {
+            // Each chunk must come within the read timeout, the whole
+            // answer within the sync timeout.
+            let message = timeout(
+                shared.limits.read_timeout,
+                read_message(&mut recv, shared.limits.max_frame_bytes),
+            )
+            .await
+            .map_err(|_| "peer stopped answering".to_string())?;
+            match message {
                 Ok(Some(Message::Behind)) => behind = true,
                 Ok(Some(Message::Events(events))) => {
                     received += events.len();
@@ -764,9 +818,17 @@ async fn verify_off_core(events: &[Event], network_id: [u8; 32]) {
     }
 }
 
+/// Own events queued for one peer. A peer that does not keep up (slow,
+/// frozen, or gone without closing its connection) loses pushes beyond
+/// this and pulls what it missed; it never holds up pushes to the others.
+const PUSH_QUEUE: usize = 256;
+/// A push that cannot open its stream or hand over its bytes within this
+/// is given up, with what is queued behind it for that peer.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn push_loop(shared: Arc<Shared>) {
     let mut own = shared.core.own_events();
-    let sends = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut queues: HashMap<NodeId, tokio::sync::mpsc::Sender<Message>> = HashMap::new();
     loop {
         let event: Event = match own.recv().await {
             Ok(event) => event,
@@ -774,19 +836,46 @@ async fn push_loop(shared: Arc<Shared>) {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
         let frame = Message::Push(event);
-        for connection in shared.peers.connected() {
-            // A slow peer must not hold up the others: bounded, fire and forget.
-            let Ok(permit) = sends.clone().try_acquire_owned() else {
-                break;
-            };
-            let frame = frame.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                if let Ok(mut send) = connection.open_uni().await {
-                    let _ = write_message(&mut send, &frame).await;
-                    let _ = send.finish();
-                }
+        let connected = shared.peers.connected_ids();
+        queues.retain(|id, _| connected.contains(id));
+        for id in connected {
+            let queue = queues.entry(id).or_insert_with(|| {
+                let (tx, rx) = tokio::sync::mpsc::channel(PUSH_QUEUE);
+                tokio::spawn(push_to(shared.clone(), id, rx));
+                tx
             });
+            if queue.try_send(frame.clone()).is_err() {
+                shared.metrics.pushes_dropped.inc();
+            }
+        }
+    }
+}
+
+/// Sends one peer its queued pushes, one stream each, in order. Ends when
+/// the peer leaves the connected set (its queue is dropped).
+async fn push_to(
+    shared: Arc<Shared>,
+    peer: NodeId,
+    mut queue: tokio::sync::mpsc::Receiver<Message>,
+) {
+    while let Some(frame) = queue.recv().await {
+        let Some(connection) = shared.peers.connection(&peer) else {
+            shared.metrics.pushes_dropped.inc();
+            continue;
+        };
+        let sent = timeout(PUSH_TIMEOUT, async {
+            let mut send = connection.open_uni().await.ok()?;
+            write_message(&mut send, &frame).await.ok()?;
+            send.finish().ok()
+        })
+        .await;
+        if !matches!(sent, Ok(Some(()))) {
+            let mut dropped = 1;
+            while queue.try_recv().is_ok() {
+                dropped += 1;
+            }
+            shared.metrics.pushes_dropped.inc_by(dropped);
+            tracing::debug!(peer = %display_id(&peer), dropped, "peer is not taking pushes");
         }
     }
 }
