@@ -392,6 +392,67 @@ async fn a_killed_node_restarts_catches_up_and_never_forks_itself() {
     }
 }
 
+/// Pushes share one long-lived stream per peer, so the push rate limit
+/// applies per message, not per stream: a peer pouring thousands of pushes
+/// down one stream is cut off, and the others go on ordering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_one_push_stream_is_disconnected() {
+    use dagger_consensus::UnsignedEvent;
+    use dagger_node::{
+        config::network_id,
+        identity::Identity,
+        net::{limits::PeerLimits, tls::Allowlist, transport::Transport, wire::Message},
+    };
+
+    let net = Net::start(4, &[0, 1, 2]).await;
+    let dir = net.cluster.nodes[3].config.parent().unwrap().to_path_buf();
+    let attacker = Identity::load(&dir.join("node3.json")).unwrap();
+    let victim_id = dagger_node::identity::parse_id(&net.cluster.nodes[0].id).unwrap();
+    let transport = Transport::bind(
+        &attacker,
+        Allowlist::new([victim_id]),
+        "127.0.0.1:0".parse().unwrap(),
+        &PeerLimits::default(),
+    )
+    .unwrap();
+    let connection = transport
+        .connect(net.cluster.nodes[0].gossip, &victim_id)
+        .await
+        .unwrap();
+    // A valid event, so each copy gets past decoding and costs a token.
+    let event = UnsignedEvent {
+        seq: 0,
+        birth_round: 1,
+        self_parent: None,
+        other_parent: None,
+        created_at_ns: 1,
+        txs: vec![b"flood".to_vec()],
+    }
+    .sign(attacker.signing_key(), &network_id("dagger-test"));
+    let frame = Message::Push(event).encode_frame();
+    let flood: Vec<u8> = std::iter::repeat_n(frame, 5_000).flatten().collect();
+    let mut stream = connection.open_uni().await.unwrap();
+    let _ = stream.write_all(&flood).await;
+    let reason = tokio::time::timeout(Duration::from_secs(20), connection.closed())
+        .await
+        .expect("the flooding peer is disconnected");
+    assert!(
+        matches!(reason, quinn::ConnectionError::ApplicationClosed(ref c) if c.error_code == quinn::VarInt::from_u32(3)),
+        "{reason:?}"
+    );
+    let limited = metric(
+        &net.metrics(0).await,
+        "dagger_messages_rejected_total{reason=\"rate_limited\"}",
+    );
+    assert!(limited > 100.0, "{limited} pushes refused for rate");
+    for n in 0..9u32 {
+        net.submit(n as usize % 3, &tx(13, n)).await;
+    }
+    net.wait_ordered(&[0, 1, 2], 9, Duration::from_secs(60))
+        .await;
+    net.assert_same_order(&[0, 1, 2], 9).await;
+}
+
 /// The worst timing for the test above, made certain: node 3 acknowledges
 /// transactions while no peer can hear it, then dies before its events go
 /// out. The others move on without it; back, it must carry those

@@ -12,17 +12,18 @@
 //!   third of the peers plus one at most, never two from one peer), so a
 //!   peer that accepts a sync and never answers holds up one pull, not
 //!   gossip.
-//! - **Push**: an own event goes to every connected peer on a
-//!   unidirectional stream as soon as it is durably stored, through a
-//!   bounded queue per peer: a peer that does not take its pushes loses
-//!   them (it pulls instead) and never delays the others.
+//! - **Push**: an own event goes to every connected peer as soon as it is
+//!   durably stored, on one long-lived unidirectional stream per peer fed
+//!   by a bounded queue: a peer that does not take its pushes loses them
+//!   (it pulls instead) and never delays the others.
 //! - **State sync**: a peer that answers a pull with `Behind` (the caller
 //!   needs ordered events it no longer keeps) makes the node fetch a state
 //!   vouched for by more than a third of the stake (see `state_sync`).
 //!
 //! Limits: QUIC caps concurrent streams and bytes in flight per peer; each
-//! frame is length-checked before it is buffered; reads time out; a token
-//! bucket per peer and stream kind rejects floods, and a peer that keeps
+//! frame is length-checked before it is buffered; reads time out; token
+//! buckets per peer (sync requests; push streams and each push on them)
+//! reject floods, and a peer that keeps
 //! flooding is disconnected. A peer that sends an event no honest node
 //! would send (bad signature or Merkle root, malformed header, a birth
 //! round consensus does not give it, ...: `Reject::is_fault`) is
@@ -428,8 +429,7 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
     let now = Instant::now();
     let limits = &shared.limits;
     let mut sync_bucket = TokenBucket::new(limits.syncs_per_second, limits.burst, now);
-    let mut push_bucket = TokenBucket::new(limits.pushes_per_second, limits.burst, now);
-    let mut violations = 0u32;
+    let budget = Arc::new(PeerBudget::new(limits, now));
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
@@ -438,18 +438,25 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
                 if !sync_bucket.try_take(Instant::now()) {
                     shared.metrics.reject_message("rate_limited");
                     let _ = send.reset(quinn::VarInt::from_u32(2));
-                    violations += 1;
+                    budget.offence();
                 } else {
                     streams.spawn(answer(shared.clone(), peer, send, recv));
                 }
             }
             uni = connection.accept_uni() => {
                 let Ok(recv) = uni else { break };
-                if !push_bucket.try_take(Instant::now()) {
-                    shared.metrics.reject_message("rate_limited");
-                    violations += 1;
+                // Opening a stream costs a push's worth too: a peer cannot
+                // churn streams for free.
+                if budget.take_push() {
+                    streams.spawn(accept_pushes(
+                        shared.clone(),
+                        peer,
+                        recv,
+                        connection.clone(),
+                        budget.clone(),
+                    ));
                 } else {
-                    streams.spawn(accept_push(shared.clone(), peer, recv, connection.clone()));
+                    shared.metrics.reject_message("rate_limited");
                 }
             }
         }
@@ -457,9 +464,8 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
             connection.close(quinn::VarInt::from_u32(4), b"invalid events");
             break;
         }
-        if violations > limits.max_violations {
-            tracing::warn!(peer = %display_id(&peer), "peer keeps flooding; disconnecting");
-            connection.close(quinn::VarInt::from_u32(3), b"rate limit");
+        if budget.exhausted() {
+            flooding(&peer, &connection);
             break;
         }
         while streams.try_join_next().is_some() {}
@@ -574,34 +580,97 @@ fn penalise_if_faulty(shared: &Shared, peer: &NodeId, summary: &ReceiveSummary) 
     true
 }
 
-async fn accept_push(
+/// What one peer may still send before it is cut off: its push rate
+/// (shared by all its push streams) and its offences so far.
+struct PeerBudget {
+    pushes: Mutex<TokenBucket>,
+    violations: std::sync::atomic::AtomicU32,
+    max_violations: u32,
+}
+
+impl PeerBudget {
+    fn new(limits: &PeerLimits, now: Instant) -> PeerBudget {
+        PeerBudget {
+            pushes: Mutex::new(TokenBucket::new(
+                limits.pushes_per_second,
+                limits.burst,
+                now,
+            )),
+            violations: Default::default(),
+            max_violations: limits.max_violations,
+        }
+    }
+
+    /// One push's worth of the rate; false (an offence) when over it.
+    fn take_push(&self) -> bool {
+        let taken = self
+            .pushes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_take(Instant::now());
+        if !taken {
+            self.offence();
+        }
+        taken
+    }
+
+    fn offence(&self) {
+        self.violations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn exhausted(&self) -> bool {
+        self.violations.load(std::sync::atomic::Ordering::Relaxed) > self.max_violations
+    }
+}
+
+/// Reads a peer's pushes from one stream until it ends, is idle for the
+/// connection's idle timeout (the sender opens another when it has more),
+/// or carries something no honest node sends.
+async fn accept_pushes(
     shared: Arc<Shared>,
     peer: NodeId,
     mut recv: quinn::RecvStream,
     connection: quinn::Connection,
+    budget: Arc<PeerBudget>,
 ) {
-    let message = timeout(
-        shared.limits.read_timeout,
-        read_message(&mut recv, shared.limits.max_frame_bytes),
-    )
-    .await;
-    match message {
-        Ok(Ok(Some(Message::Push(event)))) => {
-            // Checked here, on whichever worker runs this stream, so pushes
-            // from several peers are verified in parallel; the core skips
-            // the check for an event marked verified.
-            let _ = dagger_consensus::verify::signature_ok(&event, &shared.core.network_id);
-            if let Ok(summary) = shared.core.receive_push(vec![event]).await {
-                if penalise_if_faulty(&shared, &peer, &summary) {
-                    connection.close(quinn::VarInt::from_u32(4), b"invalid events");
+    loop {
+        let message = timeout(
+            shared.limits.idle_timeout,
+            read_message(&mut recv, shared.limits.max_frame_bytes),
+        )
+        .await;
+        match message {
+            Ok(Ok(Some(Message::Push(event)))) => {
+                if !budget.take_push() {
+                    shared.metrics.reject_message("rate_limited");
+                    if budget.exhausted() {
+                        flooding(&peer, &connection);
+                        return;
+                    }
+                    continue;
+                }
+                // Checked here, on whichever worker runs this stream, so
+                // pushes from several peers are verified in parallel; the
+                // core skips the check for an event marked verified.
+                let _ = dagger_consensus::verify::signature_ok(&event, &shared.core.network_id);
+                if let Ok(summary) = shared.core.receive_push(vec![event]).await {
+                    if penalise_if_faulty(&shared, &peer, &summary) {
+                        connection.close(quinn::VarInt::from_u32(4), b"invalid events");
+                        return;
+                    }
                 }
             }
+            Ok(Ok(Some(_))) => return shared.metrics.reject_message("unexpected"),
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(err)) => return note_bad_message(&shared, &peer, "push", &err),
         }
-        Ok(Ok(Some(_))) => shared.metrics.reject_message("unexpected"),
-        Ok(Ok(None)) => {}
-        Ok(Err(err)) => note_bad_message(&shared, &peer, "push", &err),
-        Err(_) => shared.metrics.reject_message("timeout"),
     }
+}
+
+fn flooding(peer: &NodeId, connection: &quinn::Connection) {
+    tracing::warn!(peer = %display_id(peer), "peer keeps flooding; disconnecting");
+    connection.close(quinn::VarInt::from_u32(3), b"rate limit");
 }
 
 /// Picks the next peer to pull from: at random, never the last one when
@@ -851,25 +920,35 @@ async fn push_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Sends one peer its queued pushes, one stream each, in order. Ends when
-/// the peer leaves the connected set (its queue is dropped).
+/// Sends one peer its queued pushes, in order, on one long-lived stream
+/// (opened again after a failure or a reconnect): a stream per event cost
+/// both sides a task and stream bookkeeping per push. Ends when the peer
+/// leaves the connected set (its queue is dropped).
 async fn push_to(
     shared: Arc<Shared>,
     peer: NodeId,
     mut queue: tokio::sync::mpsc::Receiver<Message>,
 ) {
+    let mut stream: Option<(usize, quinn::SendStream)> = None;
     while let Some(frame) = queue.recv().await {
         let Some(connection) = shared.peers.connection(&peer) else {
             shared.metrics.pushes_dropped.inc();
+            stream = None;
             continue;
         };
         let sent = timeout(PUSH_TIMEOUT, async {
-            let mut send = connection.open_uni().await.ok()?;
-            write_message(&mut send, &frame).await.ok()?;
-            send.finish().ok()
+            let current = stream
+                .as_ref()
+                .is_some_and(|(id, _)| *id == connection.stable_id());
+            if !current {
+                stream = Some((connection.stable_id(), connection.open_uni().await.ok()?));
+            }
+            let (_, send) = stream.as_mut()?;
+            write_message(send, &frame).await.ok()
         })
         .await;
         if !matches!(sent, Ok(Some(()))) {
+            stream = None;
             let mut dropped = 1;
             while queue.try_recv().is_ok() {
                 dropped += 1;
