@@ -65,7 +65,11 @@ impl Machine {
             }
         }
         CatchUp {
-            behind_horizon: out.is_empty() && their_ordered < ours,
+            // No record at or after their position yet is the ledger writer
+            // running behind consensus (it applies decided rounds a moment
+            // later), not a horizon: calling that "behind" sent busy honest
+            // peers into state syncs they did not need.
+            behind_horizon: out.is_empty() && their_ordered < ours && !records.is_empty(),
             events: out,
         }
     }

@@ -22,8 +22,8 @@
 //!
 //! Limits: QUIC caps concurrent streams and bytes in flight per peer; each
 //! frame is length-checked before it is buffered; reads time out; token
-//! buckets per peer (sync requests; push streams and each push on them)
-//! reject floods, and a peer that keeps
+//! buckets per peer (sync requests; pushes, per message whatever stream
+//! carries them) reject floods, and a peer that keeps
 //! flooding is disconnected. A peer that sends an event no honest node
 //! would send (bad signature or Merkle root, malformed header, a birth
 //! round consensus does not give it, ...: `Reject::is_fault`) is
@@ -445,19 +445,15 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
             }
             uni = connection.accept_uni() => {
                 let Ok(recv) = uni else { break };
-                // Opening a stream costs a push's worth too: a peer cannot
-                // churn streams for free.
-                if budget.take_push() {
-                    streams.spawn(accept_pushes(
-                        shared.clone(),
-                        peer,
-                        recv,
-                        connection.clone(),
-                        budget.clone(),
-                    ));
-                } else {
-                    shared.metrics.reject_message("rate_limited");
-                }
+                // Each push on it takes a token; the streams themselves are
+                // bounded by `max_push_streams`.
+                streams.spawn(accept_pushes(
+                    shared.clone(),
+                    peer,
+                    recv,
+                    connection.clone(),
+                    budget.clone(),
+                ));
             }
         }
         if shared.peers.is_banned(&peer) {
@@ -584,6 +580,8 @@ fn penalise_if_faulty(shared: &Shared, peer: &NodeId, summary: &ReceiveSummary) 
 /// (shared by all its push streams) and its offences so far.
 struct PeerBudget {
     pushes: Mutex<TokenBucket>,
+    /// Pushes of this peer being inserted at once.
+    inserting: Arc<tokio::sync::Semaphore>,
     violations: std::sync::atomic::AtomicU32,
     max_violations: u32,
 }
@@ -595,6 +593,9 @@ impl PeerBudget {
                 limits.pushes_per_second,
                 limits.burst,
                 now,
+            )),
+            inserting: Arc::new(tokio::sync::Semaphore::new(
+                limits.max_push_streams as usize,
             )),
             violations: Default::default(),
             max_violations: limits.max_violations,
@@ -626,7 +627,10 @@ impl PeerBudget {
 
 /// Reads a peer's pushes from one stream until it ends, is idle for the
 /// connection's idle timeout (the sender opens another when it has more),
-/// or carries something no honest node sends.
+/// or carries something no honest node sends. Each push is checked and
+/// inserted on its own task (up to `max_push_streams` per peer at once):
+/// reading the next must not wait for the core to answer the last, or a
+/// busy core would make every peer's pushes arrive late.
 async fn accept_pushes(
     shared: Arc<Shared>,
     peer: NodeId,
@@ -650,16 +654,22 @@ async fn accept_pushes(
                     }
                     continue;
                 }
-                // Checked here, on whichever worker runs this stream, so
-                // pushes from several peers are verified in parallel; the
-                // core skips the check for an event marked verified.
-                let _ = dagger_consensus::verify::signature_ok(&event, &shared.core.network_id);
-                if let Ok(summary) = shared.core.receive_push(vec![event]).await {
-                    if penalise_if_faulty(&shared, &peer, &summary) {
-                        connection.close(quinn::VarInt::from_u32(4), b"invalid events");
-                        return;
+                let Ok(permit) = budget.inserting.clone().acquire_owned().await else {
+                    return;
+                };
+                let (shared, connection) = (shared.clone(), connection.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    // Checked here, on whichever worker runs this task, so
+                    // pushes are verified in parallel; the core skips the
+                    // check for an event marked verified.
+                    let _ = dagger_consensus::verify::signature_ok(&event, &shared.core.network_id);
+                    if let Ok(summary) = shared.core.receive_push(vec![event]).await {
+                        if penalise_if_faulty(&shared, &peer, &summary) {
+                            connection.close(quinn::VarInt::from_u32(4), b"invalid events");
+                        }
                     }
-                }
+                });
             }
             Ok(Ok(Some(_))) => return shared.metrics.reject_message("unexpected"),
             Ok(Ok(None)) | Err(_) => return,
@@ -890,7 +900,9 @@ async fn verify_off_core(events: &[Event], network_id: [u8; 32]) {
 /// Own events queued for one peer. A peer that does not keep up (slow,
 /// frozen, or gone without closing its connection) loses pushes beyond
 /// this and pulls what it missed; it never holds up pushes to the others.
-const PUSH_QUEUE: usize = 256;
+/// Short on purpose: a push is worth sending only while it is news (at
+/// full load 256 queued events were up to 256 MB, delivered seconds late).
+const PUSH_QUEUE: usize = 16;
 /// A push that cannot open its stream or hand over its bytes within this
 /// is given up, with what is queued behind it for that peer.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
