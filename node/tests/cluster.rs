@@ -190,6 +190,41 @@ impl Net {
     }
 }
 
+/// Node 3's key in an attacker's hands: in the roster, but not an honest
+/// node, connected to node 0 over its own QUIC endpoint.
+struct Attacker {
+    identity: dagger_node::identity::Identity,
+    transport: dagger_node::net::transport::Transport,
+    victim_id: dagger_node::identity::NodeId,
+    connection: quinn::Connection,
+}
+
+impl Net {
+    async fn attack_node0_as_node3(&self) -> Attacker {
+        use dagger_node::net::{limits::PeerLimits, tls::Allowlist, transport::Transport};
+        let dir = self.cluster.nodes[3].config.parent().unwrap().to_path_buf();
+        let identity = dagger_node::identity::Identity::load(&dir.join("node3.json")).unwrap();
+        let victim_id = dagger_node::identity::parse_id(&self.cluster.nodes[0].id).unwrap();
+        let transport = Transport::bind(
+            &identity,
+            Allowlist::new([victim_id]),
+            "127.0.0.1:0".parse().unwrap(),
+            &PeerLimits::default(),
+        )
+        .unwrap();
+        let connection = transport
+            .connect(self.cluster.nodes[0].gossip, &victim_id)
+            .await
+            .unwrap();
+        Attacker {
+            identity,
+            transport,
+            victim_id,
+            connection,
+        }
+    }
+}
+
 fn tx(tag: u8, n: u32) -> Vec<u8> {
     let mut tx = vec![tag; 24];
     tx[..4].copy_from_slice(&n.to_le_bytes());
@@ -398,27 +433,14 @@ async fn a_killed_node_restarts_catches_up_and_never_forks_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_one_push_stream_is_disconnected() {
     use dagger_consensus::UnsignedEvent;
-    use dagger_node::{
-        config::network_id,
-        identity::Identity,
-        net::{limits::PeerLimits, tls::Allowlist, transport::Transport, wire::Message},
-    };
+    use dagger_node::{config::network_id, net::wire::Message};
 
     let net = Net::start(4, &[0, 1, 2]).await;
-    let dir = net.cluster.nodes[3].config.parent().unwrap().to_path_buf();
-    let attacker = Identity::load(&dir.join("node3.json")).unwrap();
-    let victim_id = dagger_node::identity::parse_id(&net.cluster.nodes[0].id).unwrap();
-    let transport = Transport::bind(
-        &attacker,
-        Allowlist::new([victim_id]),
-        "127.0.0.1:0".parse().unwrap(),
-        &PeerLimits::default(),
-    )
-    .unwrap();
-    let connection = transport
-        .connect(net.cluster.nodes[0].gossip, &victim_id)
-        .await
-        .unwrap();
+    let Attacker {
+        identity: attacker,
+        connection,
+        ..
+    } = net.attack_node0_as_node3().await;
     // A valid event, so each copy gets past decoding and costs a token.
     let event = UnsignedEvent {
         seq: 0,
@@ -545,20 +567,12 @@ async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
 
     // Node 3's key belongs to the attacker: in the roster, but not an honest node.
     let net = Net::start(4, &[0, 1, 2]).await;
-    let dir = net.cluster.nodes[3].config.parent().unwrap().to_path_buf();
-    let attacker = Identity::load(&dir.join("node3.json")).unwrap();
-    let victim_id = dagger_node::identity::parse_id(&net.cluster.nodes[0].id).unwrap();
-    let transport = Transport::bind(
-        &attacker,
-        Allowlist::new([victim_id]),
-        "127.0.0.1:0".parse().unwrap(),
-        &PeerLimits::default(),
-    )
-    .unwrap();
-    let connection = transport
-        .connect(net.cluster.nodes[0].gossip, &victim_id)
-        .await
-        .unwrap();
+    let Attacker {
+        identity: attacker,
+        transport,
+        victim_id,
+        connection,
+    } = net.attack_node0_as_node3().await;
     let send_raw = |bytes: Vec<u8>| {
         let connection = connection.clone();
         async move {
