@@ -190,6 +190,42 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Waits until node `i`'s order holds every one of `txs`; past
+    /// `within`, returns the indices of those still missing.
+    async fn wait_for_txs(
+        &self,
+        i: usize,
+        txs: &[Vec<u8>],
+        within: Duration,
+    ) -> Result<(), Vec<usize>> {
+        let wanted: Vec<String> = txs.iter().map(|t| hex(t)).collect();
+        let deadline = Instant::now() + within;
+        loop {
+            let order = self.order(i).await;
+            let missing: Vec<usize> = (0..wanted.len())
+                .filter(|&k| !order.iter().any(|o| o.tx == wanted[k]))
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(missing);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Node `i`'s order holds each of `txs` exactly once.
+    async fn assert_ordered_once(&self, i: usize, txs: &[Vec<u8>]) {
+        let order = self.order(i).await;
+        for (k, t) in txs.iter().enumerate() {
+            let wanted = hex(t);
+            assert_eq!(order.iter().filter(|o| o.tx == wanted).count(), 1, "tx {k}");
+        }
+    }
+}
+
 /// Node 3's key in an attacker's hands: in the roster, but not an honest
 /// node, connected to node 0 over its own QUIC endpoint.
 struct Attacker {
@@ -223,6 +259,26 @@ impl Net {
             connection,
         }
     }
+}
+
+/// `signer`'s first event (sequence 0, round 1, no parents) on the test
+/// network: what an attacker holding a roster key can sign at will.
+fn first_event(
+    signer: &dagger_node::identity::Identity,
+    txs: Vec<Vec<u8>>,
+) -> dagger_consensus::Event {
+    dagger_consensus::UnsignedEvent {
+        seq: 0,
+        birth_round: 1,
+        self_parent: None,
+        other_parent: None,
+        created_at_ns: 1,
+        txs,
+    }
+    .sign(
+        signer.signing_key(),
+        &dagger_node::config::network_id("dagger-test"),
+    )
 }
 
 fn tx(tag: u8, n: u32) -> Vec<u8> {
@@ -388,39 +444,25 @@ async fn a_killed_node_restarts_catches_up_and_never_forks_itself() {
     }
     // Every accepted transaction is ordered; if not, say which are missing
     // and where their events are.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let order = net.order(0).await;
-        let missing: Vec<_> = carriers
-            .iter()
-            .filter(|(n, _, _)| !order.iter().any(|o| o.tx == hex(&tx(3, *n))))
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            for (n, node, event) in missing {
-                let mut seen = Vec::new();
-                for i in 0..4 {
-                    seen.push(net.get(i, &format!("/events/{event}")).await);
-                }
-                eprintln!("tx {n} (sent to node {node}) not ordered; event {event}: {seen:?}");
-            }
+    let sent: Vec<Vec<u8>> = carriers.iter().map(|(n, _, _)| tx(3, *n)).collect();
+    if let Err(missing) = net.wait_for_txs(0, &sent, Duration::from_secs(120)).await {
+        for (n, node, event) in missing.into_iter().map(|k| &carriers[k]) {
+            let mut seen = Vec::new();
             for i in 0..4 {
-                eprintln!("---- node {i} log ----\n{}", net.log(i));
+                seen.push(net.get(i, &format!("/events/{event}")).await);
             }
-            panic!("accepted transactions were not ordered");
+            eprintln!("tx {n} (sent to node {node}) not ordered; event {event}: {seen:?}");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..4 {
+            eprintln!("---- node {i} log ----\n{}", net.log(i));
+        }
+        panic!("accepted transactions were not ordered");
     }
     net.wait_ordered(&[0, 1, 2, 3], 120, Duration::from_secs(120))
         .await;
     net.assert_same_order(&[0, 1, 2, 3], 120).await;
-    let order = net.order(0).await;
-    for n in 0..120u32 {
-        let wanted = hex(&tx(3, n));
-        assert_eq!(order.iter().filter(|o| o.tx == wanted).count(), 1, "tx {n}");
-    }
+    let all: Vec<Vec<u8>> = (0..120u32).map(|n| tx(3, n)).collect();
+    net.assert_ordered_once(0, &all).await;
     // Nobody saw node 3 (or anyone) sign two events with one sequence.
     for i in 0..4 {
         assert_eq!(net.status(i).await["equivocations"], 0, "node {i}");
@@ -432,8 +474,7 @@ async fn a_killed_node_restarts_catches_up_and_never_forks_itself() {
 /// down one stream is cut off, and the others go on ordering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_one_push_stream_is_disconnected() {
-    use dagger_consensus::UnsignedEvent;
-    use dagger_node::{config::network_id, net::wire::Message};
+    use dagger_node::net::wire::Message;
 
     let net = Net::start(4, &[0, 1, 2]).await;
     let Attacker {
@@ -442,15 +483,7 @@ async fn a_peer_flooding_one_push_stream_is_disconnected() {
         ..
     } = net.attack_node0_as_node3().await;
     // A valid event, so each copy gets past decoding and costs a token.
-    let event = UnsignedEvent {
-        seq: 0,
-        birth_round: 1,
-        self_parent: None,
-        other_parent: None,
-        created_at_ns: 1,
-        txs: vec![b"flood".to_vec()],
-    }
-    .sign(attacker.signing_key(), &network_id("dagger-test"));
+    let event = first_event(&attacker, vec![b"flood".to_vec()]);
     let frame = Message::Push(event).encode_frame();
     let flood: Vec<u8> = std::iter::repeat_n(frame, 5_000).flatten().collect();
     let mut stream = connection.open_uni().await.unwrap();
@@ -513,32 +546,18 @@ async fn transactions_acknowledged_by_an_isolated_node_that_dies_are_still_order
     for n in 78..86u32 {
         net.submit(n as usize % 4, &tx(12, n)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let order = net.order(0).await;
-        let missing: Vec<_> = (0..86u32)
-            .filter(|n| !order.iter().any(|o| o.tx == hex(&tx(12, *n))))
-            .collect();
-        if missing.is_empty() {
-            break;
+    let all: Vec<Vec<u8>> = (0..86u32).map(|n| tx(12, n)).collect();
+    if let Err(missing) = net.wait_for_txs(0, &all, Duration::from_secs(90)).await {
+        for (n, event) in &lost {
+            eprintln!("tx {n} was acknowledged in event {event}");
         }
-        if Instant::now() > deadline {
-            for (n, event) in &lost {
-                eprintln!("tx {n} was acknowledged in event {event}");
-            }
-            eprintln!("---- node 3 log ----\n{}", net.log(3));
-            panic!("not ordered: {missing:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        eprintln!("---- node 3 log ----\n{}", net.log(3));
+        panic!("not ordered: {missing:?}");
     }
     net.wait_ordered(&[0, 1, 2, 3], 86, Duration::from_secs(60))
         .await;
     net.assert_same_order(&[0, 1, 2, 3], 86).await;
-    let order = net.order(0).await;
-    for n in 0..86u32 {
-        let wanted = hex(&tx(12, n));
-        assert_eq!(order.iter().filter(|o| o.tx == wanted).count(), 1, "tx {n}");
-    }
+    net.assert_ordered_once(0, &all).await;
     for i in 0..4 {
         assert_eq!(net.status(i).await["equivocations"], 0, "node {i}");
     }
@@ -558,9 +577,8 @@ fn metric(text: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
-    use dagger_consensus::{Event, EventHeader, UnsignedEvent};
+    use dagger_consensus::{Event, EventHeader};
     use dagger_node::{
-        config::network_id,
         identity::Identity,
         net::{limits::PeerLimits, tls::Allowlist, transport::Transport, wire::Message},
     };
@@ -582,18 +600,7 @@ async fn a_hostile_peer_is_rejected_and_honest_nodes_are_unaffected() {
             let _ = stream.stopped().await;
         }
     };
-    let network = network_id("dagger-test");
-    let signed = |txs: Vec<Vec<u8>>| {
-        UnsignedEvent {
-            seq: 0,
-            birth_round: 1,
-            self_parent: None,
-            other_parent: None,
-            created_at_ns: 1,
-            txs,
-        }
-        .sign(attacker.signing_key(), &network)
-    };
+    let signed = |txs: Vec<Vec<u8>>| first_event(&attacker, txs);
 
     // Garbage, an oversized frame, a fork, then a forged signature (which
     // gets the attacker disconnected and shut out).

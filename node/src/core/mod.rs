@@ -652,24 +652,20 @@ impl Core {
     /// Decided transactions become readable at once (see `recent`).
     fn note_order(&self, write: &crate::store::Write) {
         use crate::store::Write;
-        let changes = match write {
-            Write::Decided { txs, .. } => !txs.is_empty(),
-            Write::Install { .. } => true,
-            Write::Events { .. } => false,
-        };
-        if !changes {
-            return;
-        }
-        let next = {
-            let mut recent = self.recent.write().unwrap_or_else(|p| p.into_inner());
-            match write {
-                Write::Decided { txs, .. } => recent.extend(txs),
-                Write::Install { checkpoint, .. } => {
-                    *recent = RecentOrder::starting_at(checkpoint.next_tx)
-                }
-                Write::Events { .. } => {}
+        let recent = || self.recent.write().unwrap_or_else(|p| p.into_inner());
+        let next = match write {
+            Write::Decided { txs, .. } if !txs.is_empty() => {
+                let mut recent = recent();
+                recent.extend(txs);
+                recent.next()
             }
-            recent.next()
+            Write::Install { checkpoint, .. } => {
+                let mut recent = recent();
+                *recent = RecentOrder::starting_at(checkpoint.next_tx);
+                recent.next()
+            }
+            // Events, and rounds without transactions, change nothing here.
+            _ => return,
         };
         self.ordered.send_replace(next);
     }

@@ -102,6 +102,8 @@ impl Machine {
         // never be ordered: pruned unordered (stale, on every node: staleness
         // is decided by consensus), or a waiting one discarded, evicted or
         // dropped. Its transactions are carried again, whichever way it went.
+        // Pruned ones first, in consensus's order; the sweep below finds
+        // them gone too, and takes the rest.
         for id in &decided.pruned {
             mempool_added.extend(self.mempool.stale(id));
         }

@@ -104,8 +104,7 @@ impl Machine {
                         continue;
                     }
                 };
-                let refused = machine.hg.insert(event.clone()).is_err();
-                if !refused {
+                if machine.hg.insert(event.clone()).is_ok() {
                     machine.track(&event);
                     replayed += 1;
                 }
