@@ -142,6 +142,9 @@ impl Machine {
     }
 
     pub(super) fn persist(&mut self, write: Write, own: Option<OwnEvent>) {
+        if matches!(write, Write::Events { .. }) {
+            self.records.accepted(write.size_hint());
+        }
         self.outputs.push_back(Output::Persist {
             write: Box::new(write),
             own,

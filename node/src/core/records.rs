@@ -23,6 +23,11 @@ use crate::store::{OrderRecord, TxRecord, Write};
 /// events from disk).
 pub const SNAPSHOT_EVERY_ROUNDS: u64 = 8;
 
+/// A snapshot smaller than this is taken at every snapshot round; a larger
+/// one only once at least as many event bytes were accepted since the last
+/// (see [`Records::snapshot_due`]).
+pub(crate) const SNAPSHOT_ALWAYS_BYTES: usize = 1 << 20;
+
 /// Own checkpoints kept in memory (for verifying after a state sync).
 pub(crate) const RECENT_CHECKPOINTS: usize = 64;
 
@@ -38,6 +43,10 @@ pub(crate) struct Records {
     /// from its waiting areas or discarded there. Deleted from disk with
     /// the next snapshot, unless accepted again meanwhile.
     forget: HashSet<EventId>,
+    /// Event bytes accepted since the last snapshot.
+    accepted_bytes: usize,
+    /// Size of the last snapshot.
+    last_snapshot_bytes: usize,
 }
 
 impl Records {
@@ -48,6 +57,30 @@ impl Records {
     /// Accepted (again): keep it on disk.
     pub fn remember(&mut self, id: EventId) {
         self.forget.remove(&id);
+    }
+
+    /// Events of this many bytes were stored.
+    pub fn accepted(&mut self, bytes: usize) {
+        self.accepted_bytes = self.accepted_bytes.saturating_add(bytes);
+    }
+
+    /// Whether a snapshot round also stores a snapshot. A snapshot holds
+    /// every held event, so under heavy load (large events, many held) one
+    /// can weigh tens of megabytes; taken every few milliseconds it would
+    /// make the ledger write far more than the node receives (a flood of
+    /// transactions once stalled the ledger writer, and with it every own
+    /// event, for minutes). Taking a large one only after as many event
+    /// bytes arrived keeps snapshot writing within the size of the events
+    /// themselves. Checkpoints are still recorded at every snapshot round,
+    /// so any stored snapshot can be vouched for by peers.
+    fn snapshot_due(&self) -> bool {
+        self.last_snapshot_bytes < SNAPSHOT_ALWAYS_BYTES
+            || self.accepted_bytes >= self.last_snapshot_bytes
+    }
+
+    fn snapshot_taken(&mut self, bytes: usize) {
+        self.last_snapshot_bytes = bytes;
+        self.accepted_bytes = 0;
     }
 
     /// A state sync replaced everything: the ledger's events go with it.
@@ -139,10 +172,12 @@ impl Machine {
             while self.checkpoints.len() > RECENT_CHECKPOINTS {
                 self.checkpoints.pop_front();
             }
-            (
-                Some(join_snapshot(&self.hg.snapshot(), &observer)),
-                Some(checkpoint),
-            )
+            let snapshot = self.records.snapshot_due().then(|| {
+                let snapshot = join_snapshot(&self.hg.snapshot(), &observer);
+                self.records.snapshot_taken(snapshot.len());
+                snapshot
+            });
+            (snapshot, Some(checkpoint))
         } else {
             (None, None)
         };
@@ -182,5 +217,54 @@ impl Machine {
         self.metrics.ordered_events.inc_by(ordered_events);
         self.metrics.ordered_txs.inc_by(ordered_txs);
         self.count_ordered(now.instant, ordered_txs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the load, snapshots never write much more than the
+        /// events themselves: at most the accepted bytes, plus one small
+        /// snapshot per snapshot round, plus the last large one.
+        #[test]
+        fn snapshot_writing_is_bounded_by_what_was_accepted(
+            rounds in proptest::collection::vec((0usize..8 << 20, 0usize..64 << 20), 1..200),
+        ) {
+            let mut records = Records::default();
+            let (mut accepted, mut written, mut largest) = (0usize, 0usize, 0usize);
+            let mut taken = 0usize;
+            for (bytes, snapshot_size) in &rounds {
+                records.accepted(*bytes);
+                accepted += bytes;
+                if records.snapshot_due() {
+                    records.snapshot_taken(*snapshot_size);
+                    written += snapshot_size;
+                    largest = largest.max(*snapshot_size);
+                    taken += 1;
+                }
+            }
+            prop_assert!(taken >= 1, "the first snapshot round always stores one");
+            prop_assert!(
+                written <= accepted + rounds.len() * SNAPSHOT_ALWAYS_BYTES + largest,
+                "wrote {written} for {accepted} accepted over {} rounds", rounds.len()
+            );
+        }
+
+        /// Small snapshots (a lightly loaded node) are stored at every
+        /// snapshot round, as before the bound existed.
+        #[test]
+        fn small_snapshots_are_stored_every_time(
+            sizes in proptest::collection::vec(0usize..SNAPSHOT_ALWAYS_BYTES, 1..100),
+        ) {
+            let mut records = Records::default();
+            for size in sizes {
+                prop_assert!(records.snapshot_due());
+                records.snapshot_taken(size);
+            }
+        }
     }
 }

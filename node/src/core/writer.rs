@@ -89,7 +89,17 @@ fn run(
         if unapplied.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         store.apply(unapplied)?;
+        let took = started.elapsed();
+        if took > Duration::from_millis(10) {
+            tracing::debug!(
+                writes = unapplied.len(),
+                bytes = unapplied.iter().map(Write::size_hint).sum::<usize>(),
+                took_ms = took.as_millis() as u64,
+                "slow ledger apply"
+            );
+        }
         unapplied.clear();
         Ok(())
     };

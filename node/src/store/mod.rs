@@ -46,10 +46,19 @@ const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
 /// Chain watcher cursor: account → digest of what was last reported about it.
 const CURSOR: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("cursor");
 
+/// The latest consensus snapshot, under [`SNAPSHOT_KEY`]. A table of its own:
+/// a snapshot can weigh tens of megabytes, and a redb leaf holding it would
+/// be copied by every commit that touches a small value beside it (`meta`
+/// changes with every own event).
+const SNAPSHOTS: TableDefinition<u8, &[u8]> = TableDefinition::new("snapshot");
+const SNAPSHOT_KEY: u8 = 0;
+
 /// The highest sequence number this node ever signed (its self-fork guard).
 const OWN_SEQ: &str = "own_seq";
-/// The last consensus snapshot and the acceptance index it covers.
-const SNAPSHOT: &str = "snapshot";
+/// Where ledgers written before [`SNAPSHOTS`] existed kept the snapshot
+/// (moved out when such a ledger is opened).
+const OLD_SNAPSHOT: &str = "snapshot";
+/// The acceptance index the stored snapshot covers.
 const SNAPSHOT_INDEX: &str = "snapshot_index";
 /// Position of the first event-log record redb does not hold (see `wal`);
 /// written by every transaction that applies records.
@@ -136,7 +145,8 @@ pub enum Write {
         /// Transactions of own events that went stale in this round: kept
         /// until a new own event carries them.
         mempool_added: Vec<(MempoolKey, Vec<u8>)>,
-        /// With a snapshot: its checkpoint.
+        /// At a snapshot round: its checkpoint (also the stored snapshot's,
+        /// when the write carries one).
         checkpoint: Option<Checkpoint>,
     },
     /// State sync: replace everything consensus rebuilds from (events,
@@ -148,6 +158,31 @@ pub enum Write {
         checkpoint: Checkpoint,
         mempool_added: Vec<(MempoolKey, Vec<u8>)>,
     },
+}
+
+impl Write {
+    /// About how many bytes the write stores (its payloads).
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Write::Events { events, .. } => events.iter().map(|(_, b)| b.len() + 32).sum(),
+            Write::Decided {
+                order,
+                txs,
+                snapshot,
+                mempool_added,
+                ..
+            } => {
+                order.len() * 64
+                    + txs.iter().map(|t| t.tx.len() + 48).sum::<usize>()
+                    + snapshot.as_ref().map_or(0, Vec::len)
+                    + mempool_added
+                        .iter()
+                        .map(|(_, t)| t.len() + 36)
+                        .sum::<usize>()
+            }
+            Write::Install { snapshot, .. } => snapshot.len(),
+        }
+    }
 }
 
 /// What a restart starts from.
@@ -247,7 +282,12 @@ impl Store {
             txn.open_table(EVENT_IDS)?;
             txn.open_table(ORDER)?;
             txn.open_table(TXS)?;
-            txn.open_table(META)?;
+            let mut meta = txn.open_table(META)?;
+            let old = meta.remove(OLD_SNAPSHOT)?.map(|v| v.value().to_vec());
+            let mut snapshots = txn.open_table(SNAPSHOTS)?;
+            if let Some(old) = old {
+                snapshots.insert(SNAPSHOT_KEY, old.as_slice())?;
+            }
             txn.open_table(BATCHES)?;
             txn.open_table(MEMPOOL)?;
             txn.open_table(CHECKPOINTS)?;
@@ -312,7 +352,10 @@ impl Store {
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        let snapshot = meta.get(SNAPSHOT)?.map(|v| v.value().to_vec());
+        let snapshot = txn
+            .open_table(SNAPSHOTS)?
+            .get(SNAPSHOT_KEY)?
+            .map(|v| v.value().to_vec());
         let snapshot_index = match meta.get(SNAPSHOT_INDEX)? {
             Some(v) => Some(read_u64(v.value(), "meta")?),
             None => None,
@@ -453,6 +496,7 @@ impl Store {
             let mut batches = txn.open_table(BATCHES)?;
             let mut mempool = txn.open_table(MEMPOOL)?;
             let mut checkpoints = txn.open_table(CHECKPOINTS)?;
+            let mut snapshots = txn.open_table(SNAPSHOTS)?;
             if let Some(next) = log_next {
                 meta.insert(LOG_NEXT, next.to_le_bytes().as_slice())?;
             }
@@ -496,7 +540,9 @@ impl Store {
                         }
                         if let Some(checkpoint) = checkpoint {
                             checkpoints.insert(checkpoint.round, checkpoint.encode().as_slice())?;
-                            meta.insert(STATE_CHECKPOINT, checkpoint.encode().as_slice())?;
+                            if snapshot.is_some() {
+                                meta.insert(STATE_CHECKPOINT, checkpoint.encode().as_slice())?;
+                            }
                             let keep_from = checkpoint.round.saturating_sub(
                                 KEPT_CHECKPOINTS * crate::core::SNAPSHOT_EVERY_ROUNDS,
                             );
@@ -516,7 +562,7 @@ impl Store {
                         }
                         if let Some(snapshot) = snapshot {
                             // The snapshot covers every event accepted before it.
-                            meta.insert(SNAPSHOT, snapshot.as_slice())?;
+                            snapshots.insert(SNAPSHOT_KEY, snapshot.as_slice())?;
                             match index.checked_sub(1) {
                                 Some(covered) => {
                                     meta.insert(SNAPSHOT_INDEX, covered.to_le_bytes().as_slice())?
@@ -582,7 +628,7 @@ impl Store {
                         for start in starts {
                             batches.remove(start)?;
                         }
-                        meta.insert(SNAPSHOT, snapshot.as_slice())?;
+                        snapshots.insert(SNAPSHOT_KEY, snapshot.as_slice())?;
                         match index.checked_sub(1) {
                             Some(covered) => {
                                 meta.insert(SNAPSHOT_INDEX, covered.to_le_bytes().as_slice())?
@@ -652,7 +698,9 @@ impl Store {
     pub fn state(&self) -> Result<Option<(Vec<u8>, Checkpoint)>, StoreError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        let (Some(snapshot), Some(checkpoint)) = (meta.get(SNAPSHOT)?, meta.get(STATE_CHECKPOINT)?)
+        let snapshots = txn.open_table(SNAPSHOTS)?;
+        let (Some(snapshot), Some(checkpoint)) =
+            (snapshots.get(SNAPSHOT_KEY)?, meta.get(STATE_CHECKPOINT)?)
         else {
             return Ok(None);
         };
@@ -1034,5 +1082,77 @@ mod tests {
         let store = Store::open(crashed.path()).unwrap();
         assert_eq!(store.event_count().unwrap(), 0);
         assert!(store.recover().unwrap().events.is_empty());
+    }
+
+    fn checkpoint(round: u64) -> Checkpoint {
+        Checkpoint {
+            round,
+            ordered: round,
+            next_tx: 0,
+            running_hash: [0; 32],
+            digest: [round as u8; 32],
+        }
+    }
+
+    fn snapshot_round(round: u64, snapshot: Option<Vec<u8>>) -> Write {
+        Write::Decided {
+            order: Vec::new(),
+            txs: Vec::new(),
+            snapshot,
+            pruned: Vec::new(),
+            forget_ordered_through_round: None,
+            mempool_added: Vec::new(),
+            checkpoint: Some(checkpoint(round)),
+        }
+    }
+
+    /// A snapshot round without a stored snapshot still records its
+    /// checkpoint (peers vouch with it), but the stored state stays the
+    /// last snapshot with its own checkpoint: a state sync must never
+    /// serve a snapshot under another round's checkpoint.
+    #[test]
+    fn a_checkpoint_without_a_snapshot_leaves_the_stored_state_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&[snapshot_round(8, Some(vec![8; 100]))], false)
+            .unwrap();
+        store.commit(&[snapshot_round(16, None)], false).unwrap();
+        let rounds: Vec<u64> = store
+            .checkpoints(10)
+            .unwrap()
+            .iter()
+            .map(|c| c.round)
+            .collect();
+        assert!(rounds.contains(&8) && rounds.contains(&16), "{rounds:?}");
+        let (snapshot, checkpoint) = store.state().unwrap().unwrap();
+        assert_eq!((snapshot, checkpoint), (vec![8; 100], self::checkpoint(8)));
+        assert_eq!(store.recover().unwrap().snapshot, Some(vec![8; 100]));
+    }
+
+    /// Ledgers written before snapshots had a table of their own kept the
+    /// snapshot in `meta`; opening one moves it, nothing is lost.
+    #[test]
+    fn a_snapshot_kept_in_meta_by_an_older_ledger_is_moved_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join("ledger.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert(OLD_SNAPSHOT, [5u8; 300].as_slice()).unwrap();
+                meta.insert(STATE_CHECKPOINT, checkpoint(24).encode().as_slice())
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.recover().unwrap().snapshot, Some(vec![5; 300]));
+        assert_eq!(store.state().unwrap().unwrap().1, checkpoint(24));
+        drop(store);
+        // Moved, not copied: a second open finds it in the new table only.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.meta(OLD_SNAPSHOT).unwrap(), None);
+        assert_eq!(store.recover().unwrap().snapshot, Some(vec![5; 300]));
     }
 }
