@@ -100,6 +100,13 @@ pub(crate) struct Mempool {
     /// Names of the resubmitted transactions in `pending`.
     waiting: HashSet<MempoolKey>,
     in_flight: HashMap<EventId, InFlight>,
+    /// Transactions and bytes in `in_flight`.
+    in_flight_txs: usize,
+    in_flight_bytes: usize,
+    /// Limits on everything admitted and not yet ordered (`pending` and
+    /// `in_flight` together): if consensus cannot keep up, or stalls,
+    /// submitters are told to come back instead of the node filling its
+    /// memory and its own events with transactions it cannot order.
     max_txs: usize,
     max_bytes: usize,
 }
@@ -111,6 +118,8 @@ impl Mempool {
             pending_bytes: 0,
             waiting: HashSet::new(),
             in_flight: HashMap::new(),
+            in_flight_txs: 0,
+            in_flight_bytes: 0,
             max_txs,
             max_bytes,
         }
@@ -153,11 +162,13 @@ impl Mempool {
                 max: limits.max_tx_bytes,
             });
         }
-        if self.pending.len() >= self.max_txs {
-            return Err(SubmitError::Busy(self.pending.len()));
+        let unordered = self.pending.len() + self.in_flight_txs;
+        if unordered >= self.max_txs {
+            return Err(SubmitError::Busy(unordered));
         }
-        if self.pending_bytes.saturating_add(tx.len()) > self.max_bytes {
-            return Err(SubmitError::BusyBytes(self.pending_bytes));
+        let unordered_bytes = self.pending_bytes + self.in_flight_bytes;
+        if unordered_bytes.saturating_add(tx.len()) > self.max_bytes {
+            return Err(SubmitError::BusyBytes(unordered_bytes));
         }
         self.pending_bytes += tx.len();
         self.pending.push_back(PendingTx {
@@ -219,7 +230,7 @@ impl Mempool {
     /// The own event `id` now carries `batch`: watch it.
     pub fn carried(&mut self, id: EventId, batch: Batch) {
         if !batch.txs.is_empty() {
-            self.in_flight.insert(
+            self.start_watching(
                 id,
                 InFlight {
                     submitted: batch.submitted,
@@ -236,13 +247,32 @@ impl Mempool {
         if event.transactions().is_empty() || self.in_flight.contains_key(&event.id()) {
             return;
         }
-        self.in_flight.insert(
+        self.start_watching(
             event.id(),
             InFlight {
                 submitted: vec![now; event.transactions().len()],
                 txs: event.transactions().to_vec(),
             },
         );
+    }
+
+    fn start_watching(&mut self, id: EventId, watched: InFlight) {
+        self.in_flight_txs += watched.txs.len();
+        self.in_flight_bytes += watched.txs.iter().map(Vec::len).sum::<usize>();
+        if let Some(old) = self.in_flight.insert(id, watched) {
+            self.forget_counts(&old);
+        }
+    }
+
+    fn stop_watching(&mut self, id: &EventId) -> Option<InFlight> {
+        let watched = self.in_flight.remove(id)?;
+        self.forget_counts(&watched);
+        Some(watched)
+    }
+
+    fn forget_counts(&mut self, watched: &InFlight) {
+        self.in_flight_txs -= watched.txs.len();
+        self.in_flight_bytes -= watched.txs.iter().map(Vec::len).sum::<usize>();
     }
 
     /// An own event replayed from the ledger: watch it, and drop the
@@ -280,13 +310,13 @@ impl Mempool {
 
     /// The event was ordered: returns its transactions' submit times.
     pub fn ordered(&mut self, id: &EventId) -> Option<Vec<Instant>> {
-        self.in_flight.remove(id).map(|f| f.submitted)
+        self.stop_watching(id).map(|f| f.submitted)
     }
 
     /// The event went stale: its transactions go back in front under their
     /// durable names. Returns the ones to add to the ledger's table.
     pub fn stale(&mut self, id: &EventId) -> Vec<(MempoolKey, Vec<u8>)> {
-        let Some(stale) = self.in_flight.remove(id) else {
+        let Some(stale) = self.stop_watching(id) else {
             return Vec::new();
         };
         tracing::info!(
@@ -312,7 +342,7 @@ impl Mempool {
 #[cfg(test)]
 impl Mempool {
     fn watch_for_test(&mut self, id: EventId, txs: Vec<Vec<u8>>, now: Instant) {
-        self.in_flight.insert(
+        self.start_watching(
             id,
             InFlight {
                 submitted: vec![now; txs.len()],
@@ -410,5 +440,54 @@ mod tests {
         );
         pool.restore(vec![([3; 36], vec![0; 100])], now);
         assert_eq!(pool.pending_len(), 2);
+    }
+
+    /// Transactions an own event carries count against the limits until
+    /// they are ordered: a node whose consensus is slow or stalled (it
+    /// keeps signing events on its own chain) must not take transactions
+    /// without end. Stale ones come back past the limits, and nothing is
+    /// counted twice.
+    #[test]
+    fn carried_transactions_count_against_the_limits_until_ordered() {
+        let now = Instant::now();
+        let mut pool = Mempool::new(3, 1 << 20);
+        for i in 0..3 {
+            pool.admit(vec![i], SubmitId(i as u64), now, &limits())
+                .unwrap();
+        }
+        let first = EventId([1; 32]);
+        let batch = pool.take_batch(&limits());
+        pool.carried(first, batch);
+        assert_eq!(pool.pending_len(), 0);
+        assert_eq!(
+            pool.admit(vec![9], SubmitId(9), now, &limits()),
+            Err(SubmitError::Busy(3))
+        );
+        // Stale: back in `pending`, still three unordered.
+        assert_eq!(pool.stale(&first).len(), 3);
+        assert_eq!(
+            pool.admit(vec![9], SubmitId(9), now, &limits()),
+            Err(SubmitError::Busy(3))
+        );
+        let second = EventId([2; 32]);
+        let batch = pool.take_batch(&limits());
+        pool.carried(second, batch);
+        // Watching the same event again (recovery) counts it once.
+        pool.watch_for_test(second, vec![vec![0], vec![1], vec![2]], now);
+        assert_eq!(
+            pool.admit(vec![9], SubmitId(9), now, &limits()),
+            Err(SubmitError::Busy(3))
+        );
+        assert_eq!(pool.ordered(&second).map(|s| s.len()), Some(3));
+        pool.admit(vec![9], SubmitId(9), now, &limits()).unwrap();
+
+        let mut pool = Mempool::new(100, 10);
+        pool.admit(vec![0; 8], SubmitId(1), now, &limits()).unwrap();
+        let batch = pool.take_batch(&limits());
+        pool.carried(EventId([3; 32]), batch);
+        assert_eq!(
+            pool.admit(vec![0; 3], SubmitId(2), now, &limits()),
+            Err(SubmitError::BusyBytes(8))
+        );
     }
 }

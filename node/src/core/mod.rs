@@ -73,7 +73,8 @@ impl OrderObserver for StaticRoster {
 pub struct CoreConfig {
     pub consensus: dagger_consensus::Config,
     pub genesis: Roster,
-    /// Transactions waiting for an event, at most (then `POST /tx` says busy)...
+    /// Transactions admitted and not yet ordered (waiting for an own event
+    /// or carried by one), at most; then `POST /tx` says busy (429)...
     pub max_pending_txs: usize,
     /// ...and their bytes.
     pub max_pending_bytes: usize,
@@ -111,9 +112,9 @@ pub enum SubmitError {
     Empty,
     #[error("transaction is {size} bytes, limit {max}")]
     TooLarge { size: usize, max: usize },
-    #[error("{0} transactions already wait for an event; try again")]
+    #[error("{0} transactions already wait to be ordered here; try again later")]
     Busy(usize),
-    #[error("{0} bytes of transactions already wait for an event; try again")]
+    #[error("{0} bytes of transactions already wait to be ordered here; try again later")]
     BusyBytes(usize),
     #[error("the node is shutting down")]
     Closed,
