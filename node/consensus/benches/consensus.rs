@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use dagger_consensus::{verify, Config, Hashgraph, Limits};
+use dagger_consensus::{verify, Config, CreatorId, Hashgraph, Limits};
 
 fn config() -> Config {
     Config {
@@ -129,5 +129,30 @@ fn snapshot(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, insert, signature, ordered_txs, snapshot);
+/// The other-parent choice a node makes before each own event, at steady
+/// state: one round computation per other creator's tip.
+fn other_parent(c: &mut Criterion) {
+    let mut g = c.benchmark_group("best_other_parent");
+    for n in [4usize, 16] {
+        let keys = keys(n);
+        let mut hg = Hashgraph::new(config(), roster(&keys));
+        run(&mut hg, dag(&keys, steady_state_events(n), 1, 64, 5));
+        let me = CreatorId::from(&keys[0]);
+        let newest = hg.latest_of(&CreatorId::from(&keys[1]));
+        assert!(hg.best_other_parent(&me, newest).is_some());
+        g.bench_function(format!("n={n}"), |b| {
+            b.iter(|| hg.best_other_parent(&me, newest))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    insert,
+    signature,
+    ordered_txs,
+    snapshot,
+    other_parent
+);
 criterion_main!(benches);

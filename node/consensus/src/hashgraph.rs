@@ -778,6 +778,72 @@ impl Hashgraph {
             .map(|n| n.event.id())
     }
 
+    /// The other-parent that moves `creator`'s next event furthest: among
+    /// `newest` and every other creator's held chain tips, the one giving
+    /// the new event the highest round, then the one that shows it the
+    /// most creators' newer events, then `newest` (a fresh arrival). Any
+    /// held event is a valid other-parent, so this is local policy, not
+    /// consensus; it matters because an event links one other-parent and
+    /// a round advances only once an event strongly sees a supermajority.
+    /// `None` if `creator` is unknown or nothing else is held.
+    pub fn best_other_parent(
+        &self,
+        creator: &CreatorId,
+        newest: Option<EventId>,
+    ) -> Option<EventId> {
+        let Some(&c) = self.sched.index.get(creator) else {
+            return newest;
+        };
+        let g = &self.g;
+        let sp = self
+            .latest
+            .get(c as usize)
+            .copied()
+            .flatten()
+            .and_then(|h| g.get(&h.id))
+            .unwrap_or(NONE);
+        let newest_slot = newest.and_then(|id| g.get(&id));
+        let candidates = g
+            .tips
+            .iter()
+            .enumerate()
+            .filter(|&(m, _)| m as u32 != c)
+            .flat_map(|(_, tips)| tips.iter().copied())
+            .chain(newest_slot)
+            .filter(|&s| g.node(s).creator != c);
+        // Seq of the newest event of a creator a summary entry shows, if
+        // that event is still held (a pruned slot may be reused).
+        let top_seq = |e: &crate::graph::SeeEntry| {
+            (e.top != NONE && e.top_round > g.pruned_through).then(|| g.node(e.top).seq)
+        };
+        let sp_see: &[crate::graph::SeeEntry] = if sp == NONE { &[] } else { &g.node(sp).see };
+        let newer_than_sp = |op: u32| {
+            g.node(op)
+                .see
+                .iter()
+                .enumerate()
+                .filter(
+                    |&(m, e)| match (top_seq(e), sp_see.get(m).and_then(top_seq)) {
+                        (Some(theirs), Some(mine)) => theirs > mine,
+                        (theirs, _) => theirs.is_some(),
+                    },
+                )
+                .count()
+        };
+        let fixed = self.fixed_through();
+        candidates
+            .filter_map(|op| {
+                let round = self.round_of(c, sp, op).1.round;
+                (round <= fixed && !self.is_ancient(round)).then(|| {
+                    let fresh = Some(op) == newest_slot;
+                    ((round, newer_than_sp(op), fresh), op)
+                })
+            })
+            .max_by_key(|&(score, _)| score)
+            .map(|(_, op)| g.node(op).event.id())
+            .or(newest)
+    }
+
     /// Equivocation evidence found since the last call (bounded queue).
     pub fn take_equivocations(&mut self) -> Vec<Equivocation> {
         self.evidence.drain(..).collect()
@@ -872,6 +938,91 @@ mod tests {
             Ok(InsertOutcome::Inserted(_))
         ));
         e
+    }
+
+    fn four() -> (Vec<SigningKey>, Hashgraph) {
+        let keys: Vec<SigningKey> = (0..4).map(key).collect();
+        let roster = Roster::new(keys.iter().map(|k| (CreatorId::from(k), 1))).expect("valid");
+        let hg = Hashgraph::new(
+            Config {
+                network_id: [0; 32],
+                limits: Limits::default(),
+            },
+            roster,
+        );
+        (keys, hg)
+    }
+
+    fn round(hg: &Hashgraph, e: &Event) -> u64 {
+        hg.event_info(&e.id()).expect("held").round
+    }
+
+    /// A stale arrival is passed over for the tip that lifts the new event
+    /// into the next round: B, C and D gossip among themselves into round
+    /// 2 while A holds only round-1 news; linking D's tip makes A's next
+    /// event round 2, linking the stale arrival would keep it in round 1.
+    #[test]
+    fn best_other_parent_takes_the_tip_that_advances_the_round() {
+        let (keys, mut hg) = four();
+        let a0 = ev(&mut hg, &keys[0], None, None, 1);
+        let mut tips: Vec<Event> = (1..4)
+            .map(|i| ev(&mut hg, &keys[i], None, None, 1))
+            .collect();
+        let stale = tips[1].clone();
+        let mut t = 2;
+        while tips.iter().any(|e| round(&hg, e) < 2) {
+            for i in 0..3 {
+                let other = tips[(i + 1) % 3].clone();
+                tips[i] = ev(&mut hg, &keys[i + 1], Some(&tips[i]), Some(&other), t);
+                t += 1;
+            }
+            assert!(t < 100, "B, C and D never reached round 2");
+        }
+        let a = CreatorId::from(&keys[0]);
+        let best = hg
+            .best_other_parent(&a, Some(stale.id()))
+            .expect("other creators' events are held");
+        assert_ne!(best, stale.id());
+        let with_best = hg
+            .build_event(&keys[0], Some(a0.id()), Some(best), t, vec![])
+            .expect("parents held");
+        let with_stale = hg
+            .build_event(&keys[0], Some(a0.id()), Some(stale.id()), t, vec![])
+            .expect("parents held");
+        assert_eq!(with_stale.birth_round(), 1);
+        assert_eq!(with_best.birth_round(), 2);
+    }
+
+    /// Among equally good tips the fresh arrival wins; A's own events are
+    /// never proposed; an unknown creator gets its arrival back unchanged.
+    #[test]
+    fn best_other_parent_keeps_a_fresh_arrival_and_never_picks_its_own_chain() {
+        let (keys, mut hg) = four();
+        let a = CreatorId::from(&keys[0]);
+        assert_eq!(hg.best_other_parent(&a, None), None);
+        let a0 = ev(&mut hg, &keys[0], None, None, 1);
+        assert_eq!(
+            hg.best_other_parent(&a, None),
+            None,
+            "only A's own chain held"
+        );
+        let b0 = ev(&mut hg, &keys[1], None, None, 1);
+        let c0 = ev(&mut hg, &keys[2], None, None, 1);
+        assert_eq!(hg.best_other_parent(&a, Some(b0.id())), Some(b0.id()));
+        assert_eq!(hg.best_other_parent(&a, Some(c0.id())), Some(c0.id()));
+        // An arrival that is A's own event is not an other-parent.
+        let best = hg
+            .best_other_parent(&a, Some(a0.id()))
+            .expect("B and C held");
+        assert!(best == b0.id() || best == c0.id());
+        // C's next event has seen B's: it shows A more than b0 does.
+        let c1 = ev(&mut hg, &keys[2], Some(&c0), Some(&b0), 2);
+        assert_eq!(hg.best_other_parent(&a, Some(b0.id())), Some(c1.id()));
+        let stranger = CreatorId::from(&key(9));
+        assert_eq!(
+            hg.best_other_parent(&stranger, Some(b0.id())),
+            Some(b0.id())
+        );
     }
 
     /// An event stops seeing a creator's events once a fork by that

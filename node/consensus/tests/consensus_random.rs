@@ -46,6 +46,8 @@ fn one_schedule(seed: u64, n: usize, steps_per_node: usize) -> Outcome {
     sim.strategies = Strategies::all();
     sim.fork_prob = 0.0;
     sim.snapshot_prob = 0.01;
+    // Half the schedules link other-parents the way nodes do.
+    sim.best_parents = seed % 2 == 1;
     if rng.gen_bool(0.3) {
         // A stake change ordered in round 4: every node applies it at
         // 4 + ROSTER_DELAY.

@@ -321,7 +321,10 @@ impl Machine {
         }
         self.create_at = None;
         self.react_pending = false;
-        let other_parent = self.react_to.take();
+        let newest = self.react_to.take();
+        let other_parent = self
+            .hg
+            .best_other_parent(&CreatorId(self.identity.id()), newest);
         self.create_event(other_parent, now);
     }
 

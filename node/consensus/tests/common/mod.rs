@@ -169,6 +169,10 @@ pub struct Sim {
     pub snapshot_prob: f64,
     /// Roster changes every participant schedules when it decides the round.
     pub roster_changes: Vec<(u64, Roster)>,
+    /// Honest participants choose their other-parent as nodes do
+    /// ([`Hashgraph::best_other_parent`], the pulled peer's latest as the
+    /// fresh arrival) instead of always the pulled peer's latest.
+    pub best_parents: bool,
     /// How often each byzantine behaviour actually happened.
     pub done: Done,
     step_no: u64,
@@ -226,6 +230,7 @@ impl Sim {
             extra_sync: 0.5,
             snapshot_prob: 0.0,
             roster_changes: Vec::new(),
+            best_parents: false,
             done: Done::default(),
             step_no: 0,
             clock: 0,
@@ -401,7 +406,11 @@ impl Sim {
             self.restart(c);
         }
         let pc = CreatorId::from(&self.keys[p]);
-        let op = self.parts[c].hg.latest_of(&pc).filter(|_| p != c);
+        let mut op = self.parts[c].hg.latest_of(&pc).filter(|_| p != c);
+        if self.best_parents && !self.byzantine[c] {
+            let me = CreatorId::from(&self.keys[c]);
+            op = self.parts[c].hg.best_other_parent(&me, op);
+        }
         if self.byzantine[c] && self.misbehave(c, op, rng) {
             return;
         }
