@@ -91,6 +91,15 @@ impl Machine {
         };
         machine.mempool.restore(recovered.mempool, now.instant);
         machine.adopt_held(now.instant);
+        // A snapshot can be taken in the middle of a burst of decisions
+        // (one received batch deciding several rounds): the rounds after it
+        // that its events already decide were decided live before anything
+        // later was accepted, so they are decided again here before any
+        // stored batch is replayed. Replayed later, an own event created
+        // after those rounds made older own events stale would be replayed
+        // first, and the staleness found after it would carry the
+        // transactions it already carries a second time.
+        machine.drive_consensus(now, false);
         let me = CreatorId(identity.id());
         let mut replayed = 0usize;
         let mut bounds = recovered.batch_starts.clone();
