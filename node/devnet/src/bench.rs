@@ -41,8 +41,10 @@ pub struct BenchArgs {
     /// request).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Transactions per request without `--rate` (`POST /txs`).
-    #[arg(long, default_value_t = 1)]
+    /// Transactions per request without `--rate` (`POST /txs`). A request
+    /// is answered once its transactions' event is durable (a few ms), so
+    /// with batches of 1 the submitters, not the cluster, set the pace.
+    #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// The nodes' `event_spacing_us` (least time between two own events
     /// while busy; default: the node's).
