@@ -20,8 +20,7 @@ mod records;
 mod wal;
 
 use std::{
-    collections::VecDeque,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{atomic::Ordering, Mutex},
     time::{Duration, Instant},
 };
@@ -239,29 +238,15 @@ impl LedgerView for Store {
 /// readers proceed beside a writer.
 pub struct Store {
     db: Database,
-    dir: PathBuf,
     next_index: std::sync::atomic::AtomicU64,
-    /// Taken by the ledger writer to append, briefly by the applier to
-    /// drop covered segments.
     log: Mutex<LogState>,
-    /// Taken by the thread applying records to redb.
-    durable: Mutex<DurableState>,
 }
 
-/// The event log's segments.
+/// The event log and when redb was last made durable.
 struct LogState {
-    /// The segment appended to; open once `Store::open` has applied what
-    /// an earlier run left.
+    /// Open once `Store::open` has applied what an earlier run left.
     log: Option<wal::EventLog>,
-    /// Sealed segments, oldest first, each with the position after its
-    /// last record.
-    sealed: VecDeque<(PathBuf, u64)>,
-}
-
-/// When redb was last made durable, and what was applied since.
-struct DurableState {
-    at: Instant,
-    bytes: usize,
+    last_durable: Instant,
 }
 
 /// redb is made durable (and the event log started afresh) this often
@@ -270,9 +255,9 @@ struct DurableState {
 /// see `docs/PERFORMANCE.md`), so it is rare; the log bounds what a restart
 /// replays.
 const DURABLE_EVERY: Duration = Duration::from_secs(30);
-const LOG_MAX_BYTES: usize = 64 << 20;
-/// A log segment is sealed and a new one started past this size.
-const SEGMENT_BYTES: u64 = 8 << 20;
+const LOG_MAX_BYTES: u64 = 64 << 20;
+
+const LOG_FILE: &str = "events.log";
 
 /// redb's page cache (its default, 1 GiB, lets a node's memory grow with
 /// the order it keeps on disk). Consensus holds what it needs in memory;
@@ -317,51 +302,39 @@ impl Store {
                 None => 0,
             }
         };
-        let segments = wal::read_segments(dir)?;
+        let log_path = dir.join(LOG_FILE);
+        let found = wal::EventLog::read(&log_path)?;
         let store = Store {
             db,
-            dir: dir.to_path_buf(),
             next_index: std::sync::atomic::AtomicU64::new(0),
             log: Mutex::new(LogState {
                 log: None,
-                sealed: VecDeque::new(),
-            }),
-            durable: Mutex::new(DurableState {
-                at: Instant::now(),
-                bytes: 0,
+                last_durable: Instant::now(),
             }),
         };
         let next = store.last_event_index()?.map_or(0, |i| i + 1);
         store.next_index.store(next, Ordering::SeqCst);
-        // Records redb lacks: everything from position `applied` on.
-        let (missing, log_next) = wal::records_from(&segments, applied)?;
-        if !missing.is_empty() {
-            tracing::info!(
-                records = missing.len(),
-                "applying the event log to the ledger"
-            );
-        }
-        if !segments.is_empty() {
-            // Durable before the old files go.
-            store.commit_marked(&missing, true, Some(log_next))?;
-        }
-        let fresh = wal::segment_path(dir, log_next);
-        for (path, _) in &segments {
-            if *path != fresh {
-                std::fs::remove_file(path).map_err(|e| open_err(e.to_string()))?;
+        let mut log_next = applied;
+        if let Some(found) = found {
+            // Records redb lacks: everything from position `applied` on.
+            let skip = applied.saturating_sub(found.first) as usize;
+            let missing = found.writes.get(skip..).unwrap_or_default();
+            if !missing.is_empty() {
+                tracing::info!(
+                    records = missing.len(),
+                    "applying the event log to the ledger"
+                );
             }
+            log_next = log_next.max(found.end());
+            // Durable before the old file is replaced.
+            store.commit_marked(missing, true, Some(log_next))?;
         }
-        store.lock_log().log = Some(wal::EventLog::create(&fresh, log_next)?);
-        wal::sync_dir(dir)?;
+        store.lock_log().log = Some(wal::EventLog::create(&log_path, log_next)?);
         Ok(store)
     }
 
     fn lock_log(&self) -> std::sync::MutexGuard<'_, LogState> {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_durable(&self) -> std::sync::MutexGuard<'_, DurableState> {
-        self.durable.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn next(&self) -> u64 {
@@ -443,108 +416,51 @@ impl Store {
 
     /// Appends the `Events` writes among `writes` to the event log; with
     /// `sync` they (and everything logged before) are durable when it
-    /// returns. Returns the position after the last record logged: apply
-    /// the same writes with [`Store::apply`] afterwards, in the same order,
-    /// with that position. A state install is never logged: apply it
-    /// directly (with [`Store::log_next`]).
-    pub fn log(&self, writes: &[Write], sync: bool) -> Result<u64, StoreError> {
+    /// returns. Apply the same writes with [`Store::apply`] afterwards, in
+    /// the same order. A state install is never logged: apply it directly.
+    pub fn log(&self, writes: &[Write], sync: bool) -> Result<(), StoreError> {
         let mut state = self.lock_log();
-        if state.log.as_ref().ok_or(StoreError::LogClosed)?.len() >= SEGMENT_BYTES {
-            self.rotate(&mut state)?;
-        }
         let log = state.log.as_mut().ok_or(StoreError::LogClosed)?;
-        log.append(writes, sync)?;
-        Ok(log.next())
+        log.append(writes, sync).map(|_| ())
     }
 
-    /// Position of the next record the event log will take.
-    pub fn log_next(&self) -> Result<u64, StoreError> {
-        let state = self.lock_log();
-        Ok(state.log.as_ref().ok_or(StoreError::LogClosed)?.next())
-    }
-
-    /// Seals the segment appended to and starts the next one. The seal's
-    /// sync comes first: a record synced in the new segment may depend on
-    /// any record before it.
-    fn rotate(&self, state: &mut LogState) -> Result<(), StoreError> {
+    /// Applies writes to redb, in one transaction. redb itself is made
+    /// durable only now and then (every [`DURABLE_EVERY`], when the event
+    /// log is large, and for a state install, which the log does not hold);
+    /// each time the log starts a fresh file.
+    pub fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut state = self.lock_log();
+        let since = state.last_durable.elapsed();
         let log = state.log.as_mut().ok_or(StoreError::LogClosed)?;
-        log.seal()?;
-        let next = log.next();
-        let fresh = wal::EventLog::create(&wal::segment_path(&self.dir, next), next)?;
-        wal::sync_dir(&self.dir)?;
-        let sealed = std::mem::replace(log, fresh);
-        state.sealed.push_back((sealed.path().to_path_buf(), next));
-        Ok(())
-    }
-
-    /// Applies writes to redb, in one transaction; redb then holds every
-    /// logged record before `log_next` (the position [`Store::log`]
-    /// returned for the last of them). redb itself is made durable only
-    /// now and then (every [`DURABLE_EVERY`], after [`LOG_MAX_BYTES`] of
-    /// writes, and for a state install, which the log does not hold); each
-    /// time, the log segments it then holds are deleted. Called by one
-    /// thread at a time, beside the one that logs.
-    pub fn apply(&self, writes: &[Write], log_next: u64) -> Result<(), StoreError> {
-        let mut durable = self.lock_durable();
-        durable.bytes = durable
-            .bytes
-            .saturating_add(writes.iter().map(Write::size_hint).sum());
         let install = writes.iter().any(|w| matches!(w, Write::Install { .. }));
-        if !install && durable.at.elapsed() < DURABLE_EVERY && durable.bytes < LOG_MAX_BYTES {
+        // Every record logged so far is among `writes` or applied before.
+        let log_next = log.next();
+        if !install && since < DURABLE_EVERY && log.len() < LOG_MAX_BYTES {
             return self.commit_marked(writes, false, Some(log_next));
         }
+        self.commit_durably(&mut state, writes)
+    }
+
+    /// Makes redb durable and starts a fresh event log (a clean shutdown:
+    /// the next start has nothing to apply).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut state = self.lock_log();
+        self.commit_durably(&mut state, &[])
+    }
+
+    /// Applies `writes` (after every logged record) in a durable commit, then
+    /// starts a fresh event log: redb now holds everything it held.
+    fn commit_durably(&self, state: &mut LogState, writes: &[Write]) -> Result<(), StoreError> {
+        let log = state.log.as_mut().ok_or(StoreError::LogClosed)?;
+        let log_next = log.next();
         let started = Instant::now();
         self.commit_marked(writes, true, Some(log_next))?;
-        *durable = DurableState {
-            at: Instant::now(),
-            bytes: 0,
-        };
-        drop(durable);
+        *log = wal::EventLog::create(log.path(), log_next)?;
+        state.last_durable = Instant::now();
         tracing::debug!(
             took_us = started.elapsed().as_micros() as u64,
             "ledger made durable"
         );
-        self.drop_segments_below(log_next)
-    }
-
-    /// Makes redb durable once every logged record is applied (a clean
-    /// shutdown: the next start has nothing to apply).
-    pub fn sync(&self) -> Result<(), StoreError> {
-        let log_next = {
-            let mut state = self.lock_log();
-            self.rotate(&mut state)?;
-            state.log.as_ref().ok_or(StoreError::LogClosed)?.next()
-        };
-        self.commit_marked(&[], true, Some(log_next))?;
-        *self.lock_durable() = DurableState {
-            at: Instant::now(),
-            bytes: 0,
-        };
-        self.drop_segments_below(log_next)
-    }
-
-    /// Deletes the sealed segments whose records all lie before `log_next`
-    /// (redb holds them durably).
-    fn drop_segments_below(&self, log_next: u64) -> Result<(), StoreError> {
-        let covered: Vec<PathBuf> = {
-            let mut state = self.lock_log();
-            let mut covered = Vec::new();
-            while state
-                .sealed
-                .front()
-                .is_some_and(|(_, end)| *end <= log_next)
-            {
-                covered.extend(state.sealed.pop_front().map(|(path, _)| path));
-            }
-            covered
-        };
-        for path in covered {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::Db(format!("{}: {e}", path.display()))),
-            }
-        }
         Ok(())
     }
 
@@ -1025,25 +941,6 @@ mod tests {
         assert_eq!(recovered.own_seq, Some(0));
     }
 
-    /// Replaces the event log segments in `to` with copies of those in
-    /// `from` (what a crash leaves on disk).
-    fn copy_logs(from: &Path, to: &Path) {
-        for dir in [to, from] {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let entry = entry.unwrap();
-                let name = entry.file_name().into_string().unwrap();
-                if !name.ends_with(".log") {
-                    continue;
-                }
-                if dir == to {
-                    std::fs::remove_file(entry.path()).unwrap();
-                } else {
-                    std::fs::copy(entry.path(), to.join(&name)).unwrap();
-                }
-            }
-        }
-    }
-
     fn own_events(seq: u64) -> Write {
         Write::Events {
             events: vec![([seq as u8 + 1; 32], vec![seq as u8; 40])],
@@ -1059,8 +956,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let next = store.log(&[own_events(0)], true).unwrap();
-            store.apply(&[own_events(0)], next).unwrap();
+            store.log(&[own_events(0)], true).unwrap();
+            store.apply(&[own_events(0)]).unwrap();
             // The crash: logged (and announced), never applied to redb.
             store.log(&[own_events(1)], true).unwrap();
             assert_eq!(store.event_count().unwrap(), 1);
@@ -1092,11 +989,15 @@ mod tests {
             own_seq: None,
             mempool_taken: Vec::new(),
         };
-        let next = store.log(std::slice::from_ref(&received), false).unwrap();
-        store.apply(&[received], next).unwrap();
-        let next = store.log(&[own_events(0)], true).unwrap();
-        store.apply(&[own_events(0)], next).unwrap();
-        copy_logs(dir.path(), durable_redb.path());
+        store.log(std::slice::from_ref(&received), false).unwrap();
+        store.apply(&[received]).unwrap();
+        store.log(&[own_events(0)], true).unwrap();
+        store.apply(&[own_events(0)]).unwrap();
+        std::fs::copy(
+            dir.path().join(LOG_FILE),
+            durable_redb.path().join(LOG_FILE),
+        )
+        .unwrap();
         drop(store);
         let store = Store::open(durable_redb.path()).unwrap();
         let recovered = store.recover().unwrap();
@@ -1116,25 +1017,22 @@ mod tests {
         let saved = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let next = store.log(&[own_events(0)], true).unwrap();
-            store.apply(&[own_events(0)], next).unwrap();
-            copy_logs(dir.path(), saved.path());
-            // An install forces redb durable.
+            store.log(&[own_events(0)], true).unwrap();
+            store.apply(&[own_events(0)]).unwrap();
+            std::fs::copy(dir.path().join(LOG_FILE), saved.path().join(LOG_FILE)).unwrap();
+            // An install forces redb durable and rotates the log.
             store
-                .apply(
-                    &[Write::Install {
-                        snapshot: vec![1, 2, 3],
-                        checkpoint: Checkpoint {
-                            round: 5,
-                            ordered: 0,
-                            next_tx: 0,
-                            running_hash: [0; 32],
-                            digest: [0; 32],
-                        },
-                        mempool_added: Vec::new(),
-                    }],
-                    store.log_next().unwrap(),
-                )
+                .apply(&[Write::Install {
+                    snapshot: vec![1, 2, 3],
+                    checkpoint: Checkpoint {
+                        round: 5,
+                        ordered: 0,
+                        next_tx: 0,
+                        running_hash: [0; 32],
+                        digest: [0; 32],
+                    },
+                    mempool_added: Vec::new(),
+                }])
                 .unwrap();
             assert_eq!(
                 store.event_count().unwrap(),
@@ -1142,136 +1040,11 @@ mod tests {
                 "the install replaced the events"
             );
         }
-        // The old segment reappears (a crash before it was deleted).
-        copy_logs(saved.path(), dir.path());
+        // The old file reappears (a crash before the fresh one was made).
+        std::fs::copy(saved.path().join(LOG_FILE), dir.path().join(LOG_FILE)).unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.event_count().unwrap(), 0);
         assert!(store.recover().unwrap().events.is_empty());
-    }
-
-    fn large_events(n: u8) -> Write {
-        Write::Events {
-            events: vec![([n; 32], vec![n; 3 << 20])],
-            own_seq: None,
-            mempool_taken: Vec::new(),
-        }
-    }
-
-    fn log_files(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".log"))
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// The log seals a segment once it is large and goes on in the next;
-    /// a power loss (redb as of its last durable commit) loses none of the
-    /// records across the segments, applies each once, and leaves one
-    /// fresh segment.
-    #[test]
-    fn records_across_sealed_segments_survive_a_power_loss() {
-        let dir = tempfile::tempdir().unwrap();
-        let lost = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        std::fs::copy(
-            dir.path().join("ledger.redb"),
-            lost.path().join("ledger.redb"),
-        )
-        .unwrap();
-        for n in 0..8 {
-            let next = store.log(&[large_events(n)], n == 7).unwrap();
-            assert_eq!(next, u64::from(n) + 1);
-            store.apply(&[large_events(n)], next).unwrap();
-        }
-        assert!(
-            log_files(dir.path()).len() >= 3,
-            "{:?}",
-            log_files(dir.path())
-        );
-        copy_logs(dir.path(), lost.path());
-        drop(store);
-        for _ in 0..2 {
-            let store = Store::open(lost.path()).unwrap();
-            assert_eq!(store.event_count().unwrap(), 8);
-            let recovered = store.recover().unwrap();
-            assert_eq!(recovered.events.len(), 8);
-            assert_eq!(recovered.events[5], vec![5; 3 << 20]);
-            assert_eq!(
-                log_files(lost.path()),
-                vec![format!("events-{:020}.log", 8)]
-            );
-            assert_eq!(store.log_next().unwrap(), 8);
-        }
-    }
-
-    /// Once redb is durable, the sealed segments it covers are deleted
-    /// (the log does not grow without end while events flow).
-    #[test]
-    fn a_durable_commit_deletes_the_segments_it_covers() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        for n in 0..6 {
-            let next = store.log(&[large_events(n)], false).unwrap();
-            store.apply(&[large_events(n)], next).unwrap();
-        }
-        assert!(log_files(dir.path()).len() >= 2);
-        store.sync().unwrap();
-        assert_eq!(log_files(dir.path()), vec![format!("events-{:020}.log", 6)]);
-        drop(store);
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.event_count().unwrap(), 6);
-    }
-
-    /// A sealed segment was synced before the next one took a record, so a
-    /// hole between segments means the disk lost what it had synced; the
-    /// records after the hole may include own events peers already hold.
-    /// Opening refuses, naming the file, instead of going on without them.
-    #[test]
-    fn a_hole_between_log_segments_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let lost = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        std::fs::copy(
-            dir.path().join("ledger.redb"),
-            lost.path().join("ledger.redb"),
-        )
-        .unwrap();
-        for n in 0..8 {
-            store.log(&[large_events(n)], true).unwrap();
-        }
-        copy_logs(dir.path(), lost.path());
-        let files = log_files(lost.path());
-        assert!(files.len() >= 3);
-        std::fs::remove_file(lost.path().join(&files[1])).unwrap();
-        let err = Store::open(lost.path()).err().expect("refused");
-        assert!(
-            matches!(&err, StoreError::Corrupt { table: "event log", reason } if reason.contains(&files[2])),
-            "{err}"
-        );
-    }
-
-    /// A data directory from before log segments holds one `events.log`:
-    /// its records are applied like a segment's.
-    #[test]
-    fn the_single_log_file_of_older_versions_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let old = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        std::fs::copy(
-            dir.path().join("ledger.redb"),
-            old.path().join("ledger.redb"),
-        )
-        .unwrap();
-        store.log(&[own_events(0)], true).unwrap();
-        let segment = log_files(dir.path()).pop().unwrap();
-        std::fs::copy(dir.path().join(segment), old.path().join("events.log")).unwrap();
-        drop(store);
-        let store = Store::open(old.path()).unwrap();
-        assert_eq!(store.recover().unwrap().own_seq, Some(0));
-        assert_eq!(log_files(old.path()), vec![format!("events-{:020}.log", 1)]);
     }
 
     /// Another thread's durable commit (the attester's outbox, the
@@ -1288,30 +1061,24 @@ mod tests {
             own_seq: None,
             mempool_taken: Vec::new(),
         };
-        let next = store.log(std::slice::from_ref(&received), false).unwrap();
-        store.apply(&[received], next).unwrap();
+        store.log(std::slice::from_ref(&received), false).unwrap();
+        store.apply(&[received]).unwrap();
         store
-            .apply(
-                &[Write::Decided {
-                    order: Vec::new(),
-                    txs: Vec::new(),
-                    snapshot: Some(vec![9]),
-                    pruned: vec![[1; 32]],
-                    forget_ordered_through_round: None,
-                    mempool_added: Vec::new(),
-                    checkpoint: None,
-                }],
-                next,
-            )
+            .apply(&[Write::Decided {
+                order: Vec::new(),
+                txs: Vec::new(),
+                snapshot: Some(vec![9]),
+                pruned: vec![[1; 32]],
+                forget_ordered_through_round: None,
+                mempool_added: Vec::new(),
+                checkpoint: None,
+            }])
             .unwrap();
         assert_eq!(store.event_count().unwrap(), 0);
         store.set_meta("elsewhere", b"durable").unwrap();
-        std::fs::copy(
-            dir.path().join("ledger.redb"),
-            crashed.path().join("ledger.redb"),
-        )
-        .unwrap();
-        copy_logs(dir.path(), crashed.path());
+        for file in ["ledger.redb", LOG_FILE] {
+            std::fs::copy(dir.path().join(file), crashed.path().join(file)).unwrap();
+        }
         let store = Store::open(crashed.path()).unwrap();
         assert_eq!(store.event_count().unwrap(), 0);
         assert!(store.recover().unwrap().events.is_empty());

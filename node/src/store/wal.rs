@@ -13,14 +13,8 @@
 //! transaction that applies records also stores the position of the next
 //! record it has not applied, so whatever redb state survives a crash —
 //! whichever commit made it durable, ours or another thread's — says
-//! exactly which records to apply again.
-//!
-//! The log is a sequence of segment files (`events-<first position>.log`).
-//! The ledger writer appends to the newest and seals it when it is large
-//! (synced before the next one exists, so a synced record never follows
-//! one a crash could tear); the thread that applies records to redb
-//! deletes sealed segments once a durable redb commit holds all they
-//! carry. Neither waits for the other's disk work.
+//! exactly which records to apply again. From time to time the store makes
+//! redb durable and starts a fresh file.
 //!
 //! File: a header (magic, position of its first record), then records
 //! `[len u32][blake3 of the payload, 8 bytes][payload]`. A torn or corrupt
@@ -43,79 +37,6 @@ const MAX_RECORD: usize = 256 << 20;
 
 fn io_err(path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Db(format!("event log {}: {e}", path.display()))
-}
-
-/// The segment whose first record has position `first`.
-pub(super) fn segment_path(dir: &Path, first: u64) -> PathBuf {
-    dir.join(format!("events-{first:020}.log"))
-}
-
-/// Whether `name` is a segment file (or the single log file of older
-/// versions, read the same way).
-fn is_log_file(name: &str) -> bool {
-    name == "events.log"
-        || name
-            .strip_prefix("events-")
-            .and_then(|rest| rest.strip_suffix(".log"))
-            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Every log file in `dir` with what it holds, by first position. Files
-/// without a header hold nothing and are listed too (to be deleted).
-pub(super) fn read_segments(dir: &Path) -> Result<Vec<(PathBuf, Option<Found>)>, StoreError> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
-        let entry = entry.map_err(|e| io_err(dir, e))?;
-        let name = entry.file_name();
-        if !name.to_str().is_some_and(is_log_file) {
-            continue;
-        }
-        let path = entry.path();
-        let held = EventLog::read(&path)?;
-        found.push((path, held));
-    }
-    found.sort_by_key(|(_, held)| held.as_ref().map(|f| (f.first, f.writes.len())));
-    Ok(found)
-}
-
-/// The records from position `from` on, across `segments` (sorted by first
-/// position), and the position after the last one. A segment that starts
-/// after the end of the one before means a sealed segment lost records it
-/// had synced: refused, since a record after the hole may be an own event
-/// peers already hold.
-pub(super) fn records_from(
-    segments: &[(PathBuf, Option<Found>)],
-    from: u64,
-) -> Result<(Vec<Write>, u64), StoreError> {
-    let mut next = from;
-    let mut records = Vec::new();
-    for (path, held) in segments {
-        let Some(held) = held else { continue };
-        if held.end() <= next {
-            continue;
-        }
-        if held.first > next {
-            return Err(StoreError::Corrupt {
-                table: "event log",
-                reason: format!(
-                    "{} starts at record {} but the log before it ends at {next}",
-                    path.display(),
-                    held.first
-                ),
-            });
-        }
-        let skip = (next - held.first) as usize;
-        records.extend(held.writes[skip..].iter().cloned());
-        next = held.end();
-    }
-    Ok((records, next))
-}
-
-/// Makes the names created or removed in `dir` durable.
-pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
 }
 
 /// The open log, positioned at its end.
@@ -205,11 +126,6 @@ impl EventLog {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Syncs everything appended (before a newer segment takes records).
-    pub fn seal(&mut self) -> Result<(), StoreError> {
-        self.file.sync_data().map_err(|e| io_err(&self.path, e))
     }
 
     /// Position of the next record.
