@@ -631,10 +631,10 @@ fn a_node_behind_the_disk_horizon_joins_by_state_sync() {
 
 /// Long outages (the others prune the victim's last events meanwhile) and
 /// repeated crashes, over random scripts (16 by default; set
-/// `CORE_CRASH_CASES` for a longer hunt).
+/// `DAGGER_CRASH_CASES` for a longer hunt).
 #[test]
 fn long_outages_and_repeated_crashes_lose_nothing_acknowledged() {
-    let cases: u64 = std::env::var("CORE_CRASH_CASES")
+    let cases: u64 = std::env::var("DAGGER_CRASH_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);

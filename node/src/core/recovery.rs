@@ -139,7 +139,6 @@ impl Machine {
             }
             machine.drive_consensus(now, false);
         }
-        machine.drive_consensus(now, false);
         // The self-fork guard: the chain rebuilt from disk must reach the
         // highest sequence this node ever signed.
         if let Some(stored) = machine.own_seq {
