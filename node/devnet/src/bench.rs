@@ -154,6 +154,10 @@ impl Cluster {
     /// Writes identities and configs for `n` nodes under `dir`.
     pub fn prepare(exe: &Path, dir: &Path, n: usize, network: &str) -> Result<Cluster> {
         std::fs::create_dir_all(dir)?;
+        // A node resolves relative paths in its config against the config's
+        // own directory, so every path written into it must be absolute.
+        let dir = &std::fs::canonicalize(dir)
+            .with_context(|| format!("resolving the work directory {}", dir.display()))?;
         let mut identities = Vec::new();
         let mut addrs = Vec::new();
         for i in 0..n {
@@ -916,4 +920,34 @@ pub fn print_text(report: &BenchReport) {
             "DIFFER"
         }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dagger_node::config::{NodeConfig, Overrides};
+
+    /// `bench --dir run` once wrote `run/node0.json` into `run/node0.toml`,
+    /// which the node resolved against the config's directory as
+    /// `run/run/node0.json` and failed to start.
+    #[test]
+    fn a_relative_work_dir_gives_configs_that_resolve_to_the_written_files() {
+        let parent = tempfile::tempdir_in(".").unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let relative = std::fs::canonicalize(parent.path())
+            .unwrap()
+            .strip_prefix(std::fs::canonicalize(&cwd).unwrap())
+            .unwrap()
+            .join("run");
+        assert!(relative.is_relative());
+        let cluster = Cluster::prepare(Path::new("dagger-devnet"), &relative, 2, "t").unwrap();
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            let config = NodeConfig::load(Some(&node.config), &Overrides::default()).unwrap();
+            assert!(config.identity.is_file(), "{}", config.identity.display());
+            assert_eq!(
+                config.data_dir,
+                std::fs::canonicalize(&relative).unwrap().join(format!("data{i}"))
+            );
+        }
+    }
 }
