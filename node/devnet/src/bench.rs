@@ -946,7 +946,9 @@ mod tests {
             assert!(config.identity.is_file(), "{}", config.identity.display());
             assert_eq!(
                 config.data_dir,
-                std::fs::canonicalize(&relative).unwrap().join(format!("data{i}"))
+                std::fs::canonicalize(&relative)
+                    .unwrap()
+                    .join(format!("data{i}"))
             );
         }
     }

@@ -8,6 +8,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use dagger_node::config::{NodeConfig, Overrides};
 
+/// This binary also runs the nodes of a devnet or bench (`run`): the same
+/// allocator as `dagger-node`, for the same reason (see there).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "dagger-devnet",

@@ -16,6 +16,7 @@
 //! - `checkpoints`: snapshot round → [`Checkpoint`] (what peers vouch for
 //!   in state sync; the last [`KEPT_CHECKPOINTS`])
 
+mod flusher;
 mod records;
 mod wal;
 
@@ -240,6 +241,7 @@ pub struct Store {
     db: Database,
     next_index: std::sync::atomic::AtomicU64,
     log: Mutex<LogState>,
+    _flusher: flusher::Flusher,
 }
 
 /// The event log and when redb was last made durable.
@@ -258,6 +260,7 @@ const DURABLE_EVERY: Duration = Duration::from_secs(30);
 const LOG_MAX_BYTES: u64 = 64 << 20;
 
 const LOG_FILE: &str = "events.log";
+const LEDGER_FILE: &str = "ledger.redb";
 
 /// redb's page cache (its default, 1 GiB, lets a node's memory grow with
 /// the order it keeps on disk). Consensus holds what it needs in memory;
@@ -274,7 +277,7 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
-            .create(dir.join("ledger.redb"))
+            .create(dir.join(LEDGER_FILE))
             .map_err(|e| open_err(e.to_string()))?;
         let txn = db.begin_write()?;
         {
@@ -311,6 +314,8 @@ impl Store {
                 log: None,
                 last_durable: Instant::now(),
             }),
+            _flusher: flusher::Flusher::start(&dir.join(LEDGER_FILE))
+                .map_err(|e| open_err(e.to_string()))?,
         };
         let next = store.last_event_index()?.map_or(0, |i| i + 1);
         store.next_index.store(next, Ordering::SeqCst);
