@@ -11,40 +11,25 @@
 //! early changes nothing redb relies on: the OS may write any page at any
 //! time anyway.
 
-use std::{
-    fs::File,
-    path::Path,
-    sync::{Arc, Condvar, Mutex},
-    thread::JoinHandle,
-    time::Duration,
-};
+use std::{fs::File, path::Path, sync::mpsc, thread::JoinHandle, time::Duration};
 
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Stops and joins the thread when dropped.
 pub(super) struct Flusher {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    /// Dropping it wakes the thread and tells it to end.
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Flusher {
     pub(super) fn start(path: &Path) -> std::io::Result<Flusher> {
         let file = File::open(path)?;
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let signal = stop.clone();
+        let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("ledger-flusher".into())
             .spawn(move || {
-                let (lock, wake) = &*signal;
-                let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
-                loop {
-                    let (guard, _) = wake
-                        .wait_timeout(stopped, EVERY)
-                        .unwrap_or_else(|p| p.into_inner());
-                    stopped = guard;
-                    if *stopped {
-                        return;
-                    }
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
                     if let Err(err) = start_write_back(&file) {
                         // Only a missed optimisation: durability comes from
                         // the durable commits and the event log.
@@ -53,7 +38,7 @@ impl Flusher {
                 }
             })?;
         Ok(Flusher {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -61,9 +46,7 @@ impl Flusher {
 
 impl Drop for Flusher {
     fn drop(&mut self) {
-        let (lock, wake) = &*self.stop;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        wake.notify_all();
+        self.stop.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
