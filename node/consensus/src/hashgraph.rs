@@ -203,7 +203,18 @@ impl Hashgraph {
         // one signature check, not a megabyte of hashing.
         verify::signature_ok(&event, &self.config.network_id)?;
         verify::check_root(&event)?;
-        match self.place(event)? {
+        // A signed event proves what its creator signed whether or not it
+        // can be placed: one that waits for parents (possibly forever) or
+        // is refused as ancient is still compared with the creator's held
+        // chain, so a forker cannot dodge evidence by forking where its
+        // branch never becomes placeable (a copy of a node that joined late
+        // and signs on from an old position).
+        let unplaced = event.clone();
+        let placed = self.place(event);
+        if !matches!(placed, Ok(Placement::Inserted(_))) {
+            self.report_conflicts_of_unplaced(&unplaced);
+        }
+        match placed? {
             Placement::Buffered(evicted) => {
                 self.dropped += evicted.len() as u64;
                 Ok(InsertOutcome::Buffered { evicted })
@@ -494,25 +505,50 @@ impl Hashgraph {
     /// numbers born out of order, or a successor naming another parent.
     fn detect_conflicts(&mut self, c: u32, seq: u64, event: &Event, slot: u32) {
         let ci = c as usize;
-        let chain = &self.g.chains[ci];
-        let mut found: Vec<u32> = Vec::new();
-        if let Some(&same) = chain.get(&seq) {
-            found.push(same);
-        } else {
-            let before = chain.range(..seq).next_back().map(|(_, &s)| s);
-            let after = chain.range(seq.saturating_add(1)..).next().map(|(_, &s)| s);
-            for s in [before, after].into_iter().flatten() {
-                if headers_conflict(self.g.node(s).event.header(), event.header()) {
-                    found.push(s);
-                }
-            }
-            self.g.chains[ci].insert(seq, slot);
-        }
+        let found = self.held_conflicts(ci, event);
+        // A second event at a held sequence number keeps the first's place.
+        self.g.chains[ci].entry(seq).or_insert(slot);
         if found.is_empty() {
             return;
         }
         self.g.irregular[ci] = true;
-        for s in found {
+        self.push_evidence(&found, event);
+    }
+
+    /// Evidence for a verified event that was not inserted (buffered,
+    /// parked or refused after its signature checked). Consensus state is
+    /// untouched: only the evidence queue grows. If the event is inserted
+    /// later, the same pair is found again; readers deduplicate.
+    fn report_conflicts_of_unplaced(&mut self, event: &Event) {
+        let Some(&c) = self.sched.index.get(&event.creator()) else {
+            return;
+        };
+        let found = self.held_conflicts(c as usize, event);
+        self.push_evidence(&found, event);
+    }
+
+    /// Held events of creator `ci` that conflict with `event`: the one at
+    /// its sequence number, else its neighbours in the chain index if their
+    /// headers contradict it.
+    fn held_conflicts(&self, ci: usize, event: &Event) -> Vec<u32> {
+        let Some(chain) = self.g.chains.get(ci) else {
+            return Vec::new();
+        };
+        let seq = event.seq();
+        if let Some(&same) = chain.get(&seq) {
+            return vec![same];
+        }
+        let before = chain.range(..seq).next_back().map(|(_, &s)| s);
+        let after = chain.range(seq.saturating_add(1)..).next().map(|(_, &s)| s);
+        [before, after]
+            .into_iter()
+            .flatten()
+            .filter(|&s| headers_conflict(self.g.node(s).event.header(), event.header()))
+            .collect()
+    }
+
+    fn push_evidence(&mut self, held: &[u32], event: &Event) {
+        for &s in held {
             if self.evidence.len() >= MAX_PENDING_EVIDENCE {
                 self.evidence.pop_front();
             }

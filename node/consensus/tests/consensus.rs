@@ -446,3 +446,76 @@ fn create_event_builds_on_own_chain_with_monotone_time() {
     assert!(hg.create_event(&key(50), vec![], 2_000, None).is_err());
     assert_eq!(hg.stats().held_events, 3);
 }
+
+/// A copy of creator 3 started late (empty state, caught up from old
+/// events) signs on from an old position of 3's chain. By the time its
+/// events reach an honest node, that node pruned the rounds the copy
+/// forked in: the copy's first events are ancient there and every later
+/// one waits for a parent that will never come. It must still be accused
+/// from the signed headers alone, without any of them being placed.
+#[test]
+fn a_late_twin_whose_branch_never_becomes_placeable_is_still_accused() {
+    let sim = simulate(4, &[], &[], 1_500, 77);
+    let keys = &sim.keys;
+    let mut honest = Hashgraph::new(config(), roster(keys, &[1; 4]));
+    run_node(&mut honest, &sim.all);
+    let pruned = honest.stats().pruned_through_round;
+    assert!(pruned > 20, "the run must prune: {:?}", honest.stats());
+    let _ = honest.take_equivocations();
+
+    // The twin catches up on everything born up to round 3, then forks 3's
+    // chain and keeps extending its own branch as it learns later rounds.
+    let twin_key = &keys[3];
+    let me = CreatorId::from(twin_key);
+    let mut twin = Hashgraph::new(config(), roster(keys, &[1; 4]));
+    let mut branch: Vec<Event> = Vec::new();
+    let mut now = u64::MAX / 2;
+    let last_round = sim.all.iter().map(Event::birth_round).max().unwrap_or(0);
+    for round in 1..=last_round {
+        for e in sim.all.iter().filter(|e| e.birth_round() == round) {
+            let _ = twin.insert(e.clone());
+        }
+        drain(&mut twin, &mut Vec::new(), &mut Vec::new());
+        if round < 3 {
+            continue;
+        }
+        let self_parent = match branch.last() {
+            Some(e) => Some(e.id()),
+            None => twin.chain_head(&me).map(|h| h.id),
+        };
+        let other = twin.latest_of(&CreatorId::from(&keys[0]));
+        now += 1_000;
+        let Ok(e) = twin.build_event(twin_key, self_parent, other, now, vec![]) else {
+            continue;
+        };
+        if twin.insert(e.clone()).is_ok() {
+            branch.push(e);
+        }
+    }
+    assert!(
+        branch.len() > 20,
+        "the twin built a branch: {}",
+        branch.len()
+    );
+    assert!(
+        branch.last().unwrap().birth_round() > pruned + dagger_consensus::LINK_ROUNDS,
+        "the twin reached the honest node's live rounds"
+    );
+
+    let mut ancient = 0;
+    for e in &branch {
+        match honest.insert(e.clone()) {
+            Err(Reject::Ancient { .. }) => ancient += 1,
+            Ok(InsertOutcome::Buffered { .. }) => {}
+            other => panic!("a branch event was placed or refused otherwise: {other:?}"),
+        }
+    }
+    assert!(ancient > 0, "the branch starts in pruned rounds");
+    assert!(honest.stats().buffered_events > 0);
+    let evidence = honest.take_equivocations();
+    assert!(!evidence.is_empty(), "the twin was never accused");
+    for ev in &evidence {
+        assert_eq!(ev.verify(&NET), Ok(()));
+        assert_eq!(ev.first.creator(), me);
+    }
+}

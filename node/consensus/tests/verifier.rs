@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use dagger_consensus::{
-    merkle, Config, CreatorId, DecodeError, Event, EventHeader, Hashgraph, InsertOutcome, Limits,
-    ParentRef, Reject, UnsignedEvent, MAX_EVENTS_PER_ROUND, MAX_HEADER_VALUE,
+    merkle, Config, CreatorId, DecodeError, Event, EventHeader, EventId, Hashgraph, InsertOutcome,
+    Limits, ParentRef, Reject, UnsignedEvent, MAX_EVENTS_PER_ROUND, MAX_HEADER_VALUE,
 };
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -170,11 +170,22 @@ fn sequence_time_and_parent_rules() {
     }
     .sign(&k[0], &NET);
     assert_eq!(hg.insert(sp_at_zero), Err(Reject::SelfParentMismatch));
-    // a0 and a0b are a fork (two seq-0 events): evidence was produced.
+    // a0 and a0b are a fork (two seq-0 events): evidence was produced. So
+    // is the refused seq-1 event naming b0 as self-parent: refused or not,
+    // creator 0 signed a successor of seq 0 that is not a0's child.
     let ev = hg.take_equivocations();
-    assert_eq!(ev.len(), 1);
-    assert_eq!(ev[0].verify(&NET), Ok(()));
-    assert!(ev[0].verify(&[0u8; 32]).is_err());
+    let pairs: Vec<(EventId, EventId)> = ev.iter().map(|e| (e.first.id(), e.second.id())).collect();
+    assert_eq!(
+        pairs,
+        vec![
+            (a0.id(), child(&k[0], &b0, None, 1, 200).id()),
+            (a0.id(), a0b.id())
+        ]
+    );
+    for e in &ev {
+        assert_eq!(e.verify(&NET), Ok(()));
+        assert!(e.verify(&[0u8; 32]).is_err());
+    }
     assert!(hg.insert(a0.clone()).expect("dup") == InsertOutcome::Duplicate);
 }
 

@@ -261,6 +261,12 @@ impl Machine {
 
     fn collect_evidence(&mut self) {
         for evidence in self.hg.take_equivocations() {
+            // Consensus may report one pair twice (an event compared while
+            // it waited for parents, then again once inserted).
+            let pair = unordered_ids(&evidence);
+            if self.evidence.iter().any(|e| unordered_ids(e) == pair) {
+                continue;
+            }
             tracing::warn!(creator = %hex(&evidence.first.creator().0), "equivocation detected");
             self.metrics.equivocations.inc();
             self.equivocations += 1;
@@ -571,4 +577,10 @@ impl Machine {
             .chain_head(&CreatorId(self.identity.id()))
             .map(|head| head.seq)
     }
+}
+
+/// The two events of a piece of evidence, in a fixed order.
+fn unordered_ids(evidence: &Equivocation) -> (EventId, EventId) {
+    let (a, b) = (evidence.first.id(), evidence.second.id());
+    (a.min(b), a.max(b))
 }

@@ -98,3 +98,64 @@ async fn pending_transactions_are_bounded_by_count_and_bytes() {
     a.abort();
     b.abort();
 }
+
+/// A fork that waits for a withheld parent is evidence at once, and stays
+/// one piece of evidence when the parent arrives and consensus meets the
+/// same pair again on insertion.
+#[tokio::test]
+async fn a_fork_waiting_for_a_parent_is_evidence_once() {
+    use dagger_consensus::{Config, Hashgraph};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (forker, other) = (Identity::generate(), Identity::generate());
+    let genesis =
+        Roster::new([(CreatorId(forker.id()), 1), (CreatorId(other.id()), 1)]).expect("roster");
+    let config = CoreConfig {
+        consensus: Config::default(),
+        genesis: genesis.clone(),
+        max_pending_txs: 16,
+        max_pending_bytes: 1 << 16,
+        idle_event_interval: Duration::from_secs(3600),
+        min_event_spacing: Duration::ZERO,
+        disk_horizon_rounds: 64,
+    };
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let (core, handle) = Core::open(
+        Identity::generate(),
+        store,
+        config,
+        Arc::new(Metrics::default()),
+        Box::new(StaticRoster),
+    )
+    .expect("opens");
+    tokio::spawn(core.run());
+
+    // Build the events with a scratch instance (it computes birth rounds).
+    let mut scratch = Hashgraph::new(Config::default(), genesis);
+    let (fk, ok) = (forker.signing_key(), other.signing_key());
+    let a0 = scratch.create_event(fk, vec![], 1, None).expect("a0");
+    let b0 = scratch.create_event(ok, vec![], 2, None).expect("b0");
+    let a1 = scratch
+        .create_event(fk, vec![], 3, Some(b0.id()))
+        .expect("a1");
+    let x = scratch
+        .create_event(ok, vec![], 4, Some(a0.id()))
+        .expect("x");
+    let fork = scratch
+        .build_event(fk, Some(a0.id()), Some(x.id()), 5, vec![b"fork".to_vec()])
+        .expect("fork");
+    assert_eq!(fork.seq(), a1.seq());
+
+    handle
+        .receive(vec![a0, b0, a1.clone()])
+        .await
+        .expect("receive");
+    let summary = handle.receive(vec![fork.clone()]).await.expect("receive");
+    assert_eq!(summary.waiting, 1, "the fork waits for x");
+    let evidence = handle.evidence().await.expect("evidence");
+    assert_eq!(evidence.len(), 1, "reported while waiting");
+    handle.receive(vec![x]).await.expect("receive");
+    let evidence = handle.evidence().await.expect("evidence");
+    assert_eq!(evidence.len(), 1, "the same pair once: {evidence:?}");
+    let ids = [evidence[0].first.id(), evidence[0].second.id()];
+    assert!(ids.contains(&a1.id()) && ids.contains(&fork.id()));
+}
