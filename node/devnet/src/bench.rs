@@ -19,46 +19,87 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
+use clap::{builder::RangedU64ValueParser, value_parser};
+use dagger_node::api::MAX_SUBMIT_BATCH;
 use serde::{Deserialize, Serialize};
 
 use dagger_node::identity::{display_id, Identity};
 
+/// Most node processes a bench starts.
+const MAX_NODES: u64 = 64;
+/// Longest load (a week).
+const MAX_SECONDS: u64 = 7 * 24 * 3600;
+/// Highest offered rate (tx/s).
+const MAX_RATE: u64 = 10_000_000;
+/// A node's default largest transaction (`Limits::max_tx_bytes`).
+const MAX_TX_BYTES: u64 = 64 << 10;
+
+/// `--soak`: seconds, or a number with one unit (s, m, h), up to a week.
+fn soak_arg(value: &str) -> Result<u64, String> {
+    let invalid = || format!("`{value}` is not a soak length (e.g. 600, 90s, 10m, 1h)");
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(invalid()),
+    };
+    match number.checked_mul(scale) {
+        Some(0) => Err(format!("`{value}`: a soak lasts at least a second")),
+        Some(secs) if secs <= MAX_SECONDS => Ok(secs),
+        _ => Err(format!("`{value}`: a soak lasts at most a week")),
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Number of node processes.
-    #[arg(long, default_value_t = 4)]
+    /// Number of node processes (1 to 64).
+    #[arg(long, default_value_t = 4, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_NODES))]
     pub nodes: usize,
-    /// Seconds to submit transactions for.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to submit transactions for (at most a week).
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=MAX_SECONDS))]
     pub duration: u64,
-    /// Transactions per second to submit (all nodes together); 0 = as fast as possible.
-    #[arg(long, default_value_t = 0)]
+    /// A soak: submit for this long (e.g. `10m`, `1h`, `90s`) and record
+    /// RSS and finality every `--timeline` seconds (default 60, or a tenth
+    /// of a shorter soak). Replaces `--duration`.
+    #[arg(long, value_parser = soak_arg, conflicts_with_all = ["duration", "sweep"])]
+    pub soak: Option<u64>,
+    /// Transactions per second to submit (all nodes together); 0 = as fast
+    /// as possible (at most 10 000 000).
+    #[arg(long, default_value_t = 0, value_parser = value_parser!(u64).range(0..=MAX_RATE))]
     pub rate: u64,
-    /// Bytes per transaction.
-    #[arg(long, default_value_t = 64)]
+    /// Bytes per transaction: at least 16 (each carries its number and a
+    /// hash of it), at most a node's 64 KiB limit.
+    #[arg(long, default_value_t = 64, value_parser = RangedU64ValueParser::<usize>::new().range(16..=MAX_TX_BYTES))]
     pub tx_size: usize,
     /// Concurrent submitters without `--rate` (each waits for its previous
-    /// request).
-    #[arg(long, default_value_t = 32)]
+    /// request; 1 to 4 096).
+    #[arg(long, default_value_t = 32, value_parser = RangedU64ValueParser::<usize>::new().range(1..=4096))]
     pub concurrency: usize,
     /// Transactions per request without `--rate` (`POST /txs`). A request
     /// is answered once its transactions' event is durable (a few ms), so
-    /// with batches of 1 the submitters, not the cluster, set the pace.
-    #[arg(long, default_value_t = 64)]
+    /// with batches of 1 the submitters, not the cluster, set the pace
+    /// (1 to 10 000).
+    #[arg(long, default_value_t = 64, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_SUBMIT_BATCH as u64))]
     pub batch: usize,
     /// The nodes' `event_spacing_us` (least time between two own events
     /// while busy; default: the node's).
     #[arg(long)]
     pub event_spacing_us: Option<u64>,
-    /// Seconds to measure the nodes' CPU while idle before the load (0: skip).
-    #[arg(long, default_value_t = 5)]
+    /// Seconds to measure the nodes' CPU while idle before the load (0: skip;
+    /// at most an hour).
+    #[arg(long, default_value_t = 5, value_parser = value_parser!(u64).range(0..=3600))]
     pub idle: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
     /// Run once per offered rate (tx/s, comma-separated: a latency against
     /// throughput curve) instead of once at `--rate`.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = value_parser!(u64).range(1..=MAX_RATE))]
     pub sweep: Vec<u64>,
     /// With `--sweep`: draw finality p50 and p99 against the offered rate
     /// into this SVG file.
@@ -66,7 +107,7 @@ pub struct BenchArgs {
     pub plot: Option<PathBuf>,
     /// Seconds per row of the timeline (RSS and finality over time, for
     /// soaks: e.g. `--duration 600 --timeline 60`); 0: no timeline.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = value_parser!(u64).range(0..=MAX_SECONDS))]
     pub timeline: u64,
     /// Write every transaction's (seconds since the start, node, finality
     /// ms) to this CSV file.
@@ -615,7 +656,21 @@ fn cpu_seconds(cluster: &Cluster) -> Vec<f64> {
         .collect()
 }
 
+impl BenchArgs {
+    /// `--soak` spelled out: its length as the duration, with a timeline.
+    fn resolved(mut self) -> BenchArgs {
+        if let Some(secs) = self.soak.take() {
+            self.duration = secs;
+            if self.timeline == 0 {
+                self.timeline = (secs / 10).clamp(1, 60);
+            }
+        }
+        self
+    }
+}
+
 pub async fn run(args: BenchArgs) -> Result<BenchReport> {
+    let args = args.resolved();
     let exe = std::env::current_exe()?;
     let (dir, _temp) = work_dir(args.dir.as_deref())?;
     let mut cluster = Cluster::prepare(&exe, &dir, args.nodes, "dagger-bench")?;
@@ -682,7 +737,18 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         let _ = task.await;
     }
     let submit_s = start.elapsed().as_secs_f64();
-    let expected = sent.lock().unwrap().accepted();
+    let (expected, sent_count) = {
+        let log = sent.lock().unwrap();
+        (log.accepted(), log.entries.len())
+    };
+    if expected == 0 {
+        bail!(
+            "the nodes accepted none of the {sent_count} transactions sent (see the node logs{})",
+            args.dir
+                .as_ref()
+                .map_or(String::new(), |d| format!(" in {}", d.display()))
+        );
+    }
     let drain_deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let counts: Vec<u64> = seen.iter().map(|s| s.lock().unwrap().count).collect();
@@ -926,6 +992,67 @@ pub fn print_text(report: &BenchReport) {
 mod tests {
     use super::*;
     use dagger_node::config::{NodeConfig, Overrides};
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        <Cli as clap::Parser>::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .map(|c| c.bench)
+    }
+
+    /// Numbers a user controls are bounded before anything starts: zero
+    /// nodes, an overflowing rate, transactions the nodes refuse or cannot
+    /// number, empty batches and no submitters are usage errors.
+    #[test]
+    fn out_of_range_arguments_are_usage_errors() {
+        for bad in [
+            &["--nodes", "0"][..],
+            &["--nodes", "65"],
+            &["--rate", "18446744073709551615"],
+            &["--duration", "0"],
+            &["--duration", "604801"],
+            &["--tx-size", "15"],
+            &["--tx-size", "65537"],
+            &["--batch", "0"],
+            &["--batch", "10001"],
+            &["--concurrency", "0"],
+            &["--sweep", "1000,0"],
+            &["--idle", "3601"],
+            &["--soak", "0"],
+            &["--soak", "2w"],
+            &["--soak", "169h"],
+            &["--soak", "10m", "--duration", "5"],
+            &["--soak", "10m", "--sweep", "1000"],
+        ] {
+            let err = parse(bad).expect_err(&format!("{bad:?} was accepted"));
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+        assert_eq!(
+            MAX_TX_BYTES as usize,
+            dagger_consensus::Limits::default().max_tx_bytes
+        );
+        let ok = parse(&["--tx-size", "16", "--batch", "10000", "--rate", "10000000"]).unwrap();
+        assert_eq!((ok.tx_size, ok.batch, ok.rate), (16, 10_000, 10_000_000));
+    }
+
+    #[test]
+    fn a_soak_sets_the_duration_and_a_timeline() {
+        let soak = parse(&["--soak", "10m"]).unwrap().resolved();
+        assert_eq!((soak.duration, soak.timeline), (600, 60));
+        let short = parse(&["--soak", "90s", "--rate", "1000"])
+            .unwrap()
+            .resolved();
+        assert_eq!((short.duration, short.timeline, short.rate), (90, 9, 1000));
+        let own = parse(&["--soak", "1h", "--timeline", "300"])
+            .unwrap()
+            .resolved();
+        assert_eq!((own.duration, own.timeline), (3600, 300));
+        let plain = parse(&["--duration", "20"]).unwrap().resolved();
+        assert_eq!((plain.duration, plain.timeline), (20, 0));
+    }
 
     /// `bench --dir run` once wrote `run/node0.json` into `run/node0.toml`,
     /// which the node resolved against the config's directory as
