@@ -34,23 +34,14 @@ const MAX_RATE: u64 = 10_000_000;
 /// A node's default largest transaction (`Limits::max_tx_bytes`).
 const MAX_TX_BYTES: u64 = 64 << 10;
 
-/// `--soak`: seconds, or a number with one unit (s, m, h), up to a week.
+/// `--soak`: seconds, or a number with one unit (s, m, h, d), up to a week.
 fn soak_arg(value: &str) -> Result<u64, String> {
-    let invalid = || format!("`{value}` is not a soak length (e.g. 600, 90s, 10m, 1h)");
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(invalid()),
-    };
-    match number.checked_mul(scale) {
-        Some(0) => Err(format!("`{value}`: a soak lasts at least a second")),
-        Some(secs) if secs <= MAX_SECONDS => Ok(secs),
+    match dagger_cli::parse_duration(value)
+        .map_err(|e| e.to_string())?
+        .as_secs()
+    {
+        0 => Err(format!("`{value}`: a soak lasts at least a second")),
+        secs if secs <= MAX_SECONDS => Ok(secs),
         _ => Err(format!("`{value}`: a soak lasts at most a week")),
     }
 }
@@ -1024,6 +1015,7 @@ mod tests {
             &["--soak", "0"],
             &["--soak", "2w"],
             &["--soak", "169h"],
+            &["--soak", "8d"],
             &["--soak", "10m", "--duration", "5"],
             &["--soak", "10m", "--sweep", "1000"],
         ] {

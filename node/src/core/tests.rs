@@ -6,13 +6,15 @@ use dagger_consensus::{CreatorId, Roster};
 
 use super::*;
 
-fn open(max_pending_txs: usize, max_pending_bytes: usize) -> (CoreHandle, tempfile::TempDir) {
+/// A core that is not in `genesis` (an observer: it cannot sign, so what
+/// it is sent stays pending), with no gossip.
+fn open_observer(
+    genesis: Roster,
+    max_pending_txs: usize,
+    max_pending_bytes: usize,
+) -> (CoreHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let identity = Identity::generate();
     let store = Arc::new(Store::open(dir.path()).expect("store"));
-    // An observer (not in the roster): it cannot sign, so what it is sent
-    // stays pending.
-    let genesis = Roster::new([(CreatorId(Identity::generate().id()), 1)]).expect("roster");
     let config = CoreConfig {
         consensus: dagger_consensus::Config::default(),
         genesis,
@@ -23,7 +25,7 @@ fn open(max_pending_txs: usize, max_pending_bytes: usize) -> (CoreHandle, tempfi
         disk_horizon_rounds: 64,
     };
     let (core, handle) = Core::open(
-        identity,
+        Identity::generate(),
         store,
         config,
         Arc::new(Metrics::default()),
@@ -32,6 +34,11 @@ fn open(max_pending_txs: usize, max_pending_bytes: usize) -> (CoreHandle, tempfi
     .expect("opens");
     tokio::spawn(core.run());
     (handle, dir)
+}
+
+fn open(max_pending_txs: usize, max_pending_bytes: usize) -> (CoreHandle, tempfile::TempDir) {
+    let genesis = Roster::new([(CreatorId(Identity::generate().id()), 1)]).expect("roster");
+    open_observer(genesis, max_pending_txs, max_pending_bytes)
 }
 
 /// Nothing creates events here (an observer node, no gossip), so submitted
@@ -105,29 +112,10 @@ async fn pending_transactions_are_bounded_by_count_and_bytes() {
 #[tokio::test]
 async fn a_fork_waiting_for_a_parent_is_evidence_once() {
     use dagger_consensus::{Config, Hashgraph};
-    let dir = tempfile::tempdir().expect("tempdir");
     let (forker, other) = (Identity::generate(), Identity::generate());
     let genesis =
         Roster::new([(CreatorId(forker.id()), 1), (CreatorId(other.id()), 1)]).expect("roster");
-    let config = CoreConfig {
-        consensus: Config::default(),
-        genesis: genesis.clone(),
-        max_pending_txs: 16,
-        max_pending_bytes: 1 << 16,
-        idle_event_interval: Duration::from_secs(3600),
-        min_event_spacing: Duration::ZERO,
-        disk_horizon_rounds: 64,
-    };
-    let store = Arc::new(Store::open(dir.path()).expect("store"));
-    let (core, handle) = Core::open(
-        Identity::generate(),
-        store,
-        config,
-        Arc::new(Metrics::default()),
-        Box::new(StaticRoster),
-    )
-    .expect("opens");
-    tokio::spawn(core.run());
+    let (handle, _dir) = open_observer(genesis.clone(), 16, 1 << 16);
 
     // Build the events with a scratch instance (it computes birth rounds).
     let mut scratch = Hashgraph::new(Config::default(), genesis);
