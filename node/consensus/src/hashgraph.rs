@@ -19,6 +19,13 @@ use crate::{
 
 /// Unread equivocation evidence kept at most (oldest dropped beyond).
 pub(crate) const MAX_PENDING_EVIDENCE: usize = 1024;
+/// Unread pairs kept per creator (one is enough to slash it).
+pub(crate) const MAX_EVIDENCE_PER_CREATOR: usize = 4;
+
+/// A pair of event ids in a fixed order.
+fn unordered(a: EventId, b: EventId) -> (EventId, EventId) {
+    (a.min(b), a.max(b))
+}
 
 /// What [`Hashgraph::insert`] did with an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,7 +196,15 @@ impl Hashgraph {
     /// event, however malformed.
     pub fn insert(&mut self, event: Event) -> Result<InsertOutcome, Reject> {
         let id = event.id();
-        if self.g.get(&id).is_some() || self.buffer.contains(&id) || self.parked.contains(&id) {
+        if let Some(waiting) = self.buffer.get(&id) {
+            // Compared again: the event it conflicts with may have been
+            // inserted since (a twin's event can arrive before the
+            // original's, and peers resend what waits here).
+            let waiting = waiting.clone();
+            self.report_conflicts_of_unplaced(&waiting);
+            return Ok(InsertOutcome::Duplicate);
+        }
+        if self.g.get(&id).is_some() || self.parked.contains(&id) {
             return Ok(InsertOutcome::Duplicate);
         }
         verify::check_shape(&event, &self.config.limits)?;
@@ -547,13 +562,30 @@ impl Hashgraph {
             .collect()
     }
 
+    /// Queue evidence of `event` against held slots, skipping pairs already
+    /// queued and keeping at most [`MAX_EVIDENCE_PER_CREATOR`] pairs per
+    /// creator: one forker's replays or many cheap forks cannot push
+    /// another creator's proof out of the bounded queue.
     fn push_evidence(&mut self, held: &[u32], event: &Event) {
-        for &s in held {
+        let creator = event.creator();
+        'pairs: for &s in held {
+            let first = self.g.node(s).event.clone();
+            let pair = unordered(first.id(), event.id());
+            let mut of_creator = 0;
+            for queued in &self.evidence {
+                if unordered(queued.first.id(), queued.second.id()) == pair {
+                    continue 'pairs;
+                }
+                of_creator += usize::from(queued.first.creator() == creator);
+            }
+            if of_creator >= MAX_EVIDENCE_PER_CREATOR {
+                return;
+            }
             if self.evidence.len() >= MAX_PENDING_EVIDENCE {
                 self.evidence.pop_front();
             }
             self.evidence.push_back(Equivocation {
-                first: self.g.node(s).event.clone(),
+                first,
                 second: event.clone(),
             });
         }

@@ -43,6 +43,9 @@ impl ParentBuffer {
     pub fn contains(&self, id: &EventId) -> bool {
         self.events.contains_key(id)
     }
+    pub fn get(&self, id: &EventId) -> Option<&Event> {
+        self.events.get(id).map(|(e, _)| e)
+    }
     pub fn len(&self) -> usize {
         self.events.len()
     }

@@ -703,3 +703,98 @@ proptest! {
         }
     }
 }
+
+/// One forker's refused events, distinct or replayed, cannot push another
+/// creator's proof out of the bounded evidence queue: a pair is queued
+/// once, and a creator gets a few pairs at most.
+#[test]
+fn replayed_or_repeated_forks_cannot_flush_other_evidence() {
+    let k = keys4();
+    let mut hg = fresh(Limits::default());
+    let a0 = genesis(&k[0], 100);
+    let b0 = genesis(&k[1], 100);
+    assert!(inserted(hg.insert(a0.clone())));
+    assert!(inserted(hg.insert(b0.clone())));
+    // Creator 0 signs many seq-0 events born far ahead: each is refused,
+    // each conflicts with a0, and each is sent three times.
+    let spam = |from: u64| {
+        (from..from + 600).map(|i| {
+            UnsignedEvent {
+                birth_round: 1_000,
+                other_parent: Some(pref(&b0)),
+                created_at_ns: i,
+                ..Default::default()
+            }
+            .sign(&k[0], &NET)
+        })
+    };
+    for e in spam(1_000) {
+        for _ in 0..3 {
+            assert!(matches!(
+                hg.insert(e.clone()),
+                Err(Reject::TooFarAhead { .. })
+            ));
+        }
+    }
+    // Creator 1 forks once, in the middle of it.
+    let b0x = genesis(&k[1], 50);
+    assert!(inserted(hg.insert(b0x.clone())));
+    for e in spam(5_000) {
+        let _ = hg.insert(e);
+    }
+    let evidence = hg.take_equivocations();
+    let of = |key: &SigningKey| {
+        evidence
+            .iter()
+            .filter(|e| e.first.creator() == CreatorId::from(key))
+            .count()
+    };
+    assert_eq!(of(&k[0]), 4, "creator 0 gets a few pairs, not hundreds");
+    assert_eq!(of(&k[1]), 1, "creator 1's pair survives the spam");
+    let mut pairs: Vec<_> = evidence
+        .iter()
+        .map(|e| {
+            (
+                e.first.id().min(e.second.id()),
+                e.first.id().max(e.second.id()),
+            )
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    assert_eq!(pairs.len(), evidence.len(), "a pair is queued once");
+    assert!(evidence.iter().all(|e| e.verify(&NET).is_ok()));
+}
+
+/// A fork that waits for a parent arrives before the event it conflicts
+/// with: once that event is held, a resend of the waiting fork (peers keep
+/// sending what this node lacks the parents of) is compared again.
+#[test]
+fn a_waiting_fork_that_came_first_is_accused_when_resent() {
+    let k = keys4();
+    let mut hg = fresh(Limits::default());
+    let a0 = genesis(&k[0], 100);
+    let b0 = genesis(&k[1], 100);
+    assert!(inserted(hg.insert(a0.clone())));
+    assert!(inserted(hg.insert(b0.clone())));
+    let withheld = child(&k[1], &b0, Some(&a0), 1, 200);
+    let fork = child(&k[0], &a0, Some(&withheld), 1, 300);
+    let original = child(&k[0], &a0, Some(&b0), 1, 400);
+    assert!(matches!(
+        hg.insert(fork.clone()),
+        Ok(InsertOutcome::Buffered { .. })
+    ));
+    assert!(inserted(hg.insert(original.clone())));
+    assert!(
+        hg.take_equivocations().is_empty(),
+        "nothing held conflicted with the fork when it came, and the original's insertion does not look at waiting events"
+    );
+    assert_eq!(hg.insert(fork.clone()), Ok(InsertOutcome::Duplicate));
+    let evidence = hg.take_equivocations();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(
+        (evidence[0].first.id(), evidence[0].second.id()),
+        (original.id(), fork.id())
+    );
+    assert_eq!(evidence[0].verify(&NET), Ok(()));
+}

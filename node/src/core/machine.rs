@@ -37,6 +37,8 @@ const RESUME_QUIET_EVENTS: usize = 64;
 
 /// Equivocation evidence kept for `/evidence`.
 const MAX_EVIDENCE: usize = 256;
+/// Pairs kept per creator (one is enough to slash it).
+pub(super) const MAX_EVIDENCE_PER_CREATOR: usize = 4;
 
 /// The time, as the machine sees it: monotonic for its timers, wall clock
 /// for event timestamps. Tests pass synthetic values.
@@ -262,18 +264,32 @@ impl Machine {
     fn collect_evidence(&mut self) {
         for evidence in self.hg.take_equivocations() {
             // Consensus may report one pair twice (an event compared while
-            // it waited for parents, then again once inserted).
+            // it waited for parents, then again once inserted), and one
+            // pair is enough to slash a creator: a forker's endless cheap
+            // forks must not push other creators' proofs out, nor count
+            // again after they were pushed out themselves.
             let pair = unordered_ids(&evidence);
-            if self.evidence.iter().any(|e| unordered_ids(e) == pair) {
+            let creator = evidence.first.creator();
+            let mut of_creator = 0;
+            let known = self.evidence.iter().any(|e| {
+                of_creator += usize::from(e.first.creator() == creator);
+                unordered_ids(e) == pair
+            });
+            if known || of_creator >= MAX_EVIDENCE_PER_CREATOR {
                 continue;
             }
-            tracing::warn!(creator = %hex(&evidence.first.creator().0), "equivocation detected");
+            tracing::warn!(creator = %hex(&creator.0), "equivocation detected");
             self.metrics.equivocations.inc();
             self.equivocations += 1;
             if self.evidence.len() >= MAX_EVIDENCE {
                 self.evidence.pop_front();
             }
-            self.evidence.push_back(evidence);
+            // The proof is the two signed headers: the transactions (up to
+            // a megabyte an event) are not kept.
+            self.evidence.push_back(Equivocation {
+                first: headers_only(&evidence.first),
+                second: headers_only(&evidence.second),
+            });
         }
     }
 
@@ -577,6 +593,11 @@ impl Machine {
             .chain_head(&CreatorId(self.identity.id()))
             .map(|head| head.seq)
     }
+}
+
+/// `event` without its transactions: its id and signature still check.
+fn headers_only(event: &Event) -> Event {
+    Event::assemble(event.header().clone(), Vec::new(), *event.signature())
 }
 
 /// The two events of a piece of evidence, in a fixed order.

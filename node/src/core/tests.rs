@@ -132,6 +132,7 @@ async fn a_fork_waiting_for_a_parent_is_evidence_once() {
         .build_event(fk, Some(a0.id()), Some(x.id()), 5, vec![b"fork".to_vec()])
         .expect("fork");
     assert_eq!(fork.seq(), a1.seq());
+    let a0_id = a0.id();
 
     handle
         .receive(vec![a0, b0, a1.clone()])
@@ -146,4 +147,18 @@ async fn a_fork_waiting_for_a_parent_is_evidence_once() {
     assert_eq!(evidence.len(), 1, "the same pair once: {evidence:?}");
     let ids = [evidence[0].first.id(), evidence[0].second.id()];
     assert!(ids.contains(&a1.id()) && ids.contains(&fork.id()));
+    // Kept as signed headers: the fork's transactions are dropped, the
+    // proof still checks.
+    assert!(evidence[0].second.transactions().is_empty());
+    assert_eq!(evidence[0].verify(&Config::default().network_id), Ok(()));
+
+    // Endless cheap forks of one creator are a few pairs, not a flood.
+    for t in 10..40 {
+        let again = scratch
+            .build_event(fk, Some(a0_id), None, t, vec![])
+            .expect("another fork");
+        handle.receive(vec![again]).await.expect("receive");
+    }
+    let evidence = handle.evidence().await.expect("evidence");
+    assert_eq!(evidence.len(), super::machine::MAX_EVIDENCE_PER_CREATOR);
 }
