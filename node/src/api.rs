@@ -11,14 +11,14 @@
 //! | `GET /checkpoints` | latest checkpoints (round, order, digest), newest first |
 //! | `GET /leases/{request}` | where a provisioned request's VM is (chain-backed nodes) |
 //! | `POST /tx` | submit a transaction (raw body); returns the carrying event's id |
-//! | `POST /txs` | submit many: the body is transactions each prefixed by its length (u32, little-endian); returns one result per transaction, in order |
+//! | `POST /txs` | submit many: the body is transactions each prefixed by its length (u32, little-endian), at most 10 000 transactions and 2 MiB; returns one result per transaction, in order |
 //! | `GET /metrics` | Prometheus text |
 
 use std::sync::Arc;
 
 use axum::{
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{DefaultBodyLimit, Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -39,6 +39,13 @@ pub const MAX_ORDER_PAGE: usize = 10_000;
 pub const MAX_ORDER_WAIT_MS: u64 = 30_000;
 /// Most transactions in one `POST /txs`.
 pub const MAX_SUBMIT_BATCH: usize = 10_000;
+/// Largest request body (a `POST /txs` of more is refused whole with 413).
+pub const MAX_SUBMIT_BODY: usize = 2 << 20;
+
+/// How many transactions of `tx_size` bytes fit in one `POST /txs`.
+pub fn batch_capacity(tx_size: usize) -> usize {
+    (MAX_SUBMIT_BODY / tx_size.saturating_add(4)).min(MAX_SUBMIT_BATCH)
+}
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -82,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/tx", post(submit))
         .route("/txs", post(submit_batch))
         .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY))
         .with_state(state)
 }
 

@@ -355,6 +355,12 @@ async fn four_nodes_order_transactions_identically() {
         let text = answer.text().await.unwrap();
         assert!(text.contains(reason), "{reason}: {text}");
     }
+    // A body over the limit is refused whole before it is read.
+    let fits = dagger_node::api::batch_capacity(1 << 10);
+    let big = frame(&vec![vec![7u8; 1 << 10]; fits + 1]);
+    assert!(big.len() > dagger_node::api::MAX_SUBMIT_BODY);
+    let answer = post(big).await.unwrap();
+    assert_eq!(answer.status(), 413);
     // A long poll answers once the batch is ordered (node 2 was not sent
     // it), and an empty page after its wait when nothing comes.
     let mut got: Vec<OrderedTxJson> = Vec::new();

@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use clap::{builder::RangedU64ValueParser, value_parser};
-use dagger_node::api::MAX_SUBMIT_BATCH;
+use dagger_node::api::{batch_capacity, MAX_SUBMIT_BATCH, MAX_SUBMIT_BODY};
 use serde::{Deserialize, Serialize};
 
 use dagger_node::identity::{display_id, Identity};
@@ -550,7 +550,8 @@ fn spawn_load(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let urls: Arc<Vec<String>> =
         Arc::new((0..args.nodes).map(|i| cluster.url(i, "/txs")).collect());
-    let (tx_size, batch) = (args.tx_size, args.batch.max(1));
+    let (tx_size, batch) = (args.tx_size, args.batch);
+    let per_request = batch_capacity(tx_size);
     let new_txs = move |count: usize, node: usize, sent: &Sent| {
         let now = Instant::now();
         let mut sent = sent.lock().unwrap();
@@ -591,10 +592,17 @@ fn spawn_load(
                 continue;
             }
             offered += count as u64;
+            // What is due goes to the next node, in requests it accepts
+            // (many at high rates or after a stall of the generator).
             node = (node + 1) % urls.len();
-            let txs = new_txs(count, node, &sent);
-            let (client, urls, sent) = (client.clone(), urls.clone(), sent.clone());
-            requests.spawn(async move { send_batch(&client, &urls[node], txs, &sent).await });
+            let mut left = count;
+            while left > 0 {
+                let n = left.min(per_request);
+                left -= n;
+                let txs = new_txs(n, node, &sent);
+                let (client, urls, sent) = (client.clone(), urls.clone(), sent.clone());
+                requests.spawn(async move { send_batch(&client, &urls[node], txs, &sent).await });
+            }
             while requests.try_join_next().is_some() {}
         }
         while requests.join_next().await.is_some() {}
@@ -647,6 +655,21 @@ fn cpu_seconds(cluster: &Cluster) -> Vec<f64> {
         .collect()
 }
 
+/// A closed-loop request must fit what a node takes in one `POST /txs`.
+fn check_request_size(args: &BenchArgs) -> Result<()> {
+    let fits = batch_capacity(args.tx_size);
+    if args.rate == 0 && args.batch > fits {
+        bail!(
+            "--batch {} of {}-byte transactions does not fit one request: a node takes at most {} \
+             bytes ({fits} such transactions); lower --batch or --tx-size",
+            args.batch,
+            args.tx_size,
+            MAX_SUBMIT_BODY
+        );
+    }
+    Ok(())
+}
+
 impl BenchArgs {
     /// `--soak` spelled out: its length as the duration, with a timeline.
     fn resolved(mut self) -> BenchArgs {
@@ -662,6 +685,7 @@ impl BenchArgs {
 
 pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     let args = args.resolved();
+    check_request_size(&args)?;
     let exe = std::env::current_exe()?;
     let (dir, _temp) = work_dir(args.dir.as_deref())?;
     let mut cluster = Cluster::prepare(&exe, &dir, args.nodes, "dagger-bench")?;
@@ -1028,6 +1052,19 @@ mod tests {
         );
         let ok = parse(&["--tx-size", "16", "--batch", "10000", "--rate", "10000000"]).unwrap();
         assert_eq!((ok.tx_size, ok.batch, ok.rate), (16, 10_000, 10_000_000));
+    }
+
+    #[test]
+    fn a_closed_loop_batch_must_fit_one_request() {
+        let big = parse(&["--tx-size", "65536", "--batch", "10000"]).unwrap();
+        let err = check_request_size(&big).unwrap_err().to_string();
+        assert!(err.contains("does not fit one request"), "{err}");
+        // Open loop splits what is due into requests that fit.
+        let open = parse(&["--tx-size", "65536", "--rate", "1000"]).unwrap();
+        assert!(check_request_size(&open).is_ok());
+        assert!(check_request_size(&parse(&[]).unwrap()).is_ok());
+        assert_eq!(batch_capacity(64), MAX_SUBMIT_BATCH);
+        assert_eq!(batch_capacity(65536), MAX_SUBMIT_BODY / 65540);
     }
 
     #[test]
