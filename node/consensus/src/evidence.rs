@@ -36,6 +36,13 @@ impl Equivocation {
         Ok(())
     }
 
+    /// The two event ids in a fixed order: the same pair however it was
+    /// found.
+    pub fn pair(&self) -> (crate::event::EventId, crate::event::EventId) {
+        let (a, b) = (self.first.id(), self.second.id());
+        (a.min(b), a.max(b))
+    }
+
     /// Both events' canonical encodings, length-prefixed (u32 LE each).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

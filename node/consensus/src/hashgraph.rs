@@ -22,11 +22,6 @@ pub(crate) const MAX_PENDING_EVIDENCE: usize = 1024;
 /// Unread pairs kept per creator (one is enough to slash it).
 pub(crate) const MAX_EVIDENCE_PER_CREATOR: usize = 4;
 
-/// A pair of event ids in a fixed order.
-fn unordered(a: EventId, b: EventId) -> (EventId, EventId) {
-    (a.min(b), a.max(b))
-}
-
 /// What [`Hashgraph::insert`] did with an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InsertOutcome {
@@ -569,11 +564,14 @@ impl Hashgraph {
     fn push_evidence(&mut self, held: &[u32], event: &Event) {
         let creator = event.creator();
         'pairs: for &s in held {
-            let first = self.g.node(s).event.clone();
-            let pair = unordered(first.id(), event.id());
+            let found = Equivocation {
+                first: self.g.node(s).event.clone(),
+                second: event.clone(),
+            };
+            let pair = found.pair();
             let mut of_creator = 0;
             for queued in &self.evidence {
-                if unordered(queued.first.id(), queued.second.id()) == pair {
+                if queued.pair() == pair {
                     continue 'pairs;
                 }
                 of_creator += usize::from(queued.first.creator() == creator);
@@ -584,10 +582,7 @@ impl Hashgraph {
             if self.evidence.len() >= MAX_PENDING_EVIDENCE {
                 self.evidence.pop_front();
             }
-            self.evidence.push_back(Equivocation {
-                first,
-                second: event.clone(),
-            });
+            self.evidence.push_back(found);
         }
     }
 

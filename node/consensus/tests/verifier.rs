@@ -4,8 +4,9 @@ mod common;
 
 use common::*;
 use dagger_consensus::{
-    merkle, Config, CreatorId, DecodeError, Event, EventHeader, EventId, Hashgraph, InsertOutcome,
-    Limits, ParentRef, Reject, UnsignedEvent, MAX_EVENTS_PER_ROUND, MAX_HEADER_VALUE,
+    merkle, Config, CreatorId, DecodeError, Equivocation, Event, EventHeader, EventId, Hashgraph,
+    InsertOutcome, Limits, ParentRef, Reject, UnsignedEvent, MAX_EVENTS_PER_ROUND,
+    MAX_HEADER_VALUE,
 };
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -59,6 +60,16 @@ fn child(k: &SigningKey, sp: &Event, op: Option<&Event>, seq: u64, t: u64) -> Ev
 
 fn inserted(r: Result<InsertOutcome, Reject>) -> bool {
     matches!(r, Ok(InsertOutcome::Inserted(_)))
+}
+
+/// A fresh instance holding genesis events of creators 0 and 1 (time 100).
+fn with_two_genesis_events(k: &[SigningKey]) -> (Hashgraph, Event, Event) {
+    let mut hg = fresh(Limits::default());
+    let a0 = genesis(&k[0], 100);
+    let b0 = genesis(&k[1], 100);
+    assert!(inserted(hg.insert(a0.clone())));
+    assert!(inserted(hg.insert(b0.clone())));
+    (hg, a0, b0)
 }
 
 #[test]
@@ -122,11 +133,7 @@ fn bad_merkle_root_and_count_mismatch() {
 #[test]
 fn sequence_time_and_parent_rules() {
     let k = keys4();
-    let mut hg = fresh(Limits::default());
-    let a0 = genesis(&k[0], 100);
-    let b0 = genesis(&k[1], 100);
-    assert!(inserted(hg.insert(a0.clone())));
-    assert!(inserted(hg.insert(b0.clone())));
+    let (mut hg, a0, b0) = with_two_genesis_events(&k);
     assert_eq!(
         hg.insert(child(&k[0], &a0, Some(&b0), 2, 200)),
         Err(Reject::WrongSequence {
@@ -280,11 +287,7 @@ fn parent_buffer_evicts_oldest_and_releases_in_order() {
 #[test]
 fn birth_round_rules() {
     let k = keys4();
-    let mut hg = fresh(Limits::default());
-    let a0 = genesis(&k[0], 100);
-    let b0 = genesis(&k[1], 100);
-    assert!(inserted(hg.insert(a0.clone())));
-    assert!(inserted(hg.insert(b0.clone())));
+    let (mut hg, a0, b0) = with_two_genesis_events(&k);
     // Without parents an event can only be in round 1.
     let floating = UnsignedEvent {
         birth_round: 2,
@@ -710,11 +713,7 @@ proptest! {
 #[test]
 fn replayed_or_repeated_forks_cannot_flush_other_evidence() {
     let k = keys4();
-    let mut hg = fresh(Limits::default());
-    let a0 = genesis(&k[0], 100);
-    let b0 = genesis(&k[1], 100);
-    assert!(inserted(hg.insert(a0.clone())));
-    assert!(inserted(hg.insert(b0.clone())));
+    let (mut hg, _, b0) = with_two_genesis_events(&k);
     // Creator 0 signs many seq-0 events born far ahead: each is refused,
     // each conflicts with a0, and each is sent three times.
     let spam = |from: u64| {
@@ -751,15 +750,7 @@ fn replayed_or_repeated_forks_cannot_flush_other_evidence() {
     };
     assert_eq!(of(&k[0]), 4, "creator 0 gets a few pairs, not hundreds");
     assert_eq!(of(&k[1]), 1, "creator 1's pair survives the spam");
-    let mut pairs: Vec<_> = evidence
-        .iter()
-        .map(|e| {
-            (
-                e.first.id().min(e.second.id()),
-                e.first.id().max(e.second.id()),
-            )
-        })
-        .collect();
+    let mut pairs: Vec<_> = evidence.iter().map(Equivocation::pair).collect();
     pairs.sort_unstable();
     pairs.dedup();
     assert_eq!(pairs.len(), evidence.len(), "a pair is queued once");
@@ -772,11 +763,7 @@ fn replayed_or_repeated_forks_cannot_flush_other_evidence() {
 #[test]
 fn a_waiting_fork_that_came_first_is_accused_when_resent() {
     let k = keys4();
-    let mut hg = fresh(Limits::default());
-    let a0 = genesis(&k[0], 100);
-    let b0 = genesis(&k[1], 100);
-    assert!(inserted(hg.insert(a0.clone())));
-    assert!(inserted(hg.insert(b0.clone())));
+    let (mut hg, a0, b0) = with_two_genesis_events(&k);
     let withheld = child(&k[1], &b0, Some(&a0), 1, 200);
     let fork = child(&k[0], &a0, Some(&withheld), 1, 300);
     let original = child(&k[0], &a0, Some(&b0), 1, 400);

@@ -268,12 +268,12 @@ impl Machine {
             // pair is enough to slash a creator: a forker's endless cheap
             // forks must not push other creators' proofs out, nor count
             // again after they were pushed out themselves.
-            let pair = unordered_ids(&evidence);
+            let pair = evidence.pair();
             let creator = evidence.first.creator();
             let mut of_creator = 0;
             let known = self.evidence.iter().any(|e| {
                 of_creator += usize::from(e.first.creator() == creator);
-                unordered_ids(e) == pair
+                e.pair() == pair
             });
             if known || of_creator >= MAX_EVIDENCE_PER_CREATOR {
                 continue;
@@ -598,10 +598,4 @@ impl Machine {
 /// `event` without its transactions: its id and signature still check.
 fn headers_only(event: &Event) -> Event {
     Event::assemble(event.header().clone(), Vec::new(), *event.signature())
-}
-
-/// The two events of a piece of evidence, in a fixed order.
-fn unordered_ids(evidence: &Equivocation) -> (EventId, EventId) {
-    let (a, b) = (evidence.first.id(), evidence.second.id());
-    (a.min(b), a.max(b))
 }
