@@ -70,27 +70,21 @@ pub enum Reject {
         birth_round: u64,
         parent_birth_round: u64,
     },
-    /// The birth round is not the round consensus computes for the event.
-    #[error("birth round {claimed} but consensus puts the event in round {computed}")]
-    WrongBirthRound { claimed: u64, computed: u64 },
-    /// The event describes a held parent with another birth round.
-    #[error("parent described as born in round {claimed}, it was born in {actual}")]
-    ParentBirthMismatch { claimed: u64, actual: u64 },
+    /// The birth round is more than one above the highest parent's (as
+    /// the event describes its parents): no round computation gives that.
+    #[error(
+        "birth round {birth_round} is more than one above the highest parent's {highest_parent}"
+    )]
+    BirthAboveParents {
+        birth_round: u64,
+        highest_parent: u64,
+    },
+    /// An event without parents is born in round 1.
+    #[error("an event without parents is born in round 1, not {0}")]
+    FirstEventNotRoundOne(u64),
     /// Self-parent and other-parent are the same event.
     #[error("self-parent and other-parent are the same event")]
     ParentsEqual,
-    /// The self-parent was created by somebody else.
-    #[error("self-parent has another creator")]
-    SelfParentWrongCreator,
-    /// The other-parent was created by the event's own creator.
-    #[error("other-parent has the same creator")]
-    OtherParentSameCreator,
-    /// `seq` is not the self-parent's `seq + 1`.
-    #[error("sequence {got}, expected {expected}")]
-    WrongSequence { expected: u64, got: u64 },
-    /// Creation time is not later than the self-parent's.
-    #[error("creation time {got_ns} not after self-parent's {parent_ns}")]
-    TimeNotIncreasing { parent_ns: u64, got_ns: u64 },
     /// The event was born so long ago that a parent it links may be
     /// pruned (see the crate docs, "Birth rounds"). Not a fault: a slow
     /// link or a late node delivers such events.
@@ -167,6 +161,22 @@ pub enum CreateError {
     /// The new event would be one this node rejects or must hold back.
     #[error("own event rejected: {0}")]
     Rejected(#[from] Reject),
+    /// The other-parent is this creator's own event.
+    #[error("the other-parent is an own event")]
+    OtherParentIsOwn,
+    /// The other-parent's round did not check out here: a node only builds
+    /// on sound events (see the crate docs, "Sound events").
+    #[error("the other-parent is not a sound event")]
+    UnsoundOtherParent,
+    /// This creator's latest own event is linked by the new event but not
+    /// held here (a state installed from a peer that lacks it): wait until
+    /// it arrives, or until it is old enough not to be linked.
+    #[error("this node's latest own event is not held yet; waiting for it")]
+    OwnHeadMissing,
+    /// The parents lie so close to the pruned rounds that the new event's
+    /// round cannot be computed: link a recent event.
+    #[error("the parents are too old to compute a round from; link a recent event")]
+    ParentsTooOld,
     /// The event's round lies beyond the fixed rosters: wait for consensus.
     #[error("consensus is behind; wait for a decided round before creating")]
     WaitForConsensus,

@@ -55,6 +55,10 @@ pub(crate) struct Node {
     /// Witnesses only: round-(round-1) witnesses strongly seen, computed lazily.
     pub strongly_seen: Option<Box<[u32]>>,
     pub fame: Option<bool>,
+    /// This node checked the birth round against its parents and it holds
+    /// (see the crate docs, "Sound events"): only sound events are linked
+    /// by this node's own events.
+    pub sound: bool,
     pub ordered: bool,
     pub insert_no: u64,
     pub self_children: u32,

@@ -13,8 +13,7 @@ use crate::order::{self, OrderState, Ordered};
 use crate::pending::{Cap, ParentBuffer, Parked};
 use crate::roster::{Roster, Schedule};
 use crate::{
-    fame, links, rounds, verify, Config, ANCIENT_HORIZON, LINK_ROUNDS, MAX_FUTURE_ROUNDS,
-    ROSTER_DELAY,
+    fame, links, rounds, verify, Config, ANCIENT_HORIZON, MAX_FUTURE_ROUNDS, ROSTER_DELAY,
 };
 
 /// Unread equivocation evidence kept at most (oldest dropped beyond).
@@ -96,6 +95,8 @@ pub struct EventInfo {
     /// Fame, for witnesses whose election is decided.
     pub famous: Option<bool>,
     pub ordered: bool,
+    /// Its round checked out here (crate docs, "Sound events").
+    pub sound: bool,
 }
 
 /// The newest event of a creator's chain that this instance ever inserted,
@@ -112,6 +113,44 @@ enum Placement {
     Inserted(u32),
     Buffered(Vec<EventId>),
     Parked,
+}
+
+/// How one parent reference of an event resolves on this node.
+enum Parent {
+    /// No reference, or not followed: born too long before the child to be
+    /// linked, or ancient here.
+    Absent,
+    /// Followed and held.
+    Held(u32),
+    /// Followed and held, but not what the child says it is: treated as
+    /// absent (the child is not sound).
+    Mismatched,
+    /// Followed and not held yet: the child waits for it.
+    Missing(EventId),
+}
+
+/// Whether the held `parent` is what `event` (by creator index `c`) says
+/// of it in `described`: its birth round, and for the self-parent the same
+/// creator, the previous sequence number and an earlier time; for the
+/// other-parent another creator. Only signed data of the two events: every
+/// node that holds both decides alike.
+pub(crate) fn parent_matches(
+    event: &Event,
+    c: u32,
+    is_self: bool,
+    described: ParentRef,
+    parent: &Node,
+) -> bool {
+    if described.birth_round != parent.round {
+        return false;
+    }
+    if is_self {
+        parent.creator == c
+            && parent.seq.checked_add(1) == Some(event.seq())
+            && parent.time < event.created_at_ns()
+    } else {
+        parent.creator != c
+    }
 }
 
 /// Sans-IO hashgraph consensus instance.
@@ -180,23 +219,19 @@ impl Hashgraph {
         }
     }
 
-    /// Is an event born in `birth_round` ancient here: could a parent it
-    /// links lie in pruned rounds?
+    /// Is an event born in `birth_round` ancient here (born in a pruned
+    /// round)? See the crate docs, "Ancient events".
     fn is_ancient(&self, birth_round: u64) -> bool {
-        let pt = self.g.pruned_through;
-        pt > 0 && birth_round.saturating_sub(LINK_ROUNDS).max(1) <= pt
+        birth_round <= self.g.pruned_through
     }
 
     /// Verify `event` and add it (or buffer/park it). Never panics on any
     /// event, however malformed.
     pub fn insert(&mut self, event: Event) -> Result<InsertOutcome, Reject> {
         let id = event.id();
-        if let Some(waiting) = self.buffer.get(&id) {
-            // Compared again: the event it conflicts with may have been
-            // inserted since (a twin's event can arrive before the
-            // original's, and peers resend what waits here).
-            let waiting = waiting.clone();
-            self.report_conflicts_of_unplaced(&waiting);
+        if self.buffer.contains(&id) {
+            // Waiting events were compared when they arrived and every
+            // later arrival is compared with them: nothing new to learn.
             return Ok(InsertOutcome::Duplicate);
         }
         if self.g.get(&id).is_some() || self.parked.contains(&id) {
@@ -214,15 +249,14 @@ impl Hashgraph {
         verify::signature_ok(&event, &self.config.network_id)?;
         verify::check_root(&event)?;
         // A signed event proves what its creator signed whether or not it
-        // can be placed: one that waits for parents (possibly forever) or
-        // is refused as ancient is still compared with the creator's held
-        // chain, so a forker cannot dodge evidence by forking where its
-        // branch never becomes placeable (a copy of a node that joined late
-        // and signs on from an old position).
+        // can be placed: one that waits for parents (possibly forever), is
+        // parked or is refused as ancient is compared with the creator's
+        // held chain and with its waiting events, so a forker cannot dodge
+        // evidence by the order in which its twins arrive.
         let unplaced = event.clone();
         let placed = self.place(event);
         if !matches!(placed, Ok(Placement::Inserted(_))) {
-            self.report_conflicts_of_unplaced(&unplaced);
+            self.report_conflicts(&unplaced, None);
         }
         match placed? {
             Placement::Buffered(evicted) => {
@@ -252,36 +286,66 @@ impl Hashgraph {
         let mut queue = vec![id];
         while let Some(parent) = queue.pop() {
             for child in self.buffer.take_children(&parent) {
-                let cid = child.id();
-                match self.place(child) {
-                    Ok(Placement::Inserted(_)) => {
-                        unblocked.push(cid);
-                        queue.push(cid);
-                    }
-                    Ok(Placement::Buffered(evicted)) => {
-                        self.dropped += evicted.len() as u64;
-                    }
-                    Ok(Placement::Parked) => {}
-                    Err(e) => {
-                        self.dropped += 1;
-                        dropped.push((cid, e));
-                    }
-                }
+                self.replace(child, &mut unblocked, &mut dropped, &mut queue);
             }
         }
         (unblocked, dropped)
     }
 
-    /// Resolve one parent reference: `Ok(None)` if it is not linked (born
-    /// too long before the child), `Ok(Some(slot))` if linked and held,
-    /// `Err(id)` if linked and missing.
-    fn resolve(&self, birth_round: u64, parent: Option<ParentRef>) -> Result<Option<u32>, EventId> {
-        match parent {
-            Some(p) if links(birth_round, p.birth_round) => match self.g.get(&p.id) {
-                Some(s) => Ok(Some(s)),
-                None => Err(p.id),
-            },
-            _ => Ok(None),
+    /// Place again an event taken out of a waiting area; what it unblocks
+    /// goes to `queue`.
+    fn replace(
+        &mut self,
+        event: Event,
+        unblocked: &mut Vec<EventId>,
+        dropped: &mut Vec<(EventId, Reject)>,
+        queue: &mut Vec<EventId>,
+    ) {
+        let id = event.id();
+        let copy = event.clone();
+        match self.place(event) {
+            Ok(Placement::Inserted(_)) => {
+                unblocked.push(id);
+                queue.push(id);
+            }
+            Ok(Placement::Buffered(evicted)) => {
+                self.dropped += evicted.len() as u64;
+            }
+            Ok(Placement::Parked) => {}
+            Err(e) => {
+                // Compared once more before it goes (it was compared on
+                // arrival; pairs found twice are reported once).
+                self.report_conflicts(&copy, None);
+                self.dropped += 1;
+                dropped.push((id, e));
+            }
+        }
+    }
+
+    /// How a parent reference of `event` (by creator `c`) resolves here.
+    /// A reference is followed only if the parent is *linked* (born at most
+    /// [`LINK_ROUNDS`](crate::LINK_ROUNDS) before the child, by the descriptor) and not ancient
+    /// here (born after the pruned round, by the descriptor); a followed
+    /// parent that is held but does not match what the child says of it
+    /// (birth round, creator, sequence number, time) is treated as absent,
+    /// exactly as a node that does not hold it treats it.
+    fn resolve(&self, event: &Event, c: u32, is_self: bool) -> Parent {
+        let h = event.header();
+        let reference = if is_self {
+            h.self_parent
+        } else {
+            h.other_parent
+        };
+        let Some(p) = reference else {
+            return Parent::Absent;
+        };
+        if !links(h.birth_round, p.birth_round) || self.is_ancient(p.birth_round) {
+            return Parent::Absent;
+        }
+        match self.g.get(&p.id) {
+            None => Parent::Missing(p.id),
+            Some(s) if parent_matches(event, c, is_self, p, self.g.node(s)) => Parent::Held(s),
+            Some(_) => Parent::Mismatched,
         }
     }
 
@@ -312,42 +376,18 @@ impl Hashgraph {
             .get(&event.creator())
             .ok_or(Reject::UnknownCreator)?;
         self.g.ensure_creators(self.sched.creator_count());
-        let header = event.header();
-        let mut missing = Vec::new();
-        let sp = self.resolve(b, header.self_parent).unwrap_or_else(|id| {
-            missing.push(id);
-            None
-        });
-        let op = self.resolve(b, header.other_parent).unwrap_or_else(|id| {
-            missing.push(id);
-            None
-        });
+        let sp = self.resolve(&event, creator, true);
+        let op = self.resolve(&event, creator, false);
+        let missing: Vec<EventId> = [&sp, &op]
+            .into_iter()
+            .filter_map(|p| match p {
+                Parent::Missing(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
         if !missing.is_empty() {
             let cap = self.buffer_cap();
             return Ok(Placement::Buffered(self.buffer.add(event, &missing, cap)));
-        }
-        for (slot, described) in [(sp, header.self_parent), (op, header.other_parent)] {
-            if let (Some(s), Some(p)) = (slot, described) {
-                let actual = self.g.node(s).round;
-                if actual != p.birth_round {
-                    return Err(Reject::ParentBirthMismatch {
-                        claimed: p.birth_round,
-                        actual,
-                    });
-                }
-            }
-        }
-        if let Some(s) = sp {
-            let n = self.g.node(s);
-            if n.creator != creator {
-                return Err(Reject::SelfParentWrongCreator);
-            }
-            verify::check_self_parent(&event, n.seq, n.time)?;
-        }
-        if let Some(s) = op {
-            if self.g.node(s).creator == creator {
-                return Err(Reject::OtherParentSameCreator);
-            }
         }
         if b > fixed_through {
             let cap = self.parked_cap();
@@ -359,15 +399,9 @@ impl Hashgraph {
                 fixed_through,
             });
         }
-        let unlinked_self_parent = header.self_parent.is_some() && sp.is_none();
-        self.insert_node(
-            event,
-            creator,
-            sp.unwrap_or(NONE),
-            op.unwrap_or(NONE),
-            unlinked_self_parent,
-        )
-        .map(Placement::Inserted)
+        Ok(Placement::Inserted(
+            self.insert_node(event, creator, sp, op),
+        ))
     }
 
     /// Highest round whose roster can no longer change.
@@ -375,47 +409,73 @@ impl Hashgraph {
         self.sealed + ROSTER_DELAY
     }
 
-    /// Round of an event by creator `c` with these (linked) parents.
+    /// The consensus round of a new event by creator `c` whose parent
+    /// round (highest parent birth round, from the descriptors) is `r0`
+    /// and whose followed parents are the held slots `sp` and `op`, with
+    /// its "see" summary. `None` if that round cannot be computed here
+    /// because the window it depends on reaches into pruned rounds.
     fn round_of(
         &self,
         c: u32,
         sp: u32,
         op: u32,
-    ) -> (Vec<crate::graph::SeeEntry>, rounds::RoundResult, u64) {
-        let g = &self.g;
-        let r0 = [sp, op]
-            .into_iter()
-            .filter(|&p| p != NONE)
-            .map(|p| g.node(p).round)
-            .max()
-            .unwrap_or(0);
+        r0: u64,
+    ) -> Option<(Vec<crate::graph::SeeEntry>, rounds::RoundResult)> {
+        let floor = rounds::window_floor(r0);
+        if self.is_ancient(floor) {
+            return None;
+        }
         let k = self.sched.creator_count();
-        let see = rounds::build_see(g, c, sp, op, r0, k);
-        let rr = rounds::compute_round(g, &self.sched, c, sp, &see, r0);
-        (see, rr, r0)
+        let see = rounds::build_see(&self.g, c, sp, op, floor, k);
+        let rr = rounds::compute_round(&self.g, &self.sched, c, sp, &see, r0);
+        Some((see, rr))
     }
 
-    fn insert_node(
-        &mut self,
-        event: Event,
-        c: u32,
-        sp: u32,
-        op: u32,
-        unlinked_self_parent: bool,
-    ) -> Result<u32, Reject> {
-        let (mut see, rr, _) = self.round_of(c, sp, op);
-        let round = rr.round;
-        if round != event.birth_round() {
-            return Err(Reject::WrongBirthRound {
-                claimed: event.birth_round(),
-                computed: round,
-            });
-        }
+    /// Add a placed event to the graph with its *signed* birth round as
+    /// its round, and record whether that round checks out here (see the
+    /// crate docs, "Sound events").
+    fn insert_node(&mut self, event: Event, c: u32, sp_ref: Parent, op_ref: Parent) -> u32 {
+        let pt = self.g.pruned_through;
+        let held = |p: &Parent| match p {
+            Parent::Held(s) => *s,
+            _ => NONE,
+        };
+        let (sp, op) = (held(&sp_ref), held(&op_ref));
+        let mismatched =
+            matches!(sp_ref, Parent::Mismatched) || matches!(op_ref, Parent::Mismatched);
+        let header = event.header();
+        let round = header.birth_round;
+        // The parent round, from the signed descriptors: the same on every
+        // node, whichever parents it holds.
+        let r0 = [header.self_parent, header.other_parent]
+            .into_iter()
+            .flatten()
+            .map(|p| p.birth_round)
+            .max()
+            .unwrap_or(0);
+        let computed = self.round_of(c, sp, op, r0);
+        let floor = rounds::window_floor(r0).max(pt + 1);
+        let k = self.sched.creator_count();
+        let (mut see, strongly_seen, checked) = match computed {
+            Some((see, rr)) => {
+                let checked = !mismatched && rr.round == round;
+                let ss = rr.strongly_seen.filter(|_| checked);
+                (see, ss, checked)
+            }
+            None => (rounds::build_see(&self.g, c, sp, op, floor, k), None, false),
+        };
         let g = &self.g;
-        let (sp_round, op_round) = (
-            if sp == NONE { 0 } else { g.node(sp).round },
-            if op == NONE { 0 } else { g.node(op).round },
-        );
+        let node_round = |s: u32| if s == NONE { 0 } else { g.node(s).round };
+        let (sp_round, op_round) = (node_round(sp), node_round(op));
+        // Sound: the round checks out, and it was entered by earning it
+        // (the event strongly sees a supermajority of round `r0`), or it is
+        // inherited from a sound parent of that round.
+        let sound = checked
+            && (r0 == 0
+                || round == r0 + 1
+                || [sp, op]
+                    .into_iter()
+                    .any(|s| s != NONE && g.node(s).round == r0 && g.node(s).sound));
         let witness = sp == NONE || sp_round < round;
         let slot = g.next_slot();
         let first_witness = if witness {
@@ -443,14 +503,13 @@ impl Hashgraph {
 
         let seq = event.seq();
         let ci = c as usize;
-        if unlinked_self_parent {
+        if header.self_parent.is_some() && sp == NONE {
             self.g.irregular[ci] = true;
         }
         self.detect_conflicts(c, seq, &event, slot);
 
         let id = event.id();
         let time = event.created_at_ns();
-        let k = self.sched.creator_count();
         if self.latest.len() < k {
             self.latest.resize(k, None);
         }
@@ -487,8 +546,9 @@ impl Hashgraph {
             witness_pos,
             see: see.into_boxed_slice(),
             sees_witness: sees_witness.into_boxed_slice(),
-            strongly_seen: rr.strongly_seen.map(Vec::into_boxed_slice),
+            strongly_seen: strongly_seen.map(Vec::into_boxed_slice),
             fame: (witness && round <= self.last_decided).then_some(false),
+            sound,
             ordered: false,
             insert_no,
             self_children: 0,
@@ -506,66 +566,75 @@ impl Hashgraph {
             self.fame_dirty = true;
         }
         self.max_round = self.max_round.max(round);
-        Ok(slot)
+        slot
     }
 
     /// Record the event (about to take `slot`) in its creator's chain index
-    /// and report every conflict with its neighbours there (see
-    /// `evidence.rs`): the same sequence number, the neighbouring sequence
-    /// numbers born out of order, or a successor naming another parent.
+    /// and report every conflict with its neighbours there and with its
+    /// creator's waiting events (see `evidence.rs`).
     fn detect_conflicts(&mut self, c: u32, seq: u64, event: &Event, slot: u32) {
         let ci = c as usize;
-        let found = self.held_conflicts(ci, event);
+        if self.report_conflicts(event, Some(ci)) {
+            self.g.irregular[ci] = true;
+        }
         // A second event at a held sequence number keeps the first's place.
         self.g.chains[ci].entry(seq).or_insert(slot);
-        if found.is_empty() {
-            return;
-        }
-        self.g.irregular[ci] = true;
-        self.push_evidence(&found, event);
     }
 
-    /// Evidence for a verified event that was not inserted (buffered,
-    /// parked or refused after its signature checked). Consensus state is
-    /// untouched: only the evidence queue grows. If the event is inserted
-    /// later, the same pair is found again; readers deduplicate.
-    fn report_conflicts_of_unplaced(&mut self, event: &Event) {
-        let Some(&c) = self.sched.index.get(&event.creator()) else {
-            return;
+    /// Queue evidence of every conflict between `event` and its creator's
+    /// held chain (the event at its sequence number, else its neighbours)
+    /// and waiting (buffered or parked) events. Consensus state is
+    /// untouched. Returns whether a held event conflicts. `creator` is the
+    /// creator's index, if the caller knows it.
+    fn report_conflicts(&mut self, event: &Event, creator: Option<usize>) -> bool {
+        let Some(ci) =
+            creator.or_else(|| self.sched.index.get(&event.creator()).map(|&c| c as usize))
+        else {
+            return false;
         };
-        let found = self.held_conflicts(c as usize, event);
-        self.push_evidence(&found, event);
-    }
-
-    /// Held events of creator `ci` that conflict with `event`: the one at
-    /// its sequence number, else its neighbours in the chain index if their
-    /// headers contradict it.
-    fn held_conflicts(&self, ci: usize, event: &Event) -> Vec<u32> {
-        let Some(chain) = self.g.chains.get(ci) else {
-            return Vec::new();
-        };
-        let seq = event.seq();
-        if let Some(&same) = chain.get(&seq) {
-            return vec![same];
+        let mut found: Vec<Event> = Vec::new();
+        if let Some(chain) = self.g.chains.get(ci) {
+            let seq = event.seq();
+            if let Some(&same) = chain.get(&seq) {
+                let other = &self.g.node(same).event;
+                if other.id() != event.id() {
+                    found.push(other.clone());
+                }
+            } else {
+                let before = chain.range(..seq).next_back().map(|(_, &s)| s);
+                let after = chain.range(seq.saturating_add(1)..).next().map(|(_, &s)| s);
+                for s in [before, after].into_iter().flatten() {
+                    let other = &self.g.node(s).event;
+                    if headers_conflict(other.header(), event.header()) {
+                        found.push(other.clone());
+                    }
+                }
+            }
         }
-        let before = chain.range(..seq).next_back().map(|(_, &s)| s);
-        let after = chain.range(seq.saturating_add(1)..).next().map(|(_, &s)| s);
-        [before, after]
-            .into_iter()
-            .flatten()
-            .filter(|&s| headers_conflict(self.g.node(s).event.header(), event.header()))
-            .collect()
+        let held = !found.is_empty();
+        let (creator, seq) = (event.creator(), event.seq());
+        let waiting = self
+            .buffer
+            .around(creator, seq)
+            .chain(self.parked.around(creator, seq))
+            .filter(|other| {
+                other.id() != event.id() && headers_conflict(other.header(), event.header())
+            })
+            .cloned();
+        found.extend(waiting);
+        self.push_evidence(&found, event);
+        held
     }
 
-    /// Queue evidence of `event` against held slots, skipping pairs already
-    /// queued and keeping at most [`MAX_EVIDENCE_PER_CREATOR`] pairs per
-    /// creator: one forker's replays or many cheap forks cannot push
-    /// another creator's proof out of the bounded queue.
-    fn push_evidence(&mut self, held: &[u32], event: &Event) {
+    /// Queue evidence of `event` against each of `others`, skipping pairs
+    /// already queued and keeping at most [`MAX_EVIDENCE_PER_CREATOR`]
+    /// pairs per creator: one forker's replays or many cheap forks cannot
+    /// push another creator's proof out of the bounded queue.
+    fn push_evidence(&mut self, others: &[Event], event: &Event) {
         let creator = event.creator();
-        'pairs: for &s in held {
+        'pairs: for other in others {
             let found = Equivocation {
-                first: self.g.node(s).event.clone(),
+                first: other.clone(),
                 second: event.clone(),
             };
             let pair = found.pair();
@@ -620,11 +689,24 @@ impl Hashgraph {
         let mut discarded = std::mem::take(&mut self.pending_discards);
         if through > 0 {
             // Waiting events that became ancient can never be placed.
-            let expired = self
-                .buffer
-                .expire_through(through.saturating_add(LINK_ROUNDS));
+            let expired = self.buffer.expire_through(through);
             self.dropped += expired.len() as u64;
             discarded.extend(expired);
+            // Those waiting for a parent that became ancient do not need it
+            // any more (every node that finds it ancient places them
+            // without it): place them now.
+            let (mut unblocked, mut dropped, mut queue) = (Vec::new(), Vec::new(), Vec::new());
+            for id in self.buffer.waiting_on_ancient(through) {
+                if let Some(e) = self.buffer.take(&id) {
+                    self.replace(e, &mut unblocked, &mut dropped, &mut queue);
+                }
+            }
+            while let Some(parent) = queue.pop() {
+                for child in self.buffer.take_children(&parent) {
+                    self.replace(child, &mut unblocked, &mut dropped, &mut queue);
+                }
+            }
+            discarded.extend(dropped.into_iter().map(|(id, _)| id));
         }
         self.buffer.compact();
         Some(Decided {
@@ -640,20 +722,16 @@ impl Hashgraph {
     /// Place parked events again now that more rosters are fixed; returns
     /// the ids of those that failed (or of their buffered descendants).
     fn unpark(&mut self) -> Vec<EventId> {
-        let mut failed = Vec::new();
+        let (mut unblocked, mut dropped, mut queue) = (Vec::new(), Vec::new(), Vec::new());
         for event in self.parked.drain() {
-            let id = event.id();
-            match self.place(event) {
-                Ok(Placement::Inserted(_)) => {
-                    let (_, dropped) = self.release_children(id);
-                    failed.extend(dropped.into_iter().map(|(id, _)| id));
-                }
-                Ok(Placement::Buffered(evicted)) => failed.extend(evicted),
-                Ok(Placement::Parked) => {}
-                Err(_) => failed.push(id),
+            self.replace(event, &mut unblocked, &mut dropped, &mut queue);
+        }
+        while let Some(parent) = queue.pop() {
+            for child in self.buffer.take_children(&parent) {
+                self.replace(child, &mut unblocked, &mut dropped, &mut queue);
             }
         }
-        failed
+        dropped.into_iter().map(|(id, _)| id).collect()
     }
 
     /// Apply a roster decided by the driver from transactions ordered in
@@ -700,10 +778,35 @@ impl Hashgraph {
             .get(&creator)
             .ok_or(Reject::UnknownCreator)?;
         let head = self.latest.get(c as usize).copied().flatten();
+        if let Some(id) = other_parent {
+            if self.g.get(&id).is_some_and(|s| !self.g.node(s).sound) {
+                return Err(CreateError::UnsoundOtherParent);
+            }
+        }
         let event = self.draft(key, head, other_parent, now_ns, txs)?;
+        if let Some(h) = head {
+            // The new event links its self-parent: every node, this one
+            // too, needs it. An own event must never wait here (it would
+            // be placed later, after this node signed another event at its
+            // sequence number).
+            if links(event.birth_round(), h.birth_round)
+                && !self.is_ancient(h.birth_round)
+                && self.g.get(&h.id).is_none()
+            {
+                return Err(CreateError::OwnHeadMissing);
+            }
+        }
         match self.insert(event.clone())? {
             InsertOutcome::Inserted(_) => Ok(event),
-            _ => Err(CreateError::WaitForConsensus),
+            InsertOutcome::Buffered { .. } => {
+                self.buffer.take(&event.id());
+                Err(CreateError::OwnHeadMissing)
+            }
+            InsertOutcome::Parked => {
+                self.parked.remove(&event.id());
+                Err(CreateError::WaitForConsensus)
+            }
+            InsertOutcome::Duplicate => Err(CreateError::WaitForConsensus),
         }
     }
 
@@ -755,24 +858,26 @@ impl Hashgraph {
             Some(id) => {
                 let s = self.g.get(&id).ok_or(CreateError::UnknownOtherParent)?;
                 if self.g.node(s).creator == c {
-                    return Err(Reject::OtherParentSameCreator.into());
+                    return Err(CreateError::OtherParentIsOwn);
                 }
                 s
             }
         };
         let sp = head.and_then(|h| self.g.get(&h.id)).unwrap_or(NONE);
+        let r0 = head
+            .map(|h| h.birth_round)
+            .into_iter()
+            .chain((op != NONE).then(|| self.g.node(op).round))
+            .max()
+            .unwrap_or(0);
         // Parents born too long before are not linked by the new event, and
         // cannot change its round (crate docs, "Birth rounds").
-        let (_, rr, _) = self.round_of(c, sp, op);
+        let (_, rr) = self
+            .round_of(c, sp, op, r0)
+            .ok_or(CreateError::ParentsTooOld)?;
         let round = rr.round;
         if round > self.fixed_through() {
             return Err(CreateError::WaitForConsensus);
-        }
-        if self.is_ancient(round) {
-            return Err(CreateError::Rejected(Reject::Ancient {
-                birth_round: round,
-                pruned_through: self.g.pruned_through,
-            }));
         }
         let (seq, time) = match head {
             Some(h) => (
@@ -824,8 +929,9 @@ impl Hashgraph {
     }
 
     /// The best held event of `creator` to use as an other-parent: among
-    /// its held chain tips (a forker has several), the one born last, then
-    /// the one with the smallest id. `None` if nothing of it is held.
+    /// its sound held chain tips (a forker has several), the one born last,
+    /// then the one with the smallest id. `None` if nothing sound of it is
+    /// held.
     pub fn latest_of(&self, creator: &CreatorId) -> Option<EventId> {
         let c = *self.sched.index.get(creator)? as usize;
         self.g
@@ -833,6 +939,7 @@ impl Hashgraph {
             .get(c)?
             .iter()
             .map(|&s| self.g.node(s))
+            .filter(|n| n.sound)
             .max_by(|a, b| {
                 a.round
                     .cmp(&b.round)
@@ -858,14 +965,11 @@ impl Hashgraph {
             return newest;
         };
         let g = &self.g;
-        let sp = self
-            .latest
-            .get(c as usize)
-            .copied()
-            .flatten()
-            .and_then(|h| g.get(&h.id))
-            .unwrap_or(NONE);
+        let head = self.latest.get(c as usize).copied().flatten();
+        let sp = head.and_then(|h| g.get(&h.id)).unwrap_or(NONE);
         let newest_slot = newest.and_then(|id| g.get(&id));
+        // Only sound events: a node never builds on a round it could not
+        // check (see the crate docs, "Sound events").
         let candidates = g
             .tips
             .iter()
@@ -873,7 +977,7 @@ impl Hashgraph {
             .filter(|&(m, _)| m as u32 != c)
             .flat_map(|(_, tips)| tips.iter().copied())
             .chain(newest_slot)
-            .filter(|&s| g.node(s).creator != c);
+            .filter(|&s| g.node(s).creator != c && g.node(s).sound);
         // Seq of the newest event of a creator a summary entry shows, if
         // that event is still held (a pruned slot may be reused).
         let top_seq = |e: &crate::graph::SeeEntry| {
@@ -894,17 +998,18 @@ impl Hashgraph {
                 .count()
         };
         let fixed = self.fixed_through();
+        let head_birth = head.map_or(0, |h| h.birth_round);
         candidates
             .filter_map(|op| {
-                let round = self.round_of(c, sp, op).1.round;
-                (round <= fixed && !self.is_ancient(round)).then(|| {
+                let r0 = head_birth.max(g.node(op).round);
+                let round = self.round_of(c, sp, op, r0)?.1.round;
+                (round <= fixed).then(|| {
                     let fresh = Some(op) == newest_slot;
                     ((round, newer_than_sp(op), fresh), op)
                 })
             })
             .max_by_key(|&(score, _)| score)
             .map(|(_, op)| g.node(op).event.id())
-            .or(newest)
     }
 
     /// Equivocation evidence found since the last call (bounded queue).
@@ -937,7 +1042,15 @@ impl Hashgraph {
             witness: n.witness,
             famous: n.fame,
             ordered: n.ordered,
+            sound: n.sound,
         })
+    }
+
+    /// The events that waiting events need and this instance lacks, with
+    /// the birth round they are described with, oldest first: what to ask
+    /// peers for.
+    pub fn missing_parents(&self) -> Vec<(EventId, u64)> {
+        self.buffer.missing()
     }
 
     /// Whether this instance holds `id` or keeps it waiting (parent buffer

@@ -38,38 +38,92 @@
 //!   the coin round at `d = 6` ([`COIN_PERIOD`]), before insertion has
 //!   to wait for consensus.
 //! * [`ANCIENT_HORIZON`] = 16: after round `D` is decided, events born in
-//!   rounds `<= D - 16` are pruned; events in them that never reached
-//!   consensus are stale and never will (the same on every node, since it
-//!   depends on `D` only).
+//!   rounds `<= D - 16` are pruned and ancient; events in them that never
+//!   reached consensus are stale and never will (the same on every node,
+//!   since it depends on `D` only).
 //! * [`LINK_ROUNDS`] = 2 and [`MAX_FUTURE_ROUNDS`] = 16: see below.
 //!
-//! # Birth rounds: what is ancient is decided from signed data
-//! Every event carries its *birth round*, which must equal the round
-//! consensus computes for it (an event whose claim is wrong is refused, the
-//! same way everywhere), and names each parent by id *and* birth round
-//! ([`ParentRef`]). From these signed fields alone:
-//! * A parent born more than [`LINK_ROUNDS`] rounds before its child is
-//!   *not linked*: the child never needs it, and consensus ignores the
-//!   reference. Such a parent lies below every round the child's "see"
-//!   summary keeps (the summary keeps rounds from `parent round - 1`, and a
-//!   round is at most one above its highest parent's), so linking it would
-//!   change nothing about the child's round, witness status or votes; not
-//!   linking it makes ordering and sync independent of whether a node
-//!   still holds it. This is also how a node whose last event never went
-//!   out (a crash right after signing) rejoins after a long absence: its
-//!   next event names that event as self-parent, born long before, and
-//!   nobody needs it.
-//! * An event is *ancient* once a parent it links could be pruned: birth
-//!   round `- LINK_ROUNDS <= ` the pruned round. It is refused (and dropped
-//!   from the waiting areas); this depends on its birth round and on the
-//!   decided round only. A node can only be missing a linked parent of a
-//!   non-ancient event if that parent reached it late, and then every
-//!   honest node that is up to date cuts the link soon after.
+//! # Birth rounds, ancient events and sound events
+//! Every event carries its *birth round*, its consensus round as its
+//! creator computed it, and names each parent by id *and* birth round
+//! ([`ParentRef`]). Consensus uses the signed birth round as the event's
+//! round, on every node alike. Three rules make everything that decides
+//! placement a function of signed data, never of a node's local progress:
+//!
+//! * **Static shape.** An event without parents is born in round 1; any
+//!   other is born in its highest parent's round (the *parent round*, read
+//!   from its descriptors) or the one after, never below a parent's. A
+//!   parent born more than [`LINK_ROUNDS`] rounds before its child is
+//!   *not linked*: it lies below every round the child's "see" summary
+//!   keeps, so it could change nothing. Breaking these is a fault.
+//! * **Ancient events.** After round `D` is decided, rounds `<= D - 16`
+//!   ([`ANCIENT_HORIZON`]) are pruned and an event born in them is
+//!   *ancient*: refused on arrival (not a fault), dropped if it waits. A
+//!   linked parent that is ancient here, or held but not what the child
+//!   says of it (birth round, creator, sequence number, time), is treated
+//!   as absent: the child never waits for it. So an event is placed as
+//!   soon as its non-ancient linked parents are, and nothing any node does
+//!   with an ancient event depends on whether it ever held it.
+//! * **Sound events.** Where the window a round depends on (parent round
+//!   minus one and up) lies above the pruned rounds, a node recomputes the
+//!   event's round from the summaries of its parents. The event is
+//!   *sound* here if it checks out and its round was earned: it strongly
+//!   sees a supermajority of the parent round's witnesses, or it inherits
+//!   the round from a sound parent of that round. An event that does not
+//!   check out (a lie) or cannot be checked (its window reaches pruned
+//!   rounds) is still placed, with its signed round, but a node never
+//!   links it: [`Hashgraph::best_other_parent`] and
+//!   [`Hashgraph::latest_of`] offer sound events only and
+//!   [`Hashgraph::create_event`] refuses an unsound other-parent. Own
+//!   events are always computed, never claimed.
+//!
+//! ## Why no timing can split or stall honest nodes
+//! * *Placement is the same everywhere.* Whether an event is placed
+//!   depends on its signature, its static shape, the rosters (fixed by
+//!   consensus) and which of its parents exist; a mismatching parent is
+//!   absent for every node that holds it, and absent for every node that
+//!   does not. The only refusal that depends on local progress is
+//!   "ancient", and a node that refuses an ancient event `x` places every
+//!   child of `x` without it. So no event is accepted by some honest nodes
+//!   and unplaceable for others forever: an event waits only for parents
+//!   that are not ancient at the waiting node, and those are placed there
+//!   once they arrive (peers send what a node lacks), or become ancient and
+//!   stop being needed ([`Hashgraph::poll`] places the waiting events then).
+//! * *Rounds are the same everywhere.* An event's round is its signed
+//!   birth round. Its "see" summary, restricted to rounds at or above any
+//!   round `f`, is a function of its ancestors born in rounds `>= f` only
+//!   (rounds never decrease along parent links, and the summary drops
+//!   everything below its floor), and every node holds all of those once
+//!   `f` is above its pruned rounds. Every consensus question about an
+//!   undecided round `r` (strongly seeing round-`r-1` witnesses, votes,
+//!   fame) reads summaries at floors `>= r - 2`, far above the pruned
+//!   rounds: every node answers it alike.
+//! * *The order is the same everywhere.* A round `r` is ordered after
+//!   rounds `<= r - 17` are pruned, on every node (pruning follows the
+//!   decided round), so an event born in them is never ordered anywhere
+//!   (stale). Any event a node refused as ancient was born in such rounds
+//!   for every round it could have been received in, and everything below
+//!   it in the DAG is older still: no node orders what another lacks.
+//! * *Lies cannot buy rounds.* A liar's fake witness is placed everywhere
+//!   but never sound, so no honest event links it and no honest event's
+//!   round rests on one: honest witnesses always strongly see a
+//!   supermajority of the previous round, which is what the fame lemmas
+//!   need (byzantine witnesses, fake or not, hold less than a third of the
+//!   stake). A liar near the pruned rounds of one node is found out by the
+//!   nodes that can still check it, and nobody links it either way.
+//! * *One creator cannot stop rounds.* Rounds advance on the honest
+//!   creators' events alone (more than two thirds of the stake), which
+//!   every honest node places and links; an unsound or withheld event can
+//!   delay nothing but its own creator's chain.
+//!
+//! What a creator signs is still checked where it matters for evidence:
+//! two events of one creator whose headers conflict are reported however
+//! they were placed (see "Equivocation").
+//!
 //! * An event born beyond the rounds whose rosters are fixed waits in the
 //!   parked area; one born more than [`MAX_FUTURE_ROUNDS`] beyond is
-//!   refused ([`Reject::TooFarAhead`]).
-//!
-//! No rule reads local arrival order or local pruning history.
+//!   refused ([`Reject::TooFarAhead`]). Both resolve by themselves as
+//!   consensus moves on (peers send the event again).
 //!
 //! # Waiting areas (bounded in events and bytes)
 //! * Unknown linked parent: the event waits in a buffer of
@@ -81,7 +135,9 @@
 //!   or [`Limits::max_parked_bytes`] are reached, new ones are refused with
 //!   [`Reject::TooFarAhead`].
 //! * Waiting events that become ancient, or fail a check once they can be
-//!   placed, are listed in [`Decided::discarded`] (delete them from disk).
+//!   placed, are listed in [`Decided::discarded`] (delete them from disk);
+//!   waiting events whose missing parent became ancient are placed without
+//!   it.
 //!
 //! # Equivocation
 //! Two distinct events signed by one creator *conflict* when their headers
@@ -91,7 +147,12 @@
 //! names another self-parent. A creator that forks, restarts its chain or
 //! jumps its sequence number while its old chain goes on produces such a
 //! pair; every node that holds both reports it ([`Hashgraph::take_equivocations`]),
-//! and anyone can check it with nothing but the network id.
+//! and anyone can check it with nothing but the network id. Every event
+//! whose signature checks is compared, whatever becomes of it (placed,
+//! waiting for a parent, parked, refused as ancient or dropped later), with
+//! its creator's held chain and with its creator's waiting events at
+//! neighbouring sequence numbers: the order in which twins arrive cannot
+//! hide a fork. At most four pairs per creator are queued.
 //!
 //! # Sync
 //! [`Hashgraph::tips`] lists every held event without a held self-child, so

@@ -13,7 +13,41 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use crate::event::{Event, EventId};
+use crate::event::{CreatorId, Event, EventId};
+
+/// Waiting events by (creator, sequence number), so that an arriving event
+/// is compared with the waiting events of its creator (see
+/// `Hashgraph::report_conflicts`), whatever arrived first.
+#[derive(Debug, Default)]
+pub(crate) struct BySeq(BTreeMap<(CreatorId, u64), Vec<EventId>>);
+
+impl BySeq {
+    fn add(&mut self, e: &Event) {
+        self.0
+            .entry((e.creator(), e.seq()))
+            .or_default()
+            .push(e.id());
+    }
+    fn remove(&mut self, e: &Event) {
+        let key = (e.creator(), e.seq());
+        if let Some(ids) = self.0.get_mut(&key) {
+            ids.retain(|x| *x != e.id());
+            if ids.is_empty() {
+                self.0.remove(&key);
+            }
+        }
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+    /// Ids of waiting events of `creator` with sequence numbers in
+    /// `seq - 1 ..= seq + 1`.
+    fn around(&self, creator: CreatorId, seq: u64) -> impl Iterator<Item = EventId> + '_ {
+        self.0
+            .range((creator, seq.saturating_sub(1))..=(creator, seq.saturating_add(1)))
+            .flat_map(|(_, ids)| ids.iter().copied())
+    }
+}
 
 /// A cap on events and on their encoded bytes.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +69,7 @@ pub(crate) struct ParentBuffer {
     fifo: VecDeque<(u64, EventId)>,
     /// Birth round -> buffered ids (lazily cleaned).
     by_birth: BTreeMap<u64, Vec<EventId>>,
+    by_seq: BySeq,
     next: u64,
     bytes: usize,
 }
@@ -87,12 +122,71 @@ impl ParentBuffer {
             .or_default()
             .push(id);
         self.bytes += size;
+        self.by_seq.add(&event);
         self.events.insert(id, (event, self.next));
         evicted
     }
 
+    /// Buffered events of `creator` with sequence numbers within one of `seq`.
+    pub fn around(&self, creator: CreatorId, seq: u64) -> impl Iterator<Item = &Event> + '_ {
+        self.by_seq
+            .around(creator, seq)
+            .filter_map(|id| self.get(&id))
+    }
+
+    /// Ids that buffered events wait for, each with the birth round the
+    /// first waiting child describes it with.
+    pub fn missing(&self) -> Vec<(EventId, u64)> {
+        let mut out: Vec<(EventId, u64)> = self
+            .waiting
+            .iter()
+            .filter_map(|(parent, children)| {
+                let (e, _) = self.events.get(children.first()?)?;
+                let birth = [e.self_parent_ref(), e.other_parent_ref()]
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p.id == *parent)?
+                    .birth_round;
+                Some((*parent, birth))
+            })
+            .collect();
+        out.sort_unstable_by_key(|&(id, birth)| (birth, id));
+        out
+    }
+
+    /// Remove a buffered event (to place it again).
+    pub fn take(&mut self, id: &EventId) -> Option<Event> {
+        self.remove(id)
+    }
+
+    /// Buffered events waiting for a parent that they describe as born in
+    /// round `through` or earlier: that parent is not needed any more (it
+    /// is ancient here), so they can be placed again.
+    pub fn waiting_on_ancient(&self, through: u64) -> Vec<EventId> {
+        let mut out: Vec<(u64, EventId)> = Vec::new();
+        for (parent, children) in &self.waiting {
+            for child in children {
+                let Some((e, n)) = self.events.get(child) else {
+                    continue;
+                };
+                let old = [e.self_parent_ref(), e.other_parent_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p.id == *parent && p.birth_round <= through);
+                if old {
+                    out.push((*n, *child));
+                }
+            }
+        }
+        // Oldest first, each once: the same order on every node.
+        out.sort_unstable();
+        out.dedup();
+        out.into_iter().map(|(_, id)| id).collect()
+    }
+
     fn remove(&mut self, id: &EventId) -> Option<Event> {
         let (e, _) = self.events.remove(id)?;
+        self.by_seq.remove(&e);
         self.bytes -= e.encoded_len();
         for p in [e.self_parent(), e.other_parent()].into_iter().flatten() {
             if let Some(list) = self.waiting.get_mut(&p) {
@@ -189,6 +283,7 @@ impl ParentBuffer {
 pub(crate) struct Parked {
     queue: VecDeque<Event>,
     ids: HashSet<EventId>,
+    by_seq: BySeq,
     bytes: usize,
 }
 
@@ -210,8 +305,30 @@ impl Parked {
         }
         self.bytes += size;
         self.ids.insert(event.id());
+        self.by_seq.add(&event);
         self.queue.push_back(event);
         true
+    }
+    /// Parked events of `creator` with sequence numbers within one of `seq`.
+    pub fn around(&self, creator: CreatorId, seq: u64) -> Vec<&Event> {
+        let ids: HashSet<EventId> = self.by_seq.around(creator, seq).collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        self.queue
+            .iter()
+            .filter(|e| ids.contains(&e.id()))
+            .collect()
+    }
+    /// Remove one parked event.
+    pub fn remove(&mut self, id: &EventId) {
+        if self.ids.remove(id) {
+            if let Some(pos) = self.queue.iter().position(|e| e.id() == *id) {
+                let e = self.queue.remove(pos).expect("found");
+                self.bytes -= e.encoded_len();
+                self.by_seq.remove(&e);
+            }
+        }
     }
     /// Everything parked, oldest first, without removing it.
     pub fn events(&self) -> impl Iterator<Item = &Event> {
@@ -221,15 +338,21 @@ impl Parked {
     pub fn from_events(events: Vec<Event>) -> Parked {
         let ids = events.iter().map(Event::id).collect();
         let bytes = events.iter().map(Event::encoded_len).sum();
+        let mut by_seq = BySeq::default();
+        for e in &events {
+            by_seq.add(e);
+        }
         Parked {
             queue: events.into(),
             ids,
+            by_seq,
             bytes,
         }
     }
     /// Everything parked, oldest first.
     pub fn drain(&mut self) -> Vec<Event> {
         self.ids.clear();
+        self.by_seq.clear();
         self.bytes = 0;
         self.queue.drain(..).collect()
     }

@@ -90,15 +90,18 @@ fn merge(g: &Graph, a: &SeeEntry, b: &SeeEntry, floor: u64) -> SeeEntry {
 
 /// Summary vector of a new event before its round is known. The entry for
 /// its own creator gets `top = NONE`; [`finish_self_entry`] fills it in.
+/// `floor` is the window floor of its parent round, raised to the first
+/// round above the pruned horizon (see [`window_floor`]): no reference
+/// below it is ever followed, so a pruned (and possibly reused) slot is
+/// never read.
 pub(crate) fn build_see(
     g: &Graph,
     creator: u32,
     sp: u32,
     op: u32,
-    r0: u64,
+    floor: u64,
     k: usize,
 ) -> Vec<SeeEntry> {
-    let floor = window_floor(r0);
     let empty: &[SeeEntry] = &[];
     let sp_see = if sp == NONE {
         empty

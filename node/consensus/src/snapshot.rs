@@ -1,14 +1,14 @@
 //! Snapshot and restore of the whole consensus state (crate docs,
 //! "Restart").
 //!
-//! # Format, version 2
+//! # Format, version 3
 //! Integers are unsigned LEB128 varints in their shortest form unless a
 //! width is given, `[n]` is `n` raw bytes and `bits(n)` is `n` booleans
 //! packed least significant bit first into `ceil(n / 8)` bytes with zero
 //! padding. Events are stored as `len, Event::encode` (canonical).
 //!
 //! ```text
-//! [8] magic "DAGGERHG", u16 LE version (= 2), [32] network id
+//! [8] magic "DAGGERHG", u16 LE version (= 3), [32] network id
 //! scalars:   last_decided, sealed, max_round, u8 fame_dirty, dropped,
 //!            ordered_count, [32] running_hash, u8 has_last_time, (last_time)
 //! schedule:  C, C x [32] creator                      (dense creator table)
@@ -59,11 +59,11 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::codec;
 use crate::error::SnapshotError;
-use crate::event::{CreatorId, Event, EventId, ParentRef};
+use crate::event::{CreatorId, Event, EventId};
 use crate::evidence::Equivocation;
 use crate::fame::Votes;
 use crate::graph::{Graph, Node, RoundSlots, SeeEntry, NONE};
-use crate::hashgraph::{ChainHead, Hashgraph, MAX_PENDING_EVIDENCE};
+use crate::hashgraph::{parent_matches, ChainHead, Hashgraph, MAX_PENDING_EVIDENCE};
 use crate::order::OrderState;
 use crate::pending::{ParentBuffer, Parked};
 use crate::roster::{Roster, Schedule};
@@ -71,7 +71,7 @@ use crate::{links, Config, ANCIENT_HORIZON, ROSTER_DELAY};
 
 const MAGIC: [u8; 8] = *b"DAGGERHG";
 /// Version of the snapshot format written by [`Hashgraph::snapshot`].
-pub(crate) const SNAPSHOT_VERSION: u16 = 2;
+pub(crate) const SNAPSHOT_VERSION: u16 = 3;
 const HEAD: usize = MAGIC.len() + 2 + 32;
 const SUM: usize = 32;
 /// Shortest canonical event encoding (no parents, no transactions).
@@ -354,7 +354,8 @@ impl Hashgraph {
                 | u8::from(sp.is_some()) << 3
                 | u8::from(op.is_some()) << 4
                 | u8::from(ss.is_some()) << 5
-                | u8::from(owner) << 6);
+                | u8::from(owner) << 6
+                | u8::from(n.sound) << 7);
             for p in [sp, op].into_iter().flatten() {
                 w.var(i.saturating_sub(p));
             }
@@ -604,10 +605,8 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
             return inconsistent("held event round out of range");
         }
         let flags = r.u8()?;
-        if flags & 0x80 != 0 {
-            return non_canonical("unknown node flag");
-        }
         let ordered = flags & 1 != 0;
+        let sound = flags & 0x80 != 0;
         let fame = match (flags >> 1) & 3 {
             0 => None,
             1 => Some(false),
@@ -617,29 +616,24 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
 
         let sp = if flags & 0x08 != 0 {
             let j = r.back_ref(i)?;
-            let p = &nodes[j];
-            if !linked(round, &event.self_parent_ref(), p)
-                || p.creator != creator
-                || p.seq.saturating_add(1) != seq
-            {
+            if !followed(&event, creator, true, &nodes[j]) {
                 return inconsistent("self-parent reference does not match the event");
             }
             Some(j)
         } else {
-            if unreferenced_but_linked(round, &event.self_parent_ref(), &ids) {
+            if unreferenced_but_followed(&event, creator, true, &ids, &nodes) {
                 return inconsistent("held self-parent not referenced");
             }
             None
         };
         let op = if flags & 0x10 != 0 {
             let j = r.back_ref(i)?;
-            let p = &nodes[j];
-            if !linked(round, &event.other_parent_ref(), p) || p.creator == creator {
+            if !followed(&event, creator, false, &nodes[j]) {
                 return inconsistent("other-parent reference does not match the event");
             }
             Some(j)
         } else {
-            if unreferenced_but_linked(round, &event.other_parent_ref(), &ids) {
+            if unreferenced_but_followed(&event, creator, false, &ids, &nodes) {
                 return inconsistent("held other-parent not referenced");
             }
             None
@@ -747,6 +741,7 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
             sees_witness: sees_witness.into_boxed_slice(),
             strongly_seen: None,
             fame,
+            sound,
             ordered,
             insert_no: i as u64,
             self_children: 0,
@@ -939,20 +934,37 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
     })
 }
 
-/// Does a child born in `birth` name `parent`, with its true birth round,
-/// and link it?
-fn linked(birth: u64, reference: &Option<ParentRef>, parent: &Node) -> bool {
+/// Does `event` (by creator index `c`) link `parent` through its self- or
+/// other-parent reference, describing it truthfully?
+fn followed(event: &Event, c: u32, is_self: bool, parent: &Node) -> bool {
+    let reference = if is_self {
+        event.self_parent_ref()
+    } else {
+        event.other_parent_ref()
+    };
     reference.is_some_and(|r| {
-        r.id == parent.event.id() && r.birth_round == parent.round && links(birth, r.birth_round)
+        r.id == parent.event.id()
+            && links(event.birth_round(), r.birth_round)
+            && parent_matches(event, c, is_self, r, parent)
     })
 }
 
-/// Whether a child born in `birth` links a parent that is held, although
-/// the snapshot stores no link (which `insert` never produces).
-fn unreferenced_but_linked(
-    birth: u64,
-    reference: &Option<ParentRef>,
+/// Whether `event` links an earlier held event that it describes
+/// truthfully, although the snapshot stores no link (which `insert` never
+/// produces: such a parent is followed).
+fn unreferenced_but_followed(
+    event: &Event,
+    c: u32,
+    is_self: bool,
     ids: &HashMap<EventId, u32>,
+    nodes: &[Node],
 ) -> bool {
-    reference.is_some_and(|r| links(birth, r.birth_round) && ids.contains_key(&r.id))
+    let reference = if is_self {
+        event.self_parent_ref()
+    } else {
+        event.other_parent_ref()
+    };
+    reference
+        .and_then(|r| ids.get(&r.id))
+        .is_some_and(|&j| followed(event, c, is_self, &nodes[j as usize]))
 }

@@ -10,7 +10,7 @@ use crate::event::{signing_message, Event, EventHeader};
 use crate::{merkle, Limits, MAX_EVENTS_PER_ROUND, MAX_HEADER_VALUE};
 
 /// Size limits, transaction count and the parent-presence rules.
-pub(crate) fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
+pub fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
     if e.encoded_len() > limits.max_event_bytes {
         return Err(Reject::EventTooLarge {
             size: e.encoded_len(),
@@ -52,7 +52,7 @@ pub(crate) fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
 
 /// Rules on the header alone: sequence number and self-parent agree, birth
 /// rounds are in range and never below a parent's, parents are distinct.
-pub(crate) fn check_header(h: &EventHeader) -> Result<(), Reject> {
+pub fn check_header(h: &EventHeader) -> Result<(), Reject> {
     if (h.seq == 0) != h.self_parent.is_none() {
         return Err(Reject::SelfParentMismatch);
     }
@@ -65,6 +65,7 @@ pub(crate) fn check_header(h: &EventHeader) -> Result<(), Reject> {
     if h.seq > MAX_HEADER_VALUE || h.seq > b.saturating_mul(MAX_EVENTS_PER_ROUND) {
         return Err(Reject::OutOfRange { field: "seq" });
     }
+    let mut highest = None;
     for p in [&h.self_parent, &h.other_parent].into_iter().flatten() {
         if p.birth_round == 0 || p.birth_round > b {
             return Err(Reject::BirthBelowParent {
@@ -72,13 +73,19 @@ pub(crate) fn check_header(h: &EventHeader) -> Result<(), Reject> {
                 parent_birth_round: p.birth_round,
             });
         }
+        highest = highest.max(Some(p.birth_round));
     }
-    if h.self_parent.is_none() && h.other_parent.is_none() && b != 1 {
+    match highest {
         // No parent at all: the event can only be in round 1.
-        return Err(Reject::WrongBirthRound {
-            claimed: b,
-            computed: 1,
-        });
+        None if b != 1 => return Err(Reject::FirstEventNotRoundOne(b)),
+        // A round is its parents' round or the one after.
+        Some(r0) if b > r0 + 1 => {
+            return Err(Reject::BirthAboveParents {
+                birth_round: b,
+                highest_parent: r0,
+            })
+        }
+        _ => {}
     }
     if let (Some(sp), Some(op)) = (&h.self_parent, &h.other_parent) {
         if sp.id == op.id {
@@ -108,27 +115,5 @@ pub fn signature_ok(e: &Event, network_id: &[u8; 32]) -> Result<(), Reject> {
     key.verify_strict(&signing_message(network_id, &e.id()), &sig)
         .map_err(|_| Reject::BadSignature)?;
     e.mark_verified(network_id);
-    Ok(())
-}
-
-/// Sequence and time against a known self-parent.
-pub(crate) fn check_self_parent(
-    e: &Event,
-    parent_seq: u64,
-    parent_time: u64,
-) -> Result<(), Reject> {
-    let expected = parent_seq.saturating_add(1);
-    if e.seq() != expected {
-        return Err(Reject::WrongSequence {
-            expected,
-            got: e.seq(),
-        });
-    }
-    if e.created_at_ns() <= parent_time {
-        return Err(Reject::TimeNotIncreasing {
-            parent_ns: parent_time,
-            got_ns: e.created_at_ns(),
-        });
-    }
     Ok(())
 }

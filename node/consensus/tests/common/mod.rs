@@ -725,6 +725,13 @@ impl Sim {
         self.done.garbage += 1;
         let part = &mut self.parts[to];
         match part.hg.insert(bad.clone()) {
+            // A birth round or parent descriptor that does not check out
+            // against held parents is placed (every node holding them
+            // finds the same) but never sound: no honest node builds on it.
+            Ok(InsertOutcome::Inserted(_)) if kind <= 2 => assert!(
+                !part.hg.event_info(&bad.id()).expect("held").sound,
+                "malformed event ({kind}) is sound"
+            ),
             Ok(InsertOutcome::Inserted(_)) => panic!("malformed event ({kind}) inserted"),
             Ok(InsertOutcome::Buffered { .. }) | Ok(InsertOutcome::Parked) => {}
             Ok(InsertOutcome::Duplicate) => {}
