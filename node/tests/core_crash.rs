@@ -226,15 +226,16 @@ impl Net {
             return;
         }
         let clock = self.clock;
-        let (tips, ordered) = {
+        let (tips, status) = {
             let m = self.peers[a].machine.as_ref().expect("up");
-            (m.tips(), m.status().ordered_events)
+            (m.tips(), m.status())
         };
-        let answer = self.peers[b]
-            .machine
-            .as_mut()
-            .expect("up")
-            .sync_answer(&tips, ordered, 4_096);
+        let answer = self.peers[b].machine.as_mut().expect("up").sync_answer(
+            &tips,
+            status.ordered_events,
+            status.oldest_missing_parent,
+            4_096,
+        );
         self.behind[a] |= answer.behind_horizon;
         let events = answer.events;
         let peer_id = self.peers[b].identity.id();

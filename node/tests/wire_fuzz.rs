@@ -56,11 +56,13 @@ fn message() -> impl Strategy<Value = Message> {
         proptest::collection::vec(any::<[u8; 32]>(), 0..5).prop_map(Message::OrderIds),
         (
             proptest::collection::vec(any::<[u8; 32]>(), 0..8),
+            any::<u64>(),
             any::<u64>()
         )
-            .prop_map(|(t, ordered)| Message::SyncRequest {
+            .prop_map(|(t, ordered, oldest_missing)| Message::SyncRequest {
                 tips: t.into_iter().map(EventId).collect(),
                 ordered,
+                oldest_missing,
             }),
         (any::<u8>(), txs.clone()).prop_map(|(s, t)| Message::Push(event(s, t))),
         proptest::collection::vec((any::<u8>(), txs), 0..3)

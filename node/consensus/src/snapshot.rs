@@ -449,7 +449,7 @@ impl Hashgraph {
             return Err(SnapshotError::Truncated);
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != 2 {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let (body, sum) = bytes.split_at(bytes.len() - SUM);
@@ -468,7 +468,7 @@ impl Hashgraph {
             buf: &body[HEAD..],
             pos: 0,
         };
-        let hg = decode(config, &mut r)?;
+        let hg = decode(config, &mut r, version)?;
         if r.remaining() != 0 {
             return Err(SnapshotError::TrailingBytes(r.remaining()));
         }
@@ -476,7 +476,10 @@ impl Hashgraph {
     }
 }
 
-fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
+/// Version 2 (before sound events) is read too: every event it holds was
+/// checked against its parents when inserted (the rules then refused
+/// anything else), so each is sound.
+fn decode(config: Config, r: &mut Reader<'_>, version: u16) -> Result<Hashgraph> {
     let max_event = config.limits.max_event_bytes;
 
     let last_decided = r.value()?;
@@ -606,7 +609,11 @@ fn decode(config: Config, r: &mut Reader<'_>) -> Result<Hashgraph> {
         }
         let flags = r.u8()?;
         let ordered = flags & 1 != 0;
-        let sound = flags & 0x80 != 0;
+        let sound = match version {
+            2 if flags & 0x80 != 0 => return non_canonical("unknown node flag"),
+            2 => true,
+            _ => flags & 0x80 != 0,
+        };
         let fame = match (flags >> 1) & 3 {
             0 => None,
             1 => Some(false),

@@ -390,12 +390,17 @@ impl Devnet {
         let config = &self.configs[i];
         let identity =
             Identity::load(&config.identity).map_err(|e| keys_error(&config.identity, e))?;
-        let provisioner = provisioner::open(
-            &config.vm,
-            &config.data_dir,
-            &dagger_node::identity::display_id(&identity.id()),
-        )
-        .map_err(|e| DevnetError::Setup(e.to_string()))?;
+        // Opening a QEMU provisioner may probe KVM (a smoke boot, once per
+        // host boot): off the runtime's threads, which serve running nodes.
+        let (vm, dir, name) = (
+            config.vm.clone(),
+            config.data_dir.clone(),
+            dagger_node::identity::display_id(&identity.id()),
+        );
+        let provisioner = tokio::task::spawn_blocking(move || provisioner::open(&vm, &dir, &name))
+            .await
+            .map_err(|e| DevnetError::Setup(e.to_string()))?
+            .map_err(|e| DevnetError::Setup(e.to_string()))?;
         self.provisioners[i] = Some(provisioner.clone());
         let node = start_chain(
             config,

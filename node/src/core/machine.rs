@@ -294,8 +294,24 @@ impl Machine {
     }
 
     /// The events a peer with these tips (and this many ordered events) is
-    /// missing, parents first, at most `max_events`.
-    pub fn sync_answer(&mut self, tips: &[EventId], ordered: u64, max_events: usize) -> SyncAnswer {
+    /// missing, parents first, at most `max_events`. A peer whose waiting
+    /// events lack a parent born in a round this node pruned
+    /// (`oldest_missing`) is behind: no peer can send it that parent any
+    /// more, only a state sync helps it.
+    pub fn sync_answer(
+        &mut self,
+        tips: &[EventId],
+        ordered: u64,
+        oldest_missing: Option<u64>,
+        max_events: usize,
+    ) -> SyncAnswer {
+        let pruned = self.hg.stats().pruned_through_round;
+        if oldest_missing.is_some_and(|birth| birth <= pruned) {
+            return SyncAnswer {
+                events: Vec::new(),
+                behind_horizon: true,
+            };
+        }
         let catch_up = self.catch_up(ordered, max_events);
         let mut events = catch_up.events;
         events.extend(self.hg.events_unknown_to(tips));
@@ -434,6 +450,7 @@ impl Machine {
             own_seq: self.own_seq,
             equivocations: self.equivocations,
             unverified_install: self.installed,
+            oldest_missing_parent: self.hg.missing_parents().first().map(|&(_, b)| b),
         }
     }
 
@@ -505,8 +522,14 @@ impl Machine {
             Ok(event) => event,
             Err(err) => {
                 self.mempool.put_back(batch);
-                if matches!(err, CreateError::WaitForConsensus) {
-                    tracing::debug!("event creation waits for consensus");
+                if matches!(
+                    err,
+                    CreateError::WaitForConsensus
+                        | CreateError::OwnHeadMissing
+                        | CreateError::ParentsTooOld
+                        | CreateError::UnsoundOtherParent
+                ) {
+                    tracing::debug!(reason = %err, "event creation waits");
                 } else if let CreateError::Rejected(Reject::NotInRoster { round }) = err {
                     // An admitted operator observes until its admission takes
                     // effect at a round boundary; a removed one from then on.

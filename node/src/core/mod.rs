@@ -160,6 +160,9 @@ pub struct CoreStatus {
     /// been seen to match the peers' (the node takes no on-chain action
     /// until it has).
     pub unverified_install: Option<u64>,
+    /// Birth round of the oldest parent that waiting events lack (sent with
+    /// pulls: a peer that pruned that round says this node is behind).
+    pub oldest_missing_parent: Option<u64>,
 }
 
 /// Where a node stands, for a state sync: its ordered count and running
@@ -181,6 +184,7 @@ enum Command {
     SyncAnswer {
         tips: Vec<EventId>,
         ordered: u64,
+        oldest_missing: Option<u64>,
         max_events: usize,
         reply: oneshot::Sender<SyncAnswer>,
     },
@@ -307,6 +311,7 @@ impl CoreHandle {
         &self,
         tips: Vec<EventId>,
         ordered: u64,
+        oldest_missing: Option<u64>,
         max_events: usize,
     ) -> Result<SyncAnswer, CoreError> {
         ask!(
@@ -314,6 +319,7 @@ impl CoreHandle {
             SyncAnswer {
                 tips,
                 ordered,
+                oldest_missing,
                 max_events
             }
         )
@@ -702,10 +708,16 @@ impl Core {
             Command::SyncAnswer {
                 tips,
                 ordered,
+                oldest_missing,
                 max_events,
                 reply,
             } => {
-                let _ = reply.send(self.machine.sync_answer(&tips, ordered, max_events));
+                let _ = reply.send(self.machine.sync_answer(
+                    &tips,
+                    ordered,
+                    oldest_missing,
+                    max_events,
+                ));
             }
             Command::SyncPosition { reply } => {
                 let (ordered, running_hash, waiting_own_events) = self.machine.sync_position();

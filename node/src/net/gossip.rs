@@ -505,9 +505,11 @@ async fn answer(
         }
     };
     match request {
-        Message::SyncRequest { tips, ordered } => {
-            answer_sync(&shared, &mut send, tips, ordered).await
-        }
+        Message::SyncRequest {
+            tips,
+            ordered,
+            oldest_missing,
+        } => answer_sync(&shared, &mut send, tips, ordered, oldest_missing).await,
         Message::CheckpointsRequest
         | Message::StateRequest { .. }
         | Message::OrderIdsRequest { .. } => {
@@ -526,10 +528,16 @@ async fn answer_sync(
     send: &mut quinn::SendStream,
     tips: Vec<dagger_consensus::EventId>,
     ordered: u64,
+    oldest_missing: u64,
 ) {
     let Ok(answer) = shared
         .core
-        .sync_answer(tips, ordered, shared.config.max_events_per_sync)
+        .sync_answer(
+            tips,
+            ordered,
+            (oldest_missing > 0).then_some(oldest_missing),
+            shared.config.max_events_per_sync,
+        )
         .await
     else {
         return;
@@ -816,15 +824,15 @@ pub(super) async fn connection_to(
 async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
     let connection = connection_to(shared, peer).await?;
     let tips = shared.core.tips().await.map_err(|e| e.to_string())?;
-    let ordered = shared
-        .core
-        .status()
-        .await
-        .map_err(|e| e.to_string())?
-        .ordered_events;
+    let status = shared.core.status().await.map_err(|e| e.to_string())?;
+    let request = Message::SyncRequest {
+        tips,
+        ordered: status.ordered_events,
+        oldest_missing: status.oldest_missing_parent.unwrap_or(0),
+    };
     let work = async {
         let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
-        write_message(&mut send, &Message::SyncRequest { tips, ordered })
+        write_message(&mut send, &request)
             .await
             .map_err(|e| e.to_string())?;
         let _ = send.finish();

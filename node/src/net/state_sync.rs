@@ -139,6 +139,16 @@ pub fn vouched(
     roster: &[(NodeId, u64)],
     answers: &[(NodeId, Vec<Checkpoint>)],
 ) -> Option<(Checkpoint, Vec<NodeId>)> {
+    all_vouched(roster, answers).into_iter().next()
+}
+
+/// Every checkpoint reported identically by peers holding more than a
+/// third of `roster`'s stake, newest first, with the peers that reported
+/// it.
+pub fn all_vouched(
+    roster: &[(NodeId, u64)],
+    answers: &[(NodeId, Vec<Checkpoint>)],
+) -> Vec<(Checkpoint, Vec<NodeId>)> {
     let total: u128 = roster.iter().map(|(_, s)| u128::from(*s)).sum();
     let stake = |id: &NodeId| {
         roster
@@ -162,11 +172,13 @@ pub fn vouched(
             }
         }
     }
-    tally
+    let mut out: Vec<(Checkpoint, Vec<NodeId>)> = tally
         .into_iter()
         .filter(|(_, (stake, _))| stake * 3 > total)
-        .max_by_key(|(c, _)| c.round)
         .map(|(c, (_, peers))| (c, peers))
+        .collect();
+    out.sort_by(|a, b| b.0.round.cmp(&a.0.round).then(a.0.digest.cmp(&b.0.digest)));
+    out
 }
 
 /// Runs one state sync; returns the installed round.
@@ -179,14 +191,37 @@ async fn sync(shared: &Arc<Shared>) -> Result<u64, String> {
         .map_err(|e| e.to_string())?
         .last_decided_round;
     let answers = gather(shared).await;
-    let (checkpoint, mut vouchers) = vouched(&roster, &answers)
+    let candidates = all_vouched(&roster, &answers);
+    let newest = candidates
+        .first()
+        .map(|(c, _)| c.round)
         .ok_or("no checkpoint is vouched for by more than a third of the stake")?;
-    if checkpoint.round <= ours {
+    if newest <= ours {
         return Err(format!(
-            "the newest vouched checkpoint (round {}) is not ahead of this node (round {ours})",
-            checkpoint.round
+            "the newest vouched checkpoint (round {newest}) is not ahead of this node (round {ours})"
         ));
     }
+    // Peers keep the state of their latest checkpoint only: the newest
+    // vouched one may not be every voucher's latest yet, an older one may
+    // be gone. Try them newest first.
+    let mut last_err = String::from("no voucher served the state");
+    for (checkpoint, vouchers) in candidates.into_iter().filter(|(c, _)| c.round > ours) {
+        match fetch_vouched(shared, &checkpoint, vouchers).await {
+            Ok((state, vouchers)) => return install(shared, checkpoint, state, &vouchers).await,
+            Err(err) => last_err = err,
+        }
+    }
+    Err(last_err)
+}
+
+/// The state of `checkpoint` from the first of its `vouchers` that serves
+/// one matching it; with the vouchers (for the gap).
+async fn fetch_vouched(
+    shared: &Arc<Shared>,
+    checkpoint: &Checkpoint,
+    mut vouchers: Vec<NodeId>,
+) -> Result<(Arc<Vec<u8>>, Vec<NodeId>), String> {
+    let core = &shared.core;
     tracing::info!(
         round = checkpoint.round,
         vouchers = vouchers.len(),
@@ -195,11 +230,11 @@ async fn sync(shared: &Arc<Shared>) -> Result<u64, String> {
     vouchers.shuffle(&mut rand::thread_rng());
     let mut state = None;
     for peer in &vouchers {
-        match fetch_state(shared, *peer, &checkpoint).await {
+        match fetch_state(shared, *peer, checkpoint).await {
             Ok(blob) => {
                 let blob = Arc::new(blob);
                 match core
-                    .verify_state(blob.clone(), checkpoint)
+                    .verify_state(blob.clone(), *checkpoint)
                     .await
                     .map_err(|e| e.to_string())?
                 {
@@ -221,9 +256,20 @@ async fn sync(shared: &Arc<Shared>) -> Result<u64, String> {
         }
     }
     let state = state.ok_or("no voucher served the state")?;
+    Ok((state, vouchers))
+}
+
+/// Installs a verified state.
+async fn install(
+    shared: &Arc<Shared>,
+    checkpoint: Checkpoint,
+    state: Arc<Vec<u8>>,
+    vouchers: &[NodeId],
+) -> Result<u64, String> {
+    let core = &shared.core;
     let position = core.sync_position().await.map_err(|e| e.to_string())?;
     let gap = if position.waiting_own_events && position.ordered < checkpoint.ordered {
-        Some(fetch_gap(shared, &vouchers, position.ordered, checkpoint.ordered).await?)
+        Some(fetch_gap(shared, vouchers, position.ordered, checkpoint.ordered).await?)
     } else {
         None
     };

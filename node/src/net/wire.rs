@@ -3,12 +3,12 @@
 //! ```text
 //! frame   = len:u32be  body[len]
 //! body    = version:u8  kind:u8  payload
-//! kind 1  SyncRequest  ordered:u64be  count:u32be  tip:[u8;32] × count
+//! kind 1  SyncRequest  ordered:u64be  oldest_missing:u64be  count:u32be  tip:[u8;32] × count
 //! kind 2  Events       count:u32be  (len:u32be  event-bytes) × count
 //! kind 3  SyncDone
 //! kind 4  Push         event-bytes
-//! kind 5  Behind       (ends a sync answer: the caller needs ordered events
-//!                       the responder no longer keeps; only a state sync helps)
+//! kind 5  Behind       (ends a sync answer: the caller needs events the
+//!                       responder no longer keeps; only a state sync helps)
 //! kind 6  CheckpointsRequest
 //! kind 7  Checkpoints  count:u32be  checkpoint[88] × count
 //! kind 8  StateRequest round:u64be
@@ -55,7 +55,14 @@ pub enum Message {
     /// answer is every event the responder has that is not an ancestor of one
     /// of these, parents first — preceded, when the caller is far behind, by
     /// the ordered events it is missing (see `core`).
-    SyncRequest { tips: Vec<EventId>, ordered: u64 },
+    SyncRequest {
+        tips: Vec<EventId>,
+        ordered: u64,
+        /// Birth round of the oldest parent the caller's waiting events
+        /// lack (0: none): a responder that pruned that round can never
+        /// send it and says `Behind`.
+        oldest_missing: u64,
+    },
     /// A chunk of a sync answer, in topological order.
     Events(Vec<Event>),
     /// End of a sync answer.
@@ -116,9 +123,14 @@ impl Message {
     pub fn encode_body(&self) -> Vec<u8> {
         let mut out = vec![WIRE_VERSION];
         match self {
-            Message::SyncRequest { tips, ordered } => {
+            Message::SyncRequest {
+                tips,
+                ordered,
+                oldest_missing,
+            } => {
                 out.push(1);
                 out.extend_from_slice(&ordered.to_be_bytes());
+                out.extend_from_slice(&oldest_missing.to_be_bytes());
                 out.extend_from_slice(&(tips.len() as u32).to_be_bytes());
                 for tip in tips {
                     out.extend_from_slice(&tip.0);
@@ -196,6 +208,7 @@ impl Message {
         let message = match reader.u8()? {
             1 => {
                 let ordered = u64::from_be_bytes(reader.array()?);
+                let oldest_missing = u64::from_be_bytes(reader.array()?);
                 let count = reader.u32()? as usize;
                 if count > MAX_TIPS {
                     return Err(WireError::TooManyTips(count));
@@ -204,7 +217,11 @@ impl Message {
                 for _ in 0..count {
                     tips.push(EventId(reader.array()?));
                 }
-                Message::SyncRequest { tips, ordered }
+                Message::SyncRequest {
+                    tips,
+                    ordered,
+                    oldest_missing,
+                }
             }
             2 => {
                 let count = reader.u32()? as usize;

@@ -2,6 +2,7 @@
 //! assigned to this node. The trait is synchronous (real backends spawn and
 //! supervise processes); the executor calls it from blocking threads.
 
+pub mod kvm_probe;
 pub mod qemu;
 mod simulated;
 

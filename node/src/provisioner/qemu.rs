@@ -108,7 +108,7 @@ pub fn qemu_available(qemu: &Path) -> bool {
         && Path::new(QBOOT).exists()
 }
 
-const QBOOT: &str = "/usr/share/qemu/qboot.rom";
+pub(super) const QBOOT: &str = "/usr/share/qemu/qboot.rom";
 
 /// A VM's record on disk.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -167,7 +167,9 @@ impl QemuProvisioner {
                     .next()
                     .map(|i| i.kernel());
                 match kernel {
-                    Some(kernel) if kvm_works(&settings.qemu, &kernel) => Accel::Kvm,
+                    Some(kernel) if super::kvm_probe::kvm_usable(&settings.qemu, &kernel) => {
+                        Accel::Kvm
+                    }
                     _ => Accel::Tcg,
                 }
             }
@@ -604,53 +606,4 @@ fn tsc_khz() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("cpu MHz"))?;
     let mhz: f64 = line.split(':').nth(1)?.trim().parse().ok()?;
     Some((mhz * 1000.0) as u64)
-}
-
-/// A smoke boot under KVM: the kernel, without an initramfs, must get as
-/// far as its panic about the missing root within a few seconds.
-fn kvm_works(qemu: &Path, kernel: &Path) -> bool {
-    if !Path::new("/dev/kvm").exists() {
-        return false;
-    }
-    let child = Command::new(qemu)
-        .args(["-accel", "kvm", "-cpu", "host"])
-        .args([
-            "-M",
-            "microvm,pit=on,pic=on,rtc=on,isa-serial=on",
-            "-bios",
-            QBOOT,
-        ])
-        .args([
-            "-m",
-            "128",
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-        ])
-        .args(["-no-reboot", "-serial", "stdio", "-kernel"])
-        .arg(kernel)
-        .args(["-append", "console=ttyS0 panic=-1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else {
-        return false;
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-        }
-    }
-    let mut out = String::new();
-    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
-    out.contains("Kernel panic")
 }
