@@ -228,7 +228,7 @@ pub fn run(seed: u64, scenario: &Scenario) -> Result<Report, Violation> {
         })
         .collect();
     let byz_creator = scenario.byzantine.map(|b| CreatorId::from(&keys[b]));
-    let mut net = Network::new(
+    let mut net: Network = Network::new(
         scenario.links.clone(),
         scenario.partitions.clone(),
         scenario.outages.clone(),

@@ -64,35 +64,37 @@ struct Key {
 }
 
 #[derive(Debug)]
-pub struct Delivery {
+pub struct Delivery<M = Message> {
     pub at: Micros,
     pub from: usize,
     pub to: usize,
-    pub message: Message,
+    pub message: M,
 }
 
-/// The network's state: links, schedules and messages in flight.
-pub struct Network {
+/// The network's state: links, schedules and messages in flight. Generic
+/// over what travels, so the node's own machines can be driven over it
+/// too.
+pub struct Network<M = Message> {
     links: Vec<Vec<Link>>,
     partitions: Vec<Partition>,
-    outages: Vec<Outage>,
+    pub outages: Vec<Outage>,
     /// When each node first comes up.
-    starts: Vec<Micros>,
+    pub starts: Vec<Micros>,
     queue: BinaryHeap<Reverse<(Key, usize)>>,
-    slots: Vec<Option<Delivery>>,
+    slots: Vec<Option<Delivery<M>>>,
     free: Vec<usize>,
     seq: u64,
     pub sent: u64,
     pub dropped: u64,
 }
 
-impl Network {
+impl<M> Network<M> {
     pub fn new(
         links: Vec<Vec<Link>>,
         partitions: Vec<Partition>,
         outages: Vec<Outage>,
         starts: Vec<Micros>,
-    ) -> Network {
+    ) -> Network<M> {
         Network {
             links,
             partitions,
@@ -139,14 +141,7 @@ impl Network {
 
     /// Send `message`; it arrives after the link's delay plus jitter, or is
     /// lost if the link is cut when it is sent or when it arrives.
-    pub fn send(
-        &mut self,
-        rng: &mut ChaCha8Rng,
-        now: Micros,
-        from: usize,
-        to: usize,
-        message: Message,
-    ) {
+    pub fn send(&mut self, rng: &mut ChaCha8Rng, now: Micros, from: usize, to: usize, message: M) {
         self.sent += 1;
         if from == to || !self.connected(from, to, now) {
             self.dropped += 1;
@@ -157,7 +152,7 @@ impl Network {
         self.schedule(at, from, to, message);
     }
 
-    fn schedule(&mut self, at: Micros, from: usize, to: usize, message: Message) {
+    fn schedule(&mut self, at: Micros, from: usize, to: usize, message: M) {
         let d = Delivery {
             at,
             from,
@@ -185,7 +180,7 @@ impl Network {
 
     /// The next message due at or before `until`, if its link is still up
     /// and its receiver running (else it is lost and the next one tried).
-    pub fn pop(&mut self, until: Micros) -> Option<Delivery> {
+    pub fn pop(&mut self, until: Micros) -> Option<Delivery<M>> {
         while let Some(Reverse((k, _))) = self.queue.peek() {
             if k.at > until {
                 return None;

@@ -1,0 +1,348 @@
+//! Machines driven without sockets or tasks: real redb ledgers whose
+//! writes the harness commits (or loses, when a node crashes first), the
+//! node's sync protocol between them, and state sync from the others'
+//! ledgers. Shared by `core_crash.rs` and `machine_sim.rs`.
+#![allow(dead_code)]
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use dagger_consensus::{CreatorId, Roster};
+use dagger_node::{
+    core::{Checkpoint, CoreConfig, Machine, Now, Output, OwnEvent, StaticRoster, SubmitId},
+    identity::Identity,
+    metrics::Metrics,
+    net::state_sync::vouched,
+    store::{Store, TxRecord, Write},
+};
+use ed25519_dalek::SigningKey;
+
+pub struct Disk {
+    pub store: Arc<Store>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Peer {
+    pub identity: Identity,
+    pub disk: Disk,
+    pub machine: Option<Machine>,
+    /// Writes handed out and not committed yet, in order.
+    pub queued: VecDeque<(Write, Option<OwnEvent>)>,
+    next_submit: u64,
+    /// Submission id -> transaction, until acknowledged.
+    waiting: HashMap<SubmitId, Vec<u8>>,
+}
+
+pub struct Net {
+    pub peers: Vec<Peer>,
+    config: CoreConfig,
+    pub clock: Now,
+    pub acknowledged: HashSet<Vec<u8>>,
+    submitted: u64,
+    /// A peer said this node is behind what it keeps.
+    pub behind: Vec<bool>,
+    /// State syncs performed.
+    pub installs: usize,
+}
+
+fn config(genesis: Roster, disk_horizon_rounds: u64, timing: Timing) -> CoreConfig {
+    CoreConfig {
+        consensus: dagger_consensus::Config {
+            network_id: [7; 32],
+            limits: Default::default(),
+        },
+        genesis,
+        max_pending_txs: 10_000,
+        max_pending_bytes: 1 << 24,
+        idle_event_interval: timing.idle,
+        min_event_spacing: timing.spacing,
+        disk_horizon_rounds,
+    }
+}
+
+/// How often the machines sign events.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// With nothing to do, an event at most this often.
+    pub idle: Duration,
+    /// Least time between two own events.
+    pub spacing: Duration,
+}
+
+impl Timing {
+    /// As fast as the scripted harness steps (10 ms a step).
+    pub const FAST: Timing = Timing {
+        idle: Duration::from_millis(5),
+        spacing: Duration::ZERO,
+    };
+}
+
+impl Net {
+    /// `nodes` machines with equal stakes, started.
+    pub fn new(nodes: usize, disk_horizon_rounds: u64) -> Net {
+        Net::with_timing(nodes, disk_horizon_rounds, Timing::FAST)
+    }
+
+    /// [`Net::new`] with the machines' event timing.
+    pub fn with_timing(nodes: usize, disk_horizon_rounds: u64, timing: Timing) -> Net {
+        let identities: Vec<Identity> = (0..nodes)
+            .map(|i| Identity::from_signing_key(SigningKey::from_bytes(&[i as u8 + 1; 32])))
+            .collect();
+        let genesis =
+            Roster::new(identities.iter().map(|i| (CreatorId(i.id()), 1))).expect("roster");
+        let config = config(genesis, disk_horizon_rounds, timing);
+        let clock = Now {
+            instant: Instant::now(),
+            unix_ns: 1_700_000_000_000_000_000,
+        };
+        let mut net = Net {
+            peers: Vec::new(),
+            config,
+            clock,
+            acknowledged: HashSet::new(),
+            submitted: 0,
+            behind: vec![false; nodes],
+            installs: 0,
+        };
+        for identity in identities {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Arc::new(Store::open(dir.path()).expect("store"));
+            net.peers.push(Peer {
+                identity,
+                disk: Disk { store, _dir: dir },
+                machine: None,
+                queued: VecDeque::new(),
+                next_submit: 0,
+                waiting: HashMap::new(),
+            });
+        }
+        for i in 0..nodes {
+            net.start(i);
+        }
+        net
+    }
+
+    pub fn n(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Opens node `i` from its ledger, as `Core::open` does: replay's
+    /// repairs are committed before anything else happens.
+    pub fn start(&mut self, i: usize) {
+        let peer = &mut self.peers[i];
+        let recovered = peer.disk.store.recover().expect("recover");
+        let mut machine = Machine::recover(
+            peer.identity.clone(),
+            self.config.clone(),
+            Arc::new(Metrics::default()),
+            Box::new(StaticRoster),
+            peer.disk.store.clone(),
+            recovered,
+            self.clock,
+        )
+        .expect("machine recovers");
+        let mut repairs = Vec::new();
+        while let Some(output) = machine.poll_output() {
+            if let Output::Persist { write, .. } = output {
+                repairs.push(*write);
+            }
+        }
+        if !repairs.is_empty() {
+            peer.disk.store.commit(&repairs, true).expect("repairs");
+        }
+        peer.machine = Some(machine);
+    }
+
+    /// Loses everything not committed and stops the node.
+    pub fn crash(&mut self, i: usize) {
+        let peer = &mut self.peers[i];
+        peer.machine = None;
+        peer.queued.clear();
+        peer.waiting.clear();
+    }
+
+    pub fn up(&self, i: usize) -> bool {
+        self.peers[i].machine.is_some()
+    }
+
+    /// Moves node `i`'s outputs to its write queue.
+    pub fn collect(&mut self, i: usize) {
+        let peer = &mut self.peers[i];
+        let Some(machine) = peer.machine.as_mut() else {
+            return;
+        };
+        while let Some(output) = machine.poll_output() {
+            if let Output::Persist { write, own } = output {
+                peer.queued.push_back((*write, own));
+            }
+        }
+    }
+
+    /// Commits the first `count` queued writes of node `i` in one
+    /// transaction; own events among them become visible and acknowledge
+    /// their submitters.
+    /// Returns the index (in this commit) of the first own event.
+    pub fn commit(&mut self, i: usize, count: usize) -> Option<usize> {
+        self.collect(i);
+        let peer = &mut self.peers[i];
+        let count = count.min(peer.queued.len());
+        if count == 0 {
+            return None;
+        }
+        let batch: Vec<_> = peer.queued.drain(..count).collect();
+        let writes: Vec<Write> = batch.iter().map(|(w, _)| w.clone()).collect();
+        let durable = batch.iter().any(|(_, own)| own.is_some());
+        peer.disk.store.commit(&writes, durable).expect("commit");
+        let first_own = batch.iter().position(|(_, own)| own.is_some());
+        for (_, own) in batch {
+            if let Some(OwnEvent { event, submitters }) = own {
+                for id in submitters {
+                    if let Some(tx) = peer.waiting.remove(&id) {
+                        self.acknowledged.insert(tx);
+                    }
+                }
+                if let Some(machine) = peer.machine.as_mut() {
+                    machine.on_durable(&event.id());
+                }
+            }
+        }
+        first_own
+    }
+
+    pub fn commit_all(&mut self, i: usize) {
+        self.commit(i, usize::MAX);
+    }
+
+    pub fn tick(&mut self) {
+        self.clock.instant += Duration::from_millis(10);
+        self.clock.unix_ns += 10_000_000;
+    }
+
+    pub fn submit(&mut self, i: usize) {
+        let clock = self.clock;
+        self.submitted += 1;
+        let tx = format!("tx-{}-{}", i, self.submitted).into_bytes();
+        let peer = &mut self.peers[i];
+        let Some(machine) = peer.machine.as_mut() else {
+            return;
+        };
+        let id = SubmitId(peer.next_submit);
+        peer.next_submit += 1;
+        machine.submit(tx.clone(), id, clock).expect("admitted");
+        peer.waiting.insert(id, tx);
+    }
+
+    /// Node `a` pulls from node `b`, then may create an event.
+    pub fn pull(&mut self, a: usize, b: usize) {
+        if a == b || !self.up(a) || !self.up(b) {
+            return;
+        }
+        let clock = self.clock;
+        let (tips, status) = {
+            let m = self.peers[a].machine.as_ref().expect("up");
+            (m.tips(), m.status())
+        };
+        let answer = self.peers[b].machine.as_mut().expect("up").sync_answer(
+            &tips,
+            status.ordered_events,
+            status.oldest_missing_parent,
+            4_096,
+        );
+        self.behind[a] |= answer.behind_horizon;
+        let events = answer.events;
+        let peer_id = self.peers[b].identity.id();
+        let m = self.peers[a].machine.as_mut().expect("up");
+        let summary = m.receive(events, clock);
+        assert!(
+            summary.fault().is_none(),
+            "an honest peer's events were refused: {:?}",
+            summary.fault()
+        );
+        m.after_sync(peer_id, clock);
+    }
+
+    /// Node `i` loses its ledger (a new, empty one replaces it).
+    pub fn lose_disk(&mut self, i: usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        self.peers[i].disk = Disk { store, _dir: dir };
+    }
+
+    /// What `net::state_sync` does, with the others' ledgers as the peers:
+    /// the newest checkpoint vouched for by more than a third of the stake,
+    /// that round's stored state from a voucher, the ordered ids of the
+    /// gap if own events wait, then install.
+    pub fn state_sync(&mut self, i: usize) {
+        let Some(machine) = self.peers[i].machine.as_ref() else {
+            return;
+        };
+        let answers: Vec<([u8; 32], Vec<Checkpoint>)> = (0..self.n())
+            .filter(|&j| j != i)
+            .map(|j| {
+                let list = self.peers[j]
+                    .disk
+                    .store
+                    .checkpoints(64)
+                    .expect("checkpoints");
+                (self.peers[j].identity.id(), list)
+            })
+            .collect();
+        let Some((checkpoint, vouchers)) = vouched(&machine.roster(), &answers) else {
+            return;
+        };
+        if checkpoint.round <= machine.status().last_decided_round {
+            return;
+        }
+        let voucher = self
+            .peers
+            .iter()
+            .find(|p| p.identity.id() == vouchers[0])
+            .expect("a peer");
+        let (blob, stored) = voucher.disk.store.state().unwrap().expect("a state");
+        if stored != checkpoint {
+            return;
+        }
+        let (ordered, _, waiting) = machine.sync_position();
+        let gap = waiting.then(|| {
+            voucher
+                .disk
+                .store
+                .order_ids(ordered, (checkpoint.ordered - ordered) as usize)
+                .expect("the voucher has the order")
+        });
+        self.peers[i]
+            .machine
+            .as_mut()
+            .unwrap()
+            .install(&blob, &checkpoint, gap.as_deref())
+            .expect("a vouched state installs");
+        self.installs += 1;
+    }
+
+    pub fn heartbeat(&mut self, i: usize) {
+        let clock = self.clock;
+        if let Some(m) = self.peers[i].machine.as_mut() {
+            m.heartbeat(clock);
+        }
+    }
+
+    pub fn order_base(&self, i: usize) -> Option<Checkpoint> {
+        self.peers[i].disk.store.order_base().expect("read base")
+    }
+
+    /// One past the last ordered transaction on disk.
+    pub fn tx_end(&self, i: usize) -> u64 {
+        self.ordered_txs(i).last().map_or(0, |r| r.position + 1)
+    }
+
+    pub fn ordered_txs(&self, i: usize) -> Vec<TxRecord> {
+        self.peers[i]
+            .disk
+            .store
+            .txs_from(0, usize::MAX)
+            .expect("read txs")
+    }
+}
