@@ -54,5 +54,14 @@ if [ ! -f "$KERNEL_DIR/boot/vmlinuz-$version" ]; then
   $SUDO mkdir -p "$KERNEL_DIR"
   $SUDO dpkg-deb -x "$work"/*.deb "$KERNEL_DIR"
 fi
+# The unprivileged account QEMU drops to when the node runs as root
+# (`-runas`): a guest that escapes QEMU holds this uid, which can read
+# neither the node's key nor other VMs' files.
+VM_USER="${DAGGER_VM_USER:-dagger-vm}"
+if ! id -u "$VM_USER" >/dev/null 2>&1; then
+  $SUDO useradd --system --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin "$VM_USER"
+fi
 echo "QEMU: $(qemu-system-x86_64 --version | head -1)"
+echo "VM user: $VM_USER (uid $(id -u "$VM_USER"))"
 echo "kernel: $KERNEL_DIR/boot/vmlinuz-$version (modules in $KERNEL_DIR/lib/modules/$version)"

@@ -10,9 +10,19 @@
 //! | `GET /evidence` | equivocations this node holds proof of, in the form `dagger slash --evidence` reads |
 //! | `GET /checkpoints` | latest checkpoints (round, order, digest), newest first |
 //! | `GET /leases/{request}` | where a provisioned request's VM is (chain-backed nodes) |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! Transaction submission is a separate listener, off unless the operator
+//! sets `submit` and `submit_token_file` ([`submit_router`]); every request
+//! carries `Authorization: Bearer <token>`:
+//!
+//! | route | what |
+//! |---|---|
 //! | `POST /tx` | submit a transaction (raw body); returns the carrying event's id |
 //! | `POST /txs` | submit many: the body is transactions each prefixed by its length (u32, little-endian), at most 10 000 transactions and 2 MiB; returns one result per transaction, in order |
-//! | `GET /metrics` | Prometheus text |
+//!
+//! A transaction starting with the node-report tag is refused (403): node
+//! reports are signed only by the node's own components.
 
 use std::sync::Arc;
 
@@ -76,6 +86,7 @@ struct ChainStatus {
     votes_wanted: usize,
 }
 
+/// The read-only API: nothing here changes what the node signs.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -86,11 +97,70 @@ pub fn router(state: ApiState) -> Router {
         .route("/checkpoints", get(checkpoints))
         .route("/evidence", get(evidence))
         .route("/leases/{request}", get(lease))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// The transaction submission API, served on its own listener only when
+/// the operator configures one (`submit` and `submit_token_file`): every
+/// request must carry `Authorization: Bearer <token>`. Node reports (the
+/// [`crate::core::REPORT_TAG`] prefix) are refused here whatever the
+/// token: only the node's own components sign those.
+pub fn submit_router(state: ApiState, token: SubmitToken) -> Router {
+    Router::new()
         .route("/tx", post(submit))
         .route("/txs", post(submit_batch))
-        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(token, require_token))
         .layer(DefaultBodyLimit::max(MAX_SUBMIT_BODY))
         .with_state(state)
+}
+
+/// The submission API's bearer token.
+#[derive(Clone)]
+pub struct SubmitToken(std::sync::Arc<String>);
+
+/// Shortest token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl SubmitToken {
+    /// Reads the token from `path` (surrounding whitespace ignored).
+    pub fn load(path: &std::path::Path) -> Result<SubmitToken, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the submission token {}: {e}", path.display()))?;
+        let token = text.trim();
+        if token.len() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "the submission token in {} must be one word of at least {MIN_TOKEN_LEN} characters",
+                path.display()
+            ));
+        }
+        Ok(SubmitToken(std::sync::Arc::new(token.to_string())))
+    }
+
+    /// Whether `offered` is the token (compared in constant time).
+    fn matches(&self, offered: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), offered.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+async fn require_token(
+    State(token): State<SubmitToken>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let offered = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match offered {
+        Some(t) if token.matches(t) => next.run(request).await,
+        _ => error(
+            StatusCode::UNAUTHORIZED,
+            "the submission API needs `Authorization: Bearer <token>`",
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -453,6 +523,7 @@ async fn submit_batch(State(state): State<ApiState>, body: Bytes) -> Response {
 fn submit_status(e: &SubmitError) -> StatusCode {
     match e {
         SubmitError::Empty | SubmitError::TooLarge { .. } => StatusCode::BAD_REQUEST,
+        SubmitError::Reserved => StatusCode::FORBIDDEN,
         SubmitError::Busy(_) | SubmitError::BusyBytes(_) => StatusCode::TOO_MANY_REQUESTS,
         SubmitError::Closed => StatusCode::SERVICE_UNAVAILABLE,
     }

@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub identity: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub api: Option<SocketAddr>,
+    pub submit: Option<SocketAddr>,
+    pub submit_token_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub network: Option<String>,
     pub stake: Option<u64>,
@@ -146,9 +148,18 @@ pub struct Overrides {
     /// QUIC gossip address to listen on.
     #[arg(long, env = "DAGGER_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// HTTP status API address.
+    /// HTTP status API address (read-only: status, events, order, metrics).
     #[arg(long, env = "DAGGER_API")]
     pub api: Option<SocketAddr>,
+    /// Address of the transaction submission API (`POST /tx`, `/txs`),
+    /// off unless set; every request must carry the token of
+    /// --submit-token-file as `Authorization: Bearer <token>`.
+    #[arg(long, env = "DAGGER_SUBMIT")]
+    pub submit: Option<SocketAddr>,
+    /// File holding the submission API's bearer token (at least 16
+    /// characters; required with --submit).
+    #[arg(long, env = "DAGGER_SUBMIT_TOKEN_FILE")]
+    pub submit_token_file: Option<PathBuf>,
     /// Where the redb ledger lives.
     #[arg(long, env = "DAGGER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -210,6 +221,14 @@ pub struct Overrides {
     pub event_spacing_us: Option<u64>,
 }
 
+/// Where the transaction submission API listens and the file holding its
+/// bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitApi {
+    pub addr: SocketAddr,
+    pub token_file: PathBuf,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSetting {
     pub id: NodeId,
@@ -223,6 +242,9 @@ pub struct NodeConfig {
     pub identity: PathBuf,
     pub listen: SocketAddr,
     pub api: SocketAddr,
+    /// The transaction submission API, if this node takes transactions
+    /// from outside.
+    pub submit: Option<SubmitApi>,
     pub data_dir: PathBuf,
     pub network: String,
     pub stake: u64,
@@ -292,6 +314,7 @@ impl NodeConfig {
             anchor(&mut from_file.identity);
             anchor(&mut from_file.data_dir);
             anchor(&mut from_file.images_dir);
+            anchor(&mut from_file.submit_token_file);
         }
         let interval =
             |flag: Option<u64>, file: Option<u64>, name: &'static str| match flag.or(file) {
@@ -420,6 +443,23 @@ impl NodeConfig {
                 "api",
                 "DAGGER_API",
             ))?,
+            submit: match (
+                overrides.submit.or(from_file.submit),
+                overrides
+                    .submit_token_file
+                    .clone()
+                    .or(from_file.submit_token_file),
+            ) {
+                (None, _) => None,
+                (Some(_), None) => {
+                    return Err(ConfigError::Missing(
+                        "submit_token_file",
+                        "submit-token-file",
+                        "DAGGER_SUBMIT_TOKEN_FILE",
+                    ))
+                }
+                (Some(addr), Some(token_file)) => Some(SubmitApi { addr, token_file }),
+            },
             data_dir,
             network: overrides
                 .network

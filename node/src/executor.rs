@@ -79,7 +79,7 @@ impl Executor {
                             NodeTx::ProvisionFailed { request }
                         }
                     };
-                    if let Err(err) = core.submit(tx.encode()).await {
+                    if let Err(err) = core.report(tx.encode()).await {
                         tracing::warn!(error = %err, "cannot submit a provisioning report");
                     }
                 });
@@ -108,7 +108,7 @@ impl Executor {
                 {
                     failure_reported.insert(*lease, Instant::now());
                     let tx = NodeTx::VmFailed { request: *lease };
-                    let _ = self.core.submit(tx.encode()).await;
+                    let _ = self.core.report(tx.encode()).await;
                 }
             }
             failure_reported.retain(|r, _| duties.leases.contains(r));
@@ -149,7 +149,7 @@ impl Executor {
             any: ours.any,
             images: ours.images.into_iter().collect(),
         };
-        if let Err(err) = self.core.submit(tx.encode()).await {
+        if let Err(err) = self.core.report(tx.encode()).await {
             tracing::warn!(error = %err, "cannot announce images");
         }
     }

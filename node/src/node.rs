@@ -44,6 +44,8 @@ pub enum NodeError {
     Ledger(String),
     #[error("VM provisioner: {0}")]
     Provisioner(String),
+    #[error("submission API: {0}")]
+    Submit(String),
     #[error("cannot serve the API on {addr}: {source}")]
     Api {
         addr: SocketAddr,
@@ -55,6 +57,8 @@ pub enum NodeError {
 pub struct RunningNode {
     pub core: CoreHandle,
     pub api_addr: SocketAddr,
+    /// The transaction submission API, when configured.
+    pub submit_addr: Option<SocketAddr>,
     pub gossip_addr: SocketAddr,
     gossip: Gossip,
     transport: Transport,
@@ -309,6 +313,36 @@ async fn assemble(
         addr: config.api,
         source,
     })?;
+
+    let submit = match &config.submit {
+        None => None,
+        Some(submit) => {
+            let token = api::SubmitToken::load(&submit.token_file).map_err(NodeError::Submit)?;
+            let listener = tokio::net::TcpListener::bind(submit.addr)
+                .await
+                .map_err(|source| NodeError::Api {
+                    addr: submit.addr,
+                    source,
+                })?;
+            let addr = listener.local_addr().map_err(|source| NodeError::Api {
+                addr: submit.addr,
+                source,
+            })?;
+            let app = api::submit_router(
+                ApiState {
+                    core: handle.clone(),
+                    peers: peers.clone(),
+                    metrics: metrics.clone(),
+                    store: store.clone(),
+                    health: health.clone(),
+                    chain: None,
+                },
+                token,
+            );
+            Some((listener, addr, app))
+        }
+    };
+    let submit_addr = submit.as_ref().map(|(_, addr, _)| *addr);
     let app = api::router(ApiState {
         core: handle.clone(),
         peers: peers.clone(),
@@ -321,10 +355,30 @@ async fn assemble(
     let sampler = health.clone();
     let (http_shutdown, http_stop) = tokio::sync::oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let stop = async move {
             let _ = http_stop.await;
-        });
-        if let Err(err) = serve.await {
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(stop);
+        let result = match submit {
+            None => serve.await,
+            Some((submit_listener, _, submit_app)) => {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let both = async move {
+                    let mut rx2 = rx.clone();
+                    let submit = axum::serve(submit_listener, submit_app).with_graceful_shutdown(
+                        async move {
+                            let _ = rx2.changed().await;
+                        },
+                    );
+                    tokio::select! {
+                        r = serve => { let _ = tx.send(true); r }
+                        r = submit => r,
+                    }
+                };
+                both.await
+            }
+        };
+        if let Err(err) = result {
             tracing::error!(error = %err, "API server stopped");
         }
     });
@@ -357,6 +411,7 @@ async fn assemble(
     Ok(RunningNode {
         core: handle,
         api_addr,
+        submit_addr,
         gossip_addr,
         gossip,
         transport,

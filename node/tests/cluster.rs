@@ -71,7 +71,8 @@ impl Net {
     async fn submit(&self, i: usize, tx: &[u8]) -> String {
         let response = self
             .client
-            .post(self.cluster.url(i, "/tx"))
+            .post(self.cluster.submit_url(i, "/tx"))
+            .header("authorization", self.cluster.authorization())
             .body(tx.to_vec())
             .send()
             .await
@@ -318,7 +319,8 @@ async fn four_nodes_order_transactions_identically() {
     let huge = vec![9u8; (64 << 10) + 1];
     let post = |body: Vec<u8>| {
         net.client
-            .post(net.cluster.url(1, "/txs"))
+            .post(net.cluster.submit_url(1, "/txs"))
+            .header("authorization", net.cluster.authorization())
             .body(body)
             .send()
     };
@@ -376,6 +378,54 @@ async fn four_nodes_order_transactions_identically() {
     assert_eq!(got.len(), 3);
     let far: Vec<OrderedTxJson> = net.get_json(2, "/order?from=1000000&wait_ms=200").await;
     assert!(far.is_empty());
+    // Submission is its own, authenticated listener: the read-only API
+    // takes no transactions, the submission API none without the token,
+    // and nobody's token lets a transaction pass as a node report.
+    let read_only = net
+        .client
+        .post(net.cluster.url(1, "/tx"))
+        .body(tx(13, 0))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        read_only.status() == 404 || read_only.status() == 405,
+        "{}",
+        read_only.status()
+    );
+    for authorization in [
+        None,
+        Some("Bearer wrong-token-wrong-token"),
+        Some("Basic x"),
+    ] {
+        let mut request = net
+            .client
+            .post(net.cluster.submit_url(1, "/tx"))
+            .body(tx(13, 1));
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        assert_eq!(
+            request.send().await.unwrap().status(),
+            401,
+            "{authorization:?}"
+        );
+    }
+    let mut forged = dagger_node::core::REPORT_TAG.to_vec();
+    forged.extend_from_slice(b"anything after the tag");
+    let forged_status = net
+        .client
+        .post(net.cluster.submit_url(1, "/tx"))
+        .header("authorization", net.cluster.authorization())
+        .body(forged.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged_status.status(), 403);
+    let answer = post(frame(&[&forged, &tx(13, 2)])).await.unwrap();
+    let results: Vec<Value> = answer.json().await.unwrap();
+    assert_eq!(results[0]["status"], 403, "{results:?}");
+    assert!(results[1]["event_id"].is_string(), "{results:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1102,14 +1152,14 @@ async fn chaos(kills: usize, seed: u64) {
     use std::sync::{atomic::AtomicBool, Arc, Mutex};
 
     let mut net = Net::start(4, &[0, 1, 2, 3]).await;
-    let urls: Vec<String> = (0..4).map(|i| net.cluster.url(i, "/tx")).collect();
+    let urls: Vec<String> = (0..4).map(|i| net.cluster.submit_url(i, "/tx")).collect();
     let acknowledged: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let submitter = {
         let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
+        let client = net
+            .cluster
+            .submit_client(Some(Duration::from_secs(5)))
             .unwrap();
         tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed ^ 0xC4A05);

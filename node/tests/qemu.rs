@@ -80,16 +80,47 @@ fn spec(image: [u8; 32], key: [u8; 32], vcpus: u16, memory_mib: u32) -> VmSpec {
     }
 }
 
-/// Runs `command` in the VM over SSH with the system client.
+/// Runs `command` in the VM over SSH with the system client, trusting only
+/// the host key the endpoint pins.
 fn ssh(endpoint: &str, key: &Path, command: &str) -> std::process::Output {
-    let rest = endpoint.strip_prefix("ssh://").expect("an ssh endpoint");
-    let (user_host, port) = rest.rsplit_once(':').unwrap();
+    let endpoint = dagger_client::endpoint::VmEndpoint::parse(endpoint).expect("an ssh endpoint");
+    ssh_pinned(
+        &endpoint,
+        &endpoint.known_hosts_line().expect("a pinned host key"),
+        key,
+        command,
+    )
+}
+
+/// Runs `command` over SSH trusting only the host key in `known_hosts_line`.
+fn ssh_pinned(
+    endpoint: &dagger_client::endpoint::VmEndpoint,
+    known_hosts_line: &str,
+    key: &Path,
+    command: &str,
+) -> std::process::Output {
+    let known = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(known.path(), format!("{known_hosts_line}\n")).unwrap();
     Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
-        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!("UserKnownHostsFile={}", known.path().display()))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
         .args(["-o", "ConnectTimeout=10", "-i"])
         .arg(key)
-        .args(["-p", port, user_host, command])
+        .args(["-p", &endpoint.port.to_string(), "-l", &endpoint.user, "--"])
+        .arg(&endpoint.host)
+        .arg(command)
         .output()
         .expect("ssh runs")
 }
@@ -258,7 +289,7 @@ fn a_vm_that_stops_answering_fails_after_its_grace_period() {
         .provision(&request, &spec(image, who.public, 1, 128))
         .expect("the VM boots");
     assert_eq!(provisioner.status(&request), VmStatus::Running);
-    // Freeze the guest (its QEMU stays alive): it no longer runs or answers.
+    // Freeze the guest (its QEMU stays alive): QMP says it is not running.
     let socket = dir
         .path()
         .join("vms")
@@ -274,9 +305,173 @@ fn a_vm_that_stops_answering_fails_after_its_grace_period() {
         line.clear();
         reader.read_line(&mut line).unwrap();
     }
+    // QEMU serves one QMP client at a time: leave it to the node.
+    drop(reader);
+    drop(stream);
     // Still within its grace period: running.
     assert_eq!(provisioner.status(&request), VmStatus::Running);
     std::thread::sleep(Duration::from_millis(2_500));
     assert_eq!(provisioner.status(&request), VmStatus::Failed);
     provisioner.terminate(&request).unwrap();
+}
+
+/// A tenant with a root shell in its guest reaches nothing of the host:
+/// not a service on the host's loopback (where the node's APIs and the
+/// Solana RPC listen), not a neighbour VM's forwarded SSH port, not the
+/// outside. The VM is only reachable with the host key its endpoint pins;
+/// its QEMU runs under seccomp (and, as root, under its own account in a
+/// chroot); connections held open to its port by someone else do not make
+/// it look failed.
+#[test]
+fn a_guest_reaches_nothing_of_its_host_and_is_pinned_and_confined() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((catalog, image)) = setup(dir.path()) else {
+        return;
+    };
+    let who = customer(dir.path());
+    let mut settings = settings(dir.path(), catalog);
+    settings.ports = 23_400..=23_499;
+    settings.unhealthy_grace = Duration::from_secs(1);
+    let provisioner = QemuProvisioner::open(settings).unwrap();
+    let (a, b) = (Pubkey::new_unique(), Pubkey::new_unique());
+    let endpoint_a = provisioner
+        .provision(&a, &spec(image, who.public, 1, 128))
+        .expect("VM A boots");
+    let endpoint_b = provisioner
+        .provision(&b, &spec(image, who.public, 1, 128))
+        .expect("VM B boots");
+    let parsed_b = dagger_client::endpoint::VmEndpoint::parse(&endpoint_b.0).unwrap();
+
+    // A service on the host's loopback, counting who reaches it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let probe = |target: &str| {
+        format!(
+            "if echo x | nc -w 3 {target} >/dev/null 2>&1; then echo OPEN; else echo CLOSED; fi"
+        )
+    };
+    let script = [
+        probe(&format!("10.0.2.2 {host_port}")),
+        probe(&format!("10.0.2.2 {}", parsed_b.port)),
+        probe("10.0.2.3 53"),
+        probe("169.254.169.254 80"),
+        probe("1.1.1.1 443"),
+    ]
+    .join("; ");
+    let out = ssh(&endpoint_a.0, &who.key_file, &script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["CLOSED"; 5],
+        "what the guest reached: {text}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the host's loopback service was reached from the guest"
+    );
+
+    // Only the pinned host key is trusted: another key for the same
+    // address is refused before anything runs.
+    let parsed_a = dagger_client::endpoint::VmEndpoint::parse(&endpoint_a.0).unwrap();
+    assert!(parsed_a.host_key.is_some(), "{endpoint_a:?}");
+    let wrong = format!(
+        "[{}]:{} {}",
+        parsed_a.host,
+        parsed_a.port,
+        dagger_client::ssh::format_public_key(&[9u8; 32])
+    );
+    let refused = ssh_pinned(&parsed_a, &wrong, &who.key_file, "true");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Host key verification failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // Each VM has a host key of its own.
+    assert_ne!(parsed_a.host_key, parsed_b.host_key);
+
+    // QEMU is confined.
+    let vm_dir = dir.path().join("vms").join(a.to_string());
+    let pid = std::fs::read_to_string(vm_dir.join("qemu.pid")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 && provisioner.confinement().user.is_some() {
+        let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert!(
+            !uid_line.split_whitespace().skip(1).any(|u| u == "0"),
+            "{uid_line}"
+        );
+        let root = std::fs::read_link(format!("/proc/{}/root", pid.trim())).unwrap();
+        assert_eq!(root, vm_dir);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["", "disk.qcow2", "ssh_key.pub", "host_key"] {
+        let mode = std::fs::metadata(vm_dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} is readable by others: {mode:o}");
+    }
+
+    // Someone holding connections to B's forwarded port cannot get B
+    // declared failed (health does not rest on that port).
+    let held: Vec<std::net::TcpStream> = (0..16)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", parsed_b.port)).ok())
+        .collect();
+    assert!(!held.is_empty());
+    assert_eq!(provisioner.status(&b), VmStatus::Running);
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(provisioner.status(&b), VmStatus::Running);
+    drop(held);
+
+    provisioner.terminate(&a).unwrap();
+    provisioner.terminate(&b).unwrap();
+    assert!(provisioner.vms().is_empty());
+}
+
+/// The host key the node writes is one dropbear reads: `dropbearkey -y`
+/// derives the same public key from it.
+#[test]
+fn the_generated_host_key_is_a_dropbear_key() {
+    let dropbearkey = Path::new("/usr/bin/dropbearkey");
+    if !dropbearkey.exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("dropbearkey is missing; .ci/run installs dropbear-bin");
+        }
+        eprintln!("skipping: dropbearkey is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let public = key.verifying_key().to_bytes();
+    let file = dir.path().join("host_key");
+    std::fs::write(
+        &file,
+        dagger_node::provisioner::qemu::dropbear_ed25519_key(&key.to_bytes(), &public),
+    )
+    .unwrap();
+    let out = Command::new(dropbearkey)
+        .arg("-y")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ssh-ed25519 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(dagger_client::ssh::parse_public_key(line), Ok(public));
 }

@@ -96,6 +96,7 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         identity: keys.join("node.json"),
         listen,
         api: "127.0.0.1:0".parse().unwrap(),
+        submit: None,
         data_dir: keys.join("data"),
         network: devnet.configs[0].network.clone(),
         stake: devnet.options.stake,

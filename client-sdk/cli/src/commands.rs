@@ -616,7 +616,10 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
 }
 
 /// Runs the system `ssh` against the lease's VM, with the endpoint checked
-/// against the chain first.
+/// against the chain first and its attested host key pinned: `ssh` reads
+/// only a known-hosts file written for this lease (no trust on first use,
+/// no other file consulted), and every value from the endpoint comes after
+/// an option or after `--`, never where `ssh` would take it for an option.
 async fn ssh(
     ctx: &Context,
     request: &Pubkey,
@@ -633,17 +636,25 @@ async fn ssh(
             key.display()
         );
     }
+    let Some(pin) = endpoint.known_hosts_line() else {
+        bail!(
+            "the attested endpoint {} pins no SSH host key: refusing to trust whatever answers \
+             there",
+            endpoint.url
+        );
+    };
+    let known_hosts = known_hosts_file(request, &pin)?;
     let status = std::process::Command::new("ssh")
-        .args([
-            "-o",
-            "StrictHostKeyChecking=accept-new",
-            "-o",
-            "IdentitiesOnly=yes",
-        ])
+        .args(["-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "CheckHostIP=no"])
         .arg("-i")
         .arg(&key)
         .args(["-p", &endpoint.port.to_string()])
-        .arg(format!("{}@{}", endpoint.user, endpoint.host))
+        .args(["-l", &endpoint.user])
+        .arg("--")
+        .arg(&endpoint.host)
         .args(command)
         .status()
         .context("cannot run `ssh` (install the OpenSSH client)")?;
@@ -654,6 +665,22 @@ async fn ssh(
         json!({ "request": request.to_string(), "endpoint": endpoint.url }),
         String::new(),
     ))
+}
+
+/// A known-hosts file holding only `line`, for the lease `request`
+/// (`$XDG_CONFIG_HOME/dagger/known_hosts/<request>`, else under
+/// `~/.config`, else the temporary directory).
+fn known_hosts_file(request: &Pubkey, line: &str) -> Result<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join("dagger").join("known_hosts");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(request.to_string());
+    std::fs::write(&path, format!("{line}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 async fn status(ctx: &Context, request: &Pubkey, wait: &WaitArgs) -> Result<Report> {

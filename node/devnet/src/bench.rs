@@ -169,6 +169,8 @@ fn free_udp_port() -> Result<u16> {
 pub struct ClusterNode {
     pub id: String,
     pub api: SocketAddr,
+    /// The transaction submission API (bearer token: [`Cluster::token`]).
+    pub submit: SocketAddr,
     pub gossip: SocketAddr,
     pub config: PathBuf,
     pub child: Option<Child>,
@@ -180,6 +182,8 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     pub exe: PathBuf,
     pub dir: PathBuf,
+    /// Bearer token of every node's submission API.
+    pub token: String,
 }
 
 impl Cluster {
@@ -192,6 +196,10 @@ impl Cluster {
             .with_context(|| format!("resolving the work directory {}", dir.display()))?;
         let mut identities = Vec::new();
         let mut addrs = Vec::new();
+        let token = hex::encode(Identity::generate().id());
+        let token_file = dir.join("submit.token");
+        std::fs::write(&token_file, &token)?;
+        let mut submits = Vec::new();
         for i in 0..n {
             let identity = Identity::generate();
             let path = dir.join(format!("node{i}.json"));
@@ -203,14 +211,17 @@ impl Cluster {
             let gossip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()?).parse()?;
             let api: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()?).parse()?;
             addrs.push((gossip, api));
+            submits.push(format!("127.0.0.1:{}", free_tcp_port()?).parse::<SocketAddr>()?);
         }
         let mut nodes = Vec::new();
         for i in 0..n {
             let mut toml = format!(
-                "identity = {:?}\nlisten = \"{}\"\napi = \"{}\"\ndata_dir = {:?}\nnetwork = \"{network}\"\n",
+                "identity = {:?}\nlisten = \"{}\"\napi = \"{}\"\nsubmit = \"{}\"\nsubmit_token_file = {:?}\ndata_dir = {:?}\nnetwork = \"{network}\"\n",
                 identities[i].1.display().to_string(),
                 addrs[i].0,
                 addrs[i].1,
+                submits[i],
+                token_file.display().to_string(),
                 dir.join(format!("data{i}")).display().to_string(),
             );
             for j in (0..n).filter(|j| *j != i) {
@@ -225,6 +236,7 @@ impl Cluster {
             nodes.push(ClusterNode {
                 id: display_id(&identities[i].0.id()),
                 api: addrs[i].1,
+                submit: submits[i],
                 gossip: addrs[i].0,
                 config,
                 child: None,
@@ -235,6 +247,7 @@ impl Cluster {
             nodes,
             exe: exe.to_path_buf(),
             dir: dir.to_path_buf(),
+            token,
         })
     }
 
@@ -324,6 +337,30 @@ impl Cluster {
 
     pub fn url(&self, i: usize, path: &str) -> String {
         format!("http://{}{}", self.nodes[i].api, path)
+    }
+
+    /// A URL of node `i`'s submission API.
+    pub fn submit_url(&self, i: usize, path: &str) -> String {
+        format!("http://{}{}", self.nodes[i].submit, path)
+    }
+
+    /// The `Authorization` header value the submission APIs want.
+    pub fn authorization(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// An HTTP client that sends the submission APIs' token.
+    pub fn submit_client(&self, timeout: Option<Duration>) -> Result<reqwest::Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            self.authorization().parse().context("token header")?,
+        );
+        let mut builder = reqwest::Client::builder().default_headers(headers);
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout);
+        }
+        Ok(builder.build()?)
     }
 }
 
@@ -548,8 +585,11 @@ fn spawn_load(
     sent: &Sent,
     stop: &Arc<AtomicBool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let urls: Arc<Vec<String>> =
-        Arc::new((0..args.nodes).map(|i| cluster.url(i, "/txs")).collect());
+    let urls: Arc<Vec<String>> = Arc::new(
+        (0..args.nodes)
+            .map(|i| cluster.submit_url(i, "/txs"))
+            .collect(),
+    );
     let (tx_size, batch) = (args.tx_size, args.batch);
     let per_request = batch_capacity(tx_size);
     let new_txs = move |count: usize, node: usize, sent: &Sent| {
@@ -693,7 +733,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         cluster.set(&format!("event_spacing_us = {us}"))?;
     }
     cluster.start_all()?;
-    let client = reqwest::Client::new();
+    let client = cluster.submit_client(None)?;
     wait_healthy(&client, &cluster, Duration::from_secs(30)).await?;
 
     // Let the nodes connect to each other (they gossip slowly while idle)

@@ -269,6 +269,7 @@ impl Devnet {
                 identity: op.identity_path.clone(),
                 listen: SocketAddr::from(([127, 0, 0, 1], gossip)),
                 api: SocketAddr::from(([127, 0, 0, 1], api_port)),
+                submit: None,
                 vm,
                 data_dir: node_dir,
                 network: "dagger-devnet".into(),
@@ -695,19 +696,39 @@ fn write_private_key(path: &Path, seed: &[u8; 32], public: &[u8; 32]) -> Result<
         .map_err(|e| keys_error(path, e))
 }
 
-/// Runs `command` in a VM with the system `ssh`; returns its output.
+/// Runs `command` in a VM with the system `ssh`, pinning the endpoint's
+/// attested host key; returns its output.
 pub async fn ssh_run(
     endpoint: &dagger_client::endpoint::VmEndpoint,
     key: &Path,
     command: &str,
 ) -> Result<String, DevnetError> {
+    let pin = endpoint
+        .known_hosts_line()
+        .ok_or_else(|| DevnetError::Setup(format!("{} pins no host key", endpoint.url)))?;
+    let known = tempfile::NamedTempFile::new()
+        .and_then(|f| std::fs::write(f.path(), format!("{pin}\n")).map(|()| f))
+        .map_err(|e| DevnetError::Setup(format!("known hosts: {e}")))?;
     let output = tokio::process::Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
-        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+        ])
+        .arg(format!("UserKnownHostsFile={}", known.path().display()))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
         .args(["-o", "ConnectTimeout=10", "-i"])
         .arg(key)
         .args(["-p", &endpoint.port.to_string()])
-        .arg(format!("{}@{}", endpoint.user, endpoint.host))
+        .args(["-l", &endpoint.user, "--"])
+        .arg(&endpoint.host)
         .arg(command)
         .output()
         .await

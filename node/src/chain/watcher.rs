@@ -142,7 +142,7 @@ impl Watcher {
         // (Operator accounts never close, so a vanished account is a request.)
         for (account, tx, d) in changes {
             self.core
-                .submit(tx.encode())
+                .report(tx.encode())
                 .await
                 .map_err(|e| e.to_string())?;
             self.store

@@ -5,8 +5,9 @@
 use anchor_lang::{prelude::Pubkey, AnchorDeserialize, AnchorSerialize};
 use dagger_client::{Capacity, OperatorStatus, PriceFloor, VmSpec};
 
-/// Prefix of every node transaction (and its format version).
-pub const MAGIC: &[u8; 4] = b"DGT3";
+/// Prefix of every node transaction (and its format version): the core's
+/// reserved report tag, which only the node's own components can submit.
+pub const MAGIC: &[u8; 4] = crate::core::REPORT_TAG;
 
 /// What a node observed on-chain or did, in consensus order on every node.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]

@@ -400,6 +400,13 @@ impl Machine {
             .admit(tx, id, now.instant, &self.config.consensus.limits)
     }
 
+    /// Queues a report of this node's own components, in their own lane
+    /// (taken before client transactions, outside their limits).
+    pub fn report(&mut self, tx: Vec<u8>, id: SubmitId, now: Now) -> Result<(), SubmitError> {
+        self.mempool
+            .admit_own(tx, id, now.instant, &self.config.consensus.limits)
+    }
+
     /// Transactions were submitted: sign them into an event as soon as the
     /// spacing allows, rather than waiting for news from a peer (an idle
     /// cluster would otherwise sit on them until its next pull).

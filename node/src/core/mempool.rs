@@ -24,6 +24,10 @@ use dagger_consensus::{Event, EventId, Limits};
 use super::SubmitError;
 use crate::store::MempoolKey;
 
+/// Own reports waiting for an event, at most (the node's components report
+/// a few per lease and per chain change; far more means something loops).
+pub const MAX_OWN_REPORTS: usize = 4_096;
+
 /// Names a `POST /tx` submission whose submitter waits for an answer (the
 /// async driver keeps the reply channel under this id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +48,9 @@ struct PendingTx {
     tx: Vec<u8>,
     submitted: Instant,
     origin: Origin,
+    /// A report of this node's own components: it has a lane of its own,
+    /// taken first, so outside load cannot hold it back.
+    own: bool,
 }
 
 /// An own event's transactions, kept until consensus orders the event or
@@ -59,6 +66,7 @@ pub(crate) struct Batch {
     pub txs: Vec<Vec<u8>>,
     submitted: Vec<Instant>,
     origins: Vec<Origin>,
+    own: Vec<bool>,
 }
 
 impl Batch {
@@ -96,6 +104,8 @@ pub fn mempool_key(event: &EventId, index: usize) -> MempoolKey {
 
 pub(crate) struct Mempool {
     pending: VecDeque<PendingTx>,
+    /// The node's own reports, taken before `pending`.
+    own: VecDeque<PendingTx>,
     pending_bytes: usize,
     /// Names of the resubmitted transactions in `pending`.
     waiting: HashSet<MempoolKey>,
@@ -115,6 +125,7 @@ impl Mempool {
     pub fn new(max_txs: usize, max_bytes: usize) -> Mempool {
         Mempool {
             pending: VecDeque::new(),
+            own: VecDeque::new(),
             pending_bytes: 0,
             waiting: HashSet::new(),
             in_flight: HashMap::new(),
@@ -126,11 +137,11 @@ impl Mempool {
     }
 
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.own.len()
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || !self.own.is_empty()
     }
 
     /// Own events still watched.
@@ -175,29 +186,72 @@ impl Mempool {
             tx,
             submitted: now,
             origin: Origin::Fresh(id),
+            own: false,
         });
         Ok(())
     }
 
-    /// Takes what fits in one event, oldest first.
+    /// Admits a report of this node's own components into their lane. It
+    /// is not counted against the submission limits (outside load must not
+    /// silence the node), only against [`MAX_OWN_REPORTS`].
+    pub fn admit_own(
+        &mut self,
+        tx: Vec<u8>,
+        id: SubmitId,
+        now: Instant,
+        limits: &Limits,
+    ) -> Result<(), SubmitError> {
+        if tx.is_empty() {
+            return Err(SubmitError::Empty);
+        }
+        if tx.len() > limits.max_tx_bytes {
+            return Err(SubmitError::TooLarge {
+                size: tx.len(),
+                max: limits.max_tx_bytes,
+            });
+        }
+        if self.own.len() >= MAX_OWN_REPORTS {
+            return Err(SubmitError::Busy(self.own.len()));
+        }
+        self.pending_bytes += tx.len();
+        self.own.push_back(PendingTx {
+            tx,
+            submitted: now,
+            origin: Origin::Fresh(id),
+            own: true,
+        });
+        Ok(())
+    }
+
+    /// Takes what fits in one event: the node's own reports first, then
+    /// submissions, oldest first.
     pub fn take_batch(&mut self, limits: &Limits) -> Batch {
         let mut batch = Batch::default();
         let mut bytes = 0usize;
-        while let Some(next) = self.pending.front() {
-            if batch.txs.len() >= limits.max_txs_per_event
-                || bytes + next.tx.len() > limits.max_batch_bytes
-            {
-                break;
+        for lane in [true, false] {
+            loop {
+                let queue = if lane {
+                    &mut self.own
+                } else {
+                    &mut self.pending
+                };
+                let Some(next) = queue.front() else { break };
+                if batch.txs.len() >= limits.max_txs_per_event
+                    || bytes + next.tx.len() > limits.max_batch_bytes
+                {
+                    return batch;
+                }
+                let next = queue.pop_front().expect("front exists");
+                bytes += next.tx.len();
+                self.pending_bytes -= next.tx.len();
+                if let Origin::Resubmitted(key) = next.origin {
+                    self.waiting.remove(&key);
+                }
+                batch.txs.push(next.tx);
+                batch.submitted.push(next.submitted);
+                batch.origins.push(next.origin);
+                batch.own.push(next.own);
             }
-            let next = self.pending.pop_front().expect("front exists");
-            bytes += next.tx.len();
-            self.pending_bytes -= next.tx.len();
-            if let Origin::Resubmitted(key) = next.origin {
-                self.waiting.remove(&key);
-            }
-            batch.txs.push(next.tx);
-            batch.submitted.push(next.submitted);
-            batch.origins.push(next.origin);
         }
         batch
     }
@@ -209,22 +263,29 @@ impl Mempool {
             .into_iter()
             .zip(batch.submitted)
             .zip(batch.origins)
+            .zip(batch.own)
             .rev();
-        for ((tx, submitted), origin) in items {
-            self.push_front(tx, submitted, origin);
+        for (((tx, submitted), origin), own) in items {
+            self.push_front(tx, submitted, origin, own);
         }
     }
 
-    fn push_front(&mut self, tx: Vec<u8>, submitted: Instant, origin: Origin) {
+    fn push_front(&mut self, tx: Vec<u8>, submitted: Instant, origin: Origin, own: bool) {
         if let Origin::Resubmitted(key) = origin {
             self.waiting.insert(key);
         }
         self.pending_bytes += tx.len();
-        self.pending.push_front(PendingTx {
+        let item = PendingTx {
             tx,
             submitted,
             origin,
-        });
+            own,
+        };
+        if own {
+            self.own.push_front(item);
+        } else {
+            self.pending.push_front(item);
+        }
     }
 
     /// The own event `id` now carries `batch`: watch it.
@@ -303,7 +364,7 @@ impl Mempool {
     pub fn restore(&mut self, entries: Vec<(MempoolKey, Vec<u8>)>, now: Instant) {
         for (key, tx) in entries.into_iter().rev() {
             if !self.waiting.contains(&key) {
-                self.push_front(tx, now, Origin::Resubmitted(key));
+                self.push_front(tx, now, Origin::Resubmitted(key), false);
             }
         }
     }
@@ -332,7 +393,7 @@ impl Mempool {
                 continue;
             }
             added.push((key, tx.clone()));
-            self.push_front(tx, submitted, Origin::Resubmitted(key));
+            self.push_front(tx, submitted, Origin::Resubmitted(key), false);
         }
         added.reverse();
         added
@@ -358,6 +419,40 @@ mod tests {
 
     fn limits() -> Limits {
         Limits::default()
+    }
+
+    /// Client load cannot hold back or crowd out the node's own reports:
+    /// they are admitted beyond the client limits and taken first, and a
+    /// batch put back keeps each in its lane.
+    #[test]
+    fn own_reports_have_their_own_lane() {
+        let now = Instant::now();
+        let mut pool = Mempool::new(2, 1 << 20);
+        pool.admit(vec![1], SubmitId(1), now, &limits()).unwrap();
+        pool.admit(vec![2], SubmitId(2), now, &limits()).unwrap();
+        assert_eq!(
+            pool.admit(vec![3], SubmitId(3), now, &limits()),
+            Err(SubmitError::Busy(2))
+        );
+        pool.admit_own(vec![9], SubmitId(9), now, &limits())
+            .unwrap();
+        let small = Limits {
+            max_txs_per_event: 2,
+            ..limits()
+        };
+        let batch = pool.take_batch(&small);
+        assert_eq!(batch.txs, vec![vec![9], vec![1]]);
+        pool.put_back(batch);
+        assert_eq!(pool.pending_len(), 3);
+        let batch = pool.take_batch(&limits());
+        assert_eq!(batch.txs, vec![vec![9], vec![1], vec![2]]);
+        for i in 0..MAX_OWN_REPORTS as u64 {
+            pool.admit_own(vec![1], SubmitId(100 + i), now, &limits())
+                .unwrap();
+        }
+        assert!(pool
+            .admit_own(vec![1], SubmitId(1), now, &limits())
+            .is_err());
     }
 
     #[test]

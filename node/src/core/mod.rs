@@ -106,10 +106,25 @@ pub enum CoreError {
     Install(#[from] InstallError),
 }
 
+/// First bytes of every report of the node's own components (chain facts,
+/// provisioning reports, VM failures, served images; see
+/// `controller::txs::NodeTx`). Consensus attributes a report to the creator
+/// of the event carrying it, so only the node's components may submit such
+/// transactions ([`CoreHandle::report`]); [`CoreHandle::submit`] refuses
+/// them.
+pub const REPORT_TAG: &[u8; 4] = b"DGT3";
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubmitError {
     #[error("transaction is empty")]
     Empty,
+    /// Starts with [`REPORT_TAG`]: node reports (chain facts, provisioning,
+    /// failures, images) are signed only by the node's own components, never
+    /// taken from outside.
+    #[error(
+        "transactions starting with the node-report tag are reserved for the node's own reports"
+    )]
+    Reserved,
     #[error("transaction is {size} bytes, limit {max}")]
     TooLarge { size: usize, max: usize },
     #[error("{0} transactions already wait to be ordered here; try again later")]
@@ -218,6 +233,7 @@ enum Command {
     Heartbeat,
     Submit {
         tx: Vec<u8>,
+        own: bool,
         reply: oneshot::Sender<Result<EventId, SubmitError>>,
     },
     SubmitBatch {
@@ -395,11 +411,39 @@ impl CoreHandle {
             .map_err(|_| CoreError::Closed)
     }
 
-    /// Queues a transaction; resolves with the id of the own event carrying it.
+    /// Queues a client transaction; resolves with the id of the own event
+    /// carrying it. One starting with [`REPORT_TAG`] is refused: only
+    /// [`CoreHandle::report`] takes those.
     pub async fn submit(&self, tx: Vec<u8>) -> Result<EventId, SubmitError> {
+        if tx.starts_with(REPORT_TAG) {
+            return Err(SubmitError::Reserved);
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Submit { tx, reply })
+            .send(Command::Submit {
+                tx,
+                own: false,
+                reply,
+            })
+            .await
+            .map_err(|_| SubmitError::Closed)?;
+        rx.await.map_err(|_| SubmitError::Closed)?
+    }
+
+    /// Queues a report of this node's own components (it must start with
+    /// [`REPORT_TAG`]) in their own lane, ahead of client transactions;
+    /// resolves with the id of the own event carrying it.
+    pub async fn report(&self, tx: Vec<u8>) -> Result<EventId, SubmitError> {
+        if !tx.starts_with(REPORT_TAG) {
+            return Err(SubmitError::Empty);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Submit {
+                tx,
+                own: true,
+                reply,
+            })
             .await
             .map_err(|_| SubmitError::Closed)?;
         rx.await.map_err(|_| SubmitError::Closed)?
@@ -677,10 +721,15 @@ impl Core {
         self.ordered.send_replace(next);
     }
 
-    fn submit(&mut self, tx: Vec<u8>, reply: writer::Reply, now: Now) {
+    fn submit(&mut self, tx: Vec<u8>, own: bool, reply: writer::Reply, now: Now) {
         let id = SubmitId(self.next_submit);
         self.next_submit += 1;
-        match self.machine.submit(tx, id, now) {
+        let admitted = if own {
+            self.machine.report(tx, id, now)
+        } else {
+            self.machine.submit(tx, id, now)
+        };
+        match admitted {
             Ok(()) => {
                 self.replies.insert(id, reply);
             }
@@ -754,13 +803,17 @@ impl Core {
             }
             Command::AfterSync { peer } => self.machine.after_sync(peer, now),
             Command::Heartbeat => self.machine.heartbeat(now),
-            Command::Submit { tx, reply } => {
-                self.submit(tx, reply, now);
+            Command::Submit { tx, own, reply } => {
+                self.submit(tx, own, reply, now);
                 self.machine.submitted(now);
             }
             Command::SubmitBatch { txs, replies } => {
                 for (tx, reply) in txs.into_iter().zip(replies) {
-                    self.submit(tx, reply, now);
+                    if tx.starts_with(REPORT_TAG) {
+                        let _ = reply.send(Err(SubmitError::Reserved));
+                        continue;
+                    }
+                    self.submit(tx, false, reply, now);
                 }
                 self.machine.submitted(now);
             }

@@ -8,8 +8,10 @@
 //! 10.0.2.15/24, gateway 10.0.2.2), reads the customer's key from fw_cfg
 //! (`opt/dagger/ssh_key`) into root's `authorized_keys`, formats and mounts
 //! the lease's disk on `/data`, and starts dropbear with password logins
-//! off and host keys generated at first connection (no key is baked into
-//! the image, so no two VMs share one).
+//! off and the host key the node generated for this VM (fw_cfg
+//! `opt/dagger/host_key`; its public half is in the endpoint the quorum
+//! attests, so customers pin it). Without one (another host), dropbear
+//! generates a key at first connection: no key is baked into the image.
 
 use std::path::{Path, PathBuf};
 
@@ -54,7 +56,15 @@ chmod 600 /root/.ssh/authorized_keys 2>/dev/null
 if [ -b /dev/vda ]; then
   mke2fs -q /dev/vda >/dev/null 2>&1 && mount /dev/vda /data
 fi
-dropbear -R -s -p 22
+hostkey=/sys/firmware/qemu_fw_cfg/by_name/opt/dagger/host_key/raw
+mkdir -p /etc/dropbear
+if [ -r $hostkey ]; then
+  cat $hostkey > /etc/dropbear/dropbear_ed25519_host_key
+  chmod 600 /etc/dropbear/dropbear_ed25519_host_key
+  dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22
+else
+  dropbear -R -s -p 22
+fi
 echo DAGGER-VM-READY
 while :; do sleep 3600; done
 "#;

@@ -2,6 +2,7 @@
 //! assigned to this node. The trait is synchronous (real backends spawn and
 //! supervise processes); the executor calls it from blocking threads.
 
+pub mod confine;
 pub mod kvm_probe;
 pub mod qemu;
 mod simulated;
@@ -103,22 +104,22 @@ pub fn open(
             Ok(std::sync::Arc::new(qemu()?))
         }
         ProvisionerChoice::Auto => {
+            // A chain-backed node takes paid leases: it must not quietly
+            // fall back to a backend that boots nothing.
             let ready = qemu::qemu_available(std::path::Path::new("qemu-system-x86_64"));
             if ready && !catalog.list().is_empty() {
                 return Ok(std::sync::Arc::new(qemu()?));
             }
-            tracing::warn!(
-                "no real VMs on this node: {}; run scripts/setup-vm-host.sh and \
-                 `dagger-node image build-default` (or set provisioner = \"simulated\")",
+            Err(ProvisionError::Backend(format!(
+                "provisioner = \"auto\" found no way to boot VMs: {}; run \
+                 scripts/setup-vm-host.sh and `dagger-node image build-default`, or choose \
+                 provisioner = \"simulated\" explicitly (it boots nothing)",
                 if ready {
                     no_images()
                 } else {
                     "QEMU is not installed".to_string()
                 }
-            );
-            Ok(std::sync::Arc::new(SimulatedProvisioner::open(
-                data_dir, node_name,
-            )?))
+            )))
         }
     }
 }

@@ -62,11 +62,13 @@ pub struct QemuSettings {
     pub accel: Accel,
     /// How long a VM may take to answer on SSH.
     pub boot_timeout: Duration,
-    /// How long a running VM may stay unhealthy (not running per QMP, or
-    /// not answering on SSH) before it counts as failed.
+    /// How long a running VM may stay unhealthy (not running per QMP)
+    /// before it counts as failed.
     pub unhealthy_grace: Duration,
     pub qemu: PathBuf,
     pub qemu_img: PathBuf,
+    /// The account QEMU drops to when the node runs as root.
+    pub vm_user: String,
 }
 
 impl QemuSettings {
@@ -78,16 +80,26 @@ impl QemuSettings {
             ports: 22_000..=22_999,
             bind: [127, 0, 0, 1].into(),
             public_host: "127.0.0.1".into(),
-            max_vcpus: std::thread::available_parallelism().map_or(2, |n| n.get() as u32 * 2),
+            // One vCPU per host thread: never overcommitted.
+            max_vcpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             max_memory_mib: host_memory_mib().map_or(2_048, |m| m * 3 / 4),
             accel: Accel::Auto,
             boot_timeout: Duration::from_secs(90),
             unhealthy_grace: Duration::from_secs(30),
             qemu: PathBuf::from("qemu-system-x86_64"),
             qemu_img: PathBuf::from("qemu-img"),
+            vm_user: super::confine::DEFAULT_VM_USER.to_string(),
         }
     }
 }
+
+/// Memory a VM's QEMU uses beyond its guest's (device models, the TCG
+/// translation cache capped at [`TCG_CACHE_MIB`], buffers): counted
+/// against the budget with the guest memory.
+pub const QEMU_OVERHEAD_MIB: u64 = 96;
+
+/// The TCG translation cache, MiB (QEMU's default is up to 1 GiB).
+const TCG_CACHE_MIB: u64 = 32;
 
 /// Total memory of the host, from `/proc/meminfo`.
 pub fn host_memory_mib() -> Option<u64> {
@@ -133,8 +145,15 @@ pub struct QemuProvisioner {
     /// host may hang calibrating its TSC).
     tsc_khz: Option<u64>,
     vms: Mutex<BTreeMap<String, VmRecord>>,
+    /// VMs being started: their port and resources are taken from the
+    /// moment the lock is released, so concurrent provisions never share
+    /// a port or overrun the budget.
+    starting: Mutex<BTreeMap<String, (u16, u64, u64)>>,
+    /// QEMU processes this node started (reaped once they exit).
+    children: Mutex<BTreeMap<String, std::process::Child>>,
     /// Since when each VM has looked unhealthy (cleared when it recovers).
     unhealthy: Mutex<BTreeMap<String, Instant>>,
+    confinement: super::confine::Confinement,
 }
 
 fn backend(what: impl std::fmt::Display) -> ProvisionError {
@@ -184,11 +203,16 @@ impl QemuProvisioner {
                 "TCG software emulation: hardware KVM is unavailable or does not work here"
             }
         );
+        let confinement = super::confine::Confinement::detect(&settings.vm_user);
+        tracing::info!(confinement = %confinement.describe(), "provisioner: how VMs are confined");
         let provisioner = QemuProvisioner {
             tsc_khz: tsc_khz(),
             accel,
             vms: Mutex::new(BTreeMap::new()),
+            starting: Mutex::new(BTreeMap::new()),
+            children: Mutex::new(BTreeMap::new()),
             unhealthy: Mutex::new(BTreeMap::new()),
+            confinement,
             settings,
         };
         provisioner.adopt()?;
@@ -198,6 +222,25 @@ impl QemuProvisioner {
     /// The accelerator in use.
     pub fn accel(&self) -> Accel {
         self.accel
+    }
+
+    /// How VMs are confined on this host.
+    pub fn confinement(&self) -> &super::confine::Confinement {
+        &self.confinement
+    }
+
+    /// Whether the QEMU of the VM of `request` (started at `pid` in `dir`)
+    /// still runs; reaps it if this node started it and it exited.
+    fn alive(&self, request: &str, pid: u32, dir: &Path) -> bool {
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(child) = children.get_mut(request) {
+            if !matches!(child.try_wait(), Ok(None)) {
+                children.remove(request);
+                return false;
+            }
+        }
+        drop(children);
+        is_our_qemu(pid, dir)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, VmRecord>> {
@@ -279,11 +322,19 @@ impl QemuProvisioner {
         args
     }
 
-    fn start(&self, request: &str, spec: &VmSpec, port: u16) -> Result<u32, ProvisionError> {
+    /// Starts the VM; returns its QEMU's pid and the public half of the
+    /// SSH host key generated for it.
+    fn start(
+        &self,
+        request: &str,
+        spec: &VmSpec,
+        port: u16,
+    ) -> Result<(u32, [u8; 32]), ProvisionError> {
         let image = self.settings.catalog.get(&spec.image_id).map_err(backend)?;
         let dir = self.vm_dir(request);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| state_err(&dir, e))?;
+        super::confine::owner_only(&dir).map_err(|e| state_err(&dir, e))?;
         let disk = dir.join("disk.qcow2");
         let created = Command::new(&self.settings.qemu_img)
             .args(["create", "-q", "-f", "qcow2"])
@@ -297,20 +348,41 @@ impl QemuProvisioner {
                 String::from_utf8_lossy(&created.stderr).trim()
             )));
         }
+        super::confine::owner_only(&disk).map_err(|e| state_err(&disk, e))?;
         let key = dir.join("ssh_key.pub");
         std::fs::write(
             &key,
             dagger_client::ssh::format_public_key(&spec.ssh_key) + "\n",
         )
         .map_err(|e| state_err(&key, e))?;
-        let (accel, cpu) = match self.accel {
-            Accel::Kvm => ("kvm", "host"),
-            _ => ("tcg", "max"),
+        super::confine::owner_only(&key).map_err(|e| state_err(&key, e))?;
+        // The VM's SSH host key, made here and handed to the guest by
+        // fw_cfg (only the node reaches it): its public half goes into the
+        // endpoint the quorum attests, so customers pin it.
+        let host = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let host_public = host.verifying_key().to_bytes();
+        let host_key = dir.join("host_key");
+        std::fs::write(
+            &host_key,
+            dropbear_ed25519_key(&host.to_bytes(), &host_public),
+        )
+        .map_err(|e| state_err(&host_key, e))?;
+        super::confine::owner_only(&host_key).map_err(|e| state_err(&host_key, e))?;
+        let accel = match self.accel {
+            Accel::Kvm => "kvm".to_string(),
+            _ => format!("tcg,tb-size={TCG_CACHE_MIB}"),
         };
+        let cpu = if self.accel == Accel::Kvm {
+            "host"
+        } else {
+            "max"
+        };
+        let errors = dir.join("qemu.err");
+        let stderr = std::fs::File::create(&errors).map_err(|e| state_err(&errors, e))?;
         let mut command = Command::new(&self.settings.qemu);
         command
             .args(["-M", "microvm,pit=on,pic=on,rtc=on,isa-serial=on"])
-            .args(["-bios", QBOOT, "-accel", accel, "-cpu", cpu])
+            .args(["-bios", QBOOT, "-accel", &accel, "-cpu", cpu])
             .args(["-smp", &spec.vcpus.to_string()])
             .args(["-m", &spec.memory_mib.to_string()])
             .args([
@@ -326,9 +398,11 @@ impl QemuProvisioner {
             .arg(image.initrd())
             .args(["-append", &self.cmdline(&image.manifest.cmdline)])
             .args(["-device", "virtio-net-device,netdev=n0"])
+            // `restrict=on`: the guest reaches nothing of the host or
+            // beyond; only the SSH forward reaches the guest.
             .arg("-netdev")
             .arg(format!(
-                "user,id=n0,hostfwd=tcp:{}:{port}-:22",
+                "user,id=n0,restrict=on,hostfwd=tcp:{}:{port}-:22",
                 self.settings.bind
             ))
             .arg("-drive")
@@ -340,44 +414,136 @@ impl QemuProvisioner {
             .args(["-device", "virtio-rng-device"])
             .arg("-fw_cfg")
             .arg(format!("name=opt/dagger/ssh_key,file={}", key.display()))
+            .arg("-fw_cfg")
+            .arg(format!(
+                "name=opt/dagger/host_key,file={}",
+                host_key.display()
+            ))
             .arg("-qmp")
             .arg(format!(
                 "unix:{},server=on,wait=off",
                 dir.join("qmp.sock").display()
             ))
-            .arg("-serial")
-            .arg(format!("file:{}", dir.join("console.log").display()))
+            .args([
+                "-chardev",
+                &format!("ringbuf,id=console,size={}", super::confine::CONSOLE_BYTES),
+                "-serial",
+                "chardev:console",
+            ])
             .arg("-pidfile")
             .arg(dir.join("qemu.pid"))
-            .arg("-daemonize")
+            .args(self.confinement.args(&dir))
             .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        let out = command
-            .output()
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        super::confine::Confinement::limit(&mut command, u64::from(spec.disk_gib) << 30);
+        let mut child = command
+            .spawn()
             .map_err(|e| backend(format!("{}: {e}", self.settings.qemu.display())))?;
-        if !out.status.success() {
-            return Err(backend(format!(
-                "QEMU did not start: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+        let pid = child.id();
+        // A QEMU that refuses its arguments exits at once.
+        let settle = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < settle {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = std::fs::read_to_string(&errors).unwrap_or_default();
+                return Err(backend(format!(
+                    "QEMU did not start ({status}): {}",
+                    text.trim()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        read_pid(&dir).ok_or_else(|| backend("QEMU started without a pid file"))
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request.to_string(), child);
+        Ok((pid, host_public))
     }
 
     /// Stops a VM's QEMU (QMP `quit`, then SIGKILL) and removes its directory.
     fn destroy(&self, record: &VmRecord) {
         let dir = self.vm_dir(&record.request);
-        if is_our_qemu(record.pid, &dir) {
+        let request = &record.request;
+        if self.alive(request, record.pid, &dir) {
             let _ = qmp(&dir.join("qmp.sock"), "quit");
             let deadline = Instant::now() + Duration::from_secs(3);
-            while is_our_qemu(record.pid, &dir) && Instant::now() < deadline {
+            while self.alive(request, record.pid, &dir) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            if is_our_qemu(record.pid, &dir) {
+            if self.alive(request, record.pid, &dir) {
                 kill(record.pid);
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while self.alive(request, record.pid, &dir) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
         }
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(request);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The guest console's last bytes (for a VM that did not boot).
+    fn console_tail(&self, request: &str) -> String {
+        let socket = self.vm_dir(request).join("qmp.sock");
+        let command = serde_json::json!({
+            "execute": "ringbuf-read",
+            "arguments": {"device": "console", "size": 4096, "format": "utf8"},
+        });
+        qmp(&socket, &command.to_string()).unwrap_or_default()
+    }
+
+    /// Takes a port and the resources of `spec` for `key`, or says why
+    /// not. Everything that has a QEMU process counts (a failed VM too,
+    /// until its process is gone), each with QEMU's own overhead, and so do
+    /// VMs being started.
+    fn reserve(&self, key: &str, spec: &VmSpec) -> Result<u16, ProvisionError> {
+        let vms = self.lock();
+        if let Some(record) = vms.get(key) {
+            return Err(if record.failed {
+                backend("this lease's VM failed")
+            } else {
+                ProvisionError::Backend("already running".into())
+            });
+        }
+        let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        if starting.contains_key(key) {
+            return Err(backend("this lease's VM is being started"));
+        }
+        let mut vcpus = 0u64;
+        let mut memory = 0u64;
+        for r in vms.values() {
+            if !r.failed || is_our_qemu(r.pid, &self.vm_dir(&r.request)) {
+                vcpus += u64::from(r.vcpus);
+                memory += u64::from(r.memory_mib) + QEMU_OVERHEAD_MIB;
+            }
+        }
+        for (_, c, m) in starting.values() {
+            vcpus += c;
+            memory += m;
+        }
+        let want_memory = u64::from(spec.memory_mib) + QEMU_OVERHEAD_MIB;
+        if vcpus + u64::from(spec.vcpus) > u64::from(self.settings.max_vcpus)
+            || memory + want_memory > self.settings.max_memory_mib
+        {
+            return Err(ProvisionError::Capacity(format!(
+                "{} vCPUs and {want_memory} MiB more (in use: {vcpus} vCPUs, {memory} MiB, QEMU's \
+                 {QEMU_OVERHEAD_MIB} MiB per VM included; budget {} vCPUs, {} MiB)",
+                spec.vcpus, self.settings.max_vcpus, self.settings.max_memory_mib
+            )));
+        }
+        let used: Vec<u16> = vms
+            .values()
+            .map(|r| r.port)
+            .chain(starting.values().map(|(p, _, _)| *p))
+            .collect();
+        let port = self
+            .free_port(&used)
+            .ok_or_else(|| ProvisionError::Capacity("no free SSH port in the range".into()))?;
+        starting.insert(key.to_string(), (port, u64::from(spec.vcpus), want_memory));
+        Ok(port)
     }
 }
 
@@ -391,37 +557,21 @@ impl Provisioner for QemuProvisioner {
 
     fn provision(&self, request: &Pubkey, spec: &VmSpec) -> Result<Endpoint, ProvisionError> {
         let key = request.to_string();
-        let port = {
-            let vms = self.lock();
-            if let Some(record) = vms.get(&key) {
-                return if record.failed {
-                    Err(backend("this lease's VM failed"))
-                } else {
-                    Ok(record.endpoint.clone())
-                };
-            }
-            let running = vms.values().filter(|r| !r.failed);
-            let (vcpus, memory) = running.fold((0u64, 0u64), |(c, m), r| {
-                (c + u64::from(r.vcpus), m + u64::from(r.memory_mib))
-            });
-            if vcpus + u64::from(spec.vcpus) > u64::from(self.settings.max_vcpus)
-                || memory + u64::from(spec.memory_mib) > self.settings.max_memory_mib
-            {
-                return Err(ProvisionError::Capacity(format!(
-                    "{} vCPUs and {} MiB more (running: {vcpus} vCPUs, {memory} MiB; budget \
-                     {} vCPUs, {} MiB)",
-                    spec.vcpus,
-                    spec.memory_mib,
-                    self.settings.max_vcpus,
-                    self.settings.max_memory_mib
-                )));
-            }
-            let used: Vec<u16> = vms.values().map(|r| r.port).collect();
-            self.free_port(&used)
-                .ok_or_else(|| ProvisionError::Capacity("no free SSH port in the range".into()))?
-        };
-        let pid = match self.start(&key, spec, port) {
-            Ok(pid) => pid,
+        if let Some(record) = self.lock().get(&key) {
+            return if record.failed {
+                Err(backend("this lease's VM failed"))
+            } else {
+                Ok(record.endpoint.clone())
+            };
+        }
+        let port = self.reserve(&key, spec)?;
+        let started = self.start(&key, spec, port);
+        self.starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        let (pid, host_key) = match started {
+            Ok(started) => started,
             Err(err) => {
                 let _ = std::fs::remove_dir_all(self.vm_dir(&key));
                 return Err(err);
@@ -435,7 +585,12 @@ impl Provisioner for QemuProvisioner {
             image: hex(&spec.image_id),
             port,
             pid,
-            endpoint: Endpoint(format!("ssh://root@{}:{port}", self.settings.public_host)),
+            endpoint: Endpoint(dagger_client::endpoint::VmEndpoint::format(
+                "root",
+                &self.settings.public_host,
+                port,
+                &host_key,
+            )),
             failed: false,
         };
         self.save(&record)?;
@@ -444,7 +599,7 @@ impl Provisioner for QemuProvisioner {
         let started = Instant::now();
         let address = SocketAddr::new(self.settings.bind, port);
         while started.elapsed() < self.settings.boot_timeout {
-            if !is_our_qemu(pid, &self.vm_dir(&key)) {
+            if !self.alive(&key, pid, &self.vm_dir(&key)) {
                 break;
             }
             if ssh_banner(address) {
@@ -453,16 +608,23 @@ impl Provisioner for QemuProvisioner {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        tracing::warn!(%request, "VM never answered on SSH; destroying it");
+        tracing::warn!(
+            %request,
+            console = %self.console_tail(&key),
+            "VM never answered on SSH; destroying it"
+        );
         self.lock().remove(&key);
         self.destroy(&record);
         Err(backend("the VM did not become reachable over SSH"))
     }
 
-    /// Failed once the QEMU process is gone, or once the VM stayed
-    /// unhealthy (QMP says it is not running, or SSH does not answer) for
-    /// `unhealthy_grace`. A QMP socket that does not answer (another client
-    /// holds it: QEMU serves one at a time) says nothing either way.
+    /// Failed once the QEMU process is gone, or once QMP said for
+    /// `unhealthy_grace` that the guest is not running (paused, shut down,
+    /// panicked). Health never rests on the guest's forwarded SSH port: the
+    /// port is reachable by others, and a neighbour holding connections to
+    /// it must not be able to get the VM terminated. A QMP socket that does
+    /// not answer (only the node can reach it; QEMU serves one client at a
+    /// time) says nothing either way.
     fn status(&self, request: &Pubkey) -> VmStatus {
         let key = request.to_string();
         let record = {
@@ -474,11 +636,11 @@ impl Provisioner for QemuProvisioner {
             }
         };
         let dir = self.vm_dir(&key);
-        let dead = !is_our_qemu(record.pid, &dir);
+        let dead = !self.alive(&key, record.pid, &dir);
         let healthy = !dead && {
             let stopped = qmp(&dir.join("qmp.sock"), "query-status")
                 .is_ok_and(|answer| !answer.contains("\"status\": \"running\""));
-            !stopped && ssh_banner(SocketAddr::new(self.settings.bind, record.port))
+            !stopped
         };
         let mut unhealthy = self.unhealthy.lock().unwrap_or_else(|p| p.into_inner());
         if healthy {
@@ -575,8 +737,13 @@ fn qmp(socket: &Path, command: &str) -> std::io::Result<String> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line)?; // greeting
-    for cmd in ["qmp_capabilities", command] {
-        writeln!(writer, "{{\"execute\":\"{cmd}\"}}")?;
+    let command = if command.starts_with('{') {
+        command.to_string()
+    } else {
+        format!("{{\"execute\":\"{command}\"}}")
+    };
+    for cmd in ["{\"execute\":\"qmp_capabilities\"}".to_string(), command] {
+        writeln!(writer, "{cmd}")?;
         loop {
             line.clear();
             if reader.read_line(&mut line)? == 0 {
@@ -588,6 +755,19 @@ fn qmp(socket: &Path, command: &str) -> std::io::Result<String> {
         }
     }
     Ok(line)
+}
+
+/// An ed25519 private key in dropbear's file format (what `dropbear -r`
+/// reads): the key type, then the 32-byte seed and the public key as one
+/// 64-byte string.
+pub fn dropbear_ed25519_key(seed: &[u8; 32], public: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + 11 + 4 + 64);
+    out.extend_from_slice(&11u32.to_be_bytes());
+    out.extend_from_slice(b"ssh-ed25519");
+    out.extend_from_slice(&64u32.to_be_bytes());
+    out.extend_from_slice(seed);
+    out.extend_from_slice(public);
+    out
 }
 
 /// Whether an SSH server answers at `address` (it sends its banner first).
