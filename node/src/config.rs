@@ -63,6 +63,8 @@ pub struct FileConfig {
     pub vm_max_vcpus: Option<u32>,
     pub vm_max_memory_mib: Option<u64>,
     pub vm_accel: Option<crate::provisioner::Accel>,
+    pub vms_dir: Option<PathBuf>,
+    pub vm_user: Option<String>,
     pub chain_poll_ms: Option<u64>,
     pub attest_interval_ms: Option<u64>,
     pub event_spacing_us: Option<u64>,
@@ -94,6 +96,11 @@ pub struct VmConfig {
     pub max_vcpus: Option<u32>,
     pub max_memory_mib: Option<u64>,
     pub accel: crate::provisioner::Accel,
+    /// Where VM disks live (default `<data_dir>/vms`): put them on a volume
+    /// of their own, so that tenants filling disks cannot fill the ledger's.
+    pub vms_dir: Option<PathBuf>,
+    /// The account QEMU drops to when the node runs as root.
+    pub vm_user: Option<String>,
 }
 
 impl VmConfig {
@@ -108,6 +115,8 @@ impl VmConfig {
             max_vcpus: None,
             max_memory_mib: None,
             accel: crate::provisioner::Accel::Auto,
+            vms_dir: None,
+            vm_user: None,
         }
     }
 }
@@ -207,6 +216,14 @@ pub struct Overrides {
     /// Accelerator: auto (KVM if a smoke boot works), kvm, or tcg.
     #[arg(long, env = "DAGGER_VM_ACCEL", value_enum)]
     pub vm_accel: Option<crate::provisioner::Accel>,
+    /// Where VM disks live (default <data_dir>/vms); a volume apart from
+    /// the ledger's keeps tenants from filling it.
+    #[arg(long, env = "DAGGER_VMS_DIR")]
+    pub vms_dir: Option<PathBuf>,
+    /// The unprivileged account QEMU runs as when the node is root
+    /// (default dagger-vm).
+    #[arg(long, env = "DAGGER_VM_USER")]
+    pub vm_user: Option<String>,
     /// How often the chain is read besides websocket notifications, ms
     /// (default 500).
     #[arg(long, env = "DAGGER_CHAIN_POLL_MS")]
@@ -315,6 +332,7 @@ impl NodeConfig {
             anchor(&mut from_file.data_dir);
             anchor(&mut from_file.images_dir);
             anchor(&mut from_file.submit_token_file);
+            anchor(&mut from_file.vms_dir);
         }
         let interval =
             |flag: Option<u64>, file: Option<u64>, name: &'static str| match flag.or(file) {
@@ -419,6 +437,8 @@ impl NodeConfig {
                 }),
             max_vcpus: overrides.vm_max_vcpus.or(from_file.vm_max_vcpus),
             max_memory_mib: overrides.vm_max_memory_mib.or(from_file.vm_max_memory_mib),
+            vms_dir: overrides.vms_dir.clone().or(from_file.vms_dir),
+            vm_user: overrides.vm_user.clone().or(from_file.vm_user),
             accel: overrides
                 .vm_accel
                 .or(from_file.vm_accel)

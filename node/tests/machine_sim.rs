@@ -33,7 +33,7 @@ enum Msg {
     Pull {
         tips: Vec<EventId>,
         ordered: u64,
-        oldest_missing: Option<u64>,
+        missing: Vec<(EventId, u64)>,
     },
     Answer {
         events: Vec<Event>,
@@ -197,10 +197,10 @@ fn one(seed: u64) -> Result<(), String> {
                 Msg::Pull {
                     tips,
                     ordered,
-                    oldest_missing,
+                    missing,
                 } => {
                     let m = net.peers[to].machine.as_mut().expect("up");
-                    let answer = m.sync_answer(&tips, ordered, oldest_missing, 4_096);
+                    let answer = m.sync_answer(&tips, ordered, &missing, 4_096);
                     network.send(
                         &mut rng,
                         now,
@@ -249,7 +249,7 @@ fn one(seed: u64) -> Result<(), String> {
         let pull = Msg::Pull {
             tips: m.tips(),
             ordered: status.ordered_events,
-            oldest_missing: status.oldest_missing_parent,
+            missing: m.missing_parents(),
         };
         let peer = (i + rng.gen_range(1..n)) % n;
         network.send(&mut rng, now, i, peer, pull);

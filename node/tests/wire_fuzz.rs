@@ -57,12 +57,15 @@ fn message() -> impl Strategy<Value = Message> {
         (
             proptest::collection::vec(any::<[u8; 32]>(), 0..8),
             any::<u64>(),
-            any::<u64>()
+            proptest::collection::vec((any::<[u8; 32]>(), any::<u64>()), 0..4)
         )
-            .prop_map(|(t, ordered, oldest_missing)| Message::SyncRequest {
+            .prop_map(|(t, ordered, missing)| Message::SyncRequest {
                 tips: t.into_iter().map(EventId).collect(),
                 ordered,
-                oldest_missing,
+                missing: missing
+                    .into_iter()
+                    .map(|(id, b)| (EventId(id), b))
+                    .collect(),
             }),
         (any::<u8>(), txs.clone()).prop_map(|(s, t)| Message::Push(event(s, t))),
         proptest::collection::vec((any::<u8>(), txs), 0..3)

@@ -294,26 +294,42 @@ impl Machine {
     }
 
     /// The events a peer with these tips (and this many ordered events) is
-    /// missing, parents first, at most `max_events`. A peer whose waiting
-    /// events lack a parent born in a round this node pruned
-    /// (`oldest_missing`) is behind: no peer can send it that parent any
-    /// more, only a state sync helps it.
+    /// missing, parents first, at most `max_events`. For each parent its
+    /// waiting events lack (`missing`, with the birth round they describe)
+    /// that was born in a round this node pruned: the event from the
+    /// ledger if it is still there, else the peer is behind (nobody keeps
+    /// it any more; only a state sync helps it).
     pub fn sync_answer(
         &mut self,
         tips: &[EventId],
         ordered: u64,
-        oldest_missing: Option<u64>,
+        missing: &[(EventId, u64)],
         max_events: usize,
     ) -> SyncAnswer {
         let pruned = self.hg.stats().pruned_through_round;
-        if oldest_missing.is_some_and(|birth| birth <= pruned) {
-            return SyncAnswer {
-                events: Vec::new(),
-                behind_horizon: true,
-            };
+        let mut events = Vec::new();
+        for (id, birth) in missing.iter().take(crate::net::wire::MAX_MISSING) {
+            if *birth > pruned || self.undurable.contains(id) {
+                continue;
+            }
+            let stored = self
+                .ledger
+                .event(&id.0)
+                .ok()
+                .flatten()
+                .and_then(|bytes| Event::decode(&bytes).ok());
+            match stored {
+                Some(event) => events.push(event),
+                None => {
+                    return SyncAnswer {
+                        events: Vec::new(),
+                        behind_horizon: true,
+                    }
+                }
+            }
         }
         let catch_up = self.catch_up(ordered, max_events);
-        let mut events = catch_up.events;
+        events.extend(catch_up.events);
         events.extend(self.hg.events_unknown_to(tips));
         if !self.undurable.is_empty() {
             events.retain(|e| !self.undurable.contains(&e.id()));
@@ -459,6 +475,11 @@ impl Machine {
             unverified_install: self.installed,
             oldest_missing_parent: self.hg.missing_parents().first().map(|&(_, b)| b),
         }
+    }
+
+    /// The parents waiting events lack, oldest first.
+    pub fn missing_parents(&self) -> Vec<(EventId, u64)> {
+        self.hg.missing_parents()
     }
 
     /// The roster in force for the next round to decide.

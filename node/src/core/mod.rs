@@ -199,7 +199,7 @@ enum Command {
     SyncAnswer {
         tips: Vec<EventId>,
         ordered: u64,
-        oldest_missing: Option<u64>,
+        missing: Vec<(EventId, u64)>,
         max_events: usize,
         reply: oneshot::Sender<SyncAnswer>,
     },
@@ -226,6 +226,9 @@ enum Command {
     },
     Tips {
         reply: oneshot::Sender<Vec<EventId>>,
+    },
+    MissingParents {
+        reply: oneshot::Sender<Vec<(EventId, u64)>>,
     },
     AfterSync {
         peer: NodeId,
@@ -269,6 +272,7 @@ impl Command {
             Command::Verified => "verified",
             Command::Roster { .. } => "roster",
             Command::Tips { .. } => "tips",
+            Command::MissingParents { .. } => "missing_parents",
             Command::AfterSync { .. } => "after_sync",
             Command::Heartbeat => "heartbeat",
             Command::Submit { .. } => "submit",
@@ -327,7 +331,7 @@ impl CoreHandle {
         &self,
         tips: Vec<EventId>,
         ordered: u64,
-        oldest_missing: Option<u64>,
+        missing: Vec<(EventId, u64)>,
         max_events: usize,
     ) -> Result<SyncAnswer, CoreError> {
         ask!(
@@ -335,10 +339,16 @@ impl CoreHandle {
             SyncAnswer {
                 tips,
                 ordered,
-                oldest_missing,
+                missing,
                 max_events
             }
         )
+    }
+
+    /// The parents this node's waiting events lack, oldest first (sent
+    /// with pulls).
+    pub async fn missing_parents(&self) -> Result<Vec<(EventId, u64)>, CoreError> {
+        ask!(self, MissingParents {})
     }
 
     /// Where this node stands in the order (state sync).
@@ -757,16 +767,19 @@ impl Core {
             Command::SyncAnswer {
                 tips,
                 ordered,
-                oldest_missing,
+                missing,
                 max_events,
                 reply,
             } => {
-                let _ = reply.send(self.machine.sync_answer(
-                    &tips,
-                    ordered,
-                    oldest_missing,
-                    max_events,
-                ));
+                let _ = reply.send(
+                    self.machine
+                        .sync_answer(&tips, ordered, &missing, max_events),
+                );
+            }
+            Command::MissingParents { reply } => {
+                let mut missing = self.machine.missing_parents();
+                missing.truncate(crate::net::wire::MAX_MISSING);
+                let _ = reply.send(missing);
             }
             Command::SyncPosition { reply } => {
                 let (ordered, running_hash, waiting_own_events) = self.machine.sync_position();

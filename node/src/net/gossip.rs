@@ -508,8 +508,8 @@ async fn answer(
         Message::SyncRequest {
             tips,
             ordered,
-            oldest_missing,
-        } => answer_sync(&shared, &mut send, tips, ordered, oldest_missing).await,
+            missing,
+        } => answer_sync(&shared, &mut send, tips, ordered, missing).await,
         Message::CheckpointsRequest
         | Message::StateRequest { .. }
         | Message::OrderIdsRequest { .. } => {
@@ -528,16 +528,11 @@ async fn answer_sync(
     send: &mut quinn::SendStream,
     tips: Vec<dagger_consensus::EventId>,
     ordered: u64,
-    oldest_missing: u64,
+    missing: Vec<(dagger_consensus::EventId, u64)>,
 ) {
     let Ok(answer) = shared
         .core
-        .sync_answer(
-            tips,
-            ordered,
-            (oldest_missing > 0).then_some(oldest_missing),
-            shared.config.max_events_per_sync,
-        )
+        .sync_answer(tips, ordered, missing, shared.config.max_events_per_sync)
         .await
     else {
         return;
@@ -825,10 +820,16 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
     let connection = connection_to(shared, peer).await?;
     let tips = shared.core.tips().await.map_err(|e| e.to_string())?;
     let status = shared.core.status().await.map_err(|e| e.to_string())?;
+    let mut missing = shared
+        .core
+        .missing_parents()
+        .await
+        .map_err(|e| e.to_string())?;
+    missing.truncate(super::wire::MAX_MISSING);
     let request = Message::SyncRequest {
         tips,
         ordered: status.ordered_events,
-        oldest_missing: status.oldest_missing_parent.unwrap_or(0),
+        missing,
     };
     let work = async {
         let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;

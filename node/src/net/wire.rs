@@ -3,7 +3,8 @@
 //! ```text
 //! frame   = len:u32be  body[len]
 //! body    = version:u8  kind:u8  payload
-//! kind 1  SyncRequest  ordered:u64be  oldest_missing:u64be  count:u32be  tip:[u8;32] × count
+//! kind 1  SyncRequest  ordered:u64be  count:u32be  tip:[u8;32] × count
+//!                      missing:u32be  (id:[u8;32] birth_round:u64be) × missing
 //! kind 2  Events       count:u32be  (len:u32be  event-bytes) × count
 //! kind 3  SyncDone
 //! kind 4  Push         event-bytes
@@ -34,6 +35,8 @@ pub const WIRE_VERSION: u8 = 1;
 pub const MAX_FRAME_BYTES: usize = 8 << 20;
 
 /// Most tips a sync request may carry (several per creator under forks).
+/// Missing parents a sync request may name.
+pub const MAX_MISSING: usize = 16;
 pub const MAX_TIPS: usize = 4_096;
 
 /// Most checkpoints one answer lists.
@@ -58,10 +61,11 @@ pub enum Message {
     SyncRequest {
         tips: Vec<EventId>,
         ordered: u64,
-        /// Birth round of the oldest parent the caller's waiting events
-        /// lack (0: none): a responder that pruned that round can never
-        /// send it and says `Behind`.
-        oldest_missing: u64,
+        /// Parents the caller's waiting events lack, oldest first, with
+        /// the birth rounds they are described with (at most
+        /// [`MAX_MISSING`]): a responder that pruned such a round sends the
+        /// event from its ledger, or says `Behind` if it has none.
+        missing: Vec<(EventId, u64)>,
     },
     /// A chunk of a sync answer, in topological order.
     Events(Vec<Event>),
@@ -126,14 +130,18 @@ impl Message {
             Message::SyncRequest {
                 tips,
                 ordered,
-                oldest_missing,
+                missing,
             } => {
                 out.push(1);
                 out.extend_from_slice(&ordered.to_be_bytes());
-                out.extend_from_slice(&oldest_missing.to_be_bytes());
                 out.extend_from_slice(&(tips.len() as u32).to_be_bytes());
                 for tip in tips {
                     out.extend_from_slice(&tip.0);
+                }
+                out.extend_from_slice(&(missing.len() as u32).to_be_bytes());
+                for (id, birth) in missing {
+                    out.extend_from_slice(&id.0);
+                    out.extend_from_slice(&birth.to_be_bytes());
                 }
             }
             Message::Events(events) => {
@@ -208,7 +216,6 @@ impl Message {
         let message = match reader.u8()? {
             1 => {
                 let ordered = u64::from_be_bytes(reader.array()?);
-                let oldest_missing = u64::from_be_bytes(reader.array()?);
                 let count = reader.u32()? as usize;
                 if count > MAX_TIPS {
                     return Err(WireError::TooManyTips(count));
@@ -217,10 +224,21 @@ impl Message {
                 for _ in 0..count {
                     tips.push(EventId(reader.array()?));
                 }
+                let count = reader.u32()? as usize;
+                if count > MAX_MISSING {
+                    return Err(WireError::TooManyTips(count));
+                }
+                let mut missing = Vec::with_capacity(count);
+                for _ in 0..count {
+                    missing.push((
+                        EventId(reader.array()?),
+                        u64::from_be_bytes(reader.array()?),
+                    ));
+                }
                 Message::SyncRequest {
                     tips,
                     ordered,
-                    oldest_missing,
+                    missing,
                 }
             }
             2 => {

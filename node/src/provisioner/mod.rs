@@ -75,6 +75,12 @@ pub fn open(
     let catalog = crate::images::Catalog::new(&vm.images_dir);
     let qemu = || {
         let mut settings = QemuSettings::new(data_dir, catalog.clone());
+        if let Some(dir) = &vm.vms_dir {
+            settings.dir = dir.clone();
+        }
+        if let Some(user) = &vm.vm_user {
+            settings.vm_user = user.clone();
+        }
         settings.ports = vm.ports.clone();
         settings.public_host = vm.public_host.clone();
         settings.accel = vm.accel;

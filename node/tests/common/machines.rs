@@ -241,14 +241,14 @@ impl Net {
             return;
         }
         let clock = self.clock;
-        let (tips, status) = {
+        let (tips, status, missing) = {
             let m = self.peers[a].machine.as_ref().expect("up");
-            (m.tips(), m.status())
+            (m.tips(), m.status(), m.missing_parents())
         };
         let answer = self.peers[b].machine.as_mut().expect("up").sync_answer(
             &tips,
             status.ordered_events,
-            status.oldest_missing_parent,
+            &missing,
             4_096,
         );
         self.behind[a] |= answer.behind_horizon;

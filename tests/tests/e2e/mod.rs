@@ -79,7 +79,7 @@ pub fn node_config_file(
     std::fs::write(
         path,
         format!(
-            "identity = {:?}\nlisten = \"{listen}\"\napi = \"127.0.0.1:0\"\ndata_dir = {:?}\nnetwork = \"{}\"\nrpc_url = \"{}\"\nws_url = \"{}\"\n",
+            "identity = {:?}\nlisten = \"{listen}\"\napi = \"127.0.0.1:0\"\ndata_dir = {:?}\nnetwork = \"{}\"\nrpc_url = \"{}\"\nws_url = \"{}\"\nprovisioner = \"simulated\"\n",
             c.identity.display().to_string(),
             data_dir.display().to_string(),
             c.network,
