@@ -46,6 +46,7 @@ pub struct FileConfig {
     pub identity: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub api: Option<SocketAddr>,
+    pub signing_record: Option<PathBuf>,
     pub submit: Option<SocketAddr>,
     pub submit_token_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
@@ -160,6 +161,11 @@ pub struct Overrides {
     /// HTTP status API address (read-only: status, events, order, metrics).
     #[arg(long, env = "DAGGER_API")]
     pub api: Option<SocketAddr>,
+    /// The signing record (slashing protection): default beside the
+    /// identity file (`<identity>.signing-record`); keep it off the
+    /// ledger's volume so that losing one does not lose the other.
+    #[arg(long, env = "DAGGER_SIGNING_RECORD")]
+    pub signing_record: Option<PathBuf>,
     /// Address of the transaction submission API (`POST /tx`, `/txs`),
     /// off unless set; every request must carry the token of
     /// --submit-token-file as `Authorization: Bearer <token>`.
@@ -257,6 +263,8 @@ pub struct PeerSetting {
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub identity: PathBuf,
+    /// The signing record (slashing protection, `crate::signing_record`).
+    pub signing_record: PathBuf,
     pub listen: SocketAddr,
     pub api: SocketAddr,
     /// The transaction submission API, if this node takes transactions
@@ -333,6 +341,7 @@ impl NodeConfig {
             anchor(&mut from_file.images_dir);
             anchor(&mut from_file.submit_token_file);
             anchor(&mut from_file.vms_dir);
+            anchor(&mut from_file.signing_record);
         }
         let interval =
             |flag: Option<u64>, file: Option<u64>, name: &'static str| match flag.or(file) {
@@ -456,6 +465,11 @@ impl NodeConfig {
             (None, None) => None,
         };
         Ok(NodeConfig {
+            signing_record: overrides
+                .signing_record
+                .clone()
+                .or(from_file.signing_record)
+                .unwrap_or_else(|| crate::signing_record::default_path(&identity)),
             identity,
             listen,
             api: overrides.api.or(from_file.api).ok_or(ConfigError::Missing(

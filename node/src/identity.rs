@@ -89,7 +89,9 @@ impl Identity {
             .expect("a byte vector always serialises")
     }
 
-    /// Writes a new keypair file (mode 0600); never overwrites one.
+    /// Writes a new keypair file (mode 0600), and beside it a signing record
+    /// saying the key never signed (`crate::signing_record`); never
+    /// overwrites either.
     pub fn save_new(&self, path: &Path) -> Result<(), IdentityError> {
         let display = path.display().to_string();
         if path.exists() {
@@ -114,9 +116,18 @@ impl Identity {
         })?;
         file.write_all(self.to_json().as_bytes())
             .map_err(|source| IdentityError::Write {
-                path: display,
+                path: display.clone(),
                 source,
-            })
+            })?;
+        let record = crate::signing_record::default_path(path);
+        if !record.exists() {
+            crate::signing_record::SigningRecord::create_fresh(&record, &display_id(&self.id()))
+                .map_err(|e| IdentityError::Write {
+                    path: record.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
+        Ok(())
     }
 
     pub fn id(&self) -> NodeId {

@@ -24,4 +24,5 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod provisioner;
+pub mod signing_record;
 pub mod store;

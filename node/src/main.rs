@@ -57,6 +57,11 @@ enum Command {
     /// Manage this operator's VM images (by content hash).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Move a node key's signing record (slashing protection) between
+    /// machines: export it where the node stopped, import it where the key
+    /// goes. An import never lowers what a record holds.
+    #[command(subcommand)]
+    SigningRecord(RecordCommand),
     /// Run a node until Ctrl-C.
     Run {
         /// TOML config file; every key can also be given as a flag or env var.
@@ -65,6 +70,70 @@ enum Command {
         #[command(flatten)]
         overrides: Box<Overrides>,
     },
+}
+
+#[derive(Subcommand)]
+enum RecordCommand {
+    /// Copy the record of the key in IDENTITY to OUT (stop the node first).
+    Export {
+        /// The node's keypair file.
+        #[arg(long)]
+        identity: PathBuf,
+        /// The record (default: beside the keypair file).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Merge an exported record into this machine's record for the key.
+    Import {
+        #[arg(long)]
+        identity: PathBuf,
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// The exported record.
+        #[arg(long)]
+        from: PathBuf,
+    },
+}
+
+fn record_command(command: RecordCommand) -> Result<()> {
+    use dagger_node::signing_record::{default_path, SigningRecord};
+    match command {
+        RecordCommand::Export {
+            identity,
+            record,
+            out,
+        } => {
+            let key = display_id(&Identity::load(&identity)?.id());
+            let path = record.unwrap_or_else(|| default_path(&identity));
+            let ours = SigningRecord::open(&path, &key)?
+                .with_context(|| format!("no signing record at {}", path.display()))?;
+            if out.exists() {
+                anyhow::bail!("refusing to overwrite {}", out.display());
+            }
+            let mut copy = SigningRecord::create_fresh(&out, &key)?;
+            copy.merge(&ours)?;
+            println!("exported {} to {}", path.display(), out.display());
+        }
+        RecordCommand::Import {
+            identity,
+            record,
+            from,
+        } => {
+            let key = display_id(&Identity::load(&identity)?.id());
+            let path = record.unwrap_or_else(|| default_path(&identity));
+            let theirs = SigningRecord::open(&from, &key)?
+                .with_context(|| format!("no signing record at {}", from.display()))?;
+            let mut ours = match SigningRecord::open(&path, &key)? {
+                Some(record) => record,
+                None => SigningRecord::create_fresh(&path, &key)?,
+            };
+            ours.merge(&theirs)?;
+            println!("merged {} into {}", from.display(), path.display());
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -166,6 +235,7 @@ async fn main() -> Result<()> {
             println!("{}", display_id(&identity.id()));
         }
         Command::Image(command) => image_command(command)?,
+        Command::SigningRecord(command) => record_command(command)?,
         Command::Run { config, overrides } => {
             let config = NodeConfig::load(config.as_deref(), &overrides)?;
             let node = dagger_node::node::start_from_config(&config).await?;

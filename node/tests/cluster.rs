@@ -1333,3 +1333,102 @@ async fn readiness_follows_consensus_and_peers() {
         .unwrap();
     assert!(health.status().is_success());
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// An honest operator never slashes itself, whatever happened to its disk:
+/// node 3's ledger is wiped (key and signing record kept), then replaced by
+/// an older backup, then wiped together with its signing record, each time
+/// while its old events are still held by its peers. Each time it decides
+/// rounds again, its transactions are ordered, and no node ever holds
+/// evidence against anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_or_rolled_back_ledger_never_makes_a_node_sign_twice() {
+    let mut net = Net::start(4, &[0, 1, 2, 3]).await;
+    let mut next = 0u32;
+    net.run_rounds(&[0, 1, 2, 3], 4, 40, &mut next).await;
+    let data = net.cluster.dir.join("data3");
+    let backup = net.cluster.dir.join("backup3");
+    let record = net.cluster.dir.join("node3.json.signing-record");
+    assert!(record.exists(), "keygen writes a signing record");
+    // An older backup of node 3's ledger, then more signing on top of it.
+    net.cluster.kill(3);
+    copy_dir(&data, &backup);
+    net.cluster.start(3).unwrap();
+    net.wait_healthy(3).await;
+    net.run_rounds(&[0, 1, 2, 3], 4, 40, &mut next).await;
+
+    type Damage = fn(&std::path::Path, &std::path::Path, &std::path::Path);
+    let cases: [(&str, Damage); 3] = [
+        ("wiped ledger", |data, _, _| {
+            std::fs::remove_dir_all(data).unwrap()
+        }),
+        ("older backup restored", |data, backup, _| {
+            std::fs::remove_dir_all(data).unwrap();
+            copy_dir(backup, data);
+        }),
+        ("wiped ledger and signing record", |data, _, record| {
+            std::fs::remove_dir_all(data).unwrap();
+            std::fs::remove_file(record).unwrap();
+        }),
+    ];
+    for (case, damage) in cases {
+        net.cluster.kill(3);
+        damage(&data, &backup, &record);
+        net.cluster.start(3).unwrap();
+        net.wait_healthy(3).await;
+        // Work for node 3 at once: it wants to sign before it has heard
+        // from anyone.
+        let first = tx(43, next);
+        next += 1;
+        net.submit(3, &first).await;
+        // The network goes on with node 3 back in it.
+        let before = net.decided(0).await;
+        let mut sent = net.run_rounds(&[0, 1, 2, 3], 6, 41, &mut next).await;
+        sent.push(first);
+        if let Err(missing) = net.wait_for_txs(0, &sent, Duration::from_secs(120)).await {
+            panic!(
+                "{case}: {} transactions not ordered\n{}",
+                missing.len(),
+                net.log(3)
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while net.decided(3).await <= before {
+            assert!(Instant::now() < deadline, "{case}: node 3 decides nothing");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Node 3 signs again: a transaction given to it is ordered.
+        let own = tx(42, next);
+        next += 1;
+        net.submit(3, &own).await;
+        if net
+            .wait_for_txs(0, &[own], Duration::from_secs(60))
+            .await
+            .is_err()
+        {
+            panic!(
+                "{case}: node 3's transaction was not ordered\n{}",
+                net.log(3)
+            );
+        }
+        for i in 0..4 {
+            assert_eq!(
+                net.status(i).await["equivocations"],
+                0,
+                "{case}: node {i} holds evidence\n{}",
+                net.log(3)
+            );
+        }
+    }
+}

@@ -93,6 +93,7 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         .port();
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
     let config = NodeConfig {
+        signing_record: dagger_node::signing_record::default_path(&keys.join("node.json")),
         identity: keys.join("node.json"),
         listen,
         api: "127.0.0.1:0".parse().unwrap(),

@@ -168,6 +168,10 @@ pub enum CreateError {
     /// on sound events (see the crate docs, "Sound events").
     #[error("the other-parent is not a sound event")]
     UnsoundOtherParent,
+    /// The caller's check refused the event before it was signed (see
+    /// [`crate::Hashgraph::create_event_checked`]).
+    #[error("refused before signing: {0}")]
+    Refused(String),
     /// This creator's latest own event is linked by the new event but not
     /// held here (a state installed from a peer that lacks it): wait until
     /// it arrives, or until it is old enough not to be linked.

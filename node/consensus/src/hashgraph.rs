@@ -771,6 +771,22 @@ impl Hashgraph {
         now_ns: u64,
         other_parent: Option<EventId>,
     ) -> Result<Event, CreateError> {
+        self.create_event_checked(key, txs, now_ns, other_parent, |_| Ok(()))
+    }
+
+    /// [`Hashgraph::create_event`], with `check` shown the event before it
+    /// is signed: an `Err` refuses it ([`CreateError::Refused`]) and nothing
+    /// is signed. A node's slashing protection sits here (it refuses
+    /// anything that could conflict with what its key signed before, and
+    /// records what it is about to sign).
+    pub fn create_event_checked(
+        &mut self,
+        key: &SigningKey,
+        txs: Vec<Vec<u8>>,
+        now_ns: u64,
+        other_parent: Option<EventId>,
+        check: impl FnOnce(&UnsignedEvent) -> Result<(), String>,
+    ) -> Result<Event, CreateError> {
         let creator = CreatorId::from(key);
         let c = *self
             .sched
@@ -783,19 +799,21 @@ impl Hashgraph {
                 return Err(CreateError::UnsoundOtherParent);
             }
         }
-        let event = self.draft(key, head, other_parent, now_ns, txs)?;
+        let unsigned = self.plan(key, head, other_parent, now_ns, txs)?;
         if let Some(h) = head {
             // The new event links its self-parent: every node, this one
             // too, needs it. An own event must never wait here (it would
             // be placed later, after this node signed another event at its
             // sequence number).
-            if links(event.birth_round(), h.birth_round)
+            if links(unsigned.birth_round, h.birth_round)
                 && !self.is_ancient(h.birth_round)
                 && self.g.get(&h.id).is_none()
             {
                 return Err(CreateError::OwnHeadMissing);
             }
         }
+        check(&unsigned).map_err(CreateError::Refused)?;
+        let event = unsigned.sign(key, &self.config.network_id);
         match self.insert(event.clone())? {
             InsertOutcome::Inserted(_) => Ok(event),
             InsertOutcome::Buffered { .. } => {
@@ -835,17 +853,19 @@ impl Hashgraph {
                 })
             }
         };
-        self.draft(key, head, other_parent, now_ns, txs)
+        let unsigned = self.plan(key, head, other_parent, now_ns, txs)?;
+        Ok(unsigned.sign(key, &self.config.network_id))
     }
 
-    fn draft(
+    /// The next event of `key`'s chain after `head`, unsigned.
+    fn plan(
         &mut self,
         key: &SigningKey,
         head: Option<ChainHead>,
         other_parent: Option<EventId>,
         now_ns: u64,
         txs: Vec<Vec<u8>>,
-    ) -> Result<Event, CreateError> {
+    ) -> Result<UnsignedEvent, CreateError> {
         let creator = CreatorId::from(key);
         let c = *self
             .sched
@@ -899,8 +919,7 @@ impl Hashgraph {
             }),
             created_at_ns: time,
             txs,
-        }
-        .sign(key, &self.config.network_id))
+        })
     }
 
     /// The newest event this instance ever inserted for `creator` (kept

@@ -266,6 +266,7 @@ impl Devnet {
                 ..VmConfig::simulated(&node_dir)
             };
             configs.push(NodeConfig {
+                signing_record: dagger_node::signing_record::default_path(&op.identity_path),
                 identity: op.identity_path.clone(),
                 listen: SocketAddr::from(([127, 0, 0, 1], gossip)),
                 api: SocketAddr::from(([127, 0, 0, 1], api_port)),

@@ -28,6 +28,7 @@ use super::{
 use crate::{
     identity::Identity,
     metrics::Metrics,
+    signing_record::{self, Entry, Guard, Head, Resume},
     store::{LedgerView, Write},
 };
 
@@ -73,6 +74,9 @@ pub enum Output {
     },
     /// A decided round, for subscribers (the controller's duties, tests).
     Decided(Arc<Decided>),
+    /// Store this signing-record entry durably (fsync) before applying any
+    /// later output: an own event it covers follows.
+    Record(Entry),
 }
 
 /// What a peer that pulled gets.
@@ -135,6 +139,20 @@ pub struct Machine {
     /// When the next event may be signed (`min_event_spacing` after the
     /// last), if one waits for it: see [`Machine::poll_timeout`].
     pub(super) create_at: Option<Instant>,
+    /// Slashing protection (see `crate::signing_record`).
+    pub(super) signing: Signing,
+}
+
+/// Where the machine stands with its signing record.
+#[derive(Debug)]
+pub enum Signing {
+    /// No record was given (tests that drive the machine bare).
+    Unguarded,
+    /// Every event is checked against, and recorded in, the record.
+    Guarded(Guard),
+    /// The record is lost: nothing is signed until peers holding more than a
+    /// third of the stake answered a pull (their ids so far).
+    AwaitingPeers(HashSet<[u8; 32]>),
 }
 
 impl Machine {
@@ -345,9 +363,117 @@ impl Machine {
         self.hg.tips()
     }
 
+    /// Resumes signing from the signing record's entry for this network
+    /// (`None`: there is no record). Call once, after recovery, before the
+    /// machine signs anything; see `crate::signing_record`.
+    pub fn resume_signing(&mut self, entry: Option<Entry>) {
+        let me = CreatorId(self.identity.id());
+        let ledger_head = self.hg.chain_head(&me).map(|h| Head {
+            id: h.id.0,
+            seq: h.seq,
+            birth_round: h.birth_round,
+            created_at_ns: h.created_at_ns,
+        });
+        match signing_record::resume(entry, ledger_head) {
+            Resume::Lost => {
+                tracing::warn!(
+                    "no signing record: signing nothing until peers holding more than a third of \
+                     the stake have answered, then resuming past what they hold of this chain"
+                );
+                self.signing = Signing::AwaitingPeers(HashSet::new());
+            }
+            resume => self.apply_resume(resume, entry.unwrap_or_default(), ledger_head),
+        }
+    }
+
+    fn apply_resume(&mut self, resume: Resume, entry: Entry, ledger_head: Option<Head>) {
+        let me = CreatorId(self.identity.id());
+        let head = match resume {
+            Resume::Fresh | Resume::Lost => None,
+            Resume::After(h) => Some(h),
+            // The next event gets `seq`; its self-parent is the newest own
+            // event this node holds (not followed: its sequence number does
+            // not match), or none it could hold.
+            Resume::Jump { seq, birth_round } => Some(match ledger_head {
+                Some(h) => Head { seq: seq - 1, ..h },
+                None => Head {
+                    id: [0; 32],
+                    seq: seq - 1,
+                    birth_round: birth_round.max(1),
+                    created_at_ns: 0,
+                },
+            }),
+        };
+        if let Some(h) = head {
+            self.hg.resume_chain(
+                &me,
+                dagger_consensus::ChainHead {
+                    id: EventId(h.id),
+                    seq: h.seq,
+                    birth_round: h.birth_round,
+                    created_at_ns: h.created_at_ns,
+                },
+            );
+        }
+        tracing::info!(?resume, "signing resumes from the signing record");
+        self.signing = Signing::Guarded(Guard::new(resume, entry));
+    }
+
+    /// The record entry after a clean stop: exactly the last own event.
+    pub fn exact_record(&self) -> Option<Entry> {
+        let Signing::Guarded(guard) = &self.signing else {
+            return None;
+        };
+        let head = self.hg.chain_head(&CreatorId(self.identity.id()))?;
+        Some(guard.exact(Head {
+            id: head.id.0,
+            seq: head.seq,
+            birth_round: head.birth_round,
+            created_at_ns: head.created_at_ns,
+        }))
+    }
+
+    /// With the record lost: once peers holding more than a third of the
+    /// stake answered, resume past the newest own event they hold.
+    fn heard_from(&mut self, peer: [u8; 32]) {
+        let Signing::AwaitingPeers(heard) = &mut self.signing else {
+            return;
+        };
+        heard.insert(peer);
+        let roster = self.hg.roster_at(self.hg.stats().last_decided_round + 1);
+        let me = self.identity.id();
+        let stake: u64 = heard
+            .iter()
+            .filter(|id| **id != me)
+            .map(|id| roster.stake(&CreatorId(*id)))
+            .sum();
+        if !dagger_consensus::is_supermajority(stake.saturating_mul(2), roster.total()) {
+            return;
+        }
+        let known = self.hg.chain_head(&CreatorId(me));
+        let resume = Resume::Jump {
+            seq: known.map_or(0, |h| h.seq) + signing_record::LOST_RECORD_JUMP,
+            birth_round: known.map_or(0, |h| h.birth_round),
+        };
+        tracing::warn!(
+            newest_known = known.map(|h| h.seq),
+            ?resume,
+            "peers holding more than a third of the stake answered; resuming past this chain's \
+             newest event they hold"
+        );
+        let ledger_head = known.map(|h| Head {
+            id: h.id.0,
+            seq: h.seq,
+            birth_round: h.birth_round,
+            created_at_ns: h.created_at_ns,
+        });
+        self.apply_resume(resume, Entry::default(), ledger_head);
+    }
+
     /// After pulling from `peer`: create an event whose other-parent is the
     /// peer's latest (gossip about gossip), if there is reason to.
     pub fn after_sync(&mut self, peer: [u8; 32], now: Now) {
+        self.heard_from(peer);
         if let Some(latest) = self.hg.latest_of(&CreatorId(peer)) {
             self.react_to = Some(latest);
         }
@@ -502,6 +628,9 @@ impl Machine {
     /// long after it that it does not link it (see the consensus crate,
     /// "Birth rounds").
     fn may_create(&mut self, pulled: usize) -> bool {
+        if matches!(self.signing, Signing::AwaitingPeers(_)) {
+            return false;
+        }
         if !self.resuming {
             return true;
         }
@@ -541,12 +670,25 @@ impl Machine {
     fn create_event(&mut self, other_parent: Option<EventId>, now: Now) {
         let limits = self.config.consensus.limits.clone();
         let batch = self.mempool.take_batch(&limits);
-        let event = match self.hg.create_event(
+        let mut record = None;
+        let signing = &mut self.signing;
+        let created = self.hg.create_event_checked(
             self.identity.signing_key(),
             batch.txs.clone(),
             now.unix_ns,
             other_parent,
-        ) {
+            |event| match signing {
+                Signing::Unguarded => Ok(()),
+                Signing::AwaitingPeers(_) => Err("the signing record is lost".to_string()),
+                Signing::Guarded(guard) => {
+                    record = guard
+                        .permit(event.seq, event.birth_round)
+                        .map_err(|e| e.to_string())?;
+                    Ok(())
+                }
+            },
+        );
+        let event = match created {
             Ok(event) => event,
             Err(err) => {
                 self.mempool.put_back(batch);
@@ -556,6 +698,7 @@ impl Machine {
                         | CreateError::OwnHeadMissing
                         | CreateError::ParentsTooOld
                         | CreateError::UnsoundOtherParent
+                        | CreateError::Refused(_)
                 ) {
                     tracing::debug!(reason = %err, "event creation waits");
                 } else if let CreateError::Rejected(Reject::NotInRoster { round }) = err {
@@ -568,6 +711,10 @@ impl Machine {
                 return;
             }
         };
+        if let Some(entry) = record {
+            // Durable before the event can leave the process.
+            self.outputs.push_back(Output::Record(entry));
+        }
         let id = event.id();
         self.own_seq = Some(event.seq());
         self.last_own_event = now.instant;

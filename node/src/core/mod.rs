@@ -87,6 +87,9 @@ pub struct CoreConfig {
     /// Ordered events stay on disk this many decided rounds, so peers that
     /// fell behind can catch up from this node; older ones are deleted.
     pub disk_horizon_rounds: u64,
+    /// The signing record (slashing protection, `crate::signing_record`);
+    /// `None` signs unguarded (tests that drive bare cores).
+    pub signing_record: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,8 @@ pub enum CoreError {
     Store(#[from] StoreError),
     #[error("stored consensus snapshot is unusable: {0}")]
     Snapshot(String),
+    #[error(transparent)]
+    Record(#[from] crate::signing_record::RecordError),
     #[error(
         "ledger says this node signed sequence {stored} but only {replayed} is on disk; \
          refusing to sign again (it could fork itself)"
@@ -558,6 +563,31 @@ pub struct Core {
     decided: broadcast::Sender<Arc<Decided>>,
     recent: Arc<std::sync::RwLock<RecentOrder>>,
     ordered: watch::Sender<u64>,
+    /// The signing record: where it lives, what it holds (`None` until it
+    /// is first written when it was lost), for which key and network.
+    record: Option<RecordFile>,
+}
+
+/// The signing record as the core keeps it.
+struct RecordFile {
+    path: std::path::PathBuf,
+    record: Option<crate::signing_record::SigningRecord>,
+    node_key: String,
+    network: [u8; 32],
+}
+
+impl RecordFile {
+    fn store(&mut self, entry: crate::signing_record::Entry) -> Result<(), CoreError> {
+        use crate::signing_record::SigningRecord;
+        let record = match &mut self.record {
+            Some(record) => record,
+            None => self
+                .record
+                .insert(SigningRecord::create_fresh(&self.path, &self.node_key)?),
+        };
+        record.store(&self.network, entry)?;
+        Ok(())
+    }
 }
 
 impl Core {
@@ -573,6 +603,7 @@ impl Core {
     ) -> Result<(Core, CoreHandle), CoreError> {
         let recovered = store.recover()?;
         let network_id = config.consensus.network_id;
+        let record_path = config.signing_record.clone();
         let mut machine = Machine::recover(
             identity.clone(),
             config,
@@ -582,6 +613,20 @@ impl Core {
             recovered,
             Now::system(),
         )?;
+        let record = match record_path {
+            None => None,
+            Some(path) => {
+                let node_key = crate::identity::display_id(&identity.id());
+                let record = crate::signing_record::SigningRecord::open(&path, &node_key)?;
+                machine.resume_signing(record.as_ref().map(|r| r.entry(&network_id)));
+                Some(RecordFile {
+                    path,
+                    record,
+                    node_key,
+                    network: network_id,
+                })
+            }
+        };
         // Records a crash lost, re-derived by replay: durable before
         // anything new happens.
         let mut repairs = Vec::new();
@@ -621,6 +666,7 @@ impl Core {
             decided: decided.clone(),
             recent: recent.clone(),
             ordered: ordered_tx,
+            record,
         };
         let handle = CoreHandle {
             tx,
@@ -680,6 +726,14 @@ impl Core {
         if let Some(writer) = self.writer.take() {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
+        // A clean stop: the record names exactly the last own event, so a
+        // restart continues the chain without a jump.
+        if let (Some(file), Some(entry)) = (self.record.as_mut(), self.machine.exact_record()) {
+            match file.store(entry) {
+                Ok(()) => tracing::info!(seq = entry.seq, "signing record closed exactly"),
+                Err(err) => tracing::error!(error = %err, "cannot close the signing record"),
+            }
+        }
     }
 
     /// Carries the machine's outputs out, in order.
@@ -704,6 +758,13 @@ impl Core {
                 }
                 Output::Decided(decided) => {
                     let _ = self.decided.send(decided);
+                }
+                Output::Record(entry) => {
+                    // Synchronously, before the own event after it is
+                    // handed to the writer (which sends it once durable).
+                    if let Some(file) = self.record.as_mut() {
+                        file.store(entry)?;
+                    }
                 }
             }
         }

@@ -81,6 +81,7 @@ impl Machine {
             react_pending: false,
             react_to: None,
             create_at: None,
+            signing: super::machine::Signing::Unguarded,
         };
         machine.records.next_tx_position = match recovered.checkpoint {
             // Written with the snapshot: after a state sync it is the only

@@ -60,6 +60,7 @@ fn config(genesis: Roster, disk_horizon_rounds: u64, timing: Timing) -> CoreConf
         idle_event_interval: timing.idle,
         min_event_spacing: timing.spacing,
         disk_horizon_rounds,
+        signing_record: None,
     }
 }
 
