@@ -1098,6 +1098,30 @@ impl Hashgraph {
             .collect()
     }
 
+    /// Checks the signature of every event this instance holds, keeps
+    /// waiting or keeps as evidence, for its network: what a node installing
+    /// a state taken by someone else runs first ([`Hashgraph::restore`]
+    /// trusts stored signatures). Returns the first event that fails.
+    pub fn verify_signatures(&self) -> Result<(), EventId> {
+        let net = &self.config.network_id;
+        let held = self.g.live_slots().map(|s| &self.g.node(s).event);
+        let waiting = self
+            .buffer
+            .entries()
+            .into_iter()
+            .map(|(e, _, _)| e)
+            .chain(self.parked.events());
+        let evidence = self.evidence.iter().flat_map(|e| [&e.first, &e.second]);
+        for e in held.chain(waiting).chain(evidence) {
+            if verify::signature_ok(e, net).is_err()
+                || verify::check_shape(e, &self.config.limits).is_err()
+            {
+                return Err(e.id());
+            }
+        }
+        Ok(())
+    }
+
     /// The held event with this id.
     pub fn event(&self, id: &EventId) -> Option<Event> {
         self.g.get(id).map(|s| self.g.node(s).event.clone())

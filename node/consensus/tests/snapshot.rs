@@ -644,3 +644,34 @@ fn soak_restored_instances_behave_identically() {
         .unwrap_or(3000);
     assert_covered(&batch(1_000_000, count));
 }
+
+/// A state taken by someone else is checked event by event: a snapshot
+/// whose checksum was recomputed around a forged signature restores (it
+/// trusts stored signatures) but fails `verify_signatures`.
+#[test]
+fn a_forged_event_in_a_recomputed_snapshot_is_found() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut sim = Sim::new(4, &[], &[]);
+    sim.genesis(&mut rng);
+    for _ in 0..60 {
+        sim.step(&mut rng);
+    }
+    let hg = &sim.parts[0].hg;
+    let bytes = hg.snapshot();
+    let restored = Hashgraph::restore(config(), &bytes).expect("restores");
+    assert_eq!(restored.verify_signatures(), Ok(()));
+    // Flip one signature bit of a held event and recompute the checksum.
+    let (victim, _) = hg.held_events()[3];
+    let encoded = victim.encode();
+    let at = bytes
+        .windows(encoded.len())
+        .position(|w| w == encoded.as_slice())
+        .expect("the event is stored verbatim");
+    let mut forged = bytes.clone();
+    forged[at + encoded.len() - 1] ^= 0x01;
+    let body = forged.len() - 32;
+    let sum = *blake3::hash(&forged[..body]).as_bytes();
+    forged[body..].copy_from_slice(&sum);
+    let restored = Hashgraph::restore(config(), &forged).expect("restore trusts signatures");
+    assert_eq!(restored.verify_signatures(), Err(victim.id()));
+}

@@ -36,6 +36,8 @@ pub enum InstallError {
     NotAhead { offered: u64, ours: u64 },
     #[error("the ordered ids do not link this node's running hash to the checkpoint's")]
     Gap,
+    #[error("the state holds event {0} whose signature or shape does not check")]
+    BadEvent(String),
 }
 
 impl Machine {
@@ -61,6 +63,11 @@ impl Machine {
         if Checkpoint::of(&hg, observer, vouched.next_tx) != *vouched {
             return Err(InstallError::Digest);
         }
+        // The digest covers what consensus decided, not the events: each
+        // is checked as a received event is (a peer cannot slip in one its
+        // creator never signed).
+        hg.verify_signatures()
+            .map_err(|id| InstallError::BadEvent(super::hex(&id.0)))?;
         Ok(())
     }
 

@@ -751,7 +751,7 @@ async fn pull_and_record(shared: Arc<Shared>, peer: NodeId) {
     let started = Instant::now();
     let result = pull_from(&shared, peer).await;
     if matches!(result, Ok(true)) {
-        super::state_sync::start(&shared);
+        super::state_sync::behind_reported(&shared, peer);
     }
     let succeeded = {
         let mut peers = shared.peers.lock();

@@ -59,6 +59,51 @@ pub struct Progress {
     last_attempt: Option<Instant>,
     /// When each peer last got a state from this node.
     served: HashMap<NodeId, Instant>,
+    /// When each peer last said this node is behind what it keeps.
+    behind: HashMap<NodeId, Instant>,
+}
+
+/// How long a peer's "behind" counts towards starting a state sync.
+const BEHIND_FOR: Duration = Duration::from_secs(60);
+
+/// A peer said this node is behind what it keeps. A state sync starts once
+/// peers holding more than a third of the stake said so recently: one
+/// peer (which may lie) cannot send a node into state syncs.
+pub(super) fn behind_reported(shared: &Arc<Shared>, peer: NodeId) {
+    let reporters: Vec<NodeId> = {
+        let mut progress = shared.state_sync.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        progress.behind.insert(peer, now);
+        progress
+            .behind
+            .retain(|_, at| now.duration_since(*at) < BEHIND_FOR);
+        progress.behind.keys().copied().collect()
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let Ok(roster) = shared.core.roster().await else {
+            return;
+        };
+        if more_than_a_third(&roster, &reporters) {
+            start(&shared);
+        } else {
+            tracing::debug!(
+                reporters = reporters.len(),
+                "a peer says this node is behind; waiting for more than a third of the stake to agree"
+            );
+        }
+    });
+}
+
+/// Whether `ids` hold more than a third of `roster`'s stake.
+pub fn more_than_a_third(roster: &[(NodeId, u64)], ids: &[NodeId]) -> bool {
+    let total: u128 = roster.iter().map(|(_, s)| u128::from(*s)).sum();
+    let held: u128 = roster
+        .iter()
+        .filter(|(id, _)| ids.contains(id))
+        .map(|(_, s)| u128::from(*s))
+        .sum();
+    held * 3 > total
 }
 
 /// Starts a state sync unless one runs or ran very recently.
@@ -507,6 +552,20 @@ mod tests {
             next_tx: round,
             digest: [digest; 32],
         }
+    }
+
+    #[test]
+    fn one_lying_peer_cannot_start_a_state_sync() {
+        let roster = [([1; 32], 1), ([2; 32], 1), ([3; 32], 1), ([4; 32], 1)];
+        assert!(!more_than_a_third(&roster, &[[2; 32]]));
+        assert!(
+            !more_than_a_third(&roster, &[[9; 32], [8; 32]]),
+            "strangers weigh nothing"
+        );
+        assert!(more_than_a_third(&roster, &[[2; 32], [3; 32]]));
+        let uneven = [([1; 32], 10), ([2; 32], 1), ([3; 32], 1)];
+        assert!(more_than_a_third(&uneven, &[[1; 32]]));
+        assert!(!more_than_a_third(&uneven, &[[2; 32], [3; 32]]));
     }
 
     #[test]
