@@ -45,6 +45,8 @@ use crate::{
 
 /// Largest `limit` for `/order`.
 pub const MAX_ORDER_PAGE: usize = 10_000;
+/// Transaction bytes in one `/order` page at most (clients page on).
+pub const MAX_ORDER_PAGE_BYTES: usize = 4 << 20;
 /// Longest `/order` long poll.
 pub const MAX_ORDER_WAIT_MS: u64 = 30_000;
 /// Most transactions in one `POST /txs`.
@@ -310,7 +312,13 @@ struct OrderedTx {
 }
 
 async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -> Response {
-    let limit = query.limit.unwrap_or(1_000).min(MAX_ORDER_PAGE);
+    // A page also ends at MAX_ORDER_PAGE_BYTES of transactions, whatever
+    // `limit` asked (clients page on): one answer cannot take the node's
+    // memory. It always holds at least one.
+    let limit = crate::store::PageLimit {
+        records: query.limit.unwrap_or(1_000).min(MAX_ORDER_PAGE),
+        bytes: MAX_ORDER_PAGE_BYTES,
+    };
     let from = query.from;
     let wait = std::time::Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_ORDER_WAIT_MS));
     let deadline = tokio::time::Instant::now() + wait;

@@ -18,6 +18,7 @@ pub mod controller;
 pub mod core;
 pub mod executor;
 pub mod health;
+pub mod http;
 pub mod identity;
 pub mod images;
 pub mod metrics;

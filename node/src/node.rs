@@ -355,33 +355,36 @@ async fn assemble(
     let sampled = handle.clone();
     let sampler = health.clone();
     let (http_shutdown, http_stop) = tokio::sync::oneshot::channel::<()>();
+    let http_metrics = metrics.clone();
     let http_task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = http_stop.await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.changed().await;
         };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(stop);
-        let result = match submit {
-            None => serve.await,
-            Some((submit_listener, _, submit_app)) => {
-                let (tx, rx) = tokio::sync::watch::channel(false);
-                let both = async move {
-                    let mut rx2 = rx.clone();
-                    let submit = axum::serve(submit_listener, submit_app).with_graceful_shutdown(
-                        async move {
-                            let _ = rx2.changed().await;
-                        },
-                    );
-                    tokio::select! {
-                        r = serve => { let _ = tx.send(true); r }
-                        r = submit => r,
-                    }
-                };
-                both.await
+        let read_only = crate::http::serve(
+            listener,
+            app,
+            stopped(stop_rx.clone()),
+            http_metrics.clone(),
+            Default::default(),
+        );
+        let submit = async move {
+            if let Some((listener, _, app)) = submit {
+                crate::http::serve(
+                    listener,
+                    app,
+                    stopped(stop_rx),
+                    http_metrics,
+                    Default::default(),
+                )
+                .await;
             }
         };
-        if let Err(err) = result {
-            tracing::error!(error = %err, "API server stopped");
-        }
+        let stop = async move {
+            let _ = http_stop.await;
+            let _ = stop_tx.send(true);
+        };
+        tokio::join!(read_only, submit, stop);
     });
     let mut tasks = vec![
         // Readiness needs to know when the decided round last moved, even

@@ -167,4 +167,13 @@ async fn streams_refuse_oversized_frames_without_reading_them() {
         read_message(&mut truncated, 1024).await,
         Err(WireError::Truncated)
     );
+    // A header announcing 8 MiB followed by a few bytes: the reader holds
+    // what arrived, not what was announced, and says the frame broke off.
+    let mut announced = (8u32 << 20).to_be_bytes().to_vec();
+    announced.extend_from_slice(&[1, 2, 3]);
+    let mut data: &[u8] = &announced;
+    assert_eq!(
+        read_message(&mut data, dagger_node::net::wire::MAX_FRAME_BYTES).await,
+        Err(WireError::Truncated)
+    );
 }

@@ -235,6 +235,9 @@ pub enum SnapshotError {
     /// A stored event does not decode.
     #[error("stored event does not decode: {0}")]
     Event(#[from] DecodeError),
+    /// A stored event breaks the static rules every inserted event meets.
+    #[error("stored event breaks the event rules: {0}")]
+    BadEvent(Reject),
     /// A stored roster is not a valid roster.
     #[error("stored roster is invalid: {0}")]
     Roster(#[from] RosterError),

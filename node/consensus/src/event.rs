@@ -59,9 +59,15 @@ impl UnsignedEvent {
     /// Panics only if the batch holds more than `u32::MAX` transactions,
     /// which no caller can build in memory.
     pub fn sign(self, key: &SigningKey, network_id: &[u8; 32]) -> Event {
+        let header = self.header(CreatorId::from(key));
+        self.sign_header(header, key, network_id)
+    }
+
+    /// The header `creator` signs for this event (same panic as `sign`).
+    pub(crate) fn header(&self, creator: CreatorId) -> EventHeader {
         let tx_count = u32::try_from(self.txs.len()).expect("batch larger than u32::MAX");
-        let header = EventHeader {
-            creator: CreatorId::from(key),
+        EventHeader {
+            creator,
             seq: self.seq,
             birth_round: self.birth_round,
             self_parent: self.self_parent,
@@ -69,7 +75,18 @@ impl UnsignedEvent {
             created_at_ns: self.created_at_ns,
             txs_root: merkle::merkle_root(&self.txs),
             tx_count,
-        };
+        }
+    }
+
+    /// Sign `header`, which [`UnsignedEvent::header`] made from `self`
+    /// with `key`'s creator id.
+    pub(crate) fn sign_header(
+        self,
+        header: EventHeader,
+        key: &SigningKey,
+        network_id: &[u8; 32],
+    ) -> Event {
+        debug_assert!(header.creator == CreatorId::from(key) && header.seq == self.seq);
         let signature = header.sign(key, network_id);
         let event = Event::assemble(header, self.txs, signature);
         // We just produced this signature with the creator's own key.

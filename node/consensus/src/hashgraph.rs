@@ -260,7 +260,7 @@ impl Hashgraph {
         }
         match placed? {
             Placement::Buffered(evicted) => {
-                self.dropped += evicted.len() as u64;
+                self.dropped = self.dropped.saturating_add(evicted.len() as u64);
                 Ok(InsertOutcome::Buffered { evicted })
             }
             Placement::Parked => Ok(InsertOutcome::Parked),
@@ -309,14 +309,14 @@ impl Hashgraph {
                 queue.push(id);
             }
             Ok(Placement::Buffered(evicted)) => {
-                self.dropped += evicted.len() as u64;
+                self.dropped = self.dropped.saturating_add(evicted.len() as u64);
             }
             Ok(Placement::Parked) => {}
             Err(e) => {
                 // Compared once more before it goes (it was compared on
                 // arrival; pairs found twice are reported once).
                 self.report_conflicts(&copy, None);
-                self.dropped += 1;
+                self.dropped = self.dropped.saturating_add(1);
                 dropped.push((id, e));
             }
         }
@@ -349,15 +349,14 @@ impl Hashgraph {
         }
     }
 
-    /// Decide from signed data whether the event is ancient or too far
-    /// ahead, then buffer, park or insert it.
-    fn place(&mut self, event: Event) -> Result<Placement, Reject> {
-        let b = event.birth_round();
-        let pruned_through = self.g.pruned_through;
+    /// Whether an event of `creator` born in `b` may be placed at all (it
+    /// is not ancient, not too far ahead, and its creator is in the roster
+    /// of its round if that is fixed), before its parents are looked at.
+    fn admits(&self, creator: &CreatorId, b: u64) -> Result<(), Reject> {
         if self.is_ancient(b) {
             return Err(Reject::Ancient {
                 birth_round: b,
-                pruned_through,
+                pruned_through: self.g.pruned_through,
             });
         }
         let fixed_through = self.fixed_through();
@@ -367,9 +366,18 @@ impl Hashgraph {
                 fixed_through,
             });
         }
-        if b <= fixed_through && !self.sched.at(b).roster.contains(&event.creator()) {
+        if b <= fixed_through && !self.sched.at(b).roster.contains(creator) {
             return Err(Reject::NotInRoster { round: b });
         }
+        Ok(())
+    }
+
+    /// Decide from signed data whether the event is ancient or too far
+    /// ahead, then buffer, park or insert it.
+    fn place(&mut self, event: Event) -> Result<Placement, Reject> {
+        let b = event.birth_round();
+        self.admits(&event.creator(), b)?;
+        let fixed_through = self.fixed_through();
         let creator = *self
             .sched
             .index
@@ -663,7 +671,7 @@ impl Hashgraph {
         if self.sealed < self.last_decided {
             self.sealed = self.last_decided;
             let failed = self.unpark();
-            self.dropped += failed.len() as u64;
+            self.dropped = self.dropped.saturating_add(failed.len() as u64);
             // Reported with the next decided round.
             self.pending_discards.extend(failed);
         }
@@ -690,7 +698,7 @@ impl Hashgraph {
         if through > 0 {
             // Waiting events that became ancient can never be placed.
             let expired = self.buffer.expire_through(through);
-            self.dropped += expired.len() as u64;
+            self.dropped = self.dropped.saturating_add(expired.len() as u64);
             discarded.extend(expired);
             // Those waiting for a parent that became ancient do not need it
             // any more (every node that finds it ancient places them
@@ -812,8 +820,22 @@ impl Hashgraph {
                 return Err(CreateError::OwnHeadMissing);
             }
         }
+        // Everything `insert` checks short of the signature, before `check`
+        // sees the event: an own event refused after it was signed would
+        // leave its sequence number used and the chain stuck behind it.
+        let header = unsigned.header(creator);
+        verify::check_parts(
+            &header,
+            &unsigned.txs,
+            crate::codec::encoded_len(&header, &unsigned.txs),
+            &self.config.limits,
+        )?;
+        if !self.sched.known_from(&creator, self.g.pruned_through + 1) {
+            return Err(Reject::UnknownCreator.into());
+        }
+        self.admits(&creator, header.birth_round)?;
         check(&unsigned).map_err(CreateError::Refused)?;
-        let event = unsigned.sign(key, &self.config.network_id);
+        let event = unsigned.sign_header(header, key, &self.config.network_id);
         match self.insert(event.clone())? {
             InsertOutcome::Inserted(_) => Ok(event),
             InsertOutcome::Buffered { .. } => {

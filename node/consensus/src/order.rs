@@ -157,7 +157,7 @@ pub(crate) fn order_round(
             order_index: st.count,
             running_hash: st.running_hash,
         });
-        st.count += 1;
+        st.count = st.count.saturating_add(1);
     }
     out
 }

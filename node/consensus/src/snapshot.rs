@@ -67,7 +67,7 @@ use crate::hashgraph::{parent_matches, ChainHead, Hashgraph, MAX_PENDING_EVIDENC
 use crate::order::OrderState;
 use crate::pending::{ParentBuffer, Parked};
 use crate::roster::{Roster, Schedule};
-use crate::{links, Config, ANCIENT_HORIZON, ROSTER_DELAY};
+use crate::{links, verify, Config, Limits, ANCIENT_HORIZON, ROSTER_DELAY};
 
 const MAGIC: [u8; 8] = *b"DAGGERHG";
 /// Version of the snapshot format written by [`Hashgraph::snapshot`].
@@ -218,16 +218,21 @@ impl<'a> Reader<'a> {
             _ => inconsistent(what),
         }
     }
-    fn event(&mut self, max_bytes: usize) -> Result<Event> {
+    /// A stored event, held to the static rules every event passed when
+    /// it was inserted (a resealed snapshot must not smuggle in a header
+    /// no peer could have sent, such as a sequence number past the bound).
+    fn event(&mut self, limits: &Limits) -> Result<Event> {
         let len = self.count(1)?;
-        if len > max_bytes {
+        if len > limits.max_event_bytes {
             return Err(SnapshotError::LimitExceeded {
                 what: "event bytes",
                 count: len as u64,
-                max: max_bytes as u64,
+                max: limits.max_event_bytes as u64,
             });
         }
-        Ok(Event::decode(self.take(len)?)?)
+        let event = Event::decode(self.take(len)?)?;
+        verify::check_shape(&event, limits).map_err(SnapshotError::BadEvent)?;
+        Ok(event)
     }
     fn bits(&mut self, n: usize) -> Result<Vec<bool>> {
         let bytes = self.take(n.div_ceil(8))?;
@@ -480,7 +485,7 @@ impl Hashgraph {
 /// checked against its parents when inserted (the rules then refused
 /// anything else), so each is sound.
 fn decode(config: Config, r: &mut Reader<'_>, version: u16) -> Result<Hashgraph> {
-    let max_event = config.limits.max_event_bytes;
+    let limits = config.limits.clone();
 
     let last_decided = r.value()?;
     let sealed = r.value()?;
@@ -493,8 +498,9 @@ fn decode(config: Config, r: &mut Reader<'_>, version: u16) -> Result<Hashgraph>
         return inconsistent("last created round out of range");
     }
     let fame_dirty = r.flag()?;
-    let dropped = r.value()?;
-    let count = r.value()?;
+    // Plain tallies, incremented saturating: any u64 is a valid state.
+    let dropped = r.var()?;
+    let count = r.var()?;
     let running_hash = r.array::<32>()?;
     let last_time = if r.flag()? { Some(r.var()?) } else { None };
     if last_time.is_some() != (count > 0) {
@@ -594,7 +600,7 @@ fn decode(config: Config, r: &mut Reader<'_>, version: u16) -> Result<Hashgraph>
     let mut chains: Vec<BTreeMap<u64, u32>> = vec![BTreeMap::new(); k_all];
     let mut with_strongly_seen = Vec::new();
     for i in 0..v {
-        let event = r.event(max_event)?;
+        let event = r.event(&limits)?;
         let id = event.id();
         let Some(&creator) = sched.index.get(&event.creator()) else {
             return inconsistent("held event by a creator missing from the creator table");
@@ -836,7 +842,7 @@ fn decode(config: Config, r: &mut Reader<'_>, version: u16) -> Result<Hashgraph>
         if waits > 3 {
             return non_canonical("unknown waiting flag");
         }
-        let e = r.event(max_event)?;
+        let e = r.event(&limits)?;
         let lacks = |p: Option<EventId>| p.is_some_and(|p| !ids.contains_key(&p));
         let (wsp, wop) = (waits & 1 != 0, waits & 2 != 0);
         if waits == 0
@@ -865,7 +871,7 @@ fn decode(config: Config, r: &mut Reader<'_>, version: u16) -> Result<Hashgraph>
     }
     let mut parked = Vec::with_capacity(n_parked);
     for _ in 0..n_parked {
-        let e = r.event(max_event)?;
+        let e = r.event(&limits)?;
         if !sched.index.contains_key(&e.creator()) {
             return inconsistent("parked event by a creator missing from the creator table");
         }
@@ -884,8 +890,8 @@ fn decode(config: Config, r: &mut Reader<'_>, version: u16) -> Result<Hashgraph>
     }
     let mut evidence = VecDeque::with_capacity(n_evidence);
     for _ in 0..n_evidence {
-        let first = r.event(max_event)?;
-        let second = r.event(max_event)?;
+        let first = r.event(&limits)?;
+        let second = r.event(&limits)?;
         if first.creator() != second.creator() || first.id() == second.id() {
             return inconsistent("evidence is not two events of one creator");
         }

@@ -11,22 +11,32 @@ use crate::{merkle, Limits, MAX_EVENTS_PER_ROUND, MAX_HEADER_VALUE};
 
 /// Size limits, transaction count and the parent-presence rules.
 pub fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
-    if e.encoded_len() > limits.max_event_bytes {
+    check_parts(e.header(), e.transactions(), e.encoded_len(), limits)
+}
+
+/// [`check_shape`] on an event's parts (an own event is checked before it
+/// is signed).
+pub(crate) fn check_parts(
+    header: &EventHeader,
+    txs: &[Vec<u8>],
+    encoded_len: usize,
+    limits: &Limits,
+) -> Result<(), Reject> {
+    if encoded_len > limits.max_event_bytes {
         return Err(Reject::EventTooLarge {
-            size: e.encoded_len(),
+            size: encoded_len,
             max: limits.max_event_bytes,
         });
     }
-    let txs = e.transactions();
     if txs.len() > limits.max_txs_per_event {
         return Err(Reject::TooManyTransactions {
             count: txs.len(),
             max: limits.max_txs_per_event,
         });
     }
-    if e.header().tx_count as usize != txs.len() {
+    if header.tx_count as usize != txs.len() {
         return Err(Reject::TxCountMismatch {
-            declared: e.header().tx_count,
+            declared: header.tx_count,
             actual: txs.len(),
         });
     }
@@ -47,7 +57,7 @@ pub fn check_shape(e: &Event, limits: &Limits) -> Result<(), Reject> {
             max: limits.max_batch_bytes,
         });
     }
-    check_header(e.header())
+    check_header(header)
 }
 
 /// Rules on the header alone: sequence number and self-parent agree, birth

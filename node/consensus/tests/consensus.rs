@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use dagger_consensus::{
-    CreatorId, Decided, Event, EventId, Hashgraph, InsertOutcome, Reject, Roster, ANCIENT_HORIZON,
-    ROSTER_DELAY,
+    CreateError, CreatorId, Decided, Event, EventId, Hashgraph, InsertOutcome, Reject, Roster,
+    ANCIENT_HORIZON, ROSTER_DELAY,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -518,4 +518,65 @@ fn a_late_twin_whose_branch_never_becomes_placeable_is_still_accused() {
         assert_eq!(ev.verify(&NET), Ok(()));
         assert_eq!(ev.first.creator(), me);
     }
+}
+
+/// An own event that insertion would refuse is refused before it is
+/// signed: the caller's check (a node's slashing protection, which records
+/// the sequence number as used) never sees it, so an admitted operator
+/// that tries to create before its admission takes effect is not left with
+/// a used sequence number and a chain that can never continue.
+#[test]
+fn an_own_event_the_roster_refuses_is_never_shown_for_signing() {
+    let keys: Vec<_> = (0..5).map(key).collect();
+    let mut hg = Hashgraph::new(config(), roster(&keys[..4], &[1; 4]));
+    let mut clock = 0u64;
+    let mut effective = None;
+    let mut step = |hg: &mut Hashgraph, c: usize| {
+        clock += 1_000;
+        let prev = CreatorId::from(&keys[(c + 3) % 4]);
+        let op = hg.latest_of(&prev);
+        hg.create_event(&keys[c], vec![vec![c as u8]], clock, op)
+            .expect("member creates");
+        clock
+    };
+    let mut shown = 0;
+    let mut refused_before = 0;
+    for i in 0..4_000 {
+        let now = step(&mut hg, i % 4);
+        while let Some(d) = hg.poll() {
+            if effective.is_none() {
+                let joined = roster(&keys, &[1; 5]);
+                effective = Some(
+                    hg.schedule_roster_change(d.round_received, joined)
+                        .expect("window open"),
+                );
+            }
+        }
+        if effective.is_none() || i % 4 != 3 {
+            continue;
+        }
+        let op = hg.latest_of(&CreatorId::from(&keys[3]));
+        let mut seen = false;
+        let made = hg.create_event_checked(&keys[4], vec![], now + 1, op, |_| {
+            seen = true;
+            Ok(())
+        });
+        shown += usize::from(seen);
+        match made {
+            Ok(e) => {
+                assert!(e.birth_round() >= effective.unwrap());
+                assert_eq!(e.seq(), 0, "no sequence number was used up before");
+                assert_eq!(shown, 1);
+                assert!(refused_before > 0, "the join was tried too early first");
+                return;
+            }
+            Err(CreateError::Rejected(Reject::NotInRoster { round })) => {
+                assert!(round < effective.unwrap());
+                assert!(!seen, "an event the roster refuses was shown for signing");
+                refused_before += 1;
+            }
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    panic!("the admitted creator never created an event");
 }

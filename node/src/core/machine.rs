@@ -419,6 +419,31 @@ impl Machine {
         self.signing = Signing::Guarded(Guard::new(resume, entry));
     }
 
+    /// The guard refused the next sequence number: this key may have used
+    /// every one through `floor` (an event signed but never placed). The
+    /// chain goes on after them, with the newest held own event as
+    /// self-parent (not followed: its sequence number does not match), so
+    /// it cannot get stuck on a number it may not sign.
+    fn continue_after(&mut self, floor: u64) {
+        let me = CreatorId(self.identity.id());
+        let head = self.hg.chain_head(&me);
+        tracing::warn!(
+            floor,
+            head = head.map(|h| h.seq),
+            "sequence numbers up to the floor may have been signed; continuing after them"
+        );
+        let id = head.map_or(EventId([0; 32]), |h| h.id);
+        self.hg.resume_chain(
+            &me,
+            dagger_consensus::ChainHead {
+                id,
+                seq: floor,
+                birth_round: head.map_or(1, |h| h.birth_round),
+                created_at_ns: head.map_or(0, |h| h.created_at_ns),
+            },
+        );
+    }
+
     /// The record entry after a clean stop: exactly the last own event.
     pub fn exact_record(&self) -> Option<Entry> {
         let Signing::Guarded(guard) = &self.signing else {
@@ -670,7 +695,7 @@ impl Machine {
     fn create_event(&mut self, other_parent: Option<EventId>, now: Now) {
         let limits = self.config.consensus.limits.clone();
         let batch = self.mempool.take_batch(&limits);
-        let mut record = None;
+        let (mut record, mut used_through) = (None, None);
         let signing = &mut self.signing;
         let created = self.hg.create_event_checked(
             self.identity.signing_key(),
@@ -680,14 +705,28 @@ impl Machine {
             |event| match signing {
                 Signing::Unguarded => Ok(()),
                 Signing::AwaitingPeers(_) => Err("the signing record is lost".to_string()),
-                Signing::Guarded(guard) => {
-                    record = guard
-                        .permit(event.seq, event.birth_round)
-                        .map_err(|e| e.to_string())?;
-                    Ok(())
-                }
+                Signing::Guarded(guard) => match guard.permit(event.seq, event.birth_round) {
+                    Ok(entry) => {
+                        record = entry;
+                        Ok(())
+                    }
+                    Err(refused) => {
+                        if let signing_record::Refused::Sequence { floor, .. } = refused {
+                            used_through = Some(floor);
+                        }
+                        Err(refused.to_string())
+                    }
+                },
             },
         );
+        if let Some(entry) = record {
+            // Durable before the event can leave the process (and stored even
+            // if the event did not come to be: the guard counts on it).
+            self.outputs.push_back(Output::Record(entry));
+        }
+        if let Some(floor) = used_through {
+            self.continue_after(floor);
+        }
         let event = match created {
             Ok(event) => event,
             Err(err) => {
@@ -711,10 +750,6 @@ impl Machine {
                 return;
             }
         };
-        if let Some(entry) = record {
-            // Durable before the event can leave the process.
-            self.outputs.push_back(Output::Record(entry));
-        }
         let id = event.id();
         self.own_seq = Some(event.seq());
         self.last_own_event = now.instant;

@@ -491,7 +491,11 @@ impl CoreHandle {
 
     /// Recently ordered transactions from `from`, straight from memory;
     /// `None` if `from` is older than what memory keeps (read the ledger).
-    pub fn recent_order(&self, from: u64, limit: usize) -> Option<Vec<crate::store::TxRecord>> {
+    pub fn recent_order(
+        &self,
+        from: u64,
+        limit: crate::store::PageLimit,
+    ) -> Option<Vec<crate::store::TxRecord>> {
         self.recent
             .read()
             .unwrap_or_else(|p| p.into_inner())

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::store::TxRecord;
+use crate::store::{PageLimit, TxRecord};
 
 /// Records kept at most...
 const MAX_RECORDS: usize = 200_000;
@@ -37,9 +37,10 @@ impl RecentOrder {
 
     /// Up to `limit` records from `from`; `None` if `from` is older than
     /// the window (read the ledger instead).
-    pub fn page(&self, from: u64, limit: usize) -> Option<Vec<TxRecord>> {
+    pub fn page(&self, from: u64, limit: impl Into<PageLimit>) -> Option<Vec<TxRecord>> {
         let skip = usize::try_from(from.checked_sub(self.first)?).ok()?;
-        Some(self.txs.iter().skip(skip).take(limit).cloned().collect())
+        let records = self.txs.iter().skip(skip).cloned().map(Ok::<_, ()>);
+        limit.into().take(records).ok()
     }
 
     /// Appends a decided round's records. Records that do not follow on
@@ -78,6 +79,18 @@ mod tests {
                 tx: vec![position as u8; size],
             })
             .collect()
+    }
+
+    #[test]
+    fn a_page_stops_at_its_byte_bound_but_holds_at_least_one_record() {
+        let mut order = RecentOrder::starting_at(0);
+        order.extend(&records(0, 10, 100));
+        let limit = |bytes| PageLimit { records: 8, bytes };
+        assert_eq!(order.page(0, limit(250)).unwrap().len(), 2);
+        assert_eq!(order.page(0, limit(300)).unwrap().len(), 3);
+        assert_eq!(order.page(0, limit(1)).unwrap().len(), 1);
+        assert_eq!(order.page(0, limit(usize::MAX)).unwrap().len(), 8);
+        assert_eq!(order.page(9, limit(1)).unwrap().len(), 1);
     }
 
     #[test]

@@ -193,12 +193,17 @@ impl Peers {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Remembers a connection `id` opened to this node.
-    pub fn track_incoming(&self, id: NodeId, connection: quinn::Connection) {
+    /// Records an accepted connection of `id`; false (and nothing kept)
+    /// if it already holds [`MAX_CONNECTIONS_PER_PEER`] open.
+    pub fn track_incoming(&self, id: NodeId, connection: quinn::Connection) -> bool {
         let mut incoming = self.lock_incoming();
         let list = incoming.entry(id).or_default();
         list.retain(|c| c.close_reason().is_none());
+        if list.len() >= MAX_CONNECTIONS_PER_PEER {
+            return false;
+        }
         list.push(connection);
+        true
     }
 
     /// Whether `id` is a current peer.
@@ -401,22 +406,56 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
     }
 }
 
+/// Handshakes in progress at most: beyond, new attempts are refused at
+/// once (a crowd of half-open handshakes cannot hold the door shut for
+/// honest peers, which retry).
+pub const MAX_HANDSHAKES: usize = 64;
+/// A handshake must complete within this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections one peer may hold open to this node at once.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 4;
+
+/// Accepts connections: every handshake runs on its own, under
+/// [`HANDSHAKE_TIMEOUT`], at most [`MAX_HANDSHAKES`] at a time.
 async fn accept_loop(shared: Arc<Shared>) {
     let mut connections = JoinSet::new();
-    while let Some(result) = shared.transport.accept().await {
-        match result {
-            Ok((connection, id)) if shared.peers.is_banned(&id) => {
-                shared.metrics.reject_message("banned");
-                connection.close(quinn::VarInt::from_u32(4), b"invalid events");
+    let mut handshakes = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = shared.transport.incoming() => {
+                let Some(incoming) = incoming else { break };
+                if handshakes.len() >= MAX_HANDSHAKES {
+                    shared.metrics.reject_message("handshake_busy");
+                    incoming.refuse();
+                    continue;
+                }
+                handshakes.spawn(tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    super::transport::handshake(incoming),
+                ));
             }
-            Ok((connection, id)) => {
-                tracing::debug!(peer = %display_id(&id), "peer connected");
-                shared.peers.track_incoming(id, connection.clone());
-                connections.spawn(serve(shared.clone(), connection, id));
-            }
-            Err(err) => {
-                shared.metrics.reject_message("handshake");
-                tracing::info!(error = %err, "connection refused");
+            Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
+                match done {
+                    Ok(Ok(Ok((connection, id)))) if shared.peers.is_banned(&id) => {
+                        shared.metrics.reject_message("banned");
+                        connection.close(quinn::VarInt::from_u32(4), b"invalid events");
+                    }
+                    Ok(Ok(Ok((connection, id)))) => {
+                        if !shared.peers.track_incoming(id, connection.clone()) {
+                            shared.metrics.reject_message("too_many_connections");
+                            connection.close(quinn::VarInt::from_u32(5), b"too many connections");
+                            continue;
+                        }
+                        tracing::debug!(peer = %display_id(&id), "peer connected");
+                        connections.spawn(serve(shared.clone(), connection, id));
+                    }
+                    Ok(Ok(Err(err))) => {
+                        shared.metrics.reject_message("handshake");
+                        tracing::info!(error = %err, "connection refused");
+                    }
+                    Ok(Err(_)) => shared.metrics.reject_message("handshake_timeout"),
+                    Err(_) => {}
+                }
             }
         }
         // Reap finished connection tasks.
@@ -1000,6 +1039,45 @@ mod tests {
         assert_eq!(choose_peer(&[], None), None);
     }
 
+    /// One peer cannot pile up accepted connections: beyond
+    /// [`MAX_CONNECTIONS_PER_PEER`] open ones the next is not kept; once one
+    /// closes, a new one is.
+    #[tokio::test]
+    async fn a_peer_holds_a_bounded_number_of_connections() {
+        use crate::{identity::Identity, net::tls::Allowlist};
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let limits = PeerLimits::default();
+        let ids: Vec<Identity> = (0..2).map(|_| Identity::generate()).collect();
+        let allow = Allowlist::new(ids.iter().map(|i| i.id()));
+        let t: Vec<Transport> = ids
+            .iter()
+            .map(|i| Transport::bind(i, allow.clone(), local, &limits).unwrap())
+            .collect();
+        let peers = Peers::new(&[]);
+        let addr0 = t[0].local_addr().unwrap();
+        let mut dialed = Vec::new();
+        let mut accepted = Vec::new();
+        for _ in 0..=MAX_CONNECTIONS_PER_PEER {
+            let (t0, t1, id0) = (t[0].clone(), t[1].clone(), ids[0].id());
+            let dial = tokio::spawn(async move { t1.connect(addr0, &id0).await.unwrap() });
+            let (connection, id) = t0.accept().await.unwrap().unwrap();
+            dialed.push(dial.await.unwrap());
+            accepted.push((connection, id));
+        }
+        let kept: Vec<bool> = accepted
+            .iter()
+            .map(|(c, id)| peers.track_incoming(*id, c.clone()))
+            .collect();
+        assert_eq!(
+            kept.iter().filter(|k| **k).count(),
+            MAX_CONNECTIONS_PER_PEER
+        );
+        assert!(!kept[MAX_CONNECTIONS_PER_PEER]);
+        accepted[0].0.close(quinn::VarInt::from_u32(0), b"");
+        let (c, id) = &accepted[MAX_CONNECTIONS_PER_PEER];
+        assert!(peers.track_incoming(*id, c.clone()));
+    }
+
     /// A peer removed from the roster loses its connections at once, the
     /// one this node dialed and the one it accepted; peers that stay keep
     /// theirs.
@@ -1031,7 +1109,7 @@ mod tests {
             tokio::spawn(async move {
                 for _ in 0..2 {
                     let (connection, id) = t0.accept().await.unwrap().unwrap();
-                    peers.track_incoming(id, connection);
+                    assert!(peers.track_incoming(id, connection));
                 }
             })
         };

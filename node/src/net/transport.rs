@@ -131,20 +131,17 @@ impl Transport {
     }
 
     /// The next incoming connection that completed its handshake, with the
-    /// peer's node id. `None` once the endpoint is closed.
+    /// peer's node id. `None` once the endpoint is closed. (One handshake
+    /// at a time: the node's accept loop runs [`Transport::incoming`] and
+    /// [`handshake`] concurrently instead.)
     pub async fn accept(&self) -> Option<Result<(quinn::Connection, NodeId), NetError>> {
-        let incoming = self.endpoint.accept().await?;
-        let remote = incoming.remote_address();
-        Some(match incoming.await {
-            Ok(connection) => match peer_id(&connection) {
-                Some(id) => Ok((connection, id)),
-                None => Err(NetError::NoIdentity),
-            },
-            Err(e) => Err(NetError::Connect {
-                addr: remote,
-                reason: e.to_string(),
-            }),
-        })
+        let incoming = self.incoming().await?;
+        Some(handshake(incoming).await)
+    }
+
+    /// The next connection attempt, before its handshake.
+    pub async fn incoming(&self) -> Option<quinn::Incoming> {
+        self.endpoint.accept().await
     }
 
     pub fn close(&self) {
@@ -153,6 +150,21 @@ impl Transport {
 
     pub async fn wait_idle(&self) {
         self.endpoint.wait_idle().await;
+    }
+}
+
+/// Completes an incoming connection's handshake; the peer's node id.
+pub async fn handshake(incoming: quinn::Incoming) -> Result<(quinn::Connection, NodeId), NetError> {
+    let remote = incoming.remote_address();
+    match incoming.await {
+        Ok(connection) => match peer_id(&connection) {
+            Some(id) => Ok((connection, id)),
+            None => Err(NetError::NoIdentity),
+        },
+        Err(e) => Err(NetError::Connect {
+            addr: remote,
+            reason: e.to_string(),
+        }),
     }
 }
 

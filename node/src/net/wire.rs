@@ -35,6 +35,8 @@ pub const WIRE_VERSION: u8 = 1;
 pub const MAX_FRAME_BYTES: usize = 8 << 20;
 
 /// Most tips a sync request may carry (several per creator under forks).
+/// Bytes allocated for a frame before its body arrives.
+const FIRST_ALLOCATION: usize = 64 << 10;
 /// Missing parents a sync request may name.
 pub const MAX_MISSING: usize = 16;
 pub const MAX_TIPS: usize = 4_096;
@@ -381,13 +383,17 @@ pub async fn read_message<R: AsyncRead + Unpin>(
     if len > max_frame.min(MAX_FRAME_BYTES) {
         return Err(WireError::FrameTooLarge(len));
     }
-    let mut body = vec![0u8; len];
-    reader
-        .read_exact(&mut body)
+    // Memory grows with the bytes that actually arrive, not with what the
+    // header announces: a peer cannot make this node hold megabytes per
+    // stream by sending headers alone.
+    let mut body = Vec::with_capacity(len.min(FIRST_ALLOCATION));
+    let read = reader
+        .take(len as u64)
+        .read_to_end(&mut body)
         .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => WireError::Truncated,
-            _ => WireError::Io(e.to_string()),
-        })?;
+        .map_err(|e| WireError::Io(e.to_string()))?;
+    if read != len {
+        return Err(WireError::Truncated);
+    }
     Message::decode_body(&body).map(Some)
 }

@@ -30,7 +30,7 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
-pub use records::{OrderRecord, TxRecord};
+pub use records::{OrderRecord, PageLimit, TxRecord};
 
 pub use crate::core::Checkpoint;
 
@@ -675,16 +675,18 @@ impl Store {
         Ok(txn.open_table(EVENTS)?.len()?)
     }
 
-    /// Ordered transactions from position `from`, at most `limit`.
-    pub fn txs_from(&self, from: u64, limit: usize) -> Result<Vec<TxRecord>, StoreError> {
+    /// Ordered transactions from position `from`, within `limit`.
+    pub fn txs_from(
+        &self,
+        from: u64,
+        limit: impl Into<PageLimit>,
+    ) -> Result<Vec<TxRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(TXS)?;
-        let mut out = Vec::new();
-        for entry in table.range(from..)?.take(limit) {
+        limit.into().take(table.range(from..)?.map(|entry| {
             let (_, v) = entry?;
-            out.push(TxRecord::decode(v.value())?);
-        }
-        Ok(out)
+            TxRecord::decode(v.value())
+        }))
     }
 
     /// The latest checkpoints, newest first, at most `limit`.
@@ -740,10 +742,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Ordered transactions from position `from`, at most `limit`, with
+    /// Ordered transactions from position `from`, within `limit`, with
     /// consecutive positions: a hole (which recovery prevents) is an
     /// error, never skipped, so a reader paging by count cannot miss one.
-    pub fn txs_page(&self, from: u64, limit: usize) -> Result<Vec<TxRecord>, StoreError> {
+    pub fn txs_page(
+        &self,
+        from: u64,
+        limit: impl Into<PageLimit>,
+    ) -> Result<Vec<TxRecord>, StoreError> {
         let records = self.txs_from(from, limit)?;
         for (record, expected) in records.iter().zip(from..) {
             if record.position != expected {
@@ -891,6 +897,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(store.txs_page(0, 2).unwrap().len(), 2);
+        // The byte bound ends a page early, never before its first record.
+        let bytes = |bytes| PageLimit { records: 10, bytes };
+        assert_eq!(store.txs_page(0, bytes(1)).unwrap().len(), 1);
+        assert_eq!(store.txs_page(0, bytes(2)).unwrap().len(), 2);
+        assert_eq!(store.txs_page(1, bytes(0)).unwrap().len(), 1);
         assert!(matches!(
             store.txs_page(0, 10),
             Err(StoreError::Gap {

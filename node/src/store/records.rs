@@ -26,6 +26,50 @@ pub struct TxRecord {
     pub tx: Vec<u8>,
 }
 
+/// How much one page of ordered transactions may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageLimit {
+    /// Records at most.
+    pub records: usize,
+    /// Transaction bytes at most; a page holds at least one record
+    /// whatever its size.
+    pub bytes: usize,
+}
+
+impl PageLimit {
+    /// Only a record count.
+    pub const fn records(records: usize) -> PageLimit {
+        PageLimit {
+            records,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// The records of `iter` that fit, in order.
+    pub fn take<E>(
+        self,
+        iter: impl IntoIterator<Item = Result<TxRecord, E>>,
+    ) -> Result<Vec<TxRecord>, E> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for record in iter.into_iter().take(self.records) {
+            let record = record?;
+            bytes = bytes.saturating_add(record.tx.len());
+            if bytes > self.bytes && !out.is_empty() {
+                break;
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+}
+
+impl From<usize> for PageLimit {
+    fn from(records: usize) -> PageLimit {
+        PageLimit::records(records)
+    }
+}
+
 const ORDER_LEN: usize = 8 + 32 + 32 + 8 + 8 + 32 + 8 + 4;
 
 fn corrupt(table: &'static str, reason: &str) -> StoreError {
