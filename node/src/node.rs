@@ -72,6 +72,9 @@ pub struct RunningNode {
 /// How long a stopping node lets HTTP requests in flight finish.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
+/// How long a stopping node waits for its QUIC connections to close.
+const ENDPOINT_DRAIN: Duration = Duration::from_secs(3);
+
 /// How a chain-backed node reaches the cluster and runs VMs.
 pub struct ChainSettings {
     pub rpc_url: String,
@@ -218,6 +221,7 @@ pub async fn start_chain(
                         peers: ctx.peers.clone(),
                         allow: ctx.allow.clone(),
                         me,
+                        chain: reader.clone(),
                     }
                     .run(),
                 ),
@@ -440,8 +444,17 @@ impl RunningNode {
         for task in &self.tasks {
             task.abort();
         }
+        // Awaited, so that whatever they held (connections, the endpoint)
+        // is dropped before the sockets are expected free again.
+        for task in self.tasks {
+            let _ = task.await;
+        }
         self.gossip.stop().await;
         self.transport.close();
+        // The UDP port is released only when the endpoint has told its
+        // peers goodbye; a restart in the same process needs it back.
+        let _ = tokio::time::timeout(ENDPOINT_DRAIN, self.transport.wait_idle()).await;
+        drop(self.transport);
         self.core.shutdown().await;
         drop(self.core);
         let _ = self.core_task.await;

@@ -208,3 +208,109 @@ async fn a_node_killed_mid_flow_restarts_without_double_votes_or_losses() {
     child.wait().unwrap();
     devnet.stop().await;
 }
+
+/// A node that lost its ledger (a wiped data dir, its key and signing
+/// record kept) replays history from genesis, which knows none of today's
+/// leases: it must not destroy the VMs customers pay for. And a lease whose
+/// VM is gone (lost with the disk) must stop billing: the node reports it
+/// failed and a quorum terminates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_ledger_keeps_leased_vms_and_a_vanished_vm_stops_billing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = Devnet::start(DevnetOptions {
+        data_dir: dir.path().to_path_buf(),
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    let reader = devnet.reader.clone();
+    let customer = funded_customer(&reader).await;
+    let mut leases = Vec::new();
+    for id in 0..2 {
+        let request = reader
+            .pay_for_vm(&customer, 20 + id, spec(), 1_000, 3_600)
+            .await
+            .unwrap();
+        leases.push((request, wait_active(&devnet, &request).await));
+    }
+    // The node running the first lease loses its ledger.
+    let (kept, lease) = leases[0].clone();
+    let i = (0..devnet.keys.operators.len())
+        .find(|i| {
+            pda::operator(&devnet.keys.operators[*i].node.pubkey()).0 == lease.assigned_operator
+        })
+        .expect("assigned to a devnet operator");
+    let ours: Vec<_> = leases
+        .iter()
+        .filter(|(_, l)| l.assigned_operator == lease.assigned_operator)
+        .map(|(r, _)| *r)
+        .collect();
+    devnet.stop_node(i).await;
+    let data = devnet.configs[i].data_dir.clone();
+    for file in ["ledger.redb", "events.log"] {
+        std::fs::remove_file(data.join(file)).unwrap();
+    }
+    devnet.start_node(i).await.unwrap();
+    let reference = devnet.nodes[(i + 1) % 4].as_ref().unwrap().core.clone();
+    let node = devnet.nodes[i].as_ref().unwrap().core.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (mine, theirs) = (
+            node.status().await.unwrap(),
+            reference.status().await.unwrap(),
+        );
+        if mine.last_decided_round > 0 && mine.last_decided_round + 3 >= theirs.last_decided_round {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Caught up, and for a while after: its VMs are all still there.
+    for _ in 0..20 {
+        let vms = devnet.provisioners[i].as_ref().unwrap().vms();
+        for request in &ours {
+            assert!(
+                vms.contains(request),
+                "the VM of an active lease was destroyed"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for (request, _) in &leases {
+        let r = reader.one::<Request>(request).await.unwrap().unwrap();
+        assert_eq!(r.status, RequestStatus::Active);
+    }
+
+    // Its VM vanishes (its disk went with the ledger): the lease ends and
+    // accrual stops there.
+    let provisioner = devnet.provisioners[i].clone().unwrap();
+    provisioner.terminate(&kept).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let ended = loop {
+        let r = reader.one::<Request>(&kept).await.unwrap().unwrap();
+        if r.status == RequestStatus::Terminated {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a lease whose VM is gone kept billing"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(ended.ended_at >= ended.lease_start);
+    assert_eq!(
+        ended.accrued(ended.ended_at + 3_600),
+        ended.accrued(ended.ended_at)
+    );
+    // The other lease is untouched, and nobody saw a fork.
+    let other = reader.one::<Request>(&leases[1].0).await.unwrap().unwrap();
+    assert_eq!(other.status, RequestStatus::Active);
+    for (k, n) in devnet.nodes.iter().enumerate() {
+        let status = n.as_ref().unwrap().core.status().await.unwrap();
+        assert_eq!(status.equivocations, 0, "node {k} saw a fork");
+    }
+    devnet.stop().await;
+}

@@ -151,6 +151,12 @@ pub struct Duties {
     pub provision: Vec<(Pubkey, VmSpec)>,
     /// Every lease assigned to this node that still exists (keep these VMs).
     pub leases: Vec<Pubkey>,
+    /// Those of `leases` a quorum activated: their VM must be running.
+    pub running: Vec<Pubkey>,
+    /// Consensus time (seconds) of the last ordered event these duties
+    /// reflect: far behind the wall clock, they describe the past (the node
+    /// is catching up) and must not be acted on destructively.
+    pub as_of_s: i64,
     /// Attestations every node posts now.
     pub votes: Vec<Vote>,
     /// The roster's nodes: (node key, gossip address), this node included.
@@ -600,7 +606,10 @@ impl Controller {
 
     /// What node `me` should be doing now.
     pub fn duties(&self, me: &Pubkey) -> Duties {
-        let mut duties = Duties::default();
+        let mut duties = Duties {
+            as_of_s: self.state.now_s,
+            ..Duties::default()
+        };
         for (request, r) in &self.state.requests {
             let assigned_to_me = r
                 .assigned
@@ -608,6 +617,9 @@ impl Controller {
                 .is_some_and(|op| &op.node_key == me);
             if assigned_to_me {
                 duties.leases.push(*request);
+                if r.active {
+                    duties.running.push(*request);
+                }
                 if r.report.is_none() && !r.active {
                     duties.provision.push((*request, r.spec));
                 }

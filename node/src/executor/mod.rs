@@ -1,25 +1,30 @@
 //! Carries out this node's duties from the controller: starts and stops
 //! VMs through the provisioner, reports what happened into the DAG, and
-//! keeps the peer set and TLS allowlist equal to the roster.
+//! keeps the peer set and TLS allowlist equal to the roster. What to do
+//! about the VMs it holds is decided in [`reconcile`].
+
+pub mod reconcile;
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anchor_lang::prelude::Pubkey;
 use tokio::sync::watch;
 
 use crate::{
+    chain::client::ChainReader,
     controller::{txs::MAX_IMAGES, Duties, ImagesServed, NodeTx},
     core::CoreHandle,
     net::{
         gossip::{PeerAddr, Peers},
         tls::Allowlist,
     },
-    provisioner::{Provisioner, ServedImages, VmStatus},
+    provisioner::{Provisioner, ServedImages},
 };
+use reconcile::{OnChain, Reconciler, Seen};
 
 /// An announcement of this node's images that consensus has not reflected
 /// after this long is made again.
@@ -36,12 +41,21 @@ pub struct Executor {
     pub peers: Peers,
     pub allow: Allowlist,
     pub me: Pubkey,
+    /// Asked before a VM the duties do not list is destroyed.
+    pub chain: Arc<ChainReader>,
+}
+
+fn wall_clock_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Executor {
     pub async fn run(mut self) {
         let mut attempted: HashMap<Pubkey, Instant> = HashMap::new();
-        let mut failure_reported: HashMap<Pubkey, Instant> = HashMap::new();
+        let mut reconciler = Reconciler::default();
+        let operator = dagger_client::pda::operator(&self.me).0;
         let mut announced: Option<Instant> = None;
         loop {
             let duties = self.duties.borrow_and_update().1.clone();
@@ -86,36 +100,69 @@ impl Executor {
             }
             attempted.retain(|r, _| duties.provision.iter().any(|(p, _)| p == r));
 
-            // VMs this node runs but no longer should (lease gone, reassigned).
-            let keep: BTreeSet<Pubkey> = duties
-                .leases
-                .iter()
-                .chain(duties.provision.iter().map(|(r, _)| r))
-                .copied()
-                .collect();
-            for vm in self.provisioner.vms() {
-                if !keep.contains(&vm) {
-                    let provisioner = self.provisioner.clone();
-                    let _ = tokio::task::spawn_blocking(move || provisioner.terminate(&vm)).await;
-                }
-            }
-            // Running leases whose VM failed: report once in a while until terminated.
-            for lease in &duties.leases {
-                if self.provisioner.status(lease) == VmStatus::Failed
-                    && failure_reported
-                        .get(lease)
-                        .is_none_or(|t| t.elapsed() > RETRY_AFTER)
-                {
-                    failure_reported.insert(*lease, Instant::now());
-                    let tx = NodeTx::VmFailed { request: *lease };
-                    let _ = self.core.report(tx.encode()).await;
-                }
-            }
-            failure_reported.retain(|r, _| duties.leases.contains(r));
+            self.reconcile(&duties, &mut reconciler, &operator).await;
 
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 changed = self.duties.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// Destroys the VMs no request needs any more and reports leases whose
+    /// VM died or is gone (see [`reconcile`]).
+    async fn reconcile(&self, duties: &Duties, reconciler: &mut Reconciler, operator: &Pubkey) {
+        let unverified = match self.core.status().await {
+            Ok(status) => status.unverified_install.is_some(),
+            Err(_) => return,
+        };
+        let fresh = Reconciler::is_fresh(duties.as_of_s, wall_clock_s(), unverified);
+        let provisioner = self.provisioner.clone();
+        let Ok(vms) = tokio::task::spawn_blocking(move || {
+            provisioner
+                .vms()
+                .into_iter()
+                .map(|vm| (vm, provisioner.status(&vm)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            return;
+        };
+        let seen = |now| Seen {
+            duties,
+            vms: &vms,
+            fresh,
+            now,
+        };
+        let mut actions = reconciler.step(seen(Instant::now()));
+        if !actions.ask_chain.is_empty() {
+            for vm in &actions.ask_chain {
+                match self.chain.one::<dagger_client::Request>(vm).await {
+                    Ok(request) => {
+                        let on_chain = OnChain::of(request.as_ref(), operator, wall_clock_s());
+                        reconciler.learned(*vm, on_chain, Instant::now());
+                    }
+                    Err(err) => {
+                        tracing::debug!(%vm, error = %err, "cannot read a VM's request; keeping the VM")
+                    }
+                }
+            }
+            // Reports were due at the first step; the second decides what
+            // the chain's answers allow to destroy.
+            let second = reconciler.step(seen(Instant::now()));
+            actions.terminate = second.terminate;
+            actions.report_failed.extend(second.report_failed);
+        }
+        for vm in actions.terminate {
+            tracing::info!(%vm, "destroying a VM its request no longer needs");
+            let provisioner = self.provisioner.clone();
+            let _ = tokio::task::spawn_blocking(move || provisioner.terminate(&vm)).await;
+        }
+        for lease in actions.report_failed {
+            let tx = NodeTx::VmFailed { request: lease };
+            if let Err(err) = self.core.report(tx.encode()).await {
+                tracing::warn!(error = %err, "cannot report a failed VM");
             }
         }
     }
