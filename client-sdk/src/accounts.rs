@@ -41,6 +41,7 @@ mod tests {
             bootstrapped: true,
             zero_stake_since: 0,
             next_nonce: 3,
+            local_cluster: true,
             bump: 254,
             fee_vault_bump: 253,
         }

@@ -214,6 +214,8 @@ mod tests {
             nonce: 0,
             bump: 0,
             escrow_bump: 0,
+            provision_stake: 0,
+            provision_epoch: 0,
         }
     }
 

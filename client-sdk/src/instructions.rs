@@ -149,6 +149,7 @@ pub fn register_operator(
             config: pda::config().0,
             operator,
             stake_vault: pda::stake_vault(&operator).0,
+            node_key_record: pda::node_key_record(node_key).0,
             system_program: system_program::ID,
         },
         ix::RegisterOperator {
@@ -277,6 +278,7 @@ pub fn cancel_request(customer: &Pubkey, request: &Pubkey) -> Instruction {
     build(
         accs::CancelRequest {
             customer: *customer,
+            config: pda::config().0,
             request: *request,
             escrow: pda::escrow(request).0,
         },

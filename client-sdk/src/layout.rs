@@ -92,6 +92,8 @@ mod tests {
             nonce: 20,
             bump: 18,
             escrow_bump: 19,
+            provision_stake: 0,
+            provision_epoch: 0,
         }
     }
 

@@ -47,8 +47,8 @@ pub use dagger::{
     constants,
     state::{
         split_fee, Attestation, Ballot, Capacity, Config, EquivocationRecord, Escrow, FeeVault,
-        Genesis, GenesisMember, Operator, OperatorStatus, Outcome, PriceFloor, Request,
-        RequestStatus, StakeVault, Subject, VmSpec, Vote,
+        Genesis, GenesisMember, NodeKeyRecord, Offer, OfferMismatch, Operator, OperatorStatus,
+        Outcome, PriceFloor, Request, RequestStatus, StakeVault, Subject, VmSpec, Vote,
     },
     InitializeArgs, UpdateConfigArgs, UpdateOperatorArgs, ID as PROGRAM_ID,
 };

@@ -4,7 +4,7 @@ use anchor_lang::prelude::Pubkey;
 use dagger::{
     constants::{
         ATTESTATION_SEED, CONFIG_SEED, ESCROW_SEED, EVIDENCE_SEED, FEE_VAULT_SEED, GENESIS_SEED,
-        OPERATOR_SEED, REQUEST_SEED, STAKE_VAULT_SEED,
+        NODE_KEY_SEED, OPERATOR_SEED, REQUEST_SEED, STAKE_VAULT_SEED,
     },
     state::Subject,
     ID,
@@ -17,6 +17,11 @@ pub fn config() -> (Pubkey, u8) {
 /// The operator registered with this node identity key.
 pub fn operator(node_key: &Pubkey) -> (Pubkey, u8) {
     Pubkey::find_program_address(&[OPERATOR_SEED, node_key.as_ref()], &ID)
+}
+
+/// The record that a node key has registered (it outlives the operator).
+pub fn node_key_record(node_key: &Pubkey) -> (Pubkey, u8) {
+    Pubkey::find_program_address(&[NODE_KEY_SEED, node_key.as_ref()], &ID)
 }
 
 pub fn stake_vault(operator: &Pubkey) -> (Pubkey, u8) {

@@ -453,7 +453,8 @@ pub async fn initialize(
     let action = match reader.fetch::<Config>("config", &pda::config().0).await? {
         None => {
             let (args, defaulted) = settings.resolve(wallet);
-            args.validate()
+            // A builtin is a local cluster's (see `Config::local_cluster`).
+            args.validate(matches!(deployment, Deployment::Builtin))
                 .map_err(|e| MigrationError::InvalidSettings(e.to_string()))?;
             let program_data = match &deployment {
                 Deployment::Upgradeable { authority } => {
@@ -519,7 +520,7 @@ pub async fn initialize(
                         .unwrap_or(config.reporter_reward_bps),
                 };
                 merged
-                    .validate()
+                    .validate(config.local_cluster)
                     .map_err(|e| MigrationError::InvalidSettings(e.to_string()))?;
                 let signature = client
                     .transaction()
@@ -653,6 +654,7 @@ mod tests {
             bootstrapped: false,
             zero_stake_since: 0,
             next_nonce: 0,
+            local_cluster: true,
             bump: 255,
             fee_vault_bump: 254,
         }

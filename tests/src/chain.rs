@@ -153,9 +153,12 @@ impl TestChain {
         self.raw_account(address).is_some()
     }
 
-    /// Decodes a program account, or `None` when it does not exist.
+    /// Decodes a program account, or `None` when the address holds none of
+    /// the program's accounts (absent, or only lamports someone sent).
     pub fn account<T: AccountDeserialize + Discriminator>(&self, address: &Pubkey) -> Option<T> {
-        let account = self.raw_account(address)?;
+        let account = self
+            .raw_account(address)
+            .filter(|a| a.owner == dagger::ID)?;
         Some(decode::<T>(&account.data).expect("account decodes"))
     }
 

@@ -139,8 +139,14 @@ fn initialize_twice_is_refused() {
         &[ix::initialize(&intruder.pubkey(), None, args(treasury))],
         &[&intruder],
     );
-    // The config PDA exists: the System Program refuses to create it again.
-    assert!(failure.is_err());
+    assert!(
+        failure
+            .as_ref()
+            .unwrap_err()
+            .program()
+            .is(DaggerError::AlreadyInitialized),
+        "{failure:?}"
+    );
     assert_eq!(net.config().admin, net.admin.pubkey());
 }
 

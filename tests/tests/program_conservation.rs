@@ -162,6 +162,15 @@ impl ModelRequest {
         let elapsed = (self.accrual_end().min(now) - self.lease_start).max(0) as u64;
         (elapsed * self.price).min(self.deposit)
     }
+    /// A customer's close bills at least the minimum period of an active
+    /// lease.
+    fn billed_until(&self, now: i64) -> i64 {
+        if self.status == RequestStatus::Active {
+            now.max(self.lease_start + dagger_client::constants::MIN_BILLED_SECONDS)
+        } else {
+            now
+        }
+    }
     fn over(&self, now: i64) -> bool {
         match self.status {
             RequestStatus::Open => false,
@@ -359,6 +368,21 @@ impl World {
         Ok(applied)
     }
 
+    /// More than a third of the active stake voted (any outcome) to
+    /// provision `r` in the current epoch.
+    fn provisioning_started(&self, r: &ModelRequest) -> bool {
+        let nonce = self.net.request(&r.address).expect("live request").nonce;
+        let tally = pda::attestation(&dagger_client::Subject::Provision {
+            request: r.address,
+            nonce,
+        })
+        .0;
+        self.tallies.get(&tally).is_some_and(|t| {
+            let voted: u128 = t.ballots.iter().map(|b| b.1 as u128).sum();
+            t.epoch == self.epoch && 3 * voted > self.total_active() as u128
+        })
+    }
+
     fn send_vote(&mut self, voter: usize, vote: Vote) -> bool {
         let node = self.net.operators[voter].node.insecure_clone();
         let rent_payer = self
@@ -473,14 +497,15 @@ impl World {
                 let before = self.lamports(&signer.pubkey());
                 let rent = self.lamports(&r.address) + self.lamports(&pda::escrow(&r.address).0)
                     - r.deposit;
+                let started = r.status == RequestStatus::Open && self.provisioning_started(&r);
                 let result = self.net.chain.send(
                     &[ix::cancel_request(&signer.pubkey(), &r.address)],
                     &[&signer],
                 );
                 assert_eq!(
                     result.is_ok(),
-                    r.status == RequestStatus::Open,
-                    "cancel {r:?}"
+                    r.status == RequestStatus::Open && !started,
+                    "cancel {r:?} (provisioning started: {started})"
                 );
                 if let Ok(meta) = result {
                     let back = self.lamports(&signer.pubkey()) + meta.fee - before;
@@ -665,7 +690,7 @@ impl World {
                 );
                 assert_eq!(result.is_ok(), allowed, "close {r:?}");
                 if let Ok(meta) = result {
-                    let due = r.accrued(now) - r.paid_out;
+                    let due = r.accrued(r.billed_until(now)) - r.paid_out;
                     let share = self.lamports(&vault) - vault_before;
                     let fee = self.lamports(&fee_vault) - fees_before;
                     assert_eq!(share + fee, due, "close released what accrued");

@@ -244,8 +244,8 @@ fn ballots_never_count_for_a_recreated_request() {
     let customer = net.customer();
     let request = net.create_request(&customer, 7, 1_000, 3_600);
     let old_vote = net.provision_vote(&request, 0);
+    // One ballot (a quarter of the stake: cancelling is still allowed).
     net.vote(0, old_vote).unwrap();
-    net.vote(1, old_vote).unwrap();
     net.chain.ok(
         &[
             ix::cancel_request(&customer.pubkey(), &request),
@@ -279,7 +279,7 @@ fn ballots_never_count_for_a_recreated_request() {
 
 /// An operator cannot pull its stake vault (where lease payouts go) out
 /// from under a running lease; once everything is settled it withdraws,
-/// closes its account (rent back) and its node key may register again.
+/// closes its account (rent back); its node key stays retired.
 #[test]
 fn operators_close_their_accounts_once_nothing_is_owed() {
     let mut net = Network::with_operators(&[MIN_STAKE; 4]);
@@ -337,9 +337,9 @@ fn operators_close_their_accounts_once_nothing_is_owed() {
         before + vault_balance + account_rent - m1.fee - m2.fee
     );
     assert!(!net.chain.exists(&account));
-    // The node key registers again, as a new instance.
-    let old_nonce = 1u64;
-    net.chain.ok(
+    // The node key stays retired: evidence it signed can never meet a
+    // second registration.
+    let failure = net.chain.fail(
         &[ix::register_operator(
             &owner.pubkey(),
             &node.pubkey(),
@@ -350,7 +350,7 @@ fn operators_close_their_accounts_once_nothing_is_owed() {
         )],
         &[&owner, &node],
     );
-    assert!(net.operator(1).nonce > old_nonce);
+    assert!(failure.is(DaggerError::NodeKeyRetired), "{failure:?}");
     let _ = Pubkey::default();
 }
 

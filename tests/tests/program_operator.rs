@@ -29,10 +29,19 @@ fn register_moves_stake_into_the_vault() {
     let (vault, vault_bump) = pda::stake_vault(&operator);
     let vault_rent = net.chain.rent(8 + 33);
     let operator_rent = net.chain.raw_account(&operator).unwrap().lamports;
+    // The node key's record (it outlives the operator: the key is retired
+    // when the operator leaves) costs its rent once.
+    let record_rent = net
+        .chain
+        .rent(8 + <dagger_client::NodeKeyRecord as anchor_lang::Space>::INIT_SPACE);
+    assert_eq!(
+        net.chain.lamports(&pda::node_key_record(&node.pubkey()).0),
+        record_rent
+    );
     assert_eq!(net.chain.lamports(&vault), MIN_STAKE + vault_rent);
     assert_eq!(
         before - net.chain.lamports(&owner.pubkey()),
-        MIN_STAKE + vault_rent + operator_rent + meta.fee
+        MIN_STAKE + vault_rent + operator_rent + record_rent + meta.fee
     );
     let record: dagger_client::Operator = net.chain.account(&operator).unwrap();
     assert_eq!(record.owner, owner.pubkey());

@@ -4,7 +4,9 @@
 
 use anchor_lang::{prelude::Clock, solana_program::system_instruction};
 use dagger_client::{
-    constants::REQUEST_SEED, errors::AnchorErrorCode, instructions as ix, pda, Vote,
+    constants::REQUEST_SEED,
+    errors::{AnchorErrorCode, DaggerError},
+    instructions as ix, pda, Vote,
 };
 use dagger_tests::*;
 use solana_pubkey::Pubkey;
@@ -95,11 +97,12 @@ fn initialized_accounts_cannot_be_initialized_again() {
             protocol_fee_bps: 1_000,
             max_stake_share_bps: 3_000,
             removal_slash_bps: 0,
-            equivocation_slash_bps: 0,
+            equivocation_slash_bps: 5_000,
             reporter_reward_bps: 0,
         },
     );
-    assert!(net.chain.send(&[instruction], &[&intruder]).is_err());
+    let failure = net.chain.fail(&[instruction], &[&intruder]);
+    assert!(failure.is(DaggerError::AlreadyInitialized), "{failure:?}");
     assert_eq!(
         net.chain.raw_account(&pda::config().0).unwrap().data,
         before
@@ -196,7 +199,13 @@ fn one_requests_escrow_cannot_serve_another() {
     let rich = net.create_request(&customer, 2, 1_000_000, 1_000);
     // Cancel the cheap request but point at the rich request's escrow.
     let mut instruction = ix::cancel_request(&customer.pubkey(), &cheap);
-    instruction.accounts[2].pubkey = pda::escrow(&rich).0;
+    let escrow = pda::escrow(&cheap).0;
+    let slot = instruction
+        .accounts
+        .iter()
+        .position(|m| m.pubkey == escrow)
+        .expect("the escrow is named");
+    instruction.accounts[slot].pubkey = pda::escrow(&rich).0;
     let failure = net.chain.fail(&[instruction], &[&customer]);
     assert!(failure.is_anchor(AnchorErrorCode::ConstraintSeeds));
 

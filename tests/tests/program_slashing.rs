@@ -392,6 +392,116 @@ fn signature_checks_must_verify_exactly_the_key_and_the_messages() {
     net.chain.ok(&honest, &[&reporter]);
 }
 
+/// Events A, B, C by one key: (A, B) slashes the registration; the key
+/// can never register again, so (A, C) has no second registration to
+/// punish, and events of a past life cannot reach a new one.
+#[test]
+fn one_offence_is_punished_once_and_a_node_key_serves_one_registration() {
+    let mut net = Network::with_operators(&[STAKE, STAKE, STAKE, STAKE]);
+    let reporter = net.chain.funded(LAMPORTS_PER_SOL);
+    let key = dalek(&net.operators[3].node);
+    let network_id = net.config().network_id;
+    let a = sign(&key, &network_id, &header(&key, 7, 3, 1));
+    let b = sign(&key, &network_id, &header(&key, 7, 3, 2));
+    let c = sign(&key, &network_id, &header(&key, 7, 3, 3));
+    let ab = Evidence {
+        first: a.clone(),
+        second: b,
+    };
+    net.chain.ok(&report(&net, &reporter, &ab, 3), &[&reporter]);
+    // It leaves: unbonds, withdraws, closes.
+    let owner = net.operators[3].owner.insecure_clone();
+    let node = net.operators[3].node.insecure_clone();
+    net.chain.warp(UNBONDING_PERIOD + 1);
+    net.chain.ok(
+        &[ix::withdraw_stake(&owner.pubkey(), &node.pubkey())],
+        &[&owner],
+    );
+    net.chain.ok(
+        &[ix::close_operator(&owner.pubkey(), &node.pubkey())],
+        &[&owner],
+    );
+    // And tries to come back with the same key.
+    let failure = net.chain.fail(
+        &[ix::register_operator(
+            &owner.pubkey(),
+            &node.pubkey(),
+            "10.0.0.9:7000".into(),
+            capacity(),
+            STAKE,
+            dagger_client::PriceFloor::default(),
+        )],
+        &[&owner, &node],
+    );
+    assert!(failure.is(DaggerError::NodeKeyRetired), "{failure:?}");
+    // (A, C) finds no operator to punish.
+    let ac = Evidence {
+        first: a,
+        second: c,
+    };
+    let failure = net
+        .chain
+        .send(&report(&net, &reporter, &ac, 3), &[&reporter]);
+    assert!(failure.is_err(), "a second punishment for one key");
+}
+
+/// The same for an operator that left without offending: its past life's
+/// events can never slash anyone, because the key cannot come back.
+#[test]
+fn an_honest_operator_that_left_cannot_be_slashed_for_its_past_life() {
+    let mut net = Network::with_operators(&[STAKE, STAKE, STAKE, STAKE]);
+    let owner = net.operators[2].owner.insecure_clone();
+    let node = net.operators[2].node.insecure_clone();
+    net.chain.ok(
+        &[ix::request_unstake(&owner.pubkey(), &node.pubkey())],
+        &[&owner],
+    );
+    net.chain.warp(UNBONDING_PERIOD + 1);
+    net.chain.ok(
+        &[ix::withdraw_stake(&owner.pubkey(), &node.pubkey())],
+        &[&owner],
+    );
+    net.chain.ok(
+        &[ix::close_operator(&owner.pubkey(), &node.pubkey())],
+        &[&owner],
+    );
+    let failure = net.chain.fail(
+        &[ix::register_operator(
+            &owner.pubkey(),
+            &node.pubkey(),
+            "10.0.0.9:7000".into(),
+            capacity(),
+            STAKE,
+            dagger_client::PriceFloor::default(),
+        )],
+        &[&owner, &node],
+    );
+    assert!(failure.is(DaggerError::NodeKeyRetired), "{failure:?}");
+    // A new key registers and is never exposed to the old key's events.
+    net.register(STAKE);
+}
+
+/// The offender's own owner wallet and node key cannot report it and
+/// recover part of the slash; anyone else can.
+#[test]
+fn the_offender_cannot_collect_its_own_reward() {
+    let mut net = Network::with_operators(&[STAKE, STAKE, STAKE, STAKE]);
+    let evidence = fork(&net, 0);
+    let owner = net.operators[0].owner.insecure_clone();
+    let node = net.operators[0].node.insecure_clone();
+    for offender in [&owner, &node] {
+        let failure = net
+            .chain
+            .fail(&report(&net, offender, &evidence, 0), &[offender]);
+        assert!(failure.is(DaggerError::ReporterIsOffender), "{failure:?}");
+    }
+    assert_eq!(net.operator(0).stake, STAKE);
+    let stranger = net.chain.funded(LAMPORTS_PER_SOL);
+    net.chain
+        .ok(&report(&net, &stranger, &evidence, 0), &[&stranger]);
+    assert_eq!(net.operator(0).stake, STAKE / 2);
+}
+
 #[test]
 fn pending_unbonding_and_exited_operators() {
     let mut net = Network::with_operators(&[STAKE, STAKE, STAKE, STAKE]);
@@ -502,7 +612,7 @@ proptest! {
     #[test]
     fn slashing_is_exact_and_conserves_lamports(
         stake in MIN_STAKE..20_000 * LAMPORTS_PER_SOL,
-        slash_bps in 0u16..=10_000,
+        slash_bps in dagger_client::constants::MIN_EQUIVOCATION_SLASH_BPS..=10_000,
         reward_bps in 0u16..=5_000,
         kind in prop_oneof![
             Just(PairKind::Fork),

@@ -560,7 +560,6 @@ impl Controller {
             return;
         }
         let need = Allocation::of(&r.spec);
-        let region = r.spec.region;
         let chosen = self
             .state
             .operators
@@ -569,8 +568,12 @@ impl Controller {
                 op.status == OperatorStatus::Active
                     && self.state.roster.contains_key(&op.node_key)
                     && !r.excluded.contains(key)
-                    && (region == 0 || op.capacity.region == region)
-                    && op.price_floor.accepts(&r.spec, r.price_per_second)
+                    && dagger_client::Offer {
+                        capacity: &op.capacity,
+                        price_floor: &op.price_floor,
+                    }
+                    .takes(&r.spec, r.price_per_second)
+                    .is_ok()
                     && op.images.serves(&r.spec.image_id)
                     && op.allocated.vcpus + need.vcpus <= op.capacity.vcpus as u64
                     && op.allocated.memory_mib + need.memory_mib <= op.capacity.memory_mib as u64

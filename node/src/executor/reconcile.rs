@@ -359,6 +359,8 @@ mod tests {
             nonce: 1,
             bump: 0,
             escrow_bump: 0,
+            provision_stake: 0,
+            provision_epoch: 0,
         };
         assert_eq!(OnChain::of(None, &me, 10), OnChain::NotNeeded);
         assert_eq!(OnChain::of(Some(&r), &me, 10), OnChain::NotNeeded);

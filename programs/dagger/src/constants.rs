@@ -18,6 +18,8 @@ pub const ESCROW_SEED: &[u8] = b"escrow";
 pub const ATTESTATION_SEED: &[u8] = b"attestation";
 #[constant]
 pub const EVIDENCE_SEED: &[u8] = b"evidence";
+#[constant]
+pub const NODE_KEY_SEED: &[u8] = b"node_key";
 
 /// Upper bound on the active roster. It bounds the ballots an attestation can
 /// hold, so the attestation account has a fixed, rent-predictable size.
@@ -44,8 +46,21 @@ pub const FEE_VAULT_SEED: &[u8] = b"fee_vault";
 /// can wait out), stop requests from being created, or expire them before
 /// the operators can provision them (consensus plus a quorum of
 /// attestations takes about a second; the minimum timeout is ten).
+///
+/// The unbonding period is the window in which an equivocation can still
+/// cost its author: evidence must land before the stake leaves. Every
+/// honest node sees a fork within seconds and anyone holding the two
+/// headers can report it, but reports travel through RPC providers and a
+/// congested or halted chain: Solana's longest halts lasted about 17 hours.
+/// Two days cover that with room to spare.
 #[constant]
-pub const MIN_UNBONDING_PERIOD: i64 = 10;
+pub const MIN_UNBONDING_PERIOD: i64 = 2 * 24 * 3600;
+/// The floor on a local cluster (the program running as a builtin of a
+/// validator or test runtime someone started on their machine, see
+/// `Config::local_cluster`), where demos and tests need stake back in
+/// seconds.
+#[constant]
+pub const LOCAL_MIN_UNBONDING_PERIOD: i64 = 5;
 #[constant]
 pub const MAX_UNBONDING_PERIOD: i64 = 365 * 24 * 3600;
 #[constant]
@@ -74,6 +89,9 @@ pub const MAX_REMOVAL_SLASH_BPS: u16 = 5_000;
 /// conflicting events is the one act that attacks safety directly.
 #[constant]
 pub const MAX_EQUIVOCATION_SLASH_BPS: u16 = 10_000;
+/// And never less than a tenth: the deterrent cannot be switched off.
+#[constant]
+pub const MIN_EQUIVOCATION_SLASH_BPS: u16 = 1_000;
 
 /// The reporter of an equivocation earns at most half of what is slashed,
 /// so an operator reporting itself still loses at least half the slash.
@@ -84,3 +102,9 @@ pub const MAX_REPORTER_REWARD_BPS: u16 = 5_000;
 /// reopen the bootstrap (the recovery path when every operator left).
 #[constant]
 pub const RECOVERY_DELAY: i64 = 3 * 24 * 3600;
+
+/// A lease the customer closes bills at least this long (or what was paid
+/// for, if less): booting a VM costs the operator the same whether it runs
+/// a second or an hour.
+#[constant]
+pub const MIN_BILLED_SECONDS: i64 = 60;

@@ -134,12 +134,28 @@ pub enum DaggerError {
     SignatureCheckWrongNetwork,
     #[msg("The Ed25519 instruction verifies another message than the header's signed message")]
     SignatureCheckWrongMessage,
+    #[msg("The program is already initialized")]
+    AlreadyInitialized,
+    #[msg("This node key is registered (its operator account exists)")]
+    NodeKeyInUse,
+    #[msg("This node key was registered before: a node key serves one registration, register a new one")]
+    NodeKeyRetired,
+    #[msg("The offender's owner wallet or node key cannot report it (nor collect the reward)")]
+    ReporterIsOffender,
+    #[msg("Provisioning has started (votes were cast): the request can no longer be cancelled, wait for the lease or the deadline")]
+    ProvisioningStarted,
+    #[msg("The price is below the assigned operator's price floor")]
+    BelowPriceFloor,
+    #[msg("The request asks for another region than the assigned operator's")]
+    WrongRegion,
+    #[msg("The assigned operator has no capacity left for this request")]
+    CapacityExceeded,
 }
 
 impl DaggerError {
     /// Every variant in code order, so clients can turn a custom error code
     /// back into a typed error (`DaggerError::from_code`).
-    pub const ALL: [DaggerError; 64] = [
+    pub const ALL: [DaggerError; 72] = [
         DaggerError::Unauthorized,
         DaggerError::NotUpgradeAuthority,
         DaggerError::InvalidProgramData,
@@ -204,6 +220,14 @@ impl DaggerError {
         DaggerError::SignatureCheckWrongKey,
         DaggerError::SignatureCheckWrongNetwork,
         DaggerError::SignatureCheckWrongMessage,
+        DaggerError::AlreadyInitialized,
+        DaggerError::NodeKeyInUse,
+        DaggerError::NodeKeyRetired,
+        DaggerError::ReporterIsOffender,
+        DaggerError::ProvisioningStarted,
+        DaggerError::BelowPriceFloor,
+        DaggerError::WrongRegion,
+        DaggerError::CapacityExceeded,
     ];
 
     /// The error for a custom program error code, if it is one of ours.

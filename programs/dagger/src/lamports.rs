@@ -39,6 +39,23 @@ pub fn pay_out(from: &AccountInfo, to: &AccountInfo, amount: u64) -> Result<()> 
     Ok(())
 }
 
+/// Whether an address already holds one of this program's accounts.
+/// Lamports alone (anyone can send them) do not make an address in use.
+pub fn in_use(account: &AccountInfo) -> bool {
+    *account.owner == crate::ID || !account.data_is_empty()
+}
+
+/// Closes a program account by hand: every lamport to `to`, the address
+/// handed back to the System Program with no data (what Anchor's `close`
+/// constraint does for typed accounts).
+pub fn close_account(account: &AccountInfo, to: &AccountInfo) -> Result<()> {
+    let lamports = account.lamports();
+    pay_out(account, to, lamports)?;
+    account.assign(&anchor_lang::system_program::ID);
+    account.resize(0)?;
+    Ok(())
+}
+
 /// Creates a program-owned PDA of `space` bytes, paid by `payer`. Works even
 /// if someone sent lamports to the address beforehand (which would make a
 /// plain `create_account` fail): then it only tops up the rent, allocates

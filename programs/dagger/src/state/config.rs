@@ -52,6 +52,11 @@ pub struct Config {
     /// Numbers requests and operator registrations, so a tally is bound to
     /// one instance of its subject even when its address is reused.
     pub next_nonce: u64,
+    /// Set at `initialize` when the program runs as a builtin, owned by the
+    /// native loader: only a validator or test runtime started locally can
+    /// load a third party's program that way, never a public cluster. Only
+    /// then may the unbonding period go below `MIN_UNBONDING_PERIOD`.
+    pub local_cluster: bool,
     pub bump: u8,
     pub fee_vault_bump: u8,
 }

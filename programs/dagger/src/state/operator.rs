@@ -51,6 +51,41 @@ impl PriceFloor {
     }
 }
 
+/// Why an operator's offer does not take a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfferMismatch {
+    Region,
+    PriceFloor,
+}
+
+/// What an operator offers: where, and at what least price.
+#[derive(Clone, Copy, Debug)]
+pub struct Offer<'a> {
+    pub capacity: &'a Capacity,
+    pub price_floor: &'a PriceFloor,
+}
+
+impl Offer<'_> {
+    /// Whether a request for `spec` paying `price_per_second` may be
+    /// assigned here: its region (0 asks for any) and the price floor.
+    /// Consensus assigns by this rule and the program checks every
+    /// provisioning vote against it. (Capacity depends on what the operator
+    /// already runs, which only consensus tracks: the nodes check it.)
+    pub fn takes(
+        &self,
+        spec: &crate::state::VmSpec,
+        price_per_second: u64,
+    ) -> core::result::Result<(), OfferMismatch> {
+        if spec.region != 0 && spec.region != self.capacity.region {
+            return Err(OfferMismatch::Region);
+        }
+        if !self.price_floor.accepts(spec, price_per_second) {
+            return Err(OfferMismatch::PriceFloor);
+        }
+        Ok(())
+    }
+}
+
 impl Capacity {
     pub fn validate(&self) -> Result<()> {
         require!(
@@ -111,6 +146,13 @@ pub struct Operator {
 }
 
 impl Operator {
+    pub fn offer(&self) -> Offer<'_> {
+        Offer {
+            capacity: &self.capacity,
+            price_floor: &self.price_floor,
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.status == OperatorStatus::Active
     }

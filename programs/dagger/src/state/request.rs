@@ -72,9 +72,35 @@ pub struct Request {
     pub nonce: u64,
     pub bump: u8,
     pub escrow_bump: u8,
+    /// Stake that has voted to provision this request (any outcome) in
+    /// `provision_epoch`. Once it passes a third of the active stake an
+    /// honest operator is among the voters, so the VM is being booted: the
+    /// customer can no longer cancel for a full refund.
+    pub provision_stake: u64,
+    pub provision_epoch: u64,
 }
 
 impl Request {
+    /// Whether provisioning has started as far as cancelling is concerned
+    /// (see `provision_stake`).
+    pub fn provisioning_started(&self, roster_epoch: u64, total_active_stake: u64) -> bool {
+        self.provision_epoch == roster_epoch
+            && self.provision_stake as u128 * 3 > total_active_stake as u128
+    }
+
+    /// The moment a customer's `close_lease` at `now` bills up to: at least
+    /// `MIN_BILLED_SECONDS` after the lease started (never past what was
+    /// paid for). A lease a quorum terminated bills only what ran.
+    pub fn billed_until(&self, now: i64) -> i64 {
+        match self.status {
+            RequestStatus::Active => now.max(
+                self.lease_start
+                    .saturating_add(crate::constants::MIN_BILLED_SECONDS),
+            ),
+            _ => now,
+        }
+    }
+
     /// The moment accrual stops: the paid duration, or termination if earlier.
     pub fn accrual_end(&self) -> i64 {
         let paid_end = self
@@ -155,6 +181,8 @@ mod tests {
             nonce: 0,
             bump: 0,
             escrow_bump: 0,
+            provision_stake: 0,
+            provision_epoch: 0,
         }
     }
 
@@ -169,6 +197,35 @@ mod tests {
         r.ended_at = 1_020;
         assert_eq!(r.accrued(5_000), 200);
         assert!(r.is_over(1_021));
+    }
+
+    #[test]
+    fn a_closed_lease_bills_a_minimum_but_never_past_what_was_paid() {
+        let min = crate::constants::MIN_BILLED_SECONDS;
+        let r = lease(10, 1_000, 1_000);
+        assert_eq!(r.accrued(r.billed_until(1_000)), 10 * min as u64);
+        assert_eq!(
+            r.accrued(r.billed_until(1_000 + min + 5)),
+            10 * (min as u64 + 5)
+        );
+        let short = lease(10, 3, 1_000);
+        assert_eq!(short.accrued(short.billed_until(1_000)), 30);
+        let mut failed = lease(10, 1_000, 1_000);
+        failed.status = RequestStatus::Terminated;
+        failed.ended_at = 1_001;
+        assert_eq!(failed.accrued(failed.billed_until(1_001)), 10);
+    }
+
+    #[test]
+    fn provisioning_starts_beyond_a_third_in_the_current_epoch() {
+        let mut r = lease(1, 1, 0);
+        r.provision_stake = 34;
+        r.provision_epoch = 7;
+        assert!(r.provisioning_started(7, 100));
+        assert!(!r.provisioning_started(8, 100));
+        r.provision_stake = 33;
+        assert!(!r.provisioning_started(7, 99));
+        assert!(!r.provisioning_started(7, 100));
     }
 
     #[test]

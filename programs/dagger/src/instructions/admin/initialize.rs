@@ -2,13 +2,15 @@ use anchor_lang::{prelude::*, solana_program::bpf_loader_upgradeable};
 
 use crate::{
     constants::{
-        CONFIG_SEED, FEE_VAULT_SEED, MAX_EQUIVOCATION_SLASH_BPS, MAX_MIN_OPERATOR_STAKE,
-        MAX_PROTOCOL_FEE_BPS, MAX_PROVISIONING_TIMEOUT, MAX_REMOVAL_SLASH_BPS,
-        MAX_REPORTER_REWARD_BPS, MAX_STAKE_SHARE_BPS, MAX_UNBONDING_PERIOD,
-        MIN_PROVISIONING_TIMEOUT, MIN_STAKE_SHARE_BPS, MIN_UNBONDING_PERIOD,
+        CONFIG_SEED, FEE_VAULT_SEED, LOCAL_MIN_UNBONDING_PERIOD, MAX_EQUIVOCATION_SLASH_BPS,
+        MAX_MIN_OPERATOR_STAKE, MAX_PROTOCOL_FEE_BPS, MAX_PROVISIONING_TIMEOUT,
+        MAX_REMOVAL_SLASH_BPS, MAX_REPORTER_REWARD_BPS, MAX_STAKE_SHARE_BPS, MAX_UNBONDING_PERIOD,
+        MIN_EQUIVOCATION_SLASH_BPS, MIN_PROVISIONING_TIMEOUT, MIN_STAKE_SHARE_BPS,
+        MIN_UNBONDING_PERIOD,
     },
     errors::DaggerError,
     events::ConfigInitialized,
+    lamports::{create_pda, in_use},
     state::{Config, FeeVault},
 };
 
@@ -28,12 +30,13 @@ pub struct InitializeArgs {
 impl InitializeArgs {
     /// The settings, checked against their bounds (the treasury is checked
     /// on-chain, where its account is visible).
-    pub fn validate(&self) -> Result<()> {
-        self.settings().validate()
+    pub fn validate(&self, local_cluster: bool) -> Result<()> {
+        self.settings(local_cluster).validate()
     }
 
-    pub fn settings(&self) -> Settings {
+    pub fn settings(&self, local_cluster: bool) -> Settings {
         Settings {
+            local_cluster,
             min_operator_stake: self.min_operator_stake,
             unbonding_period: self.unbonding_period,
             provisioning_timeout: self.provisioning_timeout,
@@ -48,6 +51,8 @@ impl InitializeArgs {
 
 /// The values the admin sets, checked together against their bounds.
 pub struct Settings {
+    /// See `Config::local_cluster`.
+    pub local_cluster: bool,
     pub min_operator_stake: u64,
     pub unbonding_period: i64,
     pub provisioning_timeout: i64,
@@ -59,6 +64,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    pub fn min_unbonding_period(&self) -> i64 {
+        if self.local_cluster {
+            LOCAL_MIN_UNBONDING_PERIOD
+        } else {
+            MIN_UNBONDING_PERIOD
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         require!(self.min_operator_stake > 0, DaggerError::ZeroMinimumStake);
         require!(
@@ -71,12 +84,14 @@ impl Settings {
         );
         require!(
             self.min_operator_stake <= MAX_MIN_OPERATOR_STAKE
-                && (MIN_UNBONDING_PERIOD..=MAX_UNBONDING_PERIOD).contains(&self.unbonding_period)
+                && (self.min_unbonding_period()..=MAX_UNBONDING_PERIOD)
+                    .contains(&self.unbonding_period)
                 && (MIN_PROVISIONING_TIMEOUT..=MAX_PROVISIONING_TIMEOUT)
                     .contains(&self.provisioning_timeout)
                 && (MIN_STAKE_SHARE_BPS..=MAX_STAKE_SHARE_BPS).contains(&self.max_stake_share_bps)
                 && self.removal_slash_bps <= MAX_REMOVAL_SLASH_BPS
-                && self.equivocation_slash_bps <= MAX_EQUIVOCATION_SLASH_BPS
+                && (MIN_EQUIVOCATION_SLASH_BPS..=MAX_EQUIVOCATION_SLASH_BPS)
+                    .contains(&self.equivocation_slash_bps)
                 && self.reporter_reward_bps <= MAX_REPORTER_REWARD_BPS,
             DaggerError::ValueOutOfBounds
         );
@@ -101,22 +116,14 @@ pub fn check_treasury(treasury: &AccountInfo, expected: &Pubkey) -> Result<()> {
 pub struct Initialize<'info> {
     #[account(mut)]
     pub admin: Signer<'info>,
-    #[account(
-        init,
-        payer = admin,
-        space = 8 + Config::INIT_SPACE,
-        seeds = [CONFIG_SEED],
-        bump,
-    )]
-    pub config: Account<'info, Config>,
-    #[account(
-        init,
-        payer = admin,
-        space = 8 + FeeVault::INIT_SPACE,
-        seeds = [FEE_VAULT_SEED],
-        bump,
-    )]
-    pub fee_vault: Account<'info, FeeVault>,
+    /// CHECK: created by the handler (`create_pda`), which tolerates
+    /// lamports sent to the address beforehand; `AlreadyInitialized` if it
+    /// holds the config already.
+    #[account(mut, seeds = [CONFIG_SEED], bump)]
+    pub config: UncheckedAccount<'info>,
+    /// CHECK: created by the handler together with the config.
+    #[account(mut, seeds = [FEE_VAULT_SEED], bump)]
+    pub fee_vault: UncheckedAccount<'info>,
     /// CHECK: checked to be a wallet by `check_treasury`.
     pub treasury: UncheckedAccount<'info>,
     /// CHECK: only its owner is read, to know whether it is upgradeable.
@@ -152,10 +159,22 @@ pub fn check_initializer(
     Ok(())
 }
 
+/// See `Config::local_cluster`.
+pub fn is_local_cluster(program_owner: &Pubkey) -> bool {
+    *program_owner == solana_sdk_ids::native_loader::ID
+}
+
 pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<()> {
-    args.validate()?;
     let accounts = &mut *ctx.accounts;
+    let local_cluster = is_local_cluster(accounts.program.owner);
+    args.validate(local_cluster)?;
     check_treasury(&accounts.treasury, &args.treasury)?;
+    // The two accounts created below are not wallets yet while they are
+    // checked: name them.
+    require!(
+        args.treasury != accounts.config.key() && args.treasury != accounts.fee_vault.key(),
+        DaggerError::InvalidTreasury
+    );
     let program_data = accounts.program_data.as_ref().map(|pd| (pd.key(), &**pd));
     check_initializer(
         accounts.program.owner,
@@ -163,10 +182,29 @@ pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<
         accounts.admin.key,
     )?;
 
-    accounts.fee_vault.set_inner(FeeVault {
+    require!(
+        !in_use(&accounts.config) && !in_use(&accounts.fee_vault),
+        DaggerError::AlreadyInitialized
+    );
+    create_pda(
+        &accounts.admin,
+        &accounts.fee_vault.to_account_info(),
+        &accounts.system_program,
+        8 + FeeVault::INIT_SPACE,
+        &[FEE_VAULT_SEED, &[ctx.bumps.fee_vault]],
+    )?;
+    create_pda(
+        &accounts.admin,
+        &accounts.config.to_account_info(),
+        &accounts.system_program,
+        8 + Config::INIT_SPACE,
+        &[CONFIG_SEED, &[ctx.bumps.config]],
+    )?;
+    let fee_vault = FeeVault {
         bump: ctx.bumps.fee_vault,
-    });
-    accounts.config.set_inner(Config {
+    };
+    fee_vault.try_serialize(&mut &mut accounts.fee_vault.try_borrow_mut_data()?[..])?;
+    let config = Config {
         admin: accounts.admin.key(),
         pending_admin: Pubkey::default(),
         treasury: args.treasury,
@@ -185,9 +223,11 @@ pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<
         bootstrapped: false,
         zero_stake_since: 0,
         next_nonce: 0,
+        local_cluster,
         bump: ctx.bumps.config,
         fee_vault_bump: ctx.bumps.fee_vault,
-    });
+    };
+    config.try_serialize(&mut &mut accounts.config.try_borrow_mut_data()?[..])?;
     emit!(ConfigInitialized {
         admin: accounts.admin.key(),
         treasury: args.treasury,
@@ -211,6 +251,59 @@ mod tests {
             slot: 1,
             upgrade_authority_address: authority,
         }
+    }
+
+    fn settings(local_cluster: bool, unbonding_period: i64, slash_bps: u16) -> Settings {
+        Settings {
+            local_cluster,
+            min_operator_stake: 1,
+            unbonding_period,
+            provisioning_timeout: MIN_PROVISIONING_TIMEOUT,
+            protocol_fee_bps: 0,
+            max_stake_share_bps: MAX_STAKE_SHARE_BPS,
+            removal_slash_bps: 0,
+            equivocation_slash_bps: slash_bps,
+            reporter_reward_bps: 0,
+        }
+    }
+
+    #[test]
+    fn a_public_deployment_keeps_the_deterrent() {
+        let bounds = DaggerError::ValueOutOfBounds.into();
+        // Public: two days at least, a tenth of the stake at least.
+        assert_eq!(settings(false, 10, 5_000).validate().unwrap_err(), bounds);
+        assert_eq!(
+            settings(false, MIN_UNBONDING_PERIOD - 1, 5_000)
+                .validate()
+                .unwrap_err(),
+            bounds
+        );
+        assert!(settings(false, MIN_UNBONDING_PERIOD, 5_000)
+            .validate()
+            .is_ok());
+        for local in [false, true] {
+            let period = if local {
+                LOCAL_MIN_UNBONDING_PERIOD
+            } else {
+                MIN_UNBONDING_PERIOD
+            };
+            assert_eq!(settings(local, period, 0).validate().unwrap_err(), bounds);
+            assert_eq!(
+                settings(local, period, MIN_EQUIVOCATION_SLASH_BPS - 1)
+                    .validate()
+                    .unwrap_err(),
+                bounds
+            );
+            assert!(settings(local, period, MIN_EQUIVOCATION_SLASH_BPS)
+                .validate()
+                .is_ok());
+        }
+        // Local: seconds.
+        assert!(settings(true, LOCAL_MIN_UNBONDING_PERIOD, 5_000)
+            .validate()
+            .is_ok());
+        assert!(is_local_cluster(&solana_sdk_ids::native_loader::ID));
+        assert!(!is_local_cluster(&bpf_loader_upgradeable::ID));
     }
 
     #[test]

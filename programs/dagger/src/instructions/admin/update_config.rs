@@ -42,6 +42,7 @@ pub struct UpdateConfig<'info> {
 pub(crate) fn handler(ctx: Context<UpdateConfig>, args: UpdateConfigArgs) -> Result<()> {
     let config = &mut ctx.accounts.config;
     let settings = Settings {
+        local_cluster: config.local_cluster,
         min_operator_stake: args.min_operator_stake.unwrap_or(config.min_operator_stake),
         unbonding_period: args.unbonding_period.unwrap_or(config.unbonding_period),
         provisioning_timeout: args

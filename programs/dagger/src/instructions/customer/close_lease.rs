@@ -36,8 +36,9 @@ pub struct CloseLease<'info> {
     pub fee_vault: Account<'info, FeeVault>,
 }
 
-/// Ends the lease now: the operator gets what accrued, the customer the rest,
-/// and the lease's accounts close.
+/// Ends the lease now: the operator gets what accrued (at least
+/// `MIN_BILLED_SECONDS` of it, see `Request::billed_until`), the customer
+/// the rest, and the lease's accounts close.
 pub(crate) fn handler(ctx: Context<CloseLease>) -> Result<()> {
     let accounts = &mut *ctx.accounts;
     require!(
@@ -48,13 +49,14 @@ pub(crate) fn handler(ctx: Context<CloseLease>) -> Result<()> {
         DaggerError::LeaseNotActive
     );
     let now = Clock::get()?.unix_timestamp;
+    let billed_until = accounts.request.billed_until(now);
     let released = pay_accrued(
         &mut accounts.request,
         &accounts.escrow.to_account_info(),
         &mut accounts.operator,
         &accounts.stake_vault.to_account_info(),
         &accounts.fee_vault.to_account_info(),
-        now,
+        billed_until,
     )?;
     emit!(LeaseClaimed {
         request: accounts.request.key(),

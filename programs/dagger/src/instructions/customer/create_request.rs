@@ -4,7 +4,7 @@ use crate::{
     constants::{CONFIG_SEED, ESCROW_SEED, REQUEST_SEED},
     errors::DaggerError,
     events::RequestCreated,
-    lamports::{create_pda, deposit},
+    lamports::{create_pda, deposit, in_use},
     state::{cost, Config, Escrow, Request, RequestStatus, VmSpec},
 };
 
@@ -38,10 +38,6 @@ pub struct CreateRequest<'info> {
     #[account(mut, seeds = [ESCROW_SEED, request.key().as_ref()], bump)]
     pub escrow: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
-}
-
-fn in_use(account: &AccountInfo) -> bool {
-    *account.owner == crate::ID || !account.data_is_empty()
 }
 
 /// Opens a request and pays price × duration into its escrow.
@@ -116,6 +112,8 @@ pub(crate) fn handler(ctx: Context<CreateRequest>, args: CreateRequestArgs) -> R
         nonce,
         bump: ctx.bumps.request,
         escrow_bump: ctx.bumps.escrow,
+        provision_stake: 0,
+        provision_epoch: 0,
     };
     request.try_serialize(&mut &mut accounts.request.try_borrow_mut_data()?[..])?;
     emit!(RequestCreated {

@@ -7,10 +7,10 @@ use crate::{
     },
     errors::DaggerError,
     events::{LeaseActivated, LeaseTerminated, OperatorAdmitted, OperatorRemoved, VoteCast},
-    lamports::pay_out,
+    lamports::{close_account, create_pda, in_use, pay_out},
     state::{
-        Attestation, Ballot, Config, FeeVault, Operator, OperatorStatus, Request, RequestStatus,
-        StakeVault, Vote,
+        Attestation, Ballot, Config, FeeVault, OfferMismatch, Operator, OperatorStatus, Request,
+        RequestStatus, StakeVault, Vote,
     },
 };
 
@@ -31,10 +31,11 @@ pub struct Attest<'info> {
     /// One tally per subject *instance*: the nonce is a seed, so ballots for
     /// a request or registration that was closed and recreated at the same
     /// address can never count for the new one.
+    /// CHECK: the tally, `Attestation`; read or created by the handler
+    /// (`create_pda` tolerates lamports sent to the address beforehand:
+    /// every tally address is predictable from public data).
     #[account(
-        init_if_needed,
-        payer = node_key,
-        space = 8 + Attestation::INIT_SPACE,
+        mut,
         seeds = [
             ATTESTATION_SEED,
             vote.kind_seed(),
@@ -43,7 +44,7 @@ pub struct Attest<'info> {
         ],
         bump,
     )]
-    pub attestation: Account<'info, Attestation>,
+    pub attestation: UncheckedAccount<'info>,
     /// CHECK: must be the attestation's recorded rent payer (the first voter);
     /// it gets the tally's rent back when the quorum closes it.
     #[account(mut)]
@@ -74,19 +75,20 @@ pub(crate) fn handler(ctx: Context<Attest>, roster_epoch: u64, vote: Vote) -> Re
     let accounts = &mut *ctx.accounts;
     let now = Clock::get()?.unix_timestamp;
 
+    // Before the bootstrap is finished the roster is the admin's, one
+    // admission at a time: its first members may hold every vote there is,
+    // and a quorum of them could remove one another and leave a genesis
+    // record nothing matches (a launch bricked for good). No vote of any
+    // kind counts until the roster is final.
+    require!(accounts.config.bootstrapped, DaggerError::NotBootstrapped);
     require!(accounts.voter.is_active(), DaggerError::OperatorNotActive);
     let current_epoch = accounts.config.roster_epoch;
     require!(roster_epoch >= current_epoch, DaggerError::StaleEpoch);
     require!(roster_epoch == current_epoch, DaggerError::FutureEpoch);
     check_subject_pending(accounts, &vote, now)?;
 
-    let attestation = &mut accounts.attestation;
-    if attestation.rent_payer == Pubkey::default() {
-        attestation.subject = vote.subject();
-        attestation.roster_epoch = current_epoch;
-        attestation.rent_payer = accounts.node_key.key();
-        attestation.bump = ctx.bumps.attestation;
-    }
+    let mut attestation = open_tally(accounts, &vote, current_epoch, ctx.bumps.attestation)?;
+    let attestation = &mut attestation;
     require_keys_eq!(
         accounts.rent_payer.key(),
         attestation.rent_payer,
@@ -116,6 +118,12 @@ pub(crate) fn handler(ctx: Context<Attest>, roster_epoch: u64, vote: Vote) -> Re
     accounts.voter.votes_cast = accounts.voter.votes_cast.saturating_add(1);
     accounts.voter.last_vote_at = now;
 
+    if let Vote::Provision { request, nonce, .. } = vote {
+        let voted: u64 = attestation.ballots.iter().map(|b| b.stake).sum();
+        let request = subject_request(&mut accounts.request, &request, nonce)?;
+        request.provision_stake = voted;
+        request.provision_epoch = current_epoch;
+    }
     let outcome_stake = attestation.stake_for(&outcome);
     emit!(VoteCast {
         subject: vote.subject(),
@@ -126,12 +134,45 @@ pub(crate) fn handler(ctx: Context<Attest>, roster_epoch: u64, vote: Vote) -> Re
         total_active_stake: accounts.config.total_active_stake,
     });
 
+    let tally = accounts.attestation.to_account_info();
     if accounts.config.is_supermajority(outcome_stake) {
         apply(accounts, &vote, now)?;
-        let rent_payer = accounts.rent_payer.to_account_info();
-        accounts.attestation.close(rent_payer)?;
+        close_account(&tally, &accounts.rent_payer.to_account_info())?;
+    } else {
+        attestation.try_serialize(&mut &mut tally.try_borrow_mut_data()?[..])?;
     }
     Ok(())
+}
+
+/// The subject's tally: the one on file, or a new one paid by the voter.
+fn open_tally(accounts: &Attest, vote: &Vote, epoch: u64, bump: u8) -> Result<Attestation> {
+    let info = accounts.attestation.to_account_info();
+    if in_use(&info) {
+        let data = info.try_borrow_data()?;
+        return Attestation::try_deserialize(&mut &data[..]);
+    }
+    let subject = vote.subject_key();
+    let nonce = vote.nonce().to_le_bytes();
+    create_pda(
+        &accounts.node_key,
+        &info,
+        &accounts.system_program,
+        8 + Attestation::INIT_SPACE,
+        &[
+            ATTESTATION_SEED,
+            vote.kind_seed(),
+            subject.as_ref(),
+            &nonce,
+            &[bump],
+        ],
+    )?;
+    Ok(Attestation {
+        rent_payer: accounts.node_key.key(),
+        subject: vote.subject(),
+        roster_epoch: epoch,
+        bump,
+        ballots: Vec::new(),
+    })
 }
 
 fn subject_request<'a, 'info>(
@@ -194,13 +235,18 @@ fn check_subject_pending(accounts: &mut Attest, vote: &Vote, now: i64) -> Result
                 _ => return err!(DaggerError::AlreadyApplied),
             }
             require!(now <= request.deadline, DaggerError::RequestExpired);
+            let (spec, price) = (request.spec, request.price_per_second);
             let assigned = assigned(accounts, &operator)?;
             require!(assigned.is_active(), DaggerError::OperatorNotActive);
+            // The one rule the nodes' assignment follows too.
+            assigned.offer().takes(&spec, price).map_err(|m| match m {
+                OfferMismatch::Region => DaggerError::WrongRegion,
+                OfferMismatch::PriceFloor => DaggerError::BelowPriceFloor,
+            })?;
         }
         Vote::Admit {
             operator, nonce, ..
         } => {
-            require!(accounts.config.bootstrapped, DaggerError::NotBootstrapped);
             let min_stake = accounts.config.min_operator_stake;
             let operator = subject_operator(accounts, &operator, nonce)?;
             match operator.status {

@@ -8,8 +8,8 @@ use crate::{
 };
 
 /// Once its stake is withdrawn, the owner closes the operator account and
-/// gets its rent back; the node key may then register again (as a new
-/// instance, so no old ballot can count for it).
+/// gets its rent back. The node key stays retired (its `NodeKeyRecord`
+/// remains): an operator that comes back registers a new key.
 #[derive(Accounts)]
 pub struct CloseOperator<'info> {
     #[account(mut)]

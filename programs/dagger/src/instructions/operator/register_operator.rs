@@ -1,11 +1,14 @@
 use anchor_lang::prelude::*;
 
 use crate::{
-    constants::{CONFIG_SEED, OPERATOR_SEED, STAKE_VAULT_SEED},
+    constants::{CONFIG_SEED, NODE_KEY_SEED, OPERATOR_SEED, STAKE_VAULT_SEED},
     errors::DaggerError,
     events::OperatorRegistered,
-    lamports::deposit,
-    state::{validate_address, Capacity, Config, Operator, OperatorStatus, PriceFloor, StakeVault},
+    lamports::{create_pda, deposit, in_use},
+    state::{
+        validate_address, Capacity, Config, NodeKeyRecord, Operator, OperatorStatus, PriceFloor,
+        StakeVault,
+    },
 };
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
@@ -24,22 +27,17 @@ pub struct RegisterOperator<'info> {
     pub node_key: Signer<'info>,
     #[account(mut, seeds = [CONFIG_SEED], bump = config.bump)]
     pub config: Account<'info, Config>,
-    #[account(
-        init,
-        payer = owner,
-        space = 8 + Operator::INIT_SPACE,
-        seeds = [OPERATOR_SEED, node_key.key().as_ref()],
-        bump,
-    )]
-    pub operator: Account<'info, Operator>,
-    #[account(
-        init,
-        payer = owner,
-        space = 8 + StakeVault::INIT_SPACE,
-        seeds = [STAKE_VAULT_SEED, operator.key().as_ref()],
-        bump,
-    )]
-    pub stake_vault: Account<'info, StakeVault>,
+    /// CHECK: created by the handler (`create_pda` tolerates lamports sent
+    /// to the address beforehand); `NodeKeyInUse` if it exists.
+    #[account(mut, seeds = [OPERATOR_SEED, node_key.key().as_ref()], bump)]
+    pub operator: UncheckedAccount<'info>,
+    /// CHECK: created by the handler together with the operator.
+    #[account(mut, seeds = [STAKE_VAULT_SEED, operator.key().as_ref()], bump)]
+    pub stake_vault: UncheckedAccount<'info>,
+    /// CHECK: created by the handler; `NodeKeyRetired` if the key ever
+    /// registered before (see `NodeKeyRecord`).
+    #[account(mut, seeds = [NODE_KEY_SEED, node_key.key().as_ref()], bump)]
+    pub node_key_record: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
@@ -51,6 +49,45 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
         args.stake >= accounts.config.min_operator_stake,
         DaggerError::InsufficientStake
     );
+    require!(
+        !in_use(&accounts.operator) && !in_use(&accounts.stake_vault),
+        DaggerError::NodeKeyInUse
+    );
+    require!(
+        !in_use(&accounts.node_key_record),
+        DaggerError::NodeKeyRetired
+    );
+    let node_key = accounts.node_key.key();
+    let operator_key = accounts.operator.key();
+    create_pda(
+        &accounts.owner,
+        &accounts.operator.to_account_info(),
+        &accounts.system_program,
+        8 + Operator::INIT_SPACE,
+        &[OPERATOR_SEED, node_key.as_ref(), &[ctx.bumps.operator]],
+    )?;
+    create_pda(
+        &accounts.owner,
+        &accounts.stake_vault.to_account_info(),
+        &accounts.system_program,
+        8 + StakeVault::INIT_SPACE,
+        &[
+            STAKE_VAULT_SEED,
+            operator_key.as_ref(),
+            &[ctx.bumps.stake_vault],
+        ],
+    )?;
+    create_pda(
+        &accounts.owner,
+        &accounts.node_key_record.to_account_info(),
+        &accounts.system_program,
+        8 + NodeKeyRecord::INIT_SPACE,
+        &[
+            NODE_KEY_SEED,
+            node_key.as_ref(),
+            &[ctx.bumps.node_key_record],
+        ],
+    )?;
     deposit(
         &accounts.owner,
         &accounts.stake_vault.to_account_info(),
@@ -60,13 +97,21 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
 
     let now = Clock::get()?.unix_timestamp;
     let nonce = accounts.config.take_nonce()?;
-    accounts.stake_vault.set_inner(StakeVault {
-        operator: accounts.operator.key(),
+    let vault = StakeVault {
+        operator: operator_key,
         bump: ctx.bumps.stake_vault,
-    });
-    accounts.operator.set_inner(Operator {
+    };
+    vault.try_serialize(&mut &mut accounts.stake_vault.try_borrow_mut_data()?[..])?;
+    let record = NodeKeyRecord {
+        node_key,
+        operator_nonce: nonce,
+        registered_at: now,
+        bump: ctx.bumps.node_key_record,
+    };
+    record.try_serialize(&mut &mut accounts.node_key_record.try_borrow_mut_data()?[..])?;
+    let operator = Operator {
         owner: accounts.owner.key(),
-        node_key: accounts.node_key.key(),
+        node_key,
         address: args.address.clone(),
         capacity: args.capacity,
         stake: args.stake,
@@ -84,11 +129,12 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
         nonce,
         bump: ctx.bumps.operator,
         vault_bump: ctx.bumps.stake_vault,
-    });
+    };
+    operator.try_serialize(&mut &mut accounts.operator.try_borrow_mut_data()?[..])?;
     emit!(OperatorRegistered {
-        operator: accounts.operator.key(),
+        operator: operator_key,
         owner: accounts.owner.key(),
-        node_key: accounts.node_key.key(),
+        node_key,
         stake: args.stake,
         address: args.address,
         capacity: args.capacity,

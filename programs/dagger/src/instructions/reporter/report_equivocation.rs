@@ -75,6 +75,15 @@ pub(crate) fn handler(
         PairError::NotAConflict => DaggerError::NotAConflict,
     })?;
     let node_key = accounts.operator.node_key;
+    // The offender's own keys never collect a reward for its offence. (A
+    // wallet it controls under another name still could: that is why the
+    // reward is at most half the slash, so reporting oneself always costs
+    // at least half of what it is slashed.)
+    let reporter = accounts.reporter.key();
+    require!(
+        reporter != accounts.operator.owner && reporter != node_key,
+        DaggerError::ReporterIsOffender
+    );
     require!(
         first.creator.0 == node_key.to_bytes(),
         DaggerError::CreatorNotOperator
