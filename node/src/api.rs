@@ -216,15 +216,15 @@ async fn ready(State(state): State<ApiState>) -> Response {
 
 async fn status(State(state): State<ApiState>) -> Response {
     let store = state.store.clone();
-    let base = tokio::task::spawn_blocking(move || store.order_base())
+    let starts_at = tokio::task::spawn_blocking(move || store.txs_start())
         .await
         .ok()
         .and_then(Result::ok)
-        .flatten();
+        .unwrap_or(0);
     match state.core.status().await {
         Ok(core) => Json(Status {
             core,
-            order_starts_at: base.map_or(0, |b| b.next_tx),
+            order_starts_at: starts_at,
             peers: state.peers.status(),
             chain: state.chain.as_ref().map(|view| {
                 let (round, duties) = view.duties.borrow().clone();
@@ -362,6 +362,10 @@ async fn order(State(state): State<ApiState>, Query(query): Query<OrderQuery>) -
         // A hole in this node's ledger: say so rather than skip it.
         Ok(Err(e @ crate::store::StoreError::Gap { .. })) => {
             error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        // Older than what this node keeps: for good, here.
+        Ok(Err(e @ crate::store::StoreError::Pruned { .. })) => {
+            error(StatusCode::GONE, e.to_string())
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

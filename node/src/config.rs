@@ -37,6 +37,13 @@ pub enum ConfigError {
     BadKey(String),
     #[error("vm_ports `{0}`: expected FIRST-LAST, e.g. 22000-22999")]
     BadPorts(String),
+    #[error(
+        "rpc_agree must be between 1 and the number of RPC endpoints ({endpoints}: rpc_url and \
+         rpc_watch_urls), got {got}"
+    )]
+    RpcAgree { got: usize, endpoints: usize },
+    #[error("rpc_watch_urls needs rpc_url (the endpoint transactions are sent through)")]
+    WatchWithoutRpc,
 }
 
 /// The file form.
@@ -56,7 +63,11 @@ pub struct FileConfig {
     pub peers: Vec<FilePeer>,
     pub rpc_url: Option<String>,
     pub ws_url: Option<String>,
+    pub rpc_watch_urls: Option<Vec<String>>,
+    pub rpc_agree: Option<usize>,
     pub disk_horizon_rounds: Option<u64>,
+    pub retain_ordered_txs: Option<u64>,
+    pub retain_order_records: Option<u64>,
     pub provisioner: Option<ProvisionerChoice>,
     pub images_dir: Option<PathBuf>,
     pub vm_ports: Option<String>,
@@ -197,8 +208,24 @@ pub struct Overrides {
     pub ws_url: Option<String>,
     /// Decided rounds ordered events stay on disk, so peers that fell behind
     /// can catch up from this node (default 4096).
+    /// More RPC endpoints the chain is read from (repeat the flag), ideally
+    /// of other providers: a chain fact is reported only when `rpc_agree`
+    /// of all endpoints (`rpc_url` included) agree on it.
+    #[arg(long = "rpc-watch-url")]
+    pub rpc_watch_urls: Vec<String>,
+    /// How many endpoints must agree (default: a majority of them).
+    #[arg(long, env = "DAGGER_RPC_AGREE")]
+    pub rpc_agree: Option<usize>,
     #[arg(long, env = "DAGGER_DISK_HORIZON_ROUNDS")]
     pub disk_horizon_rounds: Option<u64>,
+    /// Ordered transactions kept on disk for `/order` readers (default ten
+    /// million); older ones are pruned and `/order` answers 410 for them.
+    #[arg(long, env = "DAGGER_RETAIN_ORDERED_TXS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retain_ordered_txs: Option<u64>,
+    /// Ordered event records kept on disk (default ten million; never those
+    /// of events still kept for catch-ups).
+    #[arg(long, env = "DAGGER_RETAIN_ORDER_RECORDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retain_order_records: Option<u64>,
     /// VM backend (chain-backed nodes): auto (QEMU when QEMU and an image
     /// are installed), qemu, or simulated.
     #[arg(long, env = "DAGGER_PROVISIONER", value_enum)]
@@ -276,7 +303,13 @@ pub struct NodeConfig {
     pub peers: Vec<PeerSetting>,
     pub rpc_url: Option<String>,
     pub ws_url: Option<String>,
+    /// Extra endpoints the watcher reads (besides `rpc_url`).
+    pub rpc_watch_urls: Vec<String>,
+    /// How many of the watcher's endpoints must report a fact identically.
+    pub rpc_agree: usize,
     pub disk_horizon_rounds: u64,
+    /// How much of the order the ledger keeps (see `store::Retention`).
+    pub retention: crate::store::Retention,
     pub vm: VmConfig,
     /// Chain-backed nodes: how often the chain is read (besides websocket
     /// notifications) and attestations are (re)sent.
@@ -464,7 +497,28 @@ impl NodeConfig {
             ),
             (None, None) => None,
         };
+        let rpc_watch_urls = if overrides.rpc_watch_urls.is_empty() {
+            from_file.rpc_watch_urls.unwrap_or_default()
+        } else {
+            overrides.rpc_watch_urls.clone()
+        };
+        if !rpc_watch_urls.is_empty() && rpc_url.is_none() {
+            return Err(ConfigError::WatchWithoutRpc);
+        }
+        let endpoints = 1 + rpc_watch_urls.len();
+        let rpc_agree = overrides
+            .rpc_agree
+            .or(from_file.rpc_agree)
+            .unwrap_or(endpoints / 2 + 1);
+        if rpc_agree == 0 || rpc_agree > endpoints {
+            return Err(ConfigError::RpcAgree {
+                got: rpc_agree,
+                endpoints,
+            });
+        }
         Ok(NodeConfig {
+            rpc_watch_urls,
+            rpc_agree,
             signing_record: overrides
                 .signing_record
                 .clone()
@@ -508,6 +562,18 @@ impl NodeConfig {
                 .disk_horizon_rounds
                 .or(from_file.disk_horizon_rounds)
                 .unwrap_or(DEFAULT_DISK_HORIZON_ROUNDS),
+            retention: crate::store::Retention {
+                txs: overrides
+                    .retain_ordered_txs
+                    .or(from_file.retain_ordered_txs)
+                    .unwrap_or(crate::store::DEFAULT_RETAIN_TXS)
+                    .max(1),
+                order: overrides
+                    .retain_order_records
+                    .or(from_file.retain_order_records)
+                    .unwrap_or(crate::store::DEFAULT_RETAIN_ORDER)
+                    .max(1),
+            },
             vm,
             chain_poll,
             attest_interval,

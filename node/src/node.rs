@@ -104,6 +104,7 @@ pub async fn start_with(
 ) -> Result<RunningNode, NodeError> {
     let identity = Identity::load(&config.identity)?;
     let store = Arc::new(Store::open(&config.data_dir)?);
+    store.set_retention(config.retention);
     let roster = config_roster(&identity, config)?;
     let peers: Vec<PeerAddr> = config
         .peers
@@ -133,11 +134,20 @@ pub async fn start_chain(
 ) -> Result<RunningNode, NodeError> {
     let identity = Identity::load(&config.identity)?;
     let store = Arc::new(Store::open(&config.data_dir)?);
+    store.set_retention(config.retention);
     let reader =
         Arc::new(ChainReader::new(&chain.rpc_url).map_err(|e| NodeError::Chain(e.to_string()))?);
     let (genesis, network_id) = crate::chain::genesis(&reader, &store)
         .await
         .map_err(NodeError::Chain)?;
+    // The watcher reads every configured endpoint (see `watcher::agreed`).
+    let mut watch_readers = vec![reader.clone()];
+    for url in &config.rpc_watch_urls {
+        watch_readers.push(Arc::new(
+            ChainReader::new(url).map_err(|e| NodeError::Chain(format!("{url}: {e}")))?,
+        ));
+    }
+    let agree = config.rpc_agree;
     let me = Pubkey::new_from_array(identity.id());
     let roster = Controller::genesis_roster(&genesis).map_err(NodeError::Roster)?;
     let (observer, duties) = ControllerObserver::new(Controller::new(&genesis), me);
@@ -179,7 +189,8 @@ pub async fn start_chain(
             vec![
                 tokio::spawn(
                     Watcher {
-                        reader: reader.clone(),
+                        readers: watch_readers.clone(),
+                        agree,
                         ws_url: chain.ws_url.clone(),
                         core: ctx.core.clone(),
                         store: store.clone(),

@@ -1209,11 +1209,22 @@ async fn chaos(kills: usize, seed: u64) {
         if missing == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} acknowledged transactions never ordered",
-            acknowledged.len()
-        );
+        if Instant::now() >= deadline {
+            // What each node was doing, for whoever reads the failure.
+            for i in 0..4 {
+                let log = net.log(i);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!(
+                    "---- node {i} log (last 40 lines, newest first)\n{}",
+                    tail.join("\n")
+                );
+                eprintln!("---- node {i} status: {}", net.status(i).await);
+            }
+            panic!(
+                "{missing} of {} acknowledged transactions never ordered",
+                acknowledged.len()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // ...exactly once, and every node ends with the same order and running

@@ -200,17 +200,8 @@ fn one(seed: u64) -> Result<(), String> {
                     missing,
                 } => {
                     let m = net.peers[to].machine.as_mut().expect("up");
-                    let answer = m.sync_answer(&tips, ordered, &missing, 4_096);
-                    network.send(
-                        &mut rng,
-                        now,
-                        to,
-                        from,
-                        Msg::Answer {
-                            events: answer.events,
-                            behind: answer.behind_horizon,
-                        },
-                    );
+                    let (events, behind) = m.sync_answer_now(&tips, ordered, &missing, 4_096);
+                    network.send(&mut rng, now, to, from, Msg::Answer { events, behind });
                 }
                 Msg::Answer { events, behind } => {
                     if behind {

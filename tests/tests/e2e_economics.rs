@@ -125,16 +125,34 @@ async fn stake_spam_orphaned_tallies_and_price_floors_on_a_running_devnet() {
         "nobody accepts that price"
     );
 
-    // 3. A node votes first on it, opening the tally and paying its rent;
-    // the customer cancels right after. The node's attester closes the
-    // orphaned tally and gets the rent back.
+    // 3. A node votes first to terminate the running lease, opening the
+    // tally and paying its rent; the customer closes the lease right after.
+    // The node's attester closes the orphaned tally and gets the rent back.
+    // (A provisioning vote for the cheap request is refused now: the
+    // program checks the assignee's price floor.)
     let voter = devnet.keys.operators[0].node.insecure_clone();
+    let refused = reader
+        .attest(
+            &voter,
+            reader.config().await.unwrap().roster_epoch,
+            Vote::Provision {
+                request: cheap,
+                nonce: record.nonce,
+                operator: pda::operator(&voter.pubkey()).0,
+                endpoint_hash: [7; 32],
+            },
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "a vote below the assignee's floor counted"
+    );
     let before = reader.rpc().get_balance(&voter.pubkey()).await.unwrap();
-    let vote = Vote::Provision {
-        request: cheap,
-        nonce: record.nonce,
-        operator: pda::operator(&voter.pubkey()).0,
-        endpoint_hash: [7; 32],
+    let lease = reader.one::<Request>(&request).await.unwrap().unwrap();
+    let vote = Vote::Terminate {
+        request,
+        nonce: lease.nonce,
+        decision: [7; 32],
     };
     let epoch = reader.config().await.unwrap().roster_epoch;
     reader.attest(&voter, epoch, vote).await.unwrap();
@@ -144,7 +162,11 @@ async fn stake_spam_orphaned_tallies_and_price_floors_on_a_running_devnet() {
     assert!(rent > 40_000_000, "the tally holds its rent: {rent}");
     reader
         .send(
-            &[ix::cancel_request(&customer.pubkey(), &cheap)],
+            &[ix::close_lease(
+                &customer.pubkey(),
+                &request,
+                &lease.assigned_operator,
+            )],
             &customer,
             &[],
         )

@@ -107,6 +107,15 @@ pub struct BenchArgs {
     /// Keep the cluster's files here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// The abuse harness: the last node's key belongs to a byzantine
+    /// member that runs no honest node and attacks all the others while the
+    /// load runs. `silent` (it only stays quiet: the baseline to compare
+    /// with), `handshakes` (half-open QUIC handshakes), `frames` (event
+    /// floods, frames that never end), `http` (idle connections, largest
+    /// reads), `catchup` (catch-up from the beginning, nonstop) or `all`;
+    /// comma-separated. Needs at least 4 nodes.
+    #[arg(long, value_delimiter = ',', conflicts_with = "sweep")]
+    pub abuse: Vec<crate::abuse::Attack>,
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +164,9 @@ pub struct BenchReport {
     pub digests: Vec<String>,
     pub digests_match: bool,
     pub per_node: Vec<NodeReport>,
+    /// With `--abuse`: what the attackers did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abuse: Option<crate::abuse::AbuseReport>,
 }
 
 fn free_tcp_port() -> Result<u16> {
@@ -400,14 +412,14 @@ pub struct OrderedTxJson {
     pub consensus_time_ns: u64,
 }
 
-/// Waits until every node answers `/health`.
+/// Waits until every running node answers `/health`.
 pub async fn wait_healthy(
     client: &reqwest::Client,
     cluster: &Cluster,
     within: Duration,
 ) -> Result<()> {
     let deadline = Instant::now() + within;
-    for i in 0..cluster.nodes.len() {
+    for i in (0..cluster.nodes.len()).filter(|i| cluster.nodes[*i].child.is_some()) {
         loop {
             let ok = client
                 .get(cluster.url(i, "/health"))
@@ -580,16 +592,14 @@ async fn send_batch(client: &reqwest::Client, url: &str, txs: Vec<Vec<u8>>, sent
 /// one request, whether or not earlier requests were answered.
 fn spawn_load(
     args: &BenchArgs,
+    nodes: usize,
     cluster: &Cluster,
     client: &reqwest::Client,
     sent: &Sent,
     stop: &Arc<AtomicBool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let urls: Arc<Vec<String>> = Arc::new(
-        (0..args.nodes)
-            .map(|i| cluster.submit_url(i, "/txs"))
-            .collect(),
-    );
+    let urls: Arc<Vec<String>> =
+        Arc::new((0..nodes).map(|i| cluster.submit_url(i, "/txs")).collect());
     let (tx_size, batch) = (args.tx_size, args.batch);
     let per_request = batch_capacity(tx_size);
     let new_txs = move |count: usize, node: usize, sent: &Sent| {
@@ -732,7 +742,19 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     if let Some(us) = args.event_spacing_us {
         cluster.set(&format!("event_spacing_us = {us}"))?;
     }
-    cluster.start_all()?;
+    // With --abuse the last key is the byzantine member's: no honest node
+    // runs with it.
+    if !args.abuse.is_empty() && args.nodes < 4 {
+        bail!("--abuse needs at least 4 nodes: the byzantine member must hold less than a third of the stake");
+    }
+    let honest = if args.abuse.is_empty() {
+        args.nodes
+    } else {
+        args.nodes - 1
+    };
+    for i in 0..honest {
+        cluster.start(i)?;
+    }
     let client = cluster.submit_client(None)?;
     wait_healthy(&client, &cluster, Duration::from_secs(30)).await?;
 
@@ -745,7 +767,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         tokio::time::sleep(Duration::from_secs(args.idle)).await;
         let after = cpu_seconds(&cluster);
         let used: f64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
-        Some(100.0 * used / (args.nodes as f64 * args.idle as f64))
+        Some(100.0 * used / (honest as f64 * args.idle as f64))
     } else {
         None
     };
@@ -758,8 +780,13 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     )));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicBool::new(false));
-    let seen: Vec<Seen> = (0..args.nodes).map(|_| Default::default()).collect();
-    let followers: Vec<_> = (0..args.nodes)
+    let abuse = if args.abuse.is_empty() {
+        None
+    } else {
+        Some(crate::abuse::start(&args.abuse, &cluster, honest, "dagger-bench").await?)
+    };
+    let seen: Vec<Seen> = (0..honest).map(|_| Default::default()).collect();
+    let followers: Vec<_> = (0..honest)
         .map(|i| {
             spawn_follower(
                 &client,
@@ -771,7 +798,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         })
         .collect();
     let start = sent.lock().unwrap().start;
-    let load = spawn_load(&args, &cluster, &client, &sent, &stop);
+    let load = spawn_load(&args, honest, &cluster, &client, &sent, &stop);
     let mut rss_over_time: Vec<(f64, Vec<f64>)> = Vec::new();
     let end = start + Duration::from_secs(args.duration);
     while Instant::now() < end {
@@ -781,7 +808,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         };
         tokio::time::sleep(period).await;
         if args.timeline > 0 {
-            let rss = (0..args.nodes)
+            let rss = (0..honest)
                 .map(|i| cluster.pid(i).and_then(process_usage).map_or(0.0, |u| u.1))
                 .collect();
             rss_over_time.push((start.elapsed().as_secs_f64(), rss));
@@ -816,6 +843,10 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let abuse = match abuse {
+        Some(abuse) => Some(abuse.stop().await),
+        None => None,
+    };
     done.store(true, Ordering::Relaxed);
     let cpu_after = cpu_seconds(&cluster);
     for follower in followers {
@@ -892,6 +923,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         digests,
         digests_match,
         per_node,
+        abuse,
     })
 }
 
@@ -1031,6 +1063,27 @@ pub fn print_text(report: &BenchReport) {
             node.cpu_percent,
             node.rss_mb,
             &node.digest[..16]
+        );
+    }
+    if let Some(abuse) = &report.abuse {
+        let attacks: Vec<String> = abuse
+            .attacks
+            .iter()
+            .map(|a| format!("{a:?}").to_lowercase())
+            .collect();
+        println!(
+            "abuse by member {} ({}): {} half-open handshakes, {} peer connections ({} refused), {} flooded events, {} HTTP reads, {} idle HTTP connections opened, {} catch-ups ({} events); harness CPU {:.0} %",
+            &abuse.attacker[..8.min(abuse.attacker.len())],
+            if attacks.is_empty() { "silent".to_string() } else { attacks.join(", ") },
+            abuse.handshakes_started,
+            abuse.peer_connections,
+            abuse.peer_connections_refused,
+            abuse.frames_sent,
+            abuse.http_requests,
+            abuse.http_idle_opened,
+            abuse.catchups,
+            abuse.catchup_events,
+            abuse.harness_cpu_percent,
         );
     }
     println!(

@@ -7,6 +7,7 @@
 //! lease_bench  paid → active (and SSH ready) latency on a devnet
 //! ```
 
+pub mod abuse;
 pub mod bench;
 pub mod devnet;
 pub mod lease_bench;

@@ -25,18 +25,59 @@ use tokio::sync::Notify;
 use super::client::{ChainError, ChainReader};
 use crate::{controller::NodeTx, core::CoreHandle, store::Store};
 
-/// What a poll saw: the observation per account, and which accounts are requests.
+/// What a poll saw: the observation per account, and which accounts exist
+/// (an account that exists without an observation, such as an expired
+/// request, is not gone).
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Observations {
     pub by_account: BTreeMap<Pubkey, NodeTx>,
-    pub requests: BTreeSet<Pubkey>,
+    pub present: BTreeSet<Pubkey>,
+}
+
+/// What `agree` of the endpoints' observations say alike: an observation
+/// counts when `agree` of them hold it identically, an account is gone only
+/// when `agree` of them lack it. Where they disagree nothing is reported
+/// (the next poll asks again), so one endpoint, or a provider shared by
+/// fewer than `agree` of them, cannot make this node report a fact.
+pub fn agreed(seen: &[Observations], agree: usize) -> Observations {
+    let agree = agree.max(1);
+    let mut votes: BTreeMap<Pubkey, Vec<(&NodeTx, usize)>> = BTreeMap::new();
+    let mut accounts: BTreeSet<Pubkey> = BTreeSet::new();
+    for observations in seen {
+        accounts.extend(observations.present.iter().copied());
+        accounts.extend(observations.by_account.keys().copied());
+        for (account, tx) in &observations.by_account {
+            let tally = votes.entry(*account).or_default();
+            match tally.iter_mut().find(|(t, _)| *t == tx) {
+                Some((_, n)) => *n += 1,
+                None => tally.push((tx, 1)),
+            }
+        }
+    }
+    let mut out = Observations::default();
+    for (account, tally) in votes {
+        if let Some((tx, _)) = tally.into_iter().find(|(_, n)| *n >= agree) {
+            out.by_account.insert(account, tx.clone());
+        }
+    }
+    for account in accounts {
+        let absent = seen
+            .iter()
+            .filter(|o| !o.present.contains(&account) && !o.by_account.contains_key(&account))
+            .count();
+        if absent < agree {
+            out.present.insert(account);
+        }
+    }
+    out
 }
 
 /// Reads the chain once and derives the observations.
 pub async fn observe(reader: &ChainReader, now_s: i64) -> Result<Observations, ChainError> {
     let mut by_account = BTreeMap::new();
-    let mut requests = BTreeSet::new();
+    let mut present = BTreeSet::new();
     for (address, r) in reader.requests().await? {
-        requests.insert(address);
+        present.insert(address);
         let tx = match r.status {
             // An open request past its deadline is for the customer to reclaim.
             RequestStatus::Open if now_s > r.deadline => continue,
@@ -73,7 +114,7 @@ pub async fn observe(reader: &ChainReader, now_s: i64) -> Result<Observations, C
     }
     Ok(Observations {
         by_account,
-        requests,
+        present,
     })
 }
 
@@ -82,7 +123,9 @@ fn digest(tx: &NodeTx) -> [u8; 32] {
 }
 
 pub struct Watcher {
-    pub reader: Arc<ChainReader>,
+    /// The endpoints read, `rpc_url` first; see [`agreed`].
+    pub readers: Vec<Arc<ChainReader>>,
+    pub agree: usize,
     pub ws_url: Option<String>,
     pub core: CoreHandle,
     pub store: Arc<Store>,
@@ -123,9 +166,26 @@ impl Watcher {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let seen = observe(&self.reader, now_s)
-            .await
-            .map_err(|e| e.to_string())?;
+        let answers =
+            futures_util::future::join_all(self.readers.iter().map(|r| observe(r, now_s))).await;
+        let total = answers.len();
+        let mut answered = Vec::with_capacity(total);
+        let mut errors = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok(observations) => answered.push(observations),
+                Err(err) => errors.push(err.to_string()),
+            }
+        }
+        if answered.len() < self.agree {
+            return Err(format!(
+                "only {} of {total} RPC endpoints answered ({} must agree): {}",
+                answered.len(),
+                self.agree,
+                errors.join("; ")
+            ));
+        }
+        let seen = agreed(&answered, self.agree);
         let mut changes = Vec::new();
         for (account, tx) in &seen.by_account {
             let d = digest(tx);
@@ -135,7 +195,7 @@ impl Watcher {
         }
         // A request account that disappeared was cancelled, reclaimed or settled.
         for account in cursor.keys() {
-            if !seen.by_account.contains_key(account) && !seen.requests.contains(account) {
+            if !seen.by_account.contains_key(account) && !seen.present.contains(account) {
                 changes.push((*account, NodeTx::RequestGone { request: *account }, None));
             }
         }
@@ -177,5 +237,56 @@ async fn subscribe(ws_url: String, wake: Arc<Notify>) {
             Err(err) => tracing::debug!(error = %err, "websocket unavailable"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gone(n: u8) -> NodeTx {
+        NodeTx::RequestGone {
+            request: Pubkey::new_from_array([n; 32]),
+        }
+    }
+
+    fn seen(facts: &[(u8, NodeTx)], present: &[u8]) -> Observations {
+        Observations {
+            by_account: facts
+                .iter()
+                .map(|(a, tx)| (Pubkey::new_from_array([*a; 32]), tx.clone()))
+                .collect(),
+            present: present
+                .iter()
+                .map(|a| Pubkey::new_from_array([*a; 32]))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_lying_endpoint_of_three_changes_nothing() {
+        let honest = seen(&[(1, gone(10)), (2, gone(20))], &[1, 2, 3]);
+        // The liar invents account 9, changes account 2's fact and hides 3.
+        let liar = seen(&[(1, gone(10)), (2, gone(99)), (9, gone(9))], &[1, 2, 9]);
+        let out = agreed(&[honest.clone(), liar.clone(), honest.clone()], 2);
+        assert_eq!(out, honest);
+        // Two liars of three agreeing would win: that is what `agree` means.
+        let out = agreed(&[liar.clone(), honest.clone(), liar.clone()], 2);
+        assert_eq!(out.by_account, liar.by_account);
+    }
+
+    #[test]
+    fn without_agreement_nothing_is_reported_and_nothing_is_gone() {
+        let a = seen(&[(1, gone(10))], &[1]);
+        let b = seen(&[(1, gone(11))], &[1]);
+        let out = agreed(&[a, b], 2);
+        assert!(out.by_account.is_empty());
+        assert!(out.present.contains(&Pubkey::new_from_array([1; 32])));
+    }
+
+    #[test]
+    fn one_endpoint_is_its_own_majority() {
+        let only = seen(&[(1, gone(10))], &[1, 4]);
+        assert_eq!(agreed(std::slice::from_ref(&only), 1), only);
     }
 }

@@ -6,71 +6,104 @@
 //! events form an ancestor-closed set, so the peer recomputes the same
 //! consensus from them, checking every signature itself.
 
-use dagger_consensus::Event;
+use dagger_consensus::{Event, EventId};
 
 use super::machine::Machine;
+use crate::store::LedgerView;
 
 /// A peer more than this many ordered events behind (or missing events this
 /// node pruned from memory) gets the ordered events it misses from the
 /// ledger (catch-up) before the usual sync answer.
 pub const CATCH_UP_GAP: u64 = 256;
 
-/// A catch-up answer.
-pub(super) struct CatchUp {
-    pub events: Vec<Event>,
-    /// The peer needs ordered events this node no longer has on disk (or
-    /// never had: it joined by state sync after them): only a state sync
-    /// brings it back.
-    pub behind_horizon: bool,
+/// Ledger reads a sync answer needs, planned by the core and carried out
+/// by the task that answers the peer: a peer asking for catch-up at its
+/// highest rate costs the consensus actor a plan, never disk reads.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LedgerReads {
+    /// Parents the peer lacks that this node pruned from memory (durable).
+    pub missing: Vec<EventId>,
+    /// Ordered events from the peer's position on.
+    pub catch_up: Option<CatchUpPlan>,
+}
+
+/// Which ordered events a catch-up sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUpPlan {
+    /// The peer's position in the order.
+    pub from: u64,
+    /// At most this many.
+    pub limit: usize,
+    /// This node's position when planned.
+    pub ours: u64,
+}
+
+/// The events `reads` names, parents first, and whether the peer is behind
+/// what this node keeps (only a state sync helps it then).
+pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) {
+    let mut out = Vec::new();
+    for id in &reads.missing {
+        let stored = ledger
+            .event(&id.0)
+            .ok()
+            .flatten()
+            .and_then(|bytes| Event::decode(&bytes).ok());
+        match stored {
+            Some(event) => out.push(event),
+            None => return (Vec::new(), true),
+        }
+    }
+    let Some(plan) = reads.catch_up else {
+        return (out, false);
+    };
+    let records = match ledger.order_from(plan.from, plan.limit) {
+        Ok(records) => records,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the order for a catch-up");
+            return (out, false);
+        }
+    };
+    // Consecutive from the peer's position only: an event missing here
+    // would leave the peer with descendants it cannot place.
+    let before = out.len();
+    for (expected, record) in (plan.from..).zip(&records) {
+        if record.position != expected {
+            break;
+        }
+        let event = ledger
+            .event(&record.event_id)
+            .ok()
+            .flatten()
+            .and_then(|bytes| Event::decode(&bytes).ok());
+        match event {
+            Some(event) => out.push(event),
+            None => break,
+        }
+    }
+    // No record at or after their position yet is the ledger writer running
+    // behind consensus (it applies decided rounds a moment later), not a
+    // horizon: calling that "behind" sent busy honest peers into state
+    // syncs they did not need.
+    let behind = out.len() == before && plan.from < plan.ours && !records.is_empty();
+    (out, behind)
 }
 
 impl Machine {
-    pub(super) fn catch_up(&self, their_ordered: u64, max_events: usize) -> CatchUp {
-        let none = |behind_horizon| CatchUp {
-            events: Vec::new(),
-            behind_horizon,
-        };
+    /// Whether a peer at `their_ordered` needs a catch-up, and of what.
+    pub(super) fn catch_up(&self, their_ordered: u64, max_events: usize) -> Option<CatchUpPlan> {
         let ours = self.hg.stats().ordered_count;
         // Ordered events this node no longer holds in memory: a peer short of
         // them cannot get them from the ordinary sync answer.
         let pruned_from_memory = ours.saturating_sub(self.records.ordered_held.len() as u64);
         if their_ordered >= pruned_from_memory && ours <= their_ordered.saturating_add(CATCH_UP_GAP)
         {
-            return none(false);
+            return None;
         }
         let limit = (ours - their_ordered.min(ours)).min(max_events as u64 / 2) as usize;
-        let records = match self.ledger.order_from(their_ordered, limit) {
-            Ok(records) => records,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read the order for a catch-up");
-                return none(false);
-            }
-        };
-        // Consecutive from `their_ordered` only: an event missing here would
-        // leave the peer with descendants it cannot place.
-        let mut out = Vec::with_capacity(records.len());
-        for (expected, record) in (their_ordered..).zip(&records) {
-            if record.position != expected {
-                break;
-            }
-            let event = self
-                .ledger
-                .event(&record.event_id)
-                .ok()
-                .flatten()
-                .and_then(|bytes| Event::decode(&bytes).ok());
-            match event {
-                Some(event) => out.push(event),
-                None => break,
-            }
-        }
-        CatchUp {
-            // No record at or after their position yet is the ledger writer
-            // running behind consensus (it applies decided rounds a moment
-            // later), not a horizon: calling that "behind" sent busy honest
-            // peers into state syncs they did not need.
-            behind_horizon: out.is_empty() && their_ordered < ours && !records.is_empty(),
-            events: out,
-        }
+        Some(CatchUpPlan {
+            from: their_ordered,
+            limit,
+            ours,
+        })
     }
 }

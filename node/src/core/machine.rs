@@ -82,10 +82,12 @@ pub enum Output {
 /// What a peer that pulled gets.
 #[derive(Debug, Default)]
 pub struct SyncAnswer {
-    /// Events it is missing, parents first.
+    /// What to read from the ledger and send first (see
+    /// [`super::catch_up::read`]): done by the answering task, off the
+    /// consensus actor.
+    pub ledger: super::catch_up::LedgerReads,
+    /// Events from memory it is missing, parents first (after those).
     pub events: Vec<Event>,
-    /// It is behind what this node keeps: only a state sync helps it.
-    pub behind_horizon: bool,
 }
 
 /// A new own event and the submissions it acknowledges once durable.
@@ -325,38 +327,37 @@ impl Machine {
         max_events: usize,
     ) -> SyncAnswer {
         let pruned = self.hg.stats().pruned_through_round;
-        let mut events = Vec::new();
+        let mut ledger = super::catch_up::LedgerReads::default();
         for (id, birth) in missing.iter().take(crate::net::wire::MAX_MISSING) {
             if *birth > pruned || self.undurable.contains(id) {
                 continue;
             }
-            let stored = self
-                .ledger
-                .event(&id.0)
-                .ok()
-                .flatten()
-                .and_then(|bytes| Event::decode(&bytes).ok());
-            match stored {
-                Some(event) => events.push(event),
-                None => {
-                    return SyncAnswer {
-                        events: Vec::new(),
-                        behind_horizon: true,
-                    }
-                }
-            }
+            ledger.missing.push(*id);
         }
-        let catch_up = self.catch_up(ordered, max_events);
-        events.extend(catch_up.events);
-        events.extend(self.hg.events_unknown_to(tips));
+        ledger.catch_up = self.catch_up(ordered, max_events);
+        let mut events = self.hg.events_unknown_to(tips);
         if !self.undurable.is_empty() {
             events.retain(|e| !self.undurable.contains(&e.id()));
         }
         events.truncate(max_events);
-        SyncAnswer {
-            events,
-            behind_horizon: catch_up.behind_horizon,
-        }
+        SyncAnswer { ledger, events }
+    }
+
+    /// [`Machine::sync_answer`] with its ledger reads done at once: the
+    /// whole answer and whether the peer is behind this node's horizon
+    /// (for drivers without a separate reader, such as tests).
+    pub fn sync_answer_now(
+        &mut self,
+        tips: &[EventId],
+        ordered: u64,
+        missing: &[(EventId, u64)],
+        max_events: usize,
+    ) -> (Vec<Event>, bool) {
+        let answer = self.sync_answer(tips, ordered, missing, max_events);
+        let (mut events, behind) = super::catch_up::read(self.ledger.as_ref(), &answer.ledger);
+        events.extend(answer.events);
+        events.truncate(max_events);
+        (events, behind)
     }
 
     pub fn tips(&self) -> Vec<EventId> {

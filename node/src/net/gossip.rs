@@ -569,16 +569,33 @@ async fn answer_sync(
     ordered: u64,
     missing: Vec<(dagger_consensus::EventId, u64)>,
 ) {
+    let max_events = shared.config.max_events_per_sync;
     let Ok(answer) = shared
         .core
-        .sync_answer(tips, ordered, missing, shared.config.max_events_per_sync)
+        .sync_answer(tips, ordered, missing, max_events)
         .await
     else {
         return;
     };
+    // The ledger is read here, off the consensus actor (redb serves readers
+    // beside its writer): a peer asking for catch-up nonstop costs this
+    // task, bounded by the peer's sync streams, not everyone's consensus.
+    let (mut events, behind_horizon) = if answer.ledger == Default::default() {
+        (Vec::new(), false)
+    } else {
+        let (store, reads) = (shared.store.clone(), answer.ledger);
+        match tokio::task::spawn_blocking(move || crate::core::read_ledger(store.as_ref(), &reads))
+            .await
+        {
+            Ok(read) => read,
+            Err(_) => return,
+        }
+    };
+    events.extend(answer.events);
+    events.truncate(max_events);
     let mut chunk = Vec::new();
     let mut chunk_bytes = 0;
-    for event in answer.events {
+    for event in events {
         chunk_bytes += event.encoded_len() + 4;
         chunk.push(event);
         if chunk_bytes >= shared.config.chunk_bytes {
@@ -594,7 +611,7 @@ async fn answer_sync(
     if !chunk.is_empty() && write_message(send, &Message::Events(chunk)).await.is_err() {
         return;
     }
-    if answer.behind_horizon && write_message(send, &Message::Behind).await.is_err() {
+    if behind_horizon && write_message(send, &Message::Behind).await.is_err() {
         return;
     }
     let _ = write_message(send, &Message::SyncDone).await;

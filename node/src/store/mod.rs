@@ -71,6 +71,38 @@ const STATE_CHECKPOINT: &str = "state_checkpoint";
 /// Set by a state sync: the order is contiguous from here on; positions
 /// before it (back to what the node recorded itself) are not on disk.
 const ORDER_BASE: &str = "order_base";
+/// Ordered transactions below this position were pruned.
+const TXS_PRUNED_BELOW: &str = "txs_pruned_below";
+/// Order records below this position were pruned.
+const ORDER_PRUNED_BELOW: &str = "order_pruned_below";
+
+/// How much of the order a node keeps on disk. The order itself is final
+/// and every node holds the same; what a client or peer may still read is
+/// the newest `txs` transactions and the newest `order` event records (and
+/// never an event record whose event is still kept for catch-ups).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub txs: u64,
+    pub order: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            txs: DEFAULT_RETAIN_TXS,
+            order: DEFAULT_RETAIN_ORDER,
+        }
+    }
+}
+
+/// Ten million transactions: about 1.3 GB of 64-byte ones with their
+/// records, days of a busy network.
+pub const DEFAULT_RETAIN_TXS: u64 = 10_000_000;
+/// Order records (80 bytes each) are pruned the same way.
+pub const DEFAULT_RETAIN_ORDER: u64 = 10_000_000;
+/// At most this many records are pruned per commit, so a lowered retention
+/// is caught up over a few commits instead of one long stall.
+const PRUNE_PER_COMMIT: usize = 4_096;
 
 /// Checkpoints kept for peers that ask (about 130 000 rounds at one per
 /// snapshot round; 88 bytes each).
@@ -91,6 +123,11 @@ pub enum StoreError {
          ask another node"
     )]
     Gap { missing: u64, next: u64 },
+    #[error(
+        "this node keeps the order from position {starts_at} on (older transactions were \
+         pruned, see `retain_ordered_txs`); ask an archive or page from there"
+    )]
+    Pruned { starts_at: u64 },
 }
 
 macro_rules! db_err {
@@ -240,6 +277,8 @@ impl LedgerView for Store {
 pub struct Store {
     db: Database,
     next_index: std::sync::atomic::AtomicU64,
+    retain_txs: std::sync::atomic::AtomicU64,
+    retain_order: std::sync::atomic::AtomicU64,
     log: Mutex<LogState>,
     _flusher: flusher::Flusher,
 }
@@ -310,6 +349,8 @@ impl Store {
         let store = Store {
             db,
             next_index: std::sync::atomic::AtomicU64::new(0),
+            retain_txs: std::sync::atomic::AtomicU64::new(DEFAULT_RETAIN_TXS),
+            retain_order: std::sync::atomic::AtomicU64::new(DEFAULT_RETAIN_ORDER),
             log: Mutex::new(LogState {
                 log: None,
                 last_durable: Instant::now(),
@@ -344,6 +385,25 @@ impl Store {
 
     fn next(&self) -> u64 {
         self.next_index.load(Ordering::SeqCst)
+    }
+
+    /// How much of the order to keep from now on (at least one of each).
+    pub fn set_retention(&self, retention: Retention) {
+        self.retain_txs
+            .store(retention.txs.max(1), Ordering::Relaxed);
+        self.retain_order
+            .store(retention.order.max(1), Ordering::Relaxed);
+    }
+
+    /// Where the readable order of transactions starts: after a state sync
+    /// or pruning, later than 0.
+    pub fn txs_start(&self) -> Result<u64, StoreError> {
+        let base = self.order_base()?.map_or(0, |b| b.next_tx);
+        let pruned = match self.meta(TXS_PRUNED_BELOW)? {
+            Some(bytes) => read_u64(&bytes, "meta")?,
+            None => 0,
+        };
+        Ok(base.max(pruned))
     }
 
     fn last_event_index(&self) -> Result<Option<u64>, StoreError> {
@@ -565,6 +625,11 @@ impl Store {
                         for record in txs {
                             tx_table.insert(record.position, record.encode().as_slice())?;
                         }
+                        if let Some(last) = txs.last() {
+                            let keep = self.retain_txs.load(Ordering::Relaxed);
+                            let cut = (last.position + 1).saturating_sub(keep);
+                            prune_below(&mut tx_table, &mut meta, TXS_PRUNED_BELOW, cut)?;
+                        }
                         if let Some(snapshot) = snapshot {
                             // The snapshot covers every event accepted before it.
                             snapshots.insert(SNAPSHOT_KEY, snapshot.as_slice())?;
@@ -609,6 +674,14 @@ impl Store {
                                 next = position.value() + 1;
                             }
                             meta.insert(FORGOTTEN_THROUGH, next.to_le_bytes().as_slice())?;
+                            // Event records whose events are forgotten, past
+                            // the retention, go too.
+                            let keep = self.retain_order.load(Ordering::Relaxed);
+                            let newest = order_table
+                                .last()?
+                                .map_or(0, |(position, _)| position.value() + 1);
+                            let cut = newest.saturating_sub(keep).min(next);
+                            prune_below(&mut order_table, &mut meta, ORDER_PRUNED_BELOW, cut)?;
                         }
                     }
                     Write::Install {
@@ -750,6 +823,10 @@ impl Store {
         from: u64,
         limit: impl Into<PageLimit>,
     ) -> Result<Vec<TxRecord>, StoreError> {
+        let starts_at = self.txs_start()?;
+        if from < starts_at {
+            return Err(StoreError::Pruned { starts_at });
+        }
         let records = self.txs_from(from, limit)?;
         for (record, expected) in records.iter().zip(from..) {
             if record.position != expected {
@@ -865,6 +942,36 @@ fn read_u64(bytes: &[u8], table: &'static str) -> Result<u64, StoreError> {
     Ok(u64::from_le_bytes(array))
 }
 
+/// Removes the records of `table` below `cut` (at most [`PRUNE_PER_COMMIT`]
+/// of them) and records in `meta` where the table now starts.
+fn prune_below(
+    table: &mut redb::Table<u64, &[u8]>,
+    meta: &mut redb::Table<&str, &[u8]>,
+    key: &str,
+    cut: u64,
+) -> Result<(), StoreError> {
+    if cut == 0 {
+        return Ok(());
+    }
+    let old: Vec<u64> = table
+        .range(..cut)?
+        .take(PRUNE_PER_COMMIT)
+        .map(|entry| entry.map(|(k, _)| k.value()))
+        .collect::<Result<_, _>>()?;
+    let Some(&highest) = old.last() else {
+        return Ok(());
+    };
+    for position in &old {
+        table.remove(*position)?;
+    }
+    let below = match meta.get(key)? {
+        Some(v) => read_u64(v.value(), "meta")?,
+        None => 0,
+    };
+    meta.insert(key, (highest + 1).max(below).to_le_bytes().as_slice())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -918,6 +1025,78 @@ mod tests {
         ));
         assert_eq!(store.txs_page(3, 10).unwrap().len(), 1);
         assert!(store.txs_page(4, 10).unwrap().is_empty());
+    }
+
+    fn decided(txs: Vec<TxRecord>) -> Write {
+        Write::Decided {
+            order: Vec::new(),
+            txs,
+            snapshot: None,
+            pruned: Vec::new(),
+            forget_ordered_through_round: None,
+            mempool_added: Vec::new(),
+            checkpoint: None,
+        }
+    }
+
+    /// The disk keeps the newest `retain_ordered_txs` transactions; a read
+    /// below says where the order starts now (never a gap, never a
+    /// silently shorter page), and what is kept reads as before, after a
+    /// reopening too.
+    #[test]
+    fn old_ordered_transactions_are_pruned_past_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.set_retention(Retention {
+                txs: 100,
+                order: 100,
+            });
+            for batch in 0..10u64 {
+                let txs = (batch * 50..batch * 50 + 50).map(tx).collect();
+                store.commit(&[decided(txs)], false).unwrap();
+                let kept = store.txs_start().unwrap();
+                assert_eq!(kept, (batch * 50 + 50).saturating_sub(100));
+            }
+            assert_eq!(store.txs_start().unwrap(), 400);
+            assert!(matches!(
+                store.txs_page(0, 10),
+                Err(StoreError::Pruned { starts_at: 400 })
+            ));
+            assert!(matches!(
+                store.txs_page(399, 10),
+                Err(StoreError::Pruned { starts_at: 400 })
+            ));
+            let page = store.txs_page(400, 1_000).unwrap();
+            assert_eq!(page.len(), 100);
+            assert_eq!(page[0].position, 400);
+            store.sync().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.txs_start().unwrap(), 400);
+        assert_eq!(store.txs_page(450, 1_000).unwrap().len(), 50);
+    }
+
+    /// A retention lowered on a large ledger is caught up a bounded number
+    /// of records per commit: no single commit stalls on millions.
+    #[test]
+    fn a_lowered_retention_is_caught_up_in_bounded_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let total = 3 * PRUNE_PER_COMMIT as u64;
+        store
+            .commit(&[decided((0..total).map(tx).collect())], false)
+            .unwrap();
+        assert_eq!(store.txs_start().unwrap(), 0);
+        store.set_retention(Retention { txs: 1, order: 1 });
+        store.commit(&[decided(vec![tx(total)])], false).unwrap();
+        assert_eq!(store.txs_start().unwrap(), PRUNE_PER_COMMIT as u64);
+        for next in total + 1..total + 4 {
+            store.commit(&[decided(vec![tx(next)])], false).unwrap();
+        }
+        // Caught up: only the newest is kept.
+        assert_eq!(store.txs_start().unwrap(), total + 3);
+        assert_eq!(store.txs_page(total + 3, 10).unwrap().len(), 1);
     }
 
     #[test]

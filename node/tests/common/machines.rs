@@ -246,14 +246,13 @@ impl Net {
             let m = self.peers[a].machine.as_ref().expect("up");
             (m.tips(), m.status(), m.missing_parents())
         };
-        let answer = self.peers[b].machine.as_mut().expect("up").sync_answer(
+        let (events, behind) = self.peers[b].machine.as_mut().expect("up").sync_answer_now(
             &tips,
             status.ordered_events,
             &missing,
             4_096,
         );
-        self.behind[a] |= answer.behind_horizon;
-        let events = answer.events;
+        self.behind[a] |= behind;
         let peer_id = self.peers[b].identity.id();
         let m = self.peers[a].machine.as_mut().expect("up");
         let summary = m.receive(events, clock);
