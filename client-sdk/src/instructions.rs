@@ -307,6 +307,18 @@ pub fn attest(
     roster_epoch: u64,
     vote: Vote,
 ) -> Instruction {
+    attest_lease(node_key, rent_payer, roster_epoch, vote, None)
+}
+
+/// [`attest`] naming the lease's operator account, which a Terminate vote
+/// needs (the lease gives its capacity back; see `Request::assigned_operator`).
+pub fn attest_lease(
+    node_key: &Pubkey,
+    rent_payer: &Pubkey,
+    roster_epoch: u64,
+    vote: Vote,
+    lease_operator: Option<Pubkey>,
+) -> Instruction {
     let voter = pda::operator(node_key).0;
     let (request, subject_operator, assigned_operator, subject_stake_vault) = match vote {
         Vote::Provision {
@@ -317,7 +329,14 @@ pub fn attest(
             (operator != voter).then_some(operator),
             None,
         ),
-        Vote::Terminate { request, .. } => (Some(request), None, None, None),
+        Vote::Terminate { request, .. } => (
+            Some(request),
+            None,
+            // An open request has no operator yet (the vote is refused
+            // on-chain for that, with its own error).
+            lease_operator.filter(|operator| *operator != voter && *operator != Pubkey::default()),
+            None,
+        ),
         Vote::Admit { operator, .. } => (None, Some(operator), None, None),
         Vote::Remove { operator, .. } => (
             None,

@@ -158,6 +158,7 @@ mod tests {
             nonce: 0,
             bump: 0,
             vault_bump: 0,
+            allocated: Default::default(),
         };
         let short = bytes(&operator("a:1"));
         let long = bytes(&operator("a-much-longer-host.example:65535"));

@@ -46,9 +46,10 @@ mod tx;
 pub use dagger::{
     constants,
     state::{
-        split_fee, Attestation, Ballot, Capacity, Config, EquivocationRecord, Escrow, FeeVault,
-        Genesis, GenesisMember, NodeKeyRecord, Offer, OfferMismatch, Operator, OperatorStatus,
-        Outcome, PriceFloor, Request, RequestStatus, StakeVault, Subject, VmSpec, Vote,
+        split_fee, Allocation, Attestation, Ballot, Capacity, Config, EquivocationRecord, Escrow,
+        FeeVault, Genesis, GenesisMember, NodeKeyRecord, Offer, OfferMismatch, Operator,
+        OperatorStatus, Outcome, PriceFloor, Request, RequestStatus, StakeVault, Subject, VmSpec,
+        Vote,
     },
     InitializeArgs, UpdateConfigArgs, UpdateOperatorArgs, ID as PROGRAM_ID,
 };

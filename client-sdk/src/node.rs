@@ -53,11 +53,24 @@ impl<'a> NodeClient<'a> {
                 Some(tally) => tally.rent_payer,
                 None => node,
             };
+            let lease_operator = match vote {
+                Vote::Terminate { request, .. } => reader
+                    .fetch::<crate::Request>("request", &request)
+                    .await?
+                    .map(|r| r.assigned_operator),
+                _ => None,
+            };
             let sent = self
                 .client
                 .transaction()
                 .fee_payer(node_key)
-                .instruction(ix::attest(&node, &rent_payer, config.roster_epoch, vote))
+                .instruction(ix::attest_lease(
+                    &node,
+                    &rent_payer,
+                    config.roster_epoch,
+                    vote,
+                    lease_operator,
+                ))
                 .send()
                 .await;
             match sent {

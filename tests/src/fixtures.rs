@@ -187,7 +187,15 @@ impl Network {
             .account::<Attestation>(&pda::attestation(&vote.subject()).0)
             .map(|a| a.rent_payer)
             .unwrap_or(node.pubkey());
-        let instruction = ix::attest(&node.pubkey(), &rent_payer, epoch, vote);
+        let lease_operator = match vote {
+            Vote::Terminate { request, .. } => self
+                .chain
+                .account::<Request>(&request)
+                .map(|r| r.assigned_operator),
+            _ => None,
+        };
+        let instruction =
+            ix::attest_lease(&node.pubkey(), &rent_payer, epoch, vote, lease_operator);
         self.chain.send(&[instruction], &[node])
     }
 

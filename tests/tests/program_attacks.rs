@@ -523,3 +523,63 @@ fn the_slash_and_the_unbonding_period_have_floors() {
         assert!(failure.is(DaggerError::ValueOutOfBounds), "{failure:?}");
     }
 }
+
+/// A quorum cannot assign an operator more than its capacity: what its
+/// active leases hold is on-chain, given back when a lease is terminated
+/// or settled.
+#[test]
+fn provisioning_votes_respect_the_capacity_left() {
+    let mut net = Network::with_operators(&[MIN_STAKE; 4]);
+    let customer = net.customer();
+    // Operator 1 offers room for two VMs of the test spec (2 vCPUs each).
+    let owner = net.operators[1].owner.insecure_clone();
+    let node = net.operators[1].node.pubkey();
+    net.chain.ok(
+        &[ix::update_operator(
+            &owner.pubkey(),
+            &node,
+            dagger_client::UpdateOperatorArgs {
+                capacity: Some(dagger_client::Capacity {
+                    vcpus: 4,
+                    ..capacity()
+                }),
+                ..Default::default()
+            },
+        )],
+        &[&owner],
+    );
+    let first = net.create_request(&customer, 1, 1_000, 3_600);
+    let second = net.create_request(&customer, 2, 1_000, 3_600);
+    let third = net.create_request(&customer, 3, 1_000, 3_600);
+    net.provision(&first, 1);
+    net.provision(&second, 1);
+    assert_eq!(net.operator(1).allocated.vcpus, 4);
+    let vote = net.provision_vote(&third, 1);
+    let failure = net.vote(0, vote).unwrap_err().program();
+    assert!(failure.is(DaggerError::CapacityExceeded), "{failure:?}");
+    // A quorum terminates the first lease: its room is free at once.
+    let terminate = Vote::Terminate {
+        request: first,
+        nonce: net.request(&first).unwrap().nonce,
+        decision: [1; 32],
+    };
+    for voter in [0, 2, 3] {
+        net.vote(voter, terminate).unwrap();
+    }
+    assert_eq!(net.operator(1).allocated.vcpus, 2);
+    net.provision(&third, 1);
+    assert_eq!(net.operator(1).allocated.vcpus, 4);
+    // Settling the terminated lease gives nothing back twice; settling an
+    // active one gives its room back.
+    for request in [first, second] {
+        net.chain.ok(
+            &[ix::close_lease(
+                &customer.pubkey(),
+                &request,
+                &net.operators[1].account(),
+            )],
+            &[&customer],
+        );
+    }
+    assert_eq!(net.operator(1).allocated.vcpus, 2);
+}

@@ -383,6 +383,18 @@ impl World {
         })
     }
 
+    /// Whether operator `i` has room for one more VM of the test spec:
+    /// its active, unsettled leases hold what the chain counts.
+    fn has_room(&self, i: usize) -> bool {
+        let held: u64 = self
+            .requests
+            .iter()
+            .filter(|r| !r.closed && r.status == RequestStatus::Active && r.assignee == i)
+            .map(|_| spec().vcpus as u64)
+            .sum();
+        held + spec().vcpus as u64 <= capacity().vcpus as u64
+    }
+
     fn send_vote(&mut self, voter: usize, vote: Vote) -> bool {
         let node = self.net.operators[voter].node.insecure_clone();
         let rent_payer = self
@@ -393,7 +405,18 @@ impl World {
             .unwrap_or(node.pubkey());
         let epoch = self.net.config().roster_epoch;
         self.send(
-            &[ix::attest(&node.pubkey(), &rent_payer, epoch, vote)],
+            &[ix::attest_lease(
+                &node.pubkey(),
+                &rent_payer,
+                epoch,
+                vote,
+                match vote {
+                    Vote::Terminate { request, .. } => {
+                        self.net.request(&request).map(|r| r.assigned_operator)
+                    }
+                    _ => None,
+                },
+            )],
             &[&node],
         )
     }
@@ -539,7 +562,8 @@ impl World {
                 let Some(i) = self.live(request) else { return };
                 let assignee = self.operator(assignee);
                 let r = self.requests[i].clone();
-                let subject_ok = r.provisionable(now) && self.is_active(assignee);
+                let subject_ok =
+                    r.provisionable(now) && self.is_active(assignee) && self.has_room(assignee);
                 let vote = self.provision_vote(&r, assignee);
                 if self.vote_to_quorum(vote, assignee, subject_ok) {
                     let r = &mut self.requests[i];
@@ -556,7 +580,8 @@ impl World {
                 let Some(i) = self.live(request) else { return };
                 let (assignee, voter) = (self.operator(assignee), self.operator(voter));
                 let r = self.requests[i].clone();
-                let subject_ok = r.provisionable(now) && self.is_active(assignee);
+                let subject_ok =
+                    r.provisionable(now) && self.is_active(assignee) && self.has_room(assignee);
                 let vote = self.provision_vote(&r, assignee);
                 let tally = pda::attestation(&vote.subject()).0;
                 self.tracked.insert(tally);

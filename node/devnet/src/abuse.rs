@@ -441,8 +441,7 @@ async fn frames(
         }
         let mut held = Vec::new();
         for _ in 1..PeerLimits::default().max_push_streams {
-            let Ok(Ok(mut stream)) = tokio::time::timeout(open, connection.open_uni()).await
-            else {
+            let Ok(Ok(mut stream)) = tokio::time::timeout(open, connection.open_uni()).await else {
                 break;
             };
             if stream.write_all(&header).await.is_err() {
@@ -457,12 +456,7 @@ async fn frames(
 
 /// Asks for catch-up from nothing (no tips: every event the victim holds)
 /// on every sync stream the member may open, as fast as answered.
-async fn catchup(
-    member: &Transport,
-    victim: &Victim,
-    counters: Arc<Counters>,
-    stop: &AtomicBool,
-) {
+async fn catchup(member: &Transport, victim: &Victim, counters: Arc<Counters>, stop: &AtomicBool) {
     let request = Message::SyncRequest {
         tips: Vec::new(),
         ordered: 0,

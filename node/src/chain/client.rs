@@ -123,7 +123,20 @@ impl ChainReader {
             .await?
             .map(|a| a.rent_payer)
             .unwrap_or(node.pubkey());
-        let instruction = ix::attest(&node.pubkey(), &rent_payer, roster_epoch, vote);
+        let lease_operator = match vote {
+            Vote::Terminate { request, .. } => self
+                .one::<Request>(&request)
+                .await?
+                .map(|r| r.assigned_operator),
+            _ => None,
+        };
+        let instruction = ix::attest_lease(
+            &node.pubkey(),
+            &rent_payer,
+            roster_epoch,
+            vote,
+            lease_operator,
+        );
         self.send(&[instruction], node, &[]).await
     }
 

@@ -25,7 +25,7 @@ pub mod txs;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anchor_lang::{prelude::Pubkey, AnchorDeserialize, AnchorSerialize};
-use dagger_client::{Capacity, OperatorStatus, PriceFloor, VmSpec, Vote};
+use dagger_client::{Allocation, Capacity, OperatorStatus, PriceFloor, VmSpec, Vote};
 use dagger_consensus::{CreatorId, Decided, Roster};
 
 use crate::core::OrderObserver;
@@ -50,33 +50,6 @@ pub struct GenesisOperator {
     pub capacity: Capacity,
     pub address: String,
     pub price_floor: PriceFloor,
-}
-
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Allocation {
-    vcpus: u64,
-    memory_mib: u64,
-    disk_gib: u64,
-}
-
-impl Allocation {
-    fn of(spec: &VmSpec) -> Allocation {
-        Allocation {
-            vcpus: spec.vcpus as u64,
-            memory_mib: spec.memory_mib as u64,
-            disk_gib: spec.disk_gib as u64,
-        }
-    }
-    fn add(&mut self, other: Allocation) {
-        self.vcpus += other.vcpus;
-        self.memory_mib += other.memory_mib;
-        self.disk_gib += other.disk_gib;
-    }
-    fn sub(&mut self, other: Allocation) {
-        self.vcpus = self.vcpus.saturating_sub(other.vcpus);
-        self.memory_mib = self.memory_mib.saturating_sub(other.memory_mib);
-        self.disk_gib = self.disk_gib.saturating_sub(other.disk_gib);
-    }
 }
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
@@ -571,13 +544,11 @@ impl Controller {
                     && dagger_client::Offer {
                         capacity: &op.capacity,
                         price_floor: &op.price_floor,
+                        allocated: &op.allocated,
                     }
                     .takes(&r.spec, r.price_per_second)
                     .is_ok()
                     && op.images.serves(&r.spec.image_id)
-                    && op.allocated.vcpus + need.vcpus <= op.capacity.vcpus as u64
-                    && op.allocated.memory_mib + need.memory_mib <= op.capacity.memory_mib as u64
-                    && op.allocated.disk_gib + need.disk_gib <= op.capacity.disk_gib as u64
             })
             .min_by_key(|(key, op)| {
                 // Load as parts per million of vCPU capacity, then the lottery.

@@ -9,7 +9,7 @@ use anchor_lang::prelude::*;
 use crate::{
     errors::DaggerError,
     lamports::pay_out,
-    state::{split_fee, Escrow, Operator, Request},
+    state::{split_fee, Allocation, Escrow, Operator, Request, RequestStatus},
 };
 
 /// What one payout released.
@@ -67,6 +67,10 @@ pub fn finish<'info>(
     customer: &AccountInfo<'info>,
 ) -> Result<u64> {
     operator.active_leases = operator.active_leases.saturating_sub(1);
+    // A terminated lease gave its capacity back when it was terminated.
+    if request.status == RequestStatus::Active {
+        operator.allocated.sub(Allocation::of(&request.spec));
+    }
     let refund = request.unpaid();
     escrow.close(customer.clone())?;
     request.close(customer.clone())?;

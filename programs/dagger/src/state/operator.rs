@@ -56,21 +56,63 @@ impl PriceFloor {
 pub enum OfferMismatch {
     Region,
     PriceFloor,
+    Capacity,
 }
 
-/// What an operator offers: where, and at what least price.
+/// Resources held by an operator's leases.
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, PartialEq, Eq, Debug, Default, InitSpace,
+)]
+pub struct Allocation {
+    pub vcpus: u64,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+}
+
+impl Allocation {
+    pub fn of(spec: &crate::state::VmSpec) -> Allocation {
+        Allocation {
+            vcpus: spec.vcpus as u64,
+            memory_mib: spec.memory_mib as u64,
+            disk_gib: spec.disk_gib as u64,
+        }
+    }
+
+    pub fn add(&mut self, other: Allocation) {
+        self.vcpus = self.vcpus.saturating_add(other.vcpus);
+        self.memory_mib = self.memory_mib.saturating_add(other.memory_mib);
+        self.disk_gib = self.disk_gib.saturating_add(other.disk_gib);
+    }
+
+    pub fn sub(&mut self, other: Allocation) {
+        self.vcpus = self.vcpus.saturating_sub(other.vcpus);
+        self.memory_mib = self.memory_mib.saturating_sub(other.memory_mib);
+        self.disk_gib = self.disk_gib.saturating_sub(other.disk_gib);
+    }
+
+    /// Whether `need` more still fits within `capacity`.
+    pub fn fits(&self, need: Allocation, capacity: &Capacity) -> bool {
+        self.vcpus.saturating_add(need.vcpus) <= capacity.vcpus as u64
+            && self.memory_mib.saturating_add(need.memory_mib) <= capacity.memory_mib as u64
+            && self.disk_gib.saturating_add(need.disk_gib) <= capacity.disk_gib as u64
+    }
+}
+
+/// What an operator offers: where, how much, at what least price, and
+/// what it already runs.
 #[derive(Clone, Copy, Debug)]
 pub struct Offer<'a> {
     pub capacity: &'a Capacity,
     pub price_floor: &'a PriceFloor,
+    pub allocated: &'a Allocation,
 }
 
 impl Offer<'_> {
     /// Whether a request for `spec` paying `price_per_second` may be
-    /// assigned here: its region (0 asks for any) and the price floor.
-    /// Consensus assigns by this rule and the program checks every
-    /// provisioning vote against it. (Capacity depends on what the operator
-    /// already runs, which only consensus tracks: the nodes check it.)
+    /// assigned here: its region (0 asks for any), the price floor, and the
+    /// capacity left beside what it runs. Consensus assigns by this rule
+    /// (counting leases assigned and not yet active too) and the program
+    /// checks every provisioning vote against it (counting active ones).
     pub fn takes(
         &self,
         spec: &crate::state::VmSpec,
@@ -81,6 +123,9 @@ impl Offer<'_> {
         }
         if !self.price_floor.accepts(spec, price_per_second) {
             return Err(OfferMismatch::PriceFloor);
+        }
+        if !self.allocated.fits(Allocation::of(spec), self.capacity) {
+            return Err(OfferMismatch::Capacity);
         }
         Ok(())
     }
@@ -143,6 +188,9 @@ pub struct Operator {
     pub nonce: u64,
     pub bump: u8,
     pub vault_bump: u8,
+    /// What its active leases hold (released when a lease is terminated or
+    /// settled): provisioning votes beyond its capacity are refused.
+    pub allocated: Allocation,
 }
 
 impl Operator {
@@ -150,6 +198,7 @@ impl Operator {
         Offer {
             capacity: &self.capacity,
             price_floor: &self.price_floor,
+            allocated: &self.allocated,
         }
     }
 

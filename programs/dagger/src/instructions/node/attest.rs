@@ -9,8 +9,8 @@ use crate::{
     events::{LeaseActivated, LeaseTerminated, OperatorAdmitted, OperatorRemoved, VoteCast},
     lamports::{close_account, create_pda, in_use, pay_out},
     state::{
-        Attestation, Ballot, Config, FeeVault, OfferMismatch, Operator, OperatorStatus, Request,
-        RequestStatus, StakeVault, Vote,
+        Allocation, Attestation, Ballot, Config, FeeVault, OfferMismatch, Operator, OperatorStatus,
+        Request, RequestStatus, StakeVault, Vote,
     },
 };
 
@@ -56,8 +56,9 @@ pub struct Attest<'info> {
     /// votes on its own removal: the voter account is the subject then.
     #[account(mut)]
     pub subject_operator: Option<Account<'info, Operator>>,
-    /// The operator a Provision vote assigns the lease to. Omitted when it is
-    /// the voter itself.
+    /// The operator a Provision vote assigns the lease to, or the lease's
+    /// operator for a Terminate vote (its capacity is given back). Omitted
+    /// when it is the voter itself.
     #[account(mut)]
     pub assigned_operator: Option<Account<'info, Operator>>,
     /// The removed operator's stake vault, for Remove votes (the slash is
@@ -242,6 +243,7 @@ fn check_subject_pending(accounts: &mut Attest, vote: &Vote, now: i64) -> Result
             assigned.offer().takes(&spec, price).map_err(|m| match m {
                 OfferMismatch::Region => DaggerError::WrongRegion,
                 OfferMismatch::PriceFloor => DaggerError::BelowPriceFloor,
+                OfferMismatch::Capacity => DaggerError::CapacityExceeded,
             })?;
         }
         Vote::Admit {
@@ -289,8 +291,10 @@ fn apply(accounts: &mut Attest, vote: &Vote, now: i64) -> Result<()> {
             request.endpoint_hash = endpoint_hash;
             request.lease_start = now;
             let request_key = request.key();
+            let need = Allocation::of(&request.spec);
             let assigned = assigned(accounts, &operator)?;
             assigned.active_leases = assigned.active_leases.saturating_add(1);
+            assigned.allocated.add(need);
             emit!(LeaseActivated {
                 request: request_key,
                 operator,
@@ -362,8 +366,16 @@ fn apply(accounts: &mut Attest, vote: &Vote, now: i64) -> Result<()> {
             let request = subject_request(&mut accounts.request, &request, nonce)?;
             request.status = RequestStatus::Terminated;
             request.ended_at = now;
+            let (request_key, lease_operator, need) = (
+                request.key(),
+                request.assigned_operator,
+                Allocation::of(&request.spec),
+            );
+            // Its capacity is free again (the lease's accounts may stay
+            // until someone settles them).
+            assigned(accounts, &lease_operator)?.allocated.sub(need);
             emit!(LeaseTerminated {
-                request: request.key(),
+                request: request_key,
                 ended_at: now,
             });
         }

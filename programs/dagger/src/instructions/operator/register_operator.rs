@@ -6,8 +6,8 @@ use crate::{
     events::OperatorRegistered,
     lamports::{create_pda, deposit, in_use},
     state::{
-        validate_address, Capacity, Config, NodeKeyRecord, Operator, OperatorStatus, PriceFloor,
-        StakeVault,
+        validate_address, Allocation, Capacity, Config, NodeKeyRecord, Operator, OperatorStatus,
+        PriceFloor, StakeVault,
     },
 };
 
@@ -129,6 +129,7 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
         nonce,
         bump: ctx.bumps.operator,
         vault_bump: ctx.bumps.stake_vault,
+        allocated: Allocation::default(),
     };
     operator.try_serialize(&mut &mut accounts.operator.try_borrow_mut_data()?[..])?;
     emit!(OperatorRegistered {
