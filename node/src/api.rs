@@ -221,9 +221,18 @@ async fn status(State(state): State<ApiState>) -> Response {
         .ok()
         .and_then(Result::ok)
         .unwrap_or(0);
+    let store = state.store.clone();
+    let stored_events = tokio::task::spawn_blocking(move || store.event_count())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
     match state.core.status().await {
         Ok(core) => Json(Status {
-            core,
+            core: crate::core::CoreStatus {
+                stored_events,
+                ..core
+            },
             order_starts_at: starts_at,
             peers: state.peers.status(),
             chain: state.chain.as_ref().map(|view| {
@@ -273,7 +282,25 @@ async fn event(State(state): State<ApiState>, Path(id): Path<String>) -> Respons
             "event id must be 64 hex characters",
         );
     };
-    match state.core.event(dagger_consensus::EventId(id)).await {
+    let found = match state.core.event(dagger_consensus::EventId(id)).await {
+        Ok(crate::core::EventLookup::Held(event, info)) => Ok(Some((event, info))),
+        Ok(crate::core::EventLookup::NotYet) => Ok(None),
+        // Older events come from the ledger, read here rather than in the
+        // consensus actor.
+        Ok(crate::core::EventLookup::AskLedger) => {
+            let store = state.store.clone();
+            let bytes = tokio::task::spawn_blocking(move || store.event(&id))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            Ok(bytes
+                .and_then(|b| dagger_consensus::Event::decode(&b).ok())
+                .map(|e| (e, None)))
+        }
+        Err(e) => Err(e),
+    };
+    match found {
         Ok(Some((event, info))) => Json(EventView {
             id: hex(&event.id().0),
             creator: crate::identity::display_id(&event.creator().0),

@@ -1218,7 +1218,18 @@ async fn chaos(kills: usize, seed: u64) {
                     "---- node {i} log (last 40 lines, newest first)\n{}",
                     tail.join("\n")
                 );
-                eprintln!("---- node {i} status: {}", net.status(i).await);
+                let status = net.status(i).await;
+                eprintln!("---- node {i} status: {status}");
+                for id in status["missing_parents"].as_array().into_iter().flatten() {
+                    let id = id.as_str().unwrap_or_default();
+                    for j in 0..4 {
+                        let held = net.get(j, &format!("/events/{id}")).await;
+                        eprintln!(
+                            "     missing {id} at node {j}: {}",
+                            &held[..held.len().min(400)]
+                        );
+                    }
+                }
             }
             panic!(
                 "{missing} of {} acknowledged transactions never ordered",

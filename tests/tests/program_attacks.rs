@@ -238,14 +238,15 @@ fn a_prefunded_config_or_fee_vault_does_not_block_initialize() {
 }
 
 #[test]
-fn a_prefunded_operator_or_stake_vault_does_not_block_registration() {
+fn a_prefunded_operator_stake_vault_or_key_record_does_not_block_registration() {
     let mut net = Network::with_operators(&[MIN_STAKE]);
-    for prefund_operator in [true, false] {
+    for target in 0..3 {
         let owner = net.chain.funded(MIN_STAKE + 10 * LAMPORTS_PER_SOL);
         let node = Keypair::new();
         let operator = pda::operator(&node.pubkey()).0;
         let vault = pda::stake_vault(&operator).0;
-        prefund(&mut net, if prefund_operator { &operator } else { &vault });
+        let record = pda::node_key_record(&node.pubkey()).0;
+        prefund(&mut net, [&operator, &vault, &record][target]);
         let gift = net.chain.lamports(&vault);
         net.chain.ok(
             &[ix::register_operator(

@@ -392,6 +392,25 @@ fn signature_checks_must_verify_exactly_the_key_and_the_messages() {
     net.chain.ok(&honest, &[&reporter]);
 }
 
+/// The evidence record's address is public (the pair's hash): lamports
+/// sent there first do not stop the report.
+#[test]
+fn a_prefunded_evidence_address_does_not_block_the_report() {
+    let mut net = Network::with_operators(&[STAKE, STAKE, STAKE, STAKE]);
+    let reporter = net.chain.funded(LAMPORTS_PER_SOL);
+    let evidence = fork(&net, 2);
+    net.chain
+        .airdrop(&pda::evidence(&evidence.hash()).0, 1_000_000);
+    net.chain
+        .ok(&report(&net, &reporter, &evidence, 2), &[&reporter]);
+    assert_eq!(net.operator(2).stake, STAKE / 2);
+    let record: EquivocationRecord = net
+        .chain
+        .account(&pda::evidence(&evidence.hash()).0)
+        .unwrap();
+    assert_eq!(record.reporter, reporter.pubkey());
+}
+
 /// Events A, B, C by one key: (A, B) slashes the registration; the key
 /// can never register again, so (A, C) has no second registration to
 /// punish, and events of a past life cannot reach a new one.

@@ -131,7 +131,7 @@ enum Parent {
 
 /// Whether the held `parent` is what `event` (by creator index `c`) says
 /// of it in `described`: its birth round, and for the self-parent the same
-/// creator, the previous sequence number and an earlier time; for the
+/// creator, a lower sequence number and an earlier time; for the
 /// other-parent another creator. Only signed data of the two events: every
 /// node that holds both decides alike.
 pub(crate) fn parent_matches(
@@ -145,9 +145,16 @@ pub(crate) fn parent_matches(
         return false;
     }
     if is_self {
-        parent.creator == c
-            && parent.seq.checked_add(1) == Some(event.seq())
-            && parent.time < event.created_at_ns()
+        // A later sequence number, not necessarily the next: a creator that
+        // resumes after a crash jumps past every number it may have used
+        // (see the node's signing record) and names its newest event as
+        // self-parent. Treating that link as absent made the resumed chain
+        // unsound everywhere until it earned a round on its own, which it
+        // cannot while another honest chain is in the same state (two of
+        // four restarted at once stalled every round for good). Keeping
+        // two chains is caught all the same: the lower one is soon born
+        // after the higher (`headers_conflict`, rule 2).
+        parent.creator == c && parent.seq < event.seq() && parent.time < event.created_at_ns()
     } else {
         parent.creator != c
     }

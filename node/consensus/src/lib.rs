@@ -60,8 +60,9 @@
 //!   ([`ANCIENT_HORIZON`]) are pruned and an event born in them is
 //!   *ancient*: refused on arrival (not a fault), dropped if it waits. A
 //!   linked parent that is ancient here, or held but not what the child
-//!   says of it (birth round, creator, sequence number, time), is treated
-//!   as absent: the child never waits for it. So an event is placed as
+//!   says of it (birth round, creator, a lower sequence number — a resumed
+//!   chain may skip numbers —, an earlier time), is treated as absent: the
+//!   child never waits for it. So an event is placed as
 //!   soon as its non-ancient linked parents are, and nothing any node does
 //!   with an ancient event depends on whether it ever held it.
 //! * **Sound events.** Where the window a round depends on (parent round

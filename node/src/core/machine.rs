@@ -90,6 +90,16 @@ pub struct SyncAnswer {
     pub events: Vec<Event>,
 }
 
+/// Where an event is, as far as the consensus core knows.
+#[derive(Debug)]
+pub enum EventLookup {
+    Held(Event, Option<EventInfo>),
+    /// Not durable yet: not to be shown.
+    NotYet,
+    /// Not in memory: the ledger may have it.
+    AskLedger,
+}
+
 /// A new own event and the submissions it acknowledges once durable.
 #[derive(Debug)]
 pub struct OwnEvent {
@@ -528,9 +538,24 @@ impl Machine {
         self.create_at = None;
         self.react_pending = false;
         let newest = self.react_to.take();
-        let other_parent = self
-            .hg
-            .best_other_parent(&CreatorId(self.identity.id()), newest);
+        let me = CreatorId(self.identity.id());
+        let other_parent = self.hg.best_other_parent(&me, newest);
+        // An event linking what the last own event already links, with no
+        // transaction to carry, tells nobody anything: its round and
+        // ancestry are its self-parent's. Making it anyway turned a stall
+        // (rounds waiting for events still in transit) into a storm of
+        // empty events, hundreds a second per node, that kept the stall
+        // going on a loaded host.
+        if other_parent.is_some() && !self.mempool.has_pending() {
+            let last_links = self
+                .hg
+                .chain_head(&me)
+                .and_then(|head| self.hg.event(&head.id))
+                .and_then(|event| event.other_parent());
+            if last_links == other_parent {
+                return;
+            }
+        }
         self.create_event(other_parent, now);
     }
 
@@ -596,17 +621,16 @@ impl Machine {
 
     /// A held or stored event, with its consensus facts when held. Own
     /// events not yet durable are not shown.
-    pub fn event(&self, id: &EventId) -> Option<(Event, Option<EventInfo>)> {
+    /// An event held in memory, with what consensus says of it. (Older
+    /// ones are read from the ledger by the caller, off the actor.)
+    pub fn event(&self, id: &EventId) -> EventLookup {
         if self.undurable.contains(id) {
-            return None;
+            return EventLookup::NotYet;
         }
-        self.hg
-            .event(id)
-            .map(|e| (e, self.hg.event_info(id)))
-            .or_else(|| {
-                let bytes = self.ledger.event(&id.0).ok().flatten()?;
-                Event::decode(&bytes).ok().map(|e| (e, None))
-            })
+        match self.hg.event(id) {
+            Some(e) => EventLookup::Held(e, self.hg.event_info(id)),
+            None => EventLookup::AskLedger,
+        }
     }
 
     pub fn status(&self) -> CoreStatus {
@@ -618,7 +642,9 @@ impl Machine {
             ordered_events: stats.ordered_count,
             ordered_txs: self.records.next_tx_position,
             held_events: stats.held_events,
-            stored_events: self.ledger.event_count().unwrap_or(0),
+            // Filled in by whoever asks for it (a ledger read, kept off
+            // the actor).
+            stored_events: 0,
             waiting_events: stats.buffered_events + stats.parked_events,
             pending_txs: self.mempool.pending_len(),
             running_hash: hex(&stats.running_hash),
@@ -626,6 +652,13 @@ impl Machine {
             equivocations: self.equivocations,
             unverified_install: self.installed,
             oldest_missing_parent: self.hg.missing_parents().first().map(|&(_, b)| b),
+            missing_parents: self
+                .hg
+                .missing_parents()
+                .iter()
+                .take(4)
+                .map(|(id, _)| hex(&id.0))
+                .collect(),
         }
     }
 

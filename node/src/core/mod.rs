@@ -36,7 +36,7 @@ mod writer;
 
 pub use catch_up::CATCH_UP_GAP;
 pub use checkpoint::Checkpoint;
-pub use machine::{Machine, Now, Output, OwnEvent, SyncAnswer};
+pub use machine::{EventLookup, Machine, Now, Output, OwnEvent, SyncAnswer};
 pub use mempool::SubmitId;
 pub use recent::RecentOrder;
 pub use records::SNAPSHOT_EVERY_ROUNDS;
@@ -184,6 +184,9 @@ pub struct CoreStatus {
     /// Birth round of the oldest parent that waiting events lack (sent with
     /// pulls: a peer that pruned that round says this node is behind).
     pub oldest_missing_parent: Option<u64>,
+    /// The first few of those parents (ids, hex): what to ask peers about
+    /// when a node waits.
+    pub missing_parents: Vec<String>,
 }
 
 /// Where a node stands, for a state sync: its ordered count and running
@@ -254,7 +257,7 @@ enum Command {
     },
     Event {
         id: EventId,
-        reply: oneshot::Sender<Option<(Event, Option<dagger_consensus::EventInfo>)>>,
+        reply: oneshot::Sender<EventLookup>,
     },
     HasWork {
         reply: oneshot::Sender<bool>,
@@ -507,10 +510,8 @@ impl CoreHandle {
         ask!(self, Status {})
     }
 
-    pub async fn event(
-        &self,
-        id: EventId,
-    ) -> Result<Option<(Event, Option<dagger_consensus::EventInfo>)>, CoreError> {
+    /// An event the core holds in memory (see [`EventLookup`]).
+    pub async fn event(&self, id: EventId) -> Result<EventLookup, CoreError> {
         ask!(self, Event { id })
     }
 
