@@ -148,6 +148,12 @@ pub async fn start_chain(
         ));
     }
     let agree = config.rpc_agree;
+    // The watcher tells state sync who the chain's active operators are.
+    let (roster_tx, roster_rx) = tokio::sync::watch::channel(Vec::new());
+    let gossip_config = GossipConfig {
+        chain_roster: Some(roster_rx),
+        ..gossip_config
+    };
     let me = Pubkey::new_from_array(identity.id());
     let roster = Controller::genesis_roster(&genesis).map_err(NodeError::Roster)?;
     let (observer, duties) = ControllerObserver::new(Controller::new(&genesis), me);
@@ -191,6 +197,7 @@ pub async fn start_chain(
                     Watcher {
                         readers: watch_readers.clone(),
                         agree,
+                        roster: Some(roster_tx.clone()),
                         ws_url: chain.ws_url.clone(),
                         core: ctx.core.clone(),
                         store: store.clone(),

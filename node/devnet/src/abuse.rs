@@ -381,6 +381,28 @@ async fn handshakes(
     Ok(())
 }
 
+/// Connects as the member, counting the attempt; `None` (after a short
+/// pause) when the victim refuses, as it does a peer it threw out.
+async fn connect(
+    member: &Transport,
+    victim: &Victim,
+    counters: &Counters,
+) -> Option<quinn::Connection> {
+    match member.connect(victim.gossip, &victim.id).await {
+        Ok(connection) => {
+            counters.peer_connections.fetch_add(1, Ordering::Relaxed);
+            Some(connection)
+        }
+        Err(_) => {
+            counters
+                .peer_connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
 /// The member's first event: valid, so every copy gets past decoding and
 /// costs the victim a rate-limit token or more. It carries no transaction
 /// (it may well be ordered, once, like any member's event; the bench
@@ -418,17 +440,9 @@ async fn frames(
         .collect();
     let header = (MAX_FRAME_BYTES as u32).to_be_bytes();
     while !stop.load(Ordering::Relaxed) {
-        let connection = match member.connect(victim.gossip, &victim.id).await {
-            Ok(c) => c,
-            Err(_) => {
-                counters
-                    .peer_connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Some(connection) = connect(member, victim, counters).await else {
+            continue;
         };
-        counters.peer_connections.fetch_add(1, Ordering::Relaxed);
         // The flood first, on its own stream; then every other stream the
         // victim allows holds a header whose body never comes.
         let open = Duration::from_secs(1);
@@ -464,17 +478,9 @@ async fn catchup(member: &Transport, victim: &Victim, counters: Arc<Counters>, s
     }
     .encode_frame();
     while !stop.load(Ordering::Relaxed) {
-        let connection = match member.connect(victim.gossip, &victim.id).await {
-            Ok(c) => c,
-            Err(_) => {
-                counters
-                    .peer_connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Some(connection) = connect(member, victim, &counters).await else {
+            continue;
         };
-        counters.peer_connections.fetch_add(1, Ordering::Relaxed);
         let mut streams = tokio::task::JoinSet::new();
         for _ in 0..PeerLimits::default().max_sync_streams {
             let (connection, request, counters) =

@@ -118,6 +118,22 @@ pub async fn observe(reader: &ChainReader, now_s: i64) -> Result<Observations, C
     })
 }
 
+/// The active operators in `seen`: node key and stake.
+pub fn active_roster(seen: &Observations) -> Vec<(crate::identity::NodeId, u64)> {
+    seen.by_account
+        .values()
+        .filter_map(|tx| match tx {
+            NodeTx::OperatorSeen {
+                node_key,
+                stake,
+                status: dagger_client::OperatorStatus::Active,
+                ..
+            } => Some((node_key.to_bytes(), *stake)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn digest(tx: &NodeTx) -> [u8; 32] {
     *blake3::hash(&tx.encode()).as_bytes()
 }
@@ -126,6 +142,9 @@ pub struct Watcher {
     /// The endpoints read, `rpc_url` first; see [`agreed`].
     pub readers: Vec<Arc<ChainReader>>,
     pub agree: usize,
+    /// Where the chain's active operators (node key, stake) are published
+    /// after every agreed read (state sync weighs vouchers by them).
+    pub roster: Option<tokio::sync::watch::Sender<Vec<(crate::identity::NodeId, u64)>>>,
     pub ws_url: Option<String>,
     pub core: CoreHandle,
     pub store: Arc<Store>,
@@ -186,6 +205,9 @@ impl Watcher {
             ));
         }
         let seen = agreed(&answered, self.agree);
+        if let Some(roster) = &self.roster {
+            let _ = roster.send(active_roster(&seen));
+        }
         let mut changes = Vec::new();
         for (account, tx) in &seen.by_account {
             let d = digest(tx);

@@ -75,6 +75,12 @@ pub struct GossipConfig {
     pub sync_timeout: Duration,
     /// How often an idle node is reminded to create an event.
     pub heartbeat: Duration,
+    /// A chain-backed node's view of the chain's active operators (node
+    /// key, stake), kept current by its watcher. State sync weighs
+    /// vouchers by it as well as by the consensus roster: a node that
+    /// starts from the genesis roster must not believe members that have
+    /// left since (see `state_sync::rosters`).
+    pub chain_roster: Option<tokio::sync::watch::Receiver<Vec<(NodeId, u64)>>>,
 }
 
 impl Default for GossipConfig {
@@ -86,6 +92,7 @@ impl Default for GossipConfig {
             chunk_bytes: 1 << 20,
             sync_timeout: Duration::from_secs(20),
             heartbeat: Duration::from_millis(250),
+            chain_roster: None,
         }
     }
 }

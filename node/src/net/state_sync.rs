@@ -81,10 +81,10 @@ pub(super) fn behind_reported(shared: &Arc<Shared>, peer: NodeId) {
     };
     let shared = shared.clone();
     tokio::spawn(async move {
-        let Ok(roster) = shared.core.roster().await else {
+        let Ok(rosters) = rosters(&shared).await else {
             return;
         };
-        if more_than_a_third(&roster, &reporters) {
+        if rosters.iter().all(|r| more_than_a_third(r, &reporters)) {
             start(&shared);
         } else {
             tracing::debug!(
@@ -93,6 +93,42 @@ pub(super) fn behind_reported(shared: &Arc<Shared>, peer: NodeId) {
             );
         }
     });
+}
+
+/// The rosters vouchers are weighed by: the consensus roster this node
+/// knows and, for a chain-backed node, the chain's active operators now.
+/// A checkpoint (or a "behind") counts only with more than a third of the
+/// stake of each: a node that knows only an old roster (a fresh node
+/// starts from the genesis one) cannot be led by members that left.
+pub(super) async fn rosters(shared: &Shared) -> Result<Vec<Vec<(NodeId, u64)>>, String> {
+    let mut rosters = vec![shared.core.roster().await.map_err(|e| e.to_string())?];
+    if let Some(chain) = &shared.config.chain_roster {
+        let chain = chain.borrow().clone();
+        // Empty until the watcher's first agreed read.
+        if chain.is_empty() {
+            return Err("the chain's roster is not known yet".into());
+        }
+        rosters.push(chain);
+    }
+    Ok(rosters)
+}
+
+/// The checkpoints vouched for under every roster of `rosters`, newest
+/// first, with the peers that reported them.
+pub fn vouched_by_all(
+    rosters: &[Vec<(NodeId, u64)>],
+    answers: &[(NodeId, Vec<Checkpoint>)],
+) -> Vec<(Checkpoint, Vec<NodeId>)> {
+    let Some((first, rest)) = rosters.split_first() else {
+        return Vec::new();
+    };
+    all_vouched(first, answers)
+        .into_iter()
+        .filter(|(checkpoint, _)| {
+            rest.iter()
+                .all(|r| all_vouched(r, answers).iter().any(|(c, _)| c == checkpoint))
+        })
+        .collect()
 }
 
 /// Whether `ids` hold more than a third of `roster`'s stake.
@@ -229,14 +265,14 @@ pub fn all_vouched(
 /// Runs one state sync; returns the installed round.
 async fn sync(shared: &Arc<Shared>) -> Result<u64, String> {
     let core = &shared.core;
-    let roster = core.roster().await.map_err(|e| e.to_string())?;
+    let rosters = rosters(shared).await?;
     let ours = core
         .status()
         .await
         .map_err(|e| e.to_string())?
         .last_decided_round;
     let answers = gather(shared).await;
-    let candidates = all_vouched(&roster, &answers);
+    let candidates = vouched_by_all(&rosters, &answers);
     let newest = candidates
         .first()
         .map(|(c, _)| c.round)
@@ -417,8 +453,8 @@ async fn verify(shared: &Arc<Shared>, installed: u64) {
         if mine.is_empty() {
             continue;
         }
-        let Ok(roster) = shared.core.roster().await else {
-            return;
+        let Ok(rosters) = rosters(shared).await else {
+            continue;
         };
         let answers = gather(shared).await;
         for own in &mine {
@@ -434,7 +470,7 @@ async fn verify(shared: &Arc<Shared>, installed: u64) {
                     )
                 })
                 .collect();
-            match vouched(&roster, &reports) {
+            match vouched_by_all(&rosters, &reports).into_iter().next() {
                 Some((theirs, _)) if theirs == *own => {
                     tracing::info!(round = own.round, "installed state verified");
                     let _ = shared.core.verified().await;
@@ -566,6 +602,31 @@ mod tests {
         let uneven = [([1; 32], 10), ([2; 32], 1), ([3; 32], 1)];
         assert!(more_than_a_third(&uneven, &[[1; 32]]));
         assert!(!more_than_a_third(&uneven, &[[2; 32], [3; 32]]));
+    }
+
+    /// A node that knows only the genesis roster: two members it knows left
+    /// since (the chain no longer lists them) vouch for a forged state;
+    /// the current ones vouch for the real one. Only the real one counts.
+    #[test]
+    fn members_that_left_cannot_vouch_alone() {
+        let genesis = vec![([1; 32], 1), ([2; 32], 1), ([3; 32], 1), ([4; 32], 1)];
+        let chain = vec![([3; 32], 1), ([4; 32], 1), ([5; 32], 1), ([6; 32], 1)];
+        let forged = checkpoint(40, 9);
+        let real = checkpoint(32, 1);
+        let answers = vec![
+            ([1; 32], vec![forged]),
+            ([2; 32], vec![forged]),
+            ([3; 32], vec![real]),
+            ([4; 32], vec![real]),
+            ([5; 32], vec![real]),
+        ];
+        // By the genesis roster alone the forged state is the newest vouched.
+        assert_eq!(vouched(&genesis, &answers).unwrap().0, forged);
+        let both = vouched_by_all(&[genesis.clone(), chain.clone()], &answers);
+        assert_eq!(both.len(), 1);
+        assert_eq!(both[0].0, real);
+        // With no roster at all nothing is vouched.
+        assert!(vouched_by_all(&[], &answers).is_empty());
     }
 
     #[test]
