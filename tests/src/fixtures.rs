@@ -21,6 +21,21 @@ pub const REMOVAL_SLASH_BPS: u16 = 500;
 pub const EQUIVOCATION_SLASH_BPS: u16 = 5_000;
 pub const REPORTER_REWARD_BPS: u16 = 1_000;
 
+/// The settings every test network starts with, paid fees to `treasury`.
+pub fn initialize_args(treasury: Pubkey) -> InitializeArgs {
+    InitializeArgs {
+        treasury,
+        min_operator_stake: MIN_STAKE,
+        unbonding_period: UNBONDING_PERIOD,
+        provisioning_timeout: PROVISIONING_TIMEOUT,
+        protocol_fee_bps: FEE_BPS,
+        max_stake_share_bps: MAX_STAKE_SHARE_BPS,
+        removal_slash_bps: REMOVAL_SLASH_BPS,
+        equivocation_slash_bps: EQUIVOCATION_SLASH_BPS,
+        reporter_reward_bps: REPORTER_REWARD_BPS,
+    }
+}
+
 pub fn capacity() -> Capacity {
     Capacity {
         vcpus: 16,
@@ -73,17 +88,7 @@ impl Network {
             &[ix::initialize(
                 &admin.pubkey(),
                 None,
-                InitializeArgs {
-                    treasury: treasury.pubkey(),
-                    min_operator_stake: MIN_STAKE,
-                    unbonding_period: UNBONDING_PERIOD,
-                    provisioning_timeout: PROVISIONING_TIMEOUT,
-                    protocol_fee_bps: FEE_BPS,
-                    max_stake_share_bps: MAX_STAKE_SHARE_BPS,
-                    removal_slash_bps: REMOVAL_SLASH_BPS,
-                    equivocation_slash_bps: EQUIVOCATION_SLASH_BPS,
-                    reporter_reward_bps: REPORTER_REWARD_BPS,
-                },
+                initialize_args(treasury.pubkey()),
             )],
             &[&admin],
         );
@@ -167,6 +172,16 @@ impl Network {
             &[customer],
         );
         pda::request(&customer.pubkey(), request_id).0
+    }
+
+    /// Operator `index`'s owner changes its offer (address, capacity, floor).
+    pub fn update_operator(&mut self, index: usize, args: dagger_client::UpdateOperatorArgs) {
+        let owner = self.operators[index].owner.insecure_clone();
+        let node = self.operators[index].node.pubkey();
+        self.chain.ok(
+            &[ix::update_operator(&owner.pubkey(), &node, args)],
+            &[&owner],
+        );
     }
 
     /// Operator `index` votes in the current epoch.

@@ -9,17 +9,7 @@ use dagger_tests::*;
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signer::Signer};
 
 fn args(treasury: solana_pubkey::Pubkey) -> InitializeArgs {
-    InitializeArgs {
-        treasury,
-        min_operator_stake: MIN_STAKE,
-        unbonding_period: UNBONDING_PERIOD,
-        provisioning_timeout: PROVISIONING_TIMEOUT,
-        protocol_fee_bps: FEE_BPS,
-        max_stake_share_bps: MAX_STAKE_SHARE_BPS,
-        removal_slash_bps: REMOVAL_SLASH_BPS,
-        equivocation_slash_bps: EQUIVOCATION_SLASH_BPS,
-        reporter_reward_bps: REPORTER_REWARD_BPS,
-    }
+    initialize_args(treasury)
 }
 
 #[test]

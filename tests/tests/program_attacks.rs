@@ -191,17 +191,7 @@ fn a_prefunded_config_or_fee_vault_does_not_block_initialize() {
             &[ix::initialize(
                 &admin.pubkey(),
                 None,
-                InitializeArgs {
-                    treasury: net.treasury.pubkey(),
-                    min_operator_stake: MIN_STAKE,
-                    unbonding_period: UNBONDING_PERIOD,
-                    provisioning_timeout: PROVISIONING_TIMEOUT,
-                    protocol_fee_bps: FEE_BPS,
-                    max_stake_share_bps: MAX_STAKE_SHARE_BPS,
-                    removal_slash_bps: REMOVAL_SLASH_BPS,
-                    equivocation_slash_bps: EQUIVOCATION_SLASH_BPS,
-                    reporter_reward_bps: REPORTER_REWARD_BPS,
-                },
+                initialize_args(net.treasury.pubkey()),
             )],
             &[&admin],
         );
@@ -219,17 +209,7 @@ fn a_prefunded_config_or_fee_vault_does_not_block_initialize() {
             &[ix::initialize(
                 &admin.pubkey(),
                 None,
-                InitializeArgs {
-                    treasury: net.treasury.pubkey(),
-                    min_operator_stake: MIN_STAKE,
-                    unbonding_period: UNBONDING_PERIOD,
-                    provisioning_timeout: PROVISIONING_TIMEOUT,
-                    protocol_fee_bps: FEE_BPS,
-                    max_stake_share_bps: MAX_STAKE_SHARE_BPS,
-                    removal_slash_bps: REMOVAL_SLASH_BPS,
-                    equivocation_slash_bps: EQUIVOCATION_SLASH_BPS,
-                    reporter_reward_bps: REPORTER_REWARD_BPS,
-                },
+                initialize_args(net.treasury.pubkey()),
             )],
             &[&admin],
         );
@@ -412,38 +392,26 @@ fn provisioning_votes_respect_the_assignees_offer() {
     let mut net = Network::with_operators(&[MIN_STAKE; 4]);
     let customer = net.customer();
     // Operator 1 asks 100 lamports per vCPU-second; the request pays 10.
-    let owner = net.operators[1].owner.insecure_clone();
-    let node = net.operators[1].node.pubkey();
-    net.chain.ok(
-        &[ix::update_operator(
-            &owner.pubkey(),
-            &node,
-            dagger_client::UpdateOperatorArgs {
-                price_floor: Some(PriceFloor {
-                    per_vcpu: 100,
-                    ..Default::default()
-                }),
+    net.update_operator(
+        1,
+        dagger_client::UpdateOperatorArgs {
+            price_floor: Some(PriceFloor {
+                per_vcpu: 100,
                 ..Default::default()
-            },
-        )],
-        &[&owner],
+            }),
+            ..Default::default()
+        },
     );
     // Operator 2 serves region 9 only.
-    let owner = net.operators[2].owner.insecure_clone();
-    let node = net.operators[2].node.pubkey();
-    net.chain.ok(
-        &[ix::update_operator(
-            &owner.pubkey(),
-            &node,
-            dagger_client::UpdateOperatorArgs {
-                capacity: Some(dagger_client::Capacity {
-                    region: 9,
-                    ..capacity()
-                }),
-                ..Default::default()
-            },
-        )],
-        &[&owner],
+    net.update_operator(
+        2,
+        dagger_client::UpdateOperatorArgs {
+            capacity: Some(dagger_client::Capacity {
+                region: 9,
+                ..capacity()
+            }),
+            ..Default::default()
+        },
     );
     let request = net.create_request(&customer, 1, 10, 1_000);
     for (assignee, error) in [
@@ -461,17 +429,11 @@ fn provisioning_votes_respect_the_assignees_offer() {
     assert_eq!(net.request(&request).unwrap().status, RequestStatus::Active);
 }
 
-fn initialize_args(treasury: Pubkey, unbonding_period: i64, slash_bps: u16) -> InitializeArgs {
+fn bounded_args(treasury: Pubkey, unbonding_period: i64, slash_bps: u16) -> InitializeArgs {
     InitializeArgs {
-        treasury,
-        min_operator_stake: MIN_STAKE,
         unbonding_period,
-        provisioning_timeout: PROVISIONING_TIMEOUT,
-        protocol_fee_bps: FEE_BPS,
-        max_stake_share_bps: MAX_STAKE_SHARE_BPS,
-        removal_slash_bps: REMOVAL_SLASH_BPS,
         equivocation_slash_bps: slash_bps,
-        reporter_reward_bps: REPORTER_REWARD_BPS,
+        ..initialize_args(treasury)
     }
 }
 
@@ -494,7 +456,7 @@ fn the_slash_and_the_unbonding_period_have_floors() {
             &[ix::initialize(
                 &admin.pubkey(),
                 None,
-                initialize_args(treasury, unbonding, slash),
+                bounded_args(treasury, unbonding, slash),
             )],
             &[&admin],
         );
@@ -504,7 +466,7 @@ fn the_slash_and_the_unbonding_period_have_floors() {
         &[ix::initialize(
             &admin.pubkey(),
             None,
-            initialize_args(treasury, local_min, EQUIVOCATION_SLASH_BPS),
+            bounded_args(treasury, local_min, EQUIVOCATION_SLASH_BPS),
         )],
         &[&admin],
     );
@@ -533,21 +495,15 @@ fn provisioning_votes_respect_the_capacity_left() {
     let mut net = Network::with_operators(&[MIN_STAKE; 4]);
     let customer = net.customer();
     // Operator 1 offers room for two VMs of the test spec (2 vCPUs each).
-    let owner = net.operators[1].owner.insecure_clone();
-    let node = net.operators[1].node.pubkey();
-    net.chain.ok(
-        &[ix::update_operator(
-            &owner.pubkey(),
-            &node,
-            dagger_client::UpdateOperatorArgs {
-                capacity: Some(dagger_client::Capacity {
-                    vcpus: 4,
-                    ..capacity()
-                }),
-                ..Default::default()
-            },
-        )],
-        &[&owner],
+    net.update_operator(
+        1,
+        dagger_client::UpdateOperatorArgs {
+            capacity: Some(dagger_client::Capacity {
+                vcpus: 4,
+                ..capacity()
+            }),
+            ..Default::default()
+        },
     );
     let first = net.create_request(&customer, 1, 1_000, 3_600);
     let second = net.create_request(&customer, 2, 1_000, 3_600);
