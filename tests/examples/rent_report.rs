@@ -22,6 +22,11 @@ fn main() {
     row(&net.chain, "Config", 8 + Config::INIT_SPACE);
     row(&net.chain, "Operator", 8 + Operator::INIT_SPACE);
     row(&net.chain, "StakeVault", 8 + StakeVault::INIT_SPACE);
+    row(
+        &net.chain,
+        "NodeKeyRecord",
+        8 + dagger_client::NodeKeyRecord::INIT_SPACE,
+    );
     row(&net.chain, "Request", 8 + Request::INIT_SPACE);
     row(&net.chain, "Escrow", 8 + Escrow::INIT_SPACE);
     row(&net.chain, "Attestation", 8 + Attestation::INIT_SPACE);
@@ -78,9 +83,13 @@ fn main() {
     let mut net = Network::with_operators(&[MIN_STAKE; 4]);
     let index = net.register(MIN_STAKE);
     let operator = net.operators[index].account();
-    let locked = net.chain.lamports(&operator) + net.chain.rent(8 + StakeVault::INIT_SPACE);
+    let locked = net.chain.lamports(&operator)
+        + net.chain.rent(8 + StakeVault::INIT_SPACE)
+        + net
+            .chain
+            .rent(8 + dagger_client::NodeKeyRecord::INIT_SPACE);
     println!(
-        "| register operator | 1 | Operator + StakeVault ({locked}) | — (vault on withdraw) |"
+        "| register operator | 1 | Operator + StakeVault + NodeKeyRecord ({locked}) | — (vault on withdraw) |"
     );
 
     // Admission after bootstrap: a quorum of attest transactions.
