@@ -85,9 +85,7 @@ fn main() {
     let operator = net.operators[index].account();
     let locked = net.chain.lamports(&operator)
         + net.chain.rent(8 + StakeVault::INIT_SPACE)
-        + net
-            .chain
-            .rent(8 + dagger_client::NodeKeyRecord::INIT_SPACE);
+        + net.chain.rent(8 + dagger_client::NodeKeyRecord::INIT_SPACE);
     println!(
         "| register operator | 1 | Operator + StakeVault + NodeKeyRecord ({locked}) | — (vault on withdraw) |"
     );
