@@ -147,7 +147,8 @@ impl<'a> OperatorClient<'a> {
     }
 
     /// Closes the operator account after its stake was withdrawn (its rent
-    /// comes back; the node key may register again).
+    /// comes back; the node key stays retired: a returning operator
+    /// registers a new one).
     pub async fn close(self, node_key: &Pubkey) -> Result<Signature, ClientError> {
         self.reader().operator(node_key).await?;
         self.client

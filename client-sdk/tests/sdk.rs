@@ -433,7 +433,7 @@ async fn an_operator_registers_stakes_updates_claims_and_leaves() {
     let operator = owner.reader().operator(&node).await.unwrap();
     assert_eq!(operator.status, OperatorStatus::Exited);
     assert_eq!(operator.stake, 0);
-    // Closing the exited account returns its rent; the key may register again.
+    // Closing the exited account returns its rent; the key stays retired.
     owner.operator().close(&node).await.expect("close operator");
     assert!(matches!(
         owner.reader().operator(&node).await,

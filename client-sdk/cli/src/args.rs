@@ -253,7 +253,8 @@ pub enum OperatorCommand {
         node: NodeArg,
     },
     /// Close the operator account once its stake was withdrawn (its rent
-    /// comes back; the node key may register again).
+    /// comes back; the node key stays retired: to come back, register a
+    /// new node key).
     Close {
         #[command(flatten)]
         node: NodeArg,
