@@ -215,18 +215,16 @@ async fn ready(State(state): State<ApiState>) -> Response {
 }
 
 async fn status(State(state): State<ApiState>) -> Response {
+    // The ledger's part, read in one trip off the runtime.
     let store = state.store.clone();
-    let starts_at = tokio::task::spawn_blocking(move || store.txs_start())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(0);
-    let store = state.store.clone();
-    let stored_events = tokio::task::spawn_blocking(move || store.event_count())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(0);
+    let (starts_at, stored_events) = tokio::task::spawn_blocking(move || {
+        (
+            store.txs_start().unwrap_or(0),
+            store.event_count().unwrap_or(0),
+        )
+    })
+    .await
+    .unwrap_or((0, 0));
     match state.core.status().await {
         Ok(core) => Json(Status {
             core: crate::core::CoreStatus {
@@ -289,14 +287,13 @@ async fn event(State(state): State<ApiState>, Path(id): Path<String>) -> Respons
         // consensus actor.
         Ok(crate::core::EventLookup::AskLedger) => {
             let store = state.store.clone();
-            let bytes = tokio::task::spawn_blocking(move || store.event(&id))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten();
-            Ok(bytes
-                .and_then(|b| dagger_consensus::Event::decode(&b).ok())
-                .map(|e| (e, None)))
+            let id = dagger_consensus::EventId(id);
+            let stored =
+                tokio::task::spawn_blocking(move || crate::core::stored_event(store.as_ref(), &id))
+                    .await
+                    .ok()
+                    .flatten();
+            Ok(stored.map(|e| (e, None)))
         }
         Err(e) => Err(e),
     };

@@ -89,6 +89,28 @@ pub struct Head {
     pub created_at_ns: u64,
 }
 
+impl From<dagger_consensus::ChainHead> for Head {
+    fn from(h: dagger_consensus::ChainHead) -> Head {
+        Head {
+            id: h.id.0,
+            seq: h.seq,
+            birth_round: h.birth_round,
+            created_at_ns: h.created_at_ns,
+        }
+    }
+}
+
+impl From<Head> for dagger_consensus::ChainHead {
+    fn from(h: Head) -> dagger_consensus::ChainHead {
+        dagger_consensus::ChainHead {
+            id: dagger_consensus::EventId(h.id),
+            seq: h.seq,
+            birth_round: h.birth_round,
+            created_at_ns: h.created_at_ns,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct FileForm {
     version: u32,

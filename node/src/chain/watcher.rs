@@ -181,10 +181,7 @@ impl Watcher {
     }
 
     async fn poll(&self, cursor: &mut BTreeMap<Pubkey, [u8; 32]>) -> Result<(), String> {
-        let now_s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now_s = crate::core::Now::system().unix_s();
         let answers =
             futures_util::future::join_all(self.readers.iter().map(|r| observe(r, now_s))).await;
         let total = answers.len();

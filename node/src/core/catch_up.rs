@@ -38,17 +38,32 @@ pub struct CatchUpPlan {
     pub ours: u64,
 }
 
+/// A stored event, decoded (`None` if absent or unreadable).
+pub fn stored_event(ledger: &dyn LedgerView, id: &EventId) -> Option<Event> {
+    let bytes = ledger.event(&id.0).ok().flatten()?;
+    Event::decode(&bytes).ok()
+}
+
+/// A whole sync answer: the ledger reads it planned, then the events from
+/// memory, at most `max_events`; and whether the peer is behind what this
+/// node keeps.
+pub fn complete(
+    ledger: &dyn LedgerView,
+    answer: super::SyncAnswer,
+    max_events: usize,
+) -> (Vec<Event>, bool) {
+    let (mut events, behind) = read(ledger, &answer.ledger);
+    events.extend(answer.events);
+    events.truncate(max_events);
+    (events, behind)
+}
+
 /// The events `reads` names, parents first, and whether the peer is behind
 /// what this node keeps (only a state sync helps it then).
 pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) {
     let mut out = Vec::new();
     for id in &reads.missing {
-        let stored = ledger
-            .event(&id.0)
-            .ok()
-            .flatten()
-            .and_then(|bytes| Event::decode(&bytes).ok());
-        match stored {
+        match stored_event(ledger, id) {
             Some(event) => out.push(event),
             None => return (Vec::new(), true),
         }
@@ -70,12 +85,7 @@ pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) 
         if record.position != expected {
             break;
         }
-        let event = ledger
-            .event(&record.event_id)
-            .ok()
-            .flatten()
-            .and_then(|bytes| Event::decode(&bytes).ok());
-        match event {
+        match stored_event(ledger, &EventId(record.event_id)) {
             Some(event) => out.push(event),
             None => break,
         }

@@ -59,6 +59,11 @@ impl Now {
                 .unwrap_or(0),
         }
     }
+
+    /// Whole seconds since the Unix epoch (what the chain's clock counts).
+    pub fn unix_s(&self) -> i64 {
+        (self.unix_ns / 1_000_000_000) as i64
+    }
 }
 
 /// What the machine asks its driver to do.
@@ -364,10 +369,7 @@ impl Machine {
         max_events: usize,
     ) -> (Vec<Event>, bool) {
         let answer = self.sync_answer(tips, ordered, missing, max_events);
-        let (mut events, behind) = super::catch_up::read(self.ledger.as_ref(), &answer.ledger);
-        events.extend(answer.events);
-        events.truncate(max_events);
-        (events, behind)
+        super::catch_up::complete(self.ledger.as_ref(), answer, max_events)
     }
 
     pub fn tips(&self) -> Vec<EventId> {
@@ -379,12 +381,7 @@ impl Machine {
     /// machine signs anything; see `crate::signing_record`.
     pub fn resume_signing(&mut self, entry: Option<Entry>) {
         let me = CreatorId(self.identity.id());
-        let ledger_head = self.hg.chain_head(&me).map(|h| Head {
-            id: h.id.0,
-            seq: h.seq,
-            birth_round: h.birth_round,
-            created_at_ns: h.created_at_ns,
-        });
+        let ledger_head = self.hg.chain_head(&me).map(Head::from);
         match signing_record::resume(entry, ledger_head) {
             Resume::Lost => {
                 tracing::warn!(
@@ -403,8 +400,8 @@ impl Machine {
             Resume::Fresh | Resume::Lost => None,
             Resume::After(h) => Some(h),
             // The next event gets `seq`; its self-parent is the newest own
-            // event this node holds (not followed: its sequence number does
-            // not match), or none it could hold.
+            // event this node holds (followed: a self-parent may have any
+            // lower sequence number), or none it could hold.
             Resume::Jump { seq, birth_round } => Some(match ledger_head {
                 Some(h) => Head { seq: seq - 1, ..h },
                 None => Head {
@@ -416,15 +413,7 @@ impl Machine {
             }),
         };
         if let Some(h) = head {
-            self.hg.resume_chain(
-                &me,
-                dagger_consensus::ChainHead {
-                    id: EventId(h.id),
-                    seq: h.seq,
-                    birth_round: h.birth_round,
-                    created_at_ns: h.created_at_ns,
-                },
-            );
+            self.hg.resume_chain(&me, h.into());
         }
         tracing::info!(?resume, "signing resumes from the signing record");
         self.signing = Signing::Guarded(Guard::new(resume, entry));
@@ -433,8 +422,7 @@ impl Machine {
     /// The guard refused the next sequence number: this key may have used
     /// every one through `floor` (an event signed but never placed). The
     /// chain goes on after them, with the newest held own event as
-    /// self-parent (not followed: its sequence number does not match), so
-    /// it cannot get stuck on a number it may not sign.
+    /// self-parent, so it cannot get stuck on a number it may not sign.
     fn continue_after(&mut self, floor: u64) {
         let me = CreatorId(self.identity.id());
         let head = self.hg.chain_head(&me);
@@ -461,12 +449,7 @@ impl Machine {
             return None;
         };
         let head = self.hg.chain_head(&CreatorId(self.identity.id()))?;
-        Some(guard.exact(Head {
-            id: head.id.0,
-            seq: head.seq,
-            birth_round: head.birth_round,
-            created_at_ns: head.created_at_ns,
-        }))
+        Some(guard.exact(head.into()))
     }
 
     /// With the record lost: once peers holding more than a third of the
@@ -497,13 +480,7 @@ impl Machine {
             "peers holding more than a third of the stake answered; resuming past this chain's \
              newest event they hold"
         );
-        let ledger_head = known.map(|h| Head {
-            id: h.id.0,
-            seq: h.seq,
-            birth_round: h.birth_round,
-            created_at_ns: h.created_at_ns,
-        });
-        self.apply_resume(resume, Entry::default(), ledger_head);
+        self.apply_resume(resume, Entry::default(), known.map(Head::from));
     }
 
     /// After pulling from `peer`: create an event whose other-parent is the
@@ -635,6 +612,7 @@ impl Machine {
 
     pub fn status(&self) -> CoreStatus {
         let stats = self.hg.stats();
+        let missing = self.hg.missing_parents();
         CoreStatus {
             node_id: crate::identity::display_id(&self.identity.id()),
             last_round_created: stats.last_round_created,
@@ -651,14 +629,8 @@ impl Machine {
             own_seq: self.own_seq,
             equivocations: self.equivocations,
             unverified_install: self.installed,
-            oldest_missing_parent: self.hg.missing_parents().first().map(|&(_, b)| b),
-            missing_parents: self
-                .hg
-                .missing_parents()
-                .iter()
-                .take(4)
-                .map(|(id, _)| hex(&id.0))
-                .collect(),
+            oldest_missing_parent: missing.first().map(|&(_, b)| b),
+            missing_parents: missing.iter().take(4).map(|(id, _)| hex(&id.0)).collect(),
         }
     }
 

@@ -24,7 +24,7 @@ use crate::{
 };
 
 mod catch_up;
-pub use catch_up::{read as read_ledger, CatchUpPlan, LedgerReads};
+pub use catch_up::{complete as complete_sync_answer, stored_event, CatchUpPlan, LedgerReads};
 pub mod checkpoint;
 pub mod machine;
 pub mod mempool;

@@ -8,7 +8,7 @@ pub mod reconcile;
 use std::{
     collections::HashMap,
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anchor_lang::prelude::Pubkey;
@@ -46,9 +46,7 @@ pub struct Executor {
 }
 
 fn wall_clock_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::core::Now::system().unix_s()
 }
 
 impl Executor {

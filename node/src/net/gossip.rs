@@ -587,19 +587,17 @@ async fn answer_sync(
     // The ledger is read here, off the consensus actor (redb serves readers
     // beside its writer): a peer asking for catch-up nonstop costs this
     // task, bounded by the peer's sync streams, not everyone's consensus.
-    let (mut events, behind_horizon) = if answer.ledger == Default::default() {
-        (Vec::new(), false)
+    let store = shared.store.clone();
+    let (events, behind_horizon) = if answer.ledger == Default::default() {
+        crate::core::complete_sync_answer(store.as_ref(), answer, max_events)
     } else {
-        let (store, reads) = (shared.store.clone(), answer.ledger);
-        match tokio::task::spawn_blocking(move || crate::core::read_ledger(store.as_ref(), &reads))
-            .await
-        {
-            Ok(read) => read,
+        let complete =
+            move || crate::core::complete_sync_answer(store.as_ref(), answer, max_events);
+        match tokio::task::spawn_blocking(complete).await {
+            Ok(complete) => complete,
             Err(_) => return,
         }
     };
-    events.extend(answer.events);
-    events.truncate(max_events);
     let mut chunk = Vec::new();
     let mut chunk_bytes = 0;
     for event in events {

@@ -122,12 +122,18 @@ pub fn vouched_by_all(
     let Some((first, rest)) = rosters.split_first() else {
         return Vec::new();
     };
+    let others: Vec<Vec<Checkpoint>> = rest
+        .iter()
+        .map(|r| {
+            all_vouched(r, answers)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect()
+        })
+        .collect();
     all_vouched(first, answers)
         .into_iter()
-        .filter(|(checkpoint, _)| {
-            rest.iter()
-                .all(|r| all_vouched(r, answers).iter().any(|(c, _)| c == checkpoint))
-        })
+        .filter(|(checkpoint, _)| others.iter().all(|vouched| vouched.contains(checkpoint)))
         .collect()
 }
 
@@ -230,14 +236,7 @@ pub fn all_vouched(
     roster: &[(NodeId, u64)],
     answers: &[(NodeId, Vec<Checkpoint>)],
 ) -> Vec<(Checkpoint, Vec<NodeId>)> {
-    let total: u128 = roster.iter().map(|(_, s)| u128::from(*s)).sum();
-    let stake = |id: &NodeId| {
-        roster
-            .iter()
-            .find(|(m, _)| m == id)
-            .map_or(0, |(_, s)| u128::from(*s))
-    };
-    let mut tally: HashMap<Checkpoint, (u128, Vec<NodeId>)> = HashMap::new();
+    let mut tally: HashMap<Checkpoint, Vec<NodeId>> = HashMap::new();
     let mut seen: std::collections::HashSet<NodeId> = std::collections::HashSet::new();
     for (peer, list) in answers {
         // One answer per peer; one checkpoint per round within it.
@@ -247,16 +246,13 @@ pub fn all_vouched(
         let mut rounds = std::collections::HashSet::new();
         for checkpoint in list.iter().take(MAX_CHECKPOINTS) {
             if rounds.insert(checkpoint.round) {
-                let entry = tally.entry(*checkpoint).or_default();
-                entry.0 += stake(peer);
-                entry.1.push(*peer);
+                tally.entry(*checkpoint).or_default().push(*peer);
             }
         }
     }
     let mut out: Vec<(Checkpoint, Vec<NodeId>)> = tally
         .into_iter()
-        .filter(|(_, (stake, _))| stake * 3 > total)
-        .map(|(c, (_, peers))| (c, peers))
+        .filter(|(_, peers)| more_than_a_third(roster, peers))
         .collect();
     out.sort_by(|a, b| b.0.round.cmp(&a.0.round).then(a.0.digest.cmp(&b.0.digest)));
     out

@@ -71,10 +71,9 @@ const STATE_CHECKPOINT: &str = "state_checkpoint";
 /// Set by a state sync: the order is contiguous from here on; positions
 /// before it (back to what the node recorded itself) are not on disk.
 const ORDER_BASE: &str = "order_base";
-/// Ordered transactions below this position were pruned.
+/// Ordered transactions below this position were pruned. (Order records
+/// need no such mark: their readers stop at the first missing position.)
 const TXS_PRUNED_BELOW: &str = "txs_pruned_below";
-/// Order records below this position were pruned.
-const ORDER_PRUNED_BELOW: &str = "order_pruned_below";
 
 /// How much of the order a node keeps on disk. The order itself is final
 /// and every node holds the same; what a client or peer may still read is
@@ -398,12 +397,13 @@ impl Store {
     /// Where the readable order of transactions starts: after a state sync
     /// or pruning, later than 0.
     pub fn txs_start(&self) -> Result<u64, StoreError> {
-        let base = self.order_base()?.map_or(0, |b| b.next_tx);
-        let pruned = match self.meta(TXS_PRUNED_BELOW)? {
-            Some(bytes) => read_u64(&bytes, "meta")?,
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let base = match meta.get(ORDER_BASE)? {
+            Some(v) => Checkpoint::decode(v.value())?.next_tx,
             None => 0,
         };
-        Ok(base.max(pruned))
+        Ok(base.max(meta_u64(&meta, TXS_PRUNED_BELOW)?))
     }
 
     fn last_event_index(&self) -> Result<Option<u64>, StoreError> {
@@ -628,7 +628,10 @@ impl Store {
                         if let Some(last) = txs.last() {
                             let keep = self.retain_txs.load(Ordering::Relaxed);
                             let cut = (last.position + 1).saturating_sub(keep);
-                            prune_below(&mut tx_table, &mut meta, TXS_PRUNED_BELOW, cut)?;
+                            if let Some(below) = prune_below(&mut tx_table, cut)? {
+                                let below = below.max(meta_u64(&meta, TXS_PRUNED_BELOW)?);
+                                meta.insert(TXS_PRUNED_BELOW, below.to_le_bytes().as_slice())?;
+                            }
                         }
                         if let Some(snapshot) = snapshot {
                             // The snapshot covers every event accepted before it.
@@ -657,10 +660,7 @@ impl Store {
                             }
                         }
                         if let Some(through) = forget_ordered_through_round {
-                            let from = match meta.get(FORGOTTEN_THROUGH)? {
-                                Some(v) => read_u64(v.value(), "meta")?,
-                                None => 0,
-                            };
+                            let from = meta_u64(&meta, FORGOTTEN_THROUGH)?;
                             let mut next = from;
                             for entry in order_table.range(from..)? {
                                 let (position, bytes) = entry?;
@@ -681,7 +681,7 @@ impl Store {
                                 .last()?
                                 .map_or(0, |(position, _)| position.value() + 1);
                             let cut = newest.saturating_sub(keep).min(next);
-                            prune_below(&mut order_table, &mut meta, ORDER_PRUNED_BELOW, cut)?;
+                            prune_below(&mut order_table, cut)?;
                         }
                     }
                     Write::Install {
@@ -942,34 +942,32 @@ fn read_u64(bytes: &[u8], table: &'static str) -> Result<u64, StoreError> {
     Ok(u64::from_le_bytes(array))
 }
 
-/// Removes the records of `table` below `cut` (at most [`PRUNE_PER_COMMIT`]
-/// of them) and records in `meta` where the table now starts.
-fn prune_below(
-    table: &mut redb::Table<u64, &[u8]>,
-    meta: &mut redb::Table<&str, &[u8]>,
+/// A number kept in `meta` (0 when absent).
+fn meta_u64(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
     key: &str,
-    cut: u64,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    match meta.get(key)? {
+        Some(v) => read_u64(v.value(), "meta"),
+        None => Ok(0),
+    }
+}
+
+/// Removes the records of `table` below `cut`, at most [`PRUNE_PER_COMMIT`]
+/// of them; where the table now starts, if anything was removed.
+fn prune_below(table: &mut redb::Table<u64, &[u8]>, cut: u64) -> Result<Option<u64>, StoreError> {
     if cut == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let old: Vec<u64> = table
         .range(..cut)?
         .take(PRUNE_PER_COMMIT)
         .map(|entry| entry.map(|(k, _)| k.value()))
         .collect::<Result<_, _>>()?;
-    let Some(&highest) = old.last() else {
-        return Ok(());
-    };
     for position in &old {
         table.remove(*position)?;
     }
-    let below = match meta.get(key)? {
-        Some(v) => read_u64(v.value(), "meta")?,
-        None => 0,
-    };
-    meta.insert(key, (highest + 1).max(below).to_le_bytes().as_slice())?;
-    Ok(())
+    Ok(old.last().map(|highest| highest + 1))
 }
 
 #[cfg(test)]

@@ -56,6 +56,25 @@ pub fn close_account(account: &AccountInfo, to: &AccountInfo) -> Result<()> {
     Ok(())
 }
 
+/// Creates a program-owned PDA (see [`create_pda`]) sized for `T` and
+/// writes `value` into it.
+pub fn create_pda_holding<'info, T: AccountSerialize + Space>(
+    payer: &Signer<'info>,
+    account: &AccountInfo<'info>,
+    system_program: &Program<'info, System>,
+    signer_seeds: &[&[u8]],
+    value: &T,
+) -> Result<()> {
+    create_pda(
+        payer,
+        account,
+        system_program,
+        8 + T::INIT_SPACE,
+        signer_seeds,
+    )?;
+    value.try_serialize(&mut &mut account.try_borrow_mut_data()?[..])
+}
+
 /// Creates a program-owned PDA of `space` bytes, paid by `payer`. Works even
 /// if someone sent lamports to the address beforehand (which would make a
 /// plain `create_account` fail): then it only tops up the rent, allocates

@@ -10,7 +10,7 @@ use crate::{
     },
     errors::DaggerError,
     events::ConfigInitialized,
-    lamports::{create_pda, in_use},
+    lamports::{create_pda_holding, in_use},
     state::{Config, FeeVault},
 };
 
@@ -186,24 +186,9 @@ pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<
         !in_use(&accounts.config) && !in_use(&accounts.fee_vault),
         DaggerError::AlreadyInitialized
     );
-    create_pda(
-        &accounts.admin,
-        &accounts.fee_vault.to_account_info(),
-        &accounts.system_program,
-        8 + FeeVault::INIT_SPACE,
-        &[FEE_VAULT_SEED, &[ctx.bumps.fee_vault]],
-    )?;
-    create_pda(
-        &accounts.admin,
-        &accounts.config.to_account_info(),
-        &accounts.system_program,
-        8 + Config::INIT_SPACE,
-        &[CONFIG_SEED, &[ctx.bumps.config]],
-    )?;
     let fee_vault = FeeVault {
         bump: ctx.bumps.fee_vault,
     };
-    fee_vault.try_serialize(&mut &mut accounts.fee_vault.try_borrow_mut_data()?[..])?;
     let config = Config {
         admin: accounts.admin.key(),
         pending_admin: Pubkey::default(),
@@ -227,7 +212,20 @@ pub(crate) fn handler(ctx: Context<Initialize>, args: InitializeArgs) -> Result<
         bump: ctx.bumps.config,
         fee_vault_bump: ctx.bumps.fee_vault,
     };
-    config.try_serialize(&mut &mut accounts.config.try_borrow_mut_data()?[..])?;
+    create_pda_holding(
+        &accounts.admin,
+        &accounts.fee_vault.to_account_info(),
+        &accounts.system_program,
+        &[FEE_VAULT_SEED, &[ctx.bumps.fee_vault]],
+        &fee_vault,
+    )?;
+    create_pda_holding(
+        &accounts.admin,
+        &accounts.config.to_account_info(),
+        &accounts.system_program,
+        &[CONFIG_SEED, &[ctx.bumps.config]],
+        &config,
+    )?;
     emit!(ConfigInitialized {
         admin: accounts.admin.key(),
         treasury: args.treasury,

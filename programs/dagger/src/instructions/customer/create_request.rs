@@ -4,7 +4,7 @@ use crate::{
     constants::{CONFIG_SEED, ESCROW_SEED, REQUEST_SEED},
     errors::DaggerError,
     events::RequestCreated,
-    lamports::{create_pda, deposit, in_use},
+    lamports::{create_pda_holding, deposit, in_use},
     state::{cost, Config, Escrow, Request, RequestStatus, VmSpec},
 };
 
@@ -56,32 +56,6 @@ pub(crate) fn handler(ctx: Context<CreateRequest>, args: CreateRequestArgs) -> R
     let customer_key = accounts.customer.key();
     let id_bytes = args.request_id.to_le_bytes();
     let request_key = accounts.request.key();
-    create_pda(
-        &accounts.customer,
-        &accounts.request.to_account_info(),
-        &accounts.system_program,
-        8 + Request::INIT_SPACE,
-        &[
-            REQUEST_SEED,
-            customer_key.as_ref(),
-            &id_bytes,
-            &[ctx.bumps.request],
-        ],
-    )?;
-    create_pda(
-        &accounts.customer,
-        &accounts.escrow.to_account_info(),
-        &accounts.system_program,
-        8 + Escrow::INIT_SPACE,
-        &[ESCROW_SEED, request_key.as_ref(), &[ctx.bumps.escrow]],
-    )?;
-    deposit(
-        &accounts.customer,
-        &accounts.escrow.to_account_info(),
-        &accounts.system_program,
-        amount,
-    )?;
-
     let now = Clock::get()?.unix_timestamp;
     let deadline = now
         .checked_add(accounts.config.provisioning_timeout)
@@ -92,7 +66,6 @@ pub(crate) fn handler(ctx: Context<CreateRequest>, args: CreateRequestArgs) -> R
         request: request_key,
         bump: ctx.bumps.escrow,
     };
-    escrow.try_serialize(&mut &mut accounts.escrow.try_borrow_mut_data()?[..])?;
     let request = Request {
         customer: customer_key,
         request_id: args.request_id,
@@ -115,7 +88,31 @@ pub(crate) fn handler(ctx: Context<CreateRequest>, args: CreateRequestArgs) -> R
         provision_stake: 0,
         provision_epoch: 0,
     };
-    request.try_serialize(&mut &mut accounts.request.try_borrow_mut_data()?[..])?;
+    create_pda_holding(
+        &accounts.customer,
+        &accounts.request.to_account_info(),
+        &accounts.system_program,
+        &[
+            REQUEST_SEED,
+            customer_key.as_ref(),
+            &id_bytes,
+            &[ctx.bumps.request],
+        ],
+        &request,
+    )?;
+    create_pda_holding(
+        &accounts.customer,
+        &accounts.escrow.to_account_info(),
+        &accounts.system_program,
+        &[ESCROW_SEED, request_key.as_ref(), &[ctx.bumps.escrow]],
+        &escrow,
+    )?;
+    deposit(
+        &accounts.customer,
+        &accounts.escrow.to_account_info(),
+        &accounts.system_program,
+        amount,
+    )?;
     emit!(RequestCreated {
         request: request_key,
         customer: customer_key,

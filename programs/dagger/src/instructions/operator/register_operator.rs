@@ -4,7 +4,7 @@ use crate::{
     constants::{CONFIG_SEED, NODE_KEY_SEED, OPERATOR_SEED, STAKE_VAULT_SEED},
     errors::DaggerError,
     events::OperatorRegistered,
-    lamports::{create_pda, deposit, in_use},
+    lamports::{create_pda_holding, deposit, in_use},
     state::{
         validate_address, Allocation, Capacity, Config, NodeKeyRecord, Operator, OperatorStatus,
         PriceFloor, StakeVault,
@@ -59,56 +59,18 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
     );
     let node_key = accounts.node_key.key();
     let operator_key = accounts.operator.key();
-    create_pda(
-        &accounts.owner,
-        &accounts.operator.to_account_info(),
-        &accounts.system_program,
-        8 + Operator::INIT_SPACE,
-        &[OPERATOR_SEED, node_key.as_ref(), &[ctx.bumps.operator]],
-    )?;
-    create_pda(
-        &accounts.owner,
-        &accounts.stake_vault.to_account_info(),
-        &accounts.system_program,
-        8 + StakeVault::INIT_SPACE,
-        &[
-            STAKE_VAULT_SEED,
-            operator_key.as_ref(),
-            &[ctx.bumps.stake_vault],
-        ],
-    )?;
-    create_pda(
-        &accounts.owner,
-        &accounts.node_key_record.to_account_info(),
-        &accounts.system_program,
-        8 + NodeKeyRecord::INIT_SPACE,
-        &[
-            NODE_KEY_SEED,
-            node_key.as_ref(),
-            &[ctx.bumps.node_key_record],
-        ],
-    )?;
-    deposit(
-        &accounts.owner,
-        &accounts.stake_vault.to_account_info(),
-        &accounts.system_program,
-        args.stake,
-    )?;
-
     let now = Clock::get()?.unix_timestamp;
     let nonce = accounts.config.take_nonce()?;
     let vault = StakeVault {
         operator: operator_key,
         bump: ctx.bumps.stake_vault,
     };
-    vault.try_serialize(&mut &mut accounts.stake_vault.try_borrow_mut_data()?[..])?;
     let record = NodeKeyRecord {
         node_key,
         operator_nonce: nonce,
         registered_at: now,
         bump: ctx.bumps.node_key_record,
     };
-    record.try_serialize(&mut &mut accounts.node_key_record.try_borrow_mut_data()?[..])?;
     let operator = Operator {
         owner: accounts.owner.key(),
         node_key,
@@ -131,7 +93,41 @@ pub(crate) fn handler(ctx: Context<RegisterOperator>, args: RegisterOperatorArgs
         vault_bump: ctx.bumps.stake_vault,
         allocated: Allocation::default(),
     };
-    operator.try_serialize(&mut &mut accounts.operator.try_borrow_mut_data()?[..])?;
+    create_pda_holding(
+        &accounts.owner,
+        &accounts.operator.to_account_info(),
+        &accounts.system_program,
+        &[OPERATOR_SEED, node_key.as_ref(), &[ctx.bumps.operator]],
+        &operator,
+    )?;
+    create_pda_holding(
+        &accounts.owner,
+        &accounts.stake_vault.to_account_info(),
+        &accounts.system_program,
+        &[
+            STAKE_VAULT_SEED,
+            operator_key.as_ref(),
+            &[ctx.bumps.stake_vault],
+        ],
+        &vault,
+    )?;
+    create_pda_holding(
+        &accounts.owner,
+        &accounts.node_key_record.to_account_info(),
+        &accounts.system_program,
+        &[
+            NODE_KEY_SEED,
+            node_key.as_ref(),
+            &[ctx.bumps.node_key_record],
+        ],
+        &record,
+    )?;
+    deposit(
+        &accounts.owner,
+        &accounts.stake_vault.to_account_info(),
+        &accounts.system_program,
+        args.stake,
+    )?;
     emit!(OperatorRegistered {
         operator: operator_key,
         owner: accounts.owner.key(),
