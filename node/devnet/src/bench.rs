@@ -47,6 +47,7 @@ fn soak_arg(value: &str) -> Result<u64, String> {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(group = clap::ArgGroup::new("sweeps").args(["sweep", "rtt_sweep"]))]
 pub struct BenchArgs {
     /// Number of node processes (1 to 64).
     #[arg(long, default_value_t = 4, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_NODES))]
@@ -92,9 +93,14 @@ pub struct BenchArgs {
     /// throughput curve) instead of once at `--rate`.
     #[arg(long, value_delimiter = ',', value_parser = value_parser!(u64).range(1..=MAX_RATE))]
     pub sweep: Vec<u64>,
-    /// With `--sweep`: draw finality p50 and p99 against the offered rate
-    /// into this SVG file.
-    #[arg(long, requires = "sweep")]
+    /// Run once per round trip between the nodes (comma-separated, e.g.
+    /// `0,25ms,50ms,100ms,200ms`) at `--rate`, through the WAN emulator:
+    /// finality against RTT.
+    #[arg(long, value_delimiter = ',', value_parser = dagger_wan::spec::parse_duration, conflicts_with_all = ["sweep", "rtt", "regions"])]
+    pub rtt_sweep: Vec<Duration>,
+    /// With `--sweep` or `--rtt-sweep`: draw finality p50 and p99 against
+    /// the offered rate (or the RTT) into this SVG file.
+    #[arg(long, requires = "sweeps")]
     pub plot: Option<PathBuf>,
     /// Seconds per row of the timeline (RSS and finality over time, for
     /// soaks: e.g. `--duration 600 --timeline 60`); 0: no timeline.
@@ -116,6 +122,8 @@ pub struct BenchArgs {
     /// comma-separated. Needs at least 4 nodes.
     #[arg(long, value_delimiter = ',', conflicts_with = "sweep")]
     pub abuse: Vec<crate::abuse::Attack>,
+    #[command(flatten)]
+    pub net: crate::wan::NetArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,6 +175,9 @@ pub struct BenchReport {
     /// With `--abuse`: what the attackers did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abuse: Option<crate::abuse::AbuseReport>,
+    /// With network flags: the emulated network and what it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::wan::NetworkReport>,
 }
 
 fn free_tcp_port() -> Result<u16> {
@@ -175,6 +186,11 @@ fn free_tcp_port() -> Result<u16> {
 
 fn free_udp_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A `[[peers]]` entry of a node's config.
+fn peer_entry(address: SocketAddr, node_key: &str) -> String {
+    format!("[[peers]]\naddress = \"{address}\"\nnode_key = \"{node_key}\"\n")
 }
 
 /// One spawned node process.
@@ -237,11 +253,7 @@ impl Cluster {
                 dir.join(format!("data{i}")).display().to_string(),
             );
             for j in (0..n).filter(|j| *j != i) {
-                toml.push_str(&format!(
-                    "[[peers]]\naddress = \"{}\"\nnode_key = \"{}\"\n",
-                    addrs[j].0,
-                    display_id(&identities[j].0.id())
-                ));
+                toml.push_str(&peer_entry(addrs[j].0, &display_id(&identities[j].0.id())));
             }
             let config = dir.join(format!("node{i}.toml"));
             std::fs::write(&config, toml)?;
@@ -261,6 +273,23 @@ impl Cluster {
             dir: dir.to_path_buf(),
             token,
         })
+    }
+
+    /// Points every node's peers at `via(node, peer)` instead of the
+    /// peers' own addresses (the WAN emulator's relay).
+    pub fn route_peers(&self, via: impl Fn(usize, usize) -> SocketAddr) -> Result<()> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let text = std::fs::read_to_string(&node.config)?;
+            let mut toml = text
+                .split_once("[[peers]]")
+                .map_or(text.as_str(), |(head, _)| head)
+                .to_string();
+            for (j, peer) in self.nodes.iter().enumerate().filter(|(j, _)| *j != i) {
+                toml.push_str(&peer_entry(via(i, j), &peer.id));
+            }
+            std::fs::write(&node.config, toml)?;
+        }
+        Ok(())
     }
 
     /// Adds a top-level setting to every node's config file.
@@ -752,6 +781,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     } else {
         args.nodes - 1
     };
+    let mut emulator = crate::wan::Emulator::start(&args.net, &cluster)?;
     for i in 0..honest {
         cluster.start(i)?;
     }
@@ -798,6 +828,9 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         })
         .collect();
     let start = sent.lock().unwrap().start;
+    if let Some(emulator) = &mut emulator {
+        emulator.set_epoch();
+    }
     let load = spawn_load(&args, honest, &cluster, &client, &sent, &stop);
     let mut rss_over_time: Vec<(f64, Vec<f64>)> = Vec::new();
     let end = start + Duration::from_secs(args.duration);
@@ -907,6 +940,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     let digests_match = digests.windows(2).all(|w| w[0] == w[1])
         && per_node.iter().all(|n| n.ordered_tx == expected);
     let ordered_tx = per_node.iter().map(|n| n.ordered_tx).min().unwrap_or(0);
+    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
     Ok(BenchReport {
         nodes: args.nodes,
         offered_tps: (args.rate > 0).then_some(args.rate),
@@ -915,8 +949,8 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         submitted_tps: submitted as f64 / submit_s,
         ordered_tx,
         ordered_tps: ordered_tx as f64 / elapsed,
-        finality_p50_ms: percentile(&latencies, 50.0),
-        finality_p99_ms: percentile(&latencies, 99.0),
+        finality_p50_ms: p50,
+        finality_p99_ms: p99,
         finality_max_ms: latencies.last().copied().unwrap_or(0.0),
         idle_cpu_percent,
         timeline,
@@ -924,62 +958,114 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         digests_match,
         per_node,
         abuse,
+        network: emulator.map(|e| e.report(elapsed, p50, p99)),
     })
 }
 
 /// One run per rate of `--sweep`, each on a fresh cluster (the idle CPU is
 /// measured before the first only).
 pub async fn sweep(args: BenchArgs) -> Result<Vec<BenchReport>> {
-    let mut reports = Vec::new();
-    for (i, &rate) in args.sweep.iter().enumerate() {
-        let run_args = BenchArgs {
-            rate,
-            sweep: Vec::new(),
-            plot: None,
-            idle: if i == 0 { args.idle } else { 0 },
-            ..args.clone()
-        };
-        if rate == 0 {
-            bail!("--sweep takes offered rates above 0 (as fast as possible is --rate 0)");
-        }
-        reports.push(run(run_args).await?);
+    if args.sweep.contains(&0) {
+        bail!("--sweep takes offered rates above 0 (as fast as possible is --rate 0)");
     }
+    let runs = args.sweep.iter().map(|&rate| BenchArgs {
+        rate,
+        ..args.clone()
+    });
+    let reports = run_each(&args, runs).await?;
     if let Some(path) = &args.plot {
-        plot(&reports, path)?;
+        let nodes = reports.first().map_or(0, |r| r.nodes);
+        let points = reports
+            .iter()
+            .map(|r| (r.offered_tps.unwrap_or(0) as f64, r.finality_p50_ms, r.finality_p99_ms))
+            .collect();
+        plot(
+            path,
+            &format!("DAGGER finality against offered load ({nodes} nodes, open loop)"),
+            "offered transactions per second",
+            points,
+            None,
+        )?;
     }
     Ok(reports)
 }
 
-/// Finality p50 and p99 against the offered rate, as an SVG file.
-fn plot(reports: &[BenchReport], path: &Path) -> Result<()> {
+/// One run per round trip of `--rtt-sweep`, each on a fresh cluster behind
+/// the WAN emulator.
+pub async fn sweep_rtt(args: BenchArgs) -> Result<Vec<BenchReport>> {
+    let runs = args.rtt_sweep.iter().map(|&rtt| {
+        let mut run = args.clone();
+        run.net.rtt = Some(rtt);
+        run
+    });
+    let reports = run_each(&args, runs).await?;
+    if let Some(path) = &args.plot {
+        let nodes = reports.first().map_or(0, |r| r.nodes);
+        let points = args
+            .rtt_sweep
+            .iter()
+            .zip(&reports)
+            .map(|(rtt, r)| (rtt.as_secs_f64() * 1e3, r.finality_p50_ms, r.finality_p99_ms))
+            .collect();
+        let rate = match args.rate {
+            0 => "closed loop".to_string(),
+            rate => format!("{rate} tx/s offered"),
+        };
+        plot(
+            path,
+            &format!("DAGGER finality against round-trip time ({nodes} nodes, {rate})"),
+            "round trip between every pair of nodes, ms",
+            points,
+            Some(("goal p50: 2 × RTT + 25 ms", 2.0, 25.0)),
+        )?;
+    }
+    Ok(reports)
+}
+
+/// Runs each of `runs` on a fresh cluster (the idle CPU is measured before
+/// the first only).
+async fn run_each(args: &BenchArgs, runs: impl Iterator<Item = BenchArgs>) -> Result<Vec<BenchReport>> {
+    let mut reports = Vec::new();
+    for (i, run_args) in runs.enumerate() {
+        let run_args = BenchArgs {
+            sweep: Vec::new(),
+            rtt_sweep: Vec::new(),
+            plot: None,
+            idle: if i == 0 { args.idle } else { 0 },
+            ..run_args
+        };
+        reports.push(run(run_args).await?);
+    }
+    Ok(reports)
+}
+
+/// Finality p50 and p99 (y) against `x`, as an SVG file; `goal` is a line
+/// `slope × x + intercept` drawn for comparison.
+fn plot(
+    path: &Path,
+    caption: &str,
+    x_desc: &str,
+    points: Vec<(f64, f64, f64)>,
+    goal: Option<(&str, f64, f64)>,
+) -> Result<()> {
     use plotters::prelude::*;
-    let point = |r: &BenchReport, ms: f64| (r.offered_tps.unwrap_or(0) as f64, ms);
-    let p50: Vec<(f64, f64)> = reports
-        .iter()
-        .map(|r| point(r, r.finality_p50_ms))
-        .collect();
-    let p99: Vec<(f64, f64)> = reports
-        .iter()
-        .map(|r| point(r, r.finality_p99_ms))
-        .collect();
+    let p50: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
+    let p99: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
     let max_x = p50.iter().map(|p| p.0).fold(1.0, f64::max) * 1.05;
-    let max_y = p99.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let goal_top = goal.map_or(0.0, |(_, slope, intercept)| slope * max_x + intercept);
+    let max_y = p99.iter().map(|p| p.1).fold(goal_top.max(1.0), f64::max) * 1.1;
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
         root.fill(&WHITE)?;
-        let nodes = reports.first().map_or(0, |r| r.nodes);
         let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("DAGGER finality against offered load ({nodes} nodes, open loop)"),
-                ("sans-serif", 22),
-            )
+            .caption(caption, ("sans-serif", 22))
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..max_x, 0.0..max_y)?;
         chart
             .configure_mesh()
-            .x_desc("offered transactions per second")
+            .x_desc(x_desc)
             .y_desc("finality (submit to ordered), ms")
             .draw()?;
         for (label, points, color) in [("p50", &p50, BLUE), ("p99", &p99, RED)] {
@@ -991,6 +1077,16 @@ fn plot(reports: &[BenchReport], path: &Path) -> Result<()> {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
+        }
+        if let Some((label, slope, intercept)) = goal {
+            let grey = RGBColor(120, 120, 120);
+            chart
+                .draw_series(LineSeries::new(
+                    [(0.0, intercept), (max_x, slope * max_x + intercept)],
+                    grey.stroke_width(1),
+                ))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
         }
         chart
             .configure_series_labels()
@@ -1005,14 +1101,20 @@ fn plot(reports: &[BenchReport], path: &Path) -> Result<()> {
 
 /// One row per rate of a sweep.
 pub fn print_sweep(reports: &[BenchReport]) {
-    println!("| offered tx/s | ordered tx/s | finality p50 | finality p99 | CPU per node | RSS per node | digests |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| RTT | offered tx/s | ordered tx/s | finality p50 | finality p99 | p50 in one-way delays | CPU per node | RSS per node | digests |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in reports {
         let cpu =
             r.per_node.iter().map(|n| n.cpu_percent).sum::<f64>() / r.per_node.len().max(1) as f64;
         let rss = r.per_node.iter().map(|n| n.rss_mb).fold(0.0, f64::max);
+        let (rtt, delays) = r.network.as_ref().map_or(("loopback".to_string(), "-".to_string()), |n| {
+            (
+                format!("{:.0} ms", n.rtt_ms),
+                n.finality_p50_delays.map_or("-".to_string(), |d| format!("{d:.1}")),
+            )
+        });
         println!(
-            "| {} | {:.0} | {:.1} ms | {:.1} ms | {:.0} % | {:.0} MiB | {} |",
+            "| {rtt} | {} | {:.0} | {:.1} ms | {:.1} ms | {delays} | {:.0} % | {:.0} MiB | {} |",
             r.offered_tps.unwrap_or(0),
             r.ordered_tps,
             r.finality_p50_ms,
@@ -1044,6 +1146,9 @@ pub fn print_text(report: &BenchReport) {
     );
     if let Some(idle) = report.idle_cpu_percent {
         println!("idle CPU per node: {idle:.1} %");
+    }
+    if let Some(net) = &report.network {
+        println!("{}", crate::wan::describe(net));
     }
     for row in &report.timeline {
         let rss: Vec<String> = row.rss_mb.iter().map(|r| format!("{r:.0}")).collect();

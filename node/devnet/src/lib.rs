@@ -4,6 +4,7 @@
 //! ```text
 //! devnet       embedded chain + program + N operator nodes (in process)
 //! bench        N node processes over QUIC on loopback, driven over HTTP
+//! wan          the bench's network flags: the WAN emulator between the nodes
 //! lease_bench  paid → active (and SSH ready) latency on a devnet
 //! ```
 
@@ -11,3 +12,4 @@ pub mod abuse;
 pub mod bench;
 pub mod devnet;
 pub mod lease_bench;
+pub mod wan;

@@ -211,9 +211,13 @@ async fn main() -> Result<()> {
     });
     match cli.command {
         None => up(cli.up).await?,
-        Some(Command::Bench(args)) if !args.sweep.is_empty() => {
+        Some(Command::Bench(args)) if !args.sweep.is_empty() || !args.rtt_sweep.is_empty() => {
             let json = args.json;
-            let reports = dagger_devnet::bench::sweep(args).await?;
+            let reports = if args.sweep.is_empty() {
+                dagger_devnet::bench::sweep_rtt(args).await?
+            } else {
+                dagger_devnet::bench::sweep(args).await?
+            };
             if json {
                 println!("{}", serde_json::to_string(&reports)?);
             } else {

@@ -1,0 +1,219 @@
+//! The bench's network flags: with any of them the nodes talk through the
+//! WAN emulator (`dagger-wan`) instead of straight over loopback.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use dagger_wan::{
+    spec::{parse_bandwidth, parse_duration, parse_percent},
+    LinkSpec, NetSpec, NodeRtt, Partition, Region, Relay, RelayReport,
+};
+use serde::Serialize;
+
+use crate::bench::Cluster;
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NetArgs {
+    /// Round trip between every pair of nodes (e.g. `100ms`), emulated in
+    /// user space; half of it each way. Without any network flag the nodes
+    /// talk straight over loopback.
+    #[arg(long, value_parser = parse_duration, help_heading = "Network")]
+    pub rtt: Option<Duration>,
+    /// Each datagram's one-way delay varies by up to this much either way
+    /// (datagrams overtake each other).
+    #[arg(long, value_parser = parse_duration, help_heading = "Network")]
+    pub jitter: Option<Duration>,
+    /// Share of datagrams lost, each way (e.g. `1%`).
+    #[arg(long, value_parser = parse_percent, help_heading = "Network")]
+    pub loss: Option<f64>,
+    /// Each direction of each pair carries at most this (e.g. `100mbit`);
+    /// a queue of up to 200 ms builds, beyond it datagrams drop.
+    #[arg(long, value_parser = parse_bandwidth, help_heading = "Network")]
+    pub bandwidth: Option<u64>,
+    /// Cut nodes off, from a time to a time after the load starts:
+    /// `node3@10s-70s` isolates node 3, `0,1|2,3@10s-40s` splits 2–2
+    /// (nodes no group names form one more group). Repeatable.
+    #[arg(long, value_parser = parse_partition, help_heading = "Network")]
+    pub partition: Vec<Partition>,
+    /// Place node i in region i mod k of this list and use published
+    /// round trips between the regions (e.g.
+    /// `us-east,eu-west,ap-southeast,sa-east`; see docs/PERFORMANCE.md).
+    #[arg(long, value_delimiter = ',', value_parser = parse_region, conflicts_with = "rtt", help_heading = "Network")]
+    pub regions: Vec<Region>,
+    /// One node behind a slow link: `node3=1000ms` gives every link it
+    /// has this round trip. Repeatable.
+    #[arg(long, value_parser = parse_node_rtt, help_heading = "Network")]
+    pub node_rtt: Vec<NodeRtt>,
+    /// Seed of the emulator's loss and jitter (the same seed, the same
+    /// network).
+    #[arg(long, default_value_t = 1, help_heading = "Network")]
+    pub net_seed: u64,
+}
+
+fn parse_partition(text: &str) -> Result<Partition, dagger_wan::SpecError> {
+    text.parse()
+}
+
+fn parse_region(text: &str) -> Result<Region, dagger_wan::SpecError> {
+    text.parse()
+}
+
+fn parse_node_rtt(text: &str) -> Result<NodeRtt, dagger_wan::SpecError> {
+    text.parse()
+}
+
+impl NetArgs {
+    /// Whether the nodes talk through the emulator.
+    pub fn emulated(&self) -> bool {
+        self.rtt.is_some()
+            || self.jitter.is_some()
+            || self.loss.is_some()
+            || self.bandwidth.is_some()
+            || !self.partition.is_empty()
+            || !self.regions.is_empty()
+            || !self.node_rtt.is_empty()
+    }
+
+    /// The network of `n` nodes these flags describe, if any.
+    pub fn spec(&self, n: usize) -> Result<Option<NetSpec>> {
+        if !self.emulated() {
+            return Ok(None);
+        }
+        let link = LinkSpec {
+            delay: Duration::ZERO,
+            jitter: self.jitter.unwrap_or_default(),
+            loss: self.loss.unwrap_or_default(),
+            bandwidth_bps: self.bandwidth,
+        };
+        let mut spec = if self.regions.is_empty() {
+            NetSpec::uniform(n, self.rtt.unwrap_or_default(), link)
+        } else {
+            NetSpec::regions(n, &self.regions, link)
+        };
+        for slow in &self.node_rtt {
+            spec.set_node_rtt(slow.node, slow.rtt)?;
+        }
+        spec.seed = self.net_seed;
+        Ok(Some(spec.with_partitions(self.partition.clone())?))
+    }
+}
+
+/// The network a bench ran on, beside its figures.
+#[derive(Debug, Serialize)]
+pub struct NetworkReport {
+    /// Median and largest round trip between two nodes.
+    pub rtt_ms: f64,
+    pub max_rtt_ms: f64,
+    pub jitter_ms: f64,
+    pub loss: f64,
+    pub bandwidth_bps: Option<u64>,
+    pub regions: Vec<&'static str>,
+    pub partitions: Vec<String>,
+    pub node_rtt: Vec<String>,
+    pub seed: u64,
+    /// Finality p50 and p99 in one-way delays (median RTT / 2).
+    pub finality_p50_delays: Option<f64>,
+    pub finality_p99_delays: Option<f64>,
+    pub relay: RelayReport,
+    /// The relay thread's CPU over the run (100 = one core).
+    pub relay_cpu_percent: f64,
+}
+
+/// The emulator between a cluster's nodes.
+pub struct Emulator {
+    pub relay: Relay,
+    args: NetArgs,
+    cpu_at_epoch: f64,
+}
+
+impl Emulator {
+    /// Starts the relay between `cluster`'s nodes and points every node's
+    /// peers at it. Call before the nodes start.
+    pub fn start(args: &NetArgs, cluster: &Cluster) -> Result<Option<Emulator>> {
+        let Some(spec) = args.spec(cluster.nodes.len())? else {
+            return Ok(None);
+        };
+        let gossip: Vec<_> = cluster.nodes.iter().map(|n| n.gossip).collect();
+        let relay = Relay::start(spec, &gossip)?;
+        cluster.route_peers(|a, b| relay.addr(a, b))?;
+        Ok(Some(Emulator {
+            relay,
+            args: args.clone(),
+            cpu_at_epoch: 0.0,
+        }))
+    }
+
+    /// The load starts now: partitions count from here.
+    pub fn set_epoch(&mut self) {
+        self.relay.set_epoch();
+        self.cpu_at_epoch = self.relay.report().cpu_s;
+    }
+
+    pub fn report(&self, elapsed_s: f64, p50_ms: f64, p99_ms: f64) -> NetworkReport {
+        let spec = self.relay.spec();
+        let rtt = spec.median_rtt();
+        let one_way_ms = rtt.as_secs_f64() * 1e3 / 2.0;
+        let relay = self.relay.report();
+        let delays = |ms: f64| (one_way_ms > 0.0).then(|| ms / one_way_ms);
+        NetworkReport {
+            rtt_ms: rtt.as_secs_f64() * 1e3,
+            max_rtt_ms: spec.max_rtt().as_secs_f64() * 1e3,
+            jitter_ms: self.args.jitter.unwrap_or_default().as_secs_f64() * 1e3,
+            loss: self.args.loss.unwrap_or_default(),
+            bandwidth_bps: self.args.bandwidth,
+            regions: self.args.regions.iter().map(|r| r.name()).collect(),
+            partitions: spec.partitions.iter().map(|p| p.to_string()).collect(),
+            node_rtt: self
+                .args
+                .node_rtt
+                .iter()
+                .map(|n| format!("node{}={}ms", n.node, n.rtt.as_millis()))
+                .collect(),
+            seed: spec.seed,
+            finality_p50_delays: delays(p50_ms),
+            finality_p99_delays: delays(p99_ms),
+            relay_cpu_percent: 100.0 * (relay.cpu_s - self.cpu_at_epoch) / elapsed_s.max(1e-9),
+            relay,
+        }
+    }
+}
+
+/// One line about the network, for the text report.
+pub fn describe(net: &NetworkReport) -> String {
+    let mut parts = vec![format!("rtt {:.0} ms", net.rtt_ms)];
+    if net.max_rtt_ms > net.rtt_ms {
+        parts.push(format!("(max {:.0} ms)", net.max_rtt_ms));
+    }
+    if !net.regions.is_empty() {
+        parts.push(format!("regions {}", net.regions.join(",")));
+    }
+    if net.jitter_ms > 0.0 {
+        parts.push(format!("jitter ±{:.0} ms", net.jitter_ms));
+    }
+    if net.loss > 0.0 {
+        parts.push(format!("loss {:.2} %", net.loss * 100.0));
+    }
+    if let Some(bps) = net.bandwidth_bps {
+        parts.push(format!("{:.0} Mbit/s", bps as f64 / 1e6));
+    }
+    for p in net.partitions.iter().chain(&net.node_rtt) {
+        parts.push(p.clone());
+    }
+    let r = &net.relay;
+    format!(
+        "network: {}; relayed {} datagrams ({} lost, {} cut, {} over the queue), late by {:.0} µs mean / {} µs max; relay CPU {:.1} %{}",
+        parts.join(", "),
+        r.totals.datagrams,
+        r.totals.lost,
+        r.totals.cut,
+        r.totals.queue_dropped,
+        r.late_mean_us,
+        r.late_max_us,
+        net.relay_cpu_percent,
+        match (net.finality_p50_delays, net.finality_p99_delays) {
+            (Some(p50), Some(p99)) =>
+                format!("\nfinality in one-way delays (RTT/2): p50 {p50:.1}, p99 {p99:.1}"),
+            _ => String::new(),
+        }
+    )
+}
