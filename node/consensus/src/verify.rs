@@ -114,6 +114,77 @@ pub(crate) fn check_root(e: &Event) -> Result<(), Reject> {
     }
 }
 
+/// Signatures already checked, remembered by (network id, event id,
+/// signature): the same event arriving twice (from two peers whose answers
+/// overlap, as catch-up pages from side-by-side pulls do) costs one check.
+/// The key commits to everything the check reads (the id commits to the
+/// creator), so a remembered key means the same verdict. Bounded: the
+/// oldest keys are forgotten first.
+pub struct SignatureMemo {
+    seen: std::sync::Mutex<(
+        std::collections::HashSet<[u8; 32]>,
+        std::collections::VecDeque<[u8; 32]>,
+    )>,
+    capacity: usize,
+}
+
+impl SignatureMemo {
+    pub fn new(capacity: usize) -> SignatureMemo {
+        SignatureMemo {
+            seen: Default::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn key(e: &Event, network_id: &[u8; 32]) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"dagger-signature-memo");
+        hasher.update(network_id);
+        hasher.update(&e.id().0);
+        hasher.update(e.signature());
+        *hasher.finalize().as_bytes()
+    }
+
+    /// [`signature_ok`], skipping the cryptography for an event whose
+    /// signature this memo saw pass.
+    pub fn check(&self, e: &Event, network_id: &[u8; 32]) -> Result<(), Reject> {
+        if e.verified_for() == Some(network_id) {
+            return Ok(());
+        }
+        let key = Self::key(e, network_id);
+        if self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .contains(&key)
+        {
+            e.mark_verified(network_id);
+            return Ok(());
+        }
+        signature_ok(e, network_id)?;
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (set, order) = &mut *seen;
+        if set.insert(key) {
+            order.push_back(key);
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    set.remove(&old);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Strict ed25519 verification (rejects small-order keys and non-canonical
 /// signatures) over domain tag, network id and id. Cached per event.
 pub fn signature_ok(e: &Event, network_id: &[u8; 32]) -> Result<(), Reject> {

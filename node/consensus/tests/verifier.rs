@@ -92,6 +92,38 @@ fn bad_signature_and_wrong_network() {
     assert!(inserted(hg.insert(genesis(&k[0], 1))));
 }
 
+/// The memo skips the cryptography only for the very (network, id,
+/// signature) it saw pass: a twin with the same id and another signature,
+/// or the same event on another network, is checked and refused.
+#[test]
+fn the_signature_memo_remembers_only_what_passed() {
+    use dagger_consensus::verify::SignatureMemo;
+    let k = keys4();
+    let memo = SignatureMemo::new(2);
+    let good = genesis(&k[0], 1);
+    let copy = || Event::decode(&good.encode()).expect("decodes");
+    assert_eq!(memo.check(&copy(), &NET), Ok(()));
+    assert_eq!(memo.len(), 1);
+    // A fresh copy (not marked verified) passes through the memo and is
+    // then marked: the graph does not check it again.
+    let again = copy();
+    assert_eq!(memo.check(&again, &NET), Ok(()));
+    assert!(inserted(fresh(Limits::default()).insert(again)));
+    let mut bytes = good.encode();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let forged = Event::decode(&bytes).expect("still well-formed");
+    assert_eq!(forged.id(), good.id(), "same header, other signature");
+    assert_eq!(memo.check(&forged, &NET), Err(Reject::BadSignature));
+    assert_eq!(memo.check(&copy(), &[9u8; 32]), Err(Reject::BadSignature));
+    // Bounded: the oldest key goes first.
+    for t in 2..6 {
+        let other = Event::decode(&genesis(&k[1], t).encode()).expect("decodes");
+        assert_eq!(memo.check(&other, &NET), Ok(()));
+    }
+    assert_eq!(memo.len(), 2);
+}
+
 #[test]
 fn unknown_creator() {
     let mut hg = fresh(Limits::default());

@@ -130,6 +130,8 @@ pub struct BenchArgs {
 pub struct NodeReport {
     pub node: String,
     pub ordered_tx: u64,
+    /// Transactions submitted to this node that were accepted and ordered.
+    pub submitted_here: u64,
     /// CPU seconds since the process started.
     pub cpu_s: f64,
     /// CPU use from the start of the load until everything was ordered
@@ -831,6 +833,14 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     if let Some(emulator) = &mut emulator {
         emulator.set_epoch();
     }
+    let tracker_stop = Arc::new(AtomicBool::new(false));
+    let tracker = emulator
+        .as_ref()
+        .filter(|e| !e.relay.spec().partitions.is_empty())
+        .map(|_| {
+            let urls = (0..honest).map(|i| cluster.url(i, "/status")).collect();
+            crate::wan::track_rounds(&client, urls, start, tracker_stop.clone())
+        });
     let load = spawn_load(&args, honest, &cluster, &client, &sent, &stop);
     let mut rss_over_time: Vec<(f64, Vec<f64>)> = Vec::new();
     let end = start + Duration::from_secs(args.duration);
@@ -876,6 +886,11 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    tracker_stop.store(true, Ordering::Relaxed);
+    let rounds = match tracker {
+        Some(tracker) => Some(tracker.await?),
+        None => None,
+    };
     let abuse = match abuse {
         Some(abuse) => Some(abuse.stop().await),
         None => None,
@@ -928,6 +943,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         per_node.push(NodeReport {
             node: cluster.nodes[i].id.clone(),
             ordered_tx: follow.count,
+            submitted_here: follow.finality.len() as u64,
             cpu_s,
             cpu_percent: 100.0 * (cpu_after[i] - cpu_before[i]) / elapsed,
             rss_mb,
@@ -958,7 +974,13 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         digests_match,
         per_node,
         abuse,
-        network: emulator.map(|e| e.report(elapsed, p50, p99)),
+        network: emulator.map(|e| {
+            let mut report = e.report(elapsed, p50, p99);
+            if let Some(rounds) = &rounds {
+                report.cut = crate::wan::judge_partitions(&e.relay.spec(), rounds);
+            }
+            report
+        }),
     })
 }
 
@@ -977,7 +999,13 @@ pub async fn sweep(args: BenchArgs) -> Result<Vec<BenchReport>> {
         let nodes = reports.first().map_or(0, |r| r.nodes);
         let points = reports
             .iter()
-            .map(|r| (r.offered_tps.unwrap_or(0) as f64, r.finality_p50_ms, r.finality_p99_ms))
+            .map(|r| {
+                (
+                    r.offered_tps.unwrap_or(0) as f64,
+                    r.finality_p50_ms,
+                    r.finality_p99_ms,
+                )
+            })
             .collect();
         plot(
             path,
@@ -1005,7 +1033,13 @@ pub async fn sweep_rtt(args: BenchArgs) -> Result<Vec<BenchReport>> {
             .rtt_sweep
             .iter()
             .zip(&reports)
-            .map(|(rtt, r)| (rtt.as_secs_f64() * 1e3, r.finality_p50_ms, r.finality_p99_ms))
+            .map(|(rtt, r)| {
+                (
+                    rtt.as_secs_f64() * 1e3,
+                    r.finality_p50_ms,
+                    r.finality_p99_ms,
+                )
+            })
             .collect();
         let rate = match args.rate {
             0 => "closed loop".to_string(),
@@ -1024,7 +1058,10 @@ pub async fn sweep_rtt(args: BenchArgs) -> Result<Vec<BenchReport>> {
 
 /// Runs each of `runs` on a fresh cluster (the idle CPU is measured before
 /// the first only).
-async fn run_each(args: &BenchArgs, runs: impl Iterator<Item = BenchArgs>) -> Result<Vec<BenchReport>> {
+async fn run_each(
+    args: &BenchArgs,
+    runs: impl Iterator<Item = BenchArgs>,
+) -> Result<Vec<BenchReport>> {
     let mut reports = Vec::new();
     for (i, run_args) in runs.enumerate() {
         let run_args = BenchArgs {
@@ -1107,12 +1144,16 @@ pub fn print_sweep(reports: &[BenchReport]) {
         let cpu =
             r.per_node.iter().map(|n| n.cpu_percent).sum::<f64>() / r.per_node.len().max(1) as f64;
         let rss = r.per_node.iter().map(|n| n.rss_mb).fold(0.0, f64::max);
-        let (rtt, delays) = r.network.as_ref().map_or(("loopback".to_string(), "-".to_string()), |n| {
-            (
-                format!("{:.0} ms", n.rtt_ms),
-                n.finality_p50_delays.map_or("-".to_string(), |d| format!("{d:.1}")),
-            )
-        });
+        let (rtt, delays) =
+            r.network
+                .as_ref()
+                .map_or(("loopback".to_string(), "-".to_string()), |n| {
+                    (
+                        format!("{:.0} ms", n.rtt_ms),
+                        n.finality_p50_delays
+                            .map_or("-".to_string(), |d| format!("{d:.1}")),
+                    )
+                });
         println!(
             "| {rtt} | {} | {:.0} | {:.1} ms | {:.1} ms | {delays} | {:.0} % | {:.0} MiB | {} |",
             r.offered_tps.unwrap_or(0),

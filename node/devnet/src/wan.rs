@@ -117,6 +117,9 @@ pub struct NetworkReport {
     pub relay: RelayReport,
     /// The relay thread's CPU over the run (100 = one core).
     pub relay_cpu_percent: f64,
+    /// With partitions: what each did to consensus.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cut: Vec<PartitionReport>,
 }
 
 /// The emulator between a cluster's nodes.
@@ -174,6 +177,7 @@ impl Emulator {
             finality_p99_delays: delays(p99_ms),
             relay_cpu_percent: 100.0 * (relay.cpu_s - self.cpu_at_epoch) / elapsed_s.max(1e-9),
             relay,
+            cut: Vec::new(),
         }
     }
 }
@@ -200,8 +204,22 @@ pub fn describe(net: &NetworkReport) -> String {
         parts.push(p.clone());
     }
     let r = &net.relay;
+    let cuts: String = net
+        .cut
+        .iter()
+        .map(|c| {
+            format!(
+                "\npartition {}: {} rounds decided during it (after {:.1} s), every node decided past the heal {}",
+                c.partition,
+                c.rounds_decided_during,
+                c.grace_s,
+                c.heal_to_decide_s
+                    .map_or("NEVER".to_string(), |s| format!("{s:.2} s after it")),
+            )
+        })
+        .collect();
     format!(
-        "network: {}; relayed {} datagrams ({} lost, {} cut, {} over the queue), late by {:.0} µs mean / {} µs max; relay CPU {:.1} %{}",
+        "network: {}; relayed {} datagrams ({} lost, {} cut, {} over the queue), late by {:.0} µs mean / {} µs max; relay CPU {:.1} %{}{cuts}",
         parts.join(", "),
         r.totals.datagrams,
         r.totals.lost,
@@ -216,4 +234,132 @@ pub fn describe(net: &NetworkReport) -> String {
             _ => String::new(),
         }
     )
+}
+
+/// Every node's last decided round over time, sampled while a bench with
+/// partitions runs: (seconds since the load started, round) per node.
+pub type RoundSamples = Vec<Vec<(f64, u64)>>;
+
+/// How often the tracker asks every node for its last decided round.
+const ROUND_SAMPLE: Duration = Duration::from_millis(100);
+
+/// Samples `urls`' `/status` until `stop`.
+pub fn track_rounds(
+    client: &reqwest::Client,
+    urls: Vec<String>,
+    start: std::time::Instant,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<RoundSamples> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        let mut samples: RoundSamples = vec![Vec::new(); urls.len()];
+        let mut tick = tokio::time::interval(ROUND_SAMPLE);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            tick.tick().await;
+            let asks = urls.iter().map(|url| {
+                let request = client.get(url).timeout(Duration::from_secs(1)).send();
+                async move {
+                    let status: serde_json::Value = request.await.ok()?.json().await.ok()?;
+                    status["last_decided_round"].as_u64()
+                }
+            });
+            let rounds = futures_util::future::join_all(asks).await;
+            let at = start.elapsed().as_secs_f64();
+            for (node, round) in rounds.into_iter().enumerate() {
+                if let Some(round) = round {
+                    samples[node].push((at, round));
+                }
+            }
+        }
+        samples
+    })
+}
+
+/// What one partition did to consensus.
+#[derive(Debug, Serialize)]
+pub struct PartitionReport {
+    pub partition: String,
+    /// Most rounds any node decided while the cut lasted, counted from
+    /// `grace_s` after it began (rounds whose events were already in flight
+    /// may still be decided at its start). A split that leaves no side
+    /// more than two thirds of the stake must decide none.
+    pub rounds_decided_during: u64,
+    pub grace_s: f64,
+    /// From the heal until every node had decided beyond the most any node
+    /// had decided at the heal; `None`: some node never did.
+    pub heal_to_decide_s: Option<f64>,
+}
+
+/// The round a node had decided by `at` (its last sample then).
+fn round_at(samples: &[(f64, u64)], at: f64) -> Option<u64> {
+    samples
+        .iter()
+        .take_while(|(t, _)| *t <= at)
+        .last()
+        .map(|s| s.1)
+}
+
+/// Judges each partition of `spec` against the sampled rounds.
+pub fn judge_partitions(spec: &NetSpec, samples: &RoundSamples) -> Vec<PartitionReport> {
+    let grace = 1.0 + spec.max_rtt().as_secs_f64();
+    spec.partitions
+        .iter()
+        .map(|p| {
+            let (from, until) = (p.from.as_secs_f64(), p.until.as_secs_f64());
+            let rounds_decided_during = samples
+                .iter()
+                .map(|node| {
+                    let begin = round_at(node, from + grace).unwrap_or(0);
+                    round_at(node, until).unwrap_or(begin).saturating_sub(begin)
+                })
+                .max()
+                .unwrap_or(0);
+            let best = samples
+                .iter()
+                .filter_map(|node| round_at(node, until))
+                .max()
+                .unwrap_or(0);
+            let recovered: Option<Vec<f64>> = samples
+                .iter()
+                .map(|node| {
+                    node.iter()
+                        .find(|(t, round)| *t >= until && *round > best)
+                        .map(|(t, _)| t - until)
+                })
+                .collect();
+            PartitionReport {
+                partition: p.to_string(),
+                rounds_decided_during,
+                grace_s: grace,
+                heal_to_decide_s: recovered.map(|r| r.into_iter().fold(0.0, f64::max)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_is_judged_by_rounds_during_it_and_the_slowest_recovery() {
+        let spec = NetSpec::uniform(2, Duration::ZERO, LinkSpec::default())
+            .with_partitions(vec!["0|1@2s-5s".parse().unwrap()])
+            .unwrap();
+        // Node 0 decides round 4 during the cut (after the grace); node 1
+        // is stuck at 3 until 6.5 s.
+        let samples = vec![
+            vec![(1.0, 2), (3.5, 3), (4.0, 4), (5.2, 5)],
+            vec![(1.0, 2), (3.5, 3), (6.5, 5)],
+        ];
+        let report = &judge_partitions(&spec, &samples)[0];
+        assert_eq!(report.rounds_decided_during, 2);
+        assert_eq!(report.heal_to_decide_s, Some(1.5));
+        let stuck = vec![vec![(1.0, 2), (4.9, 4), (5.5, 5)], vec![(1.0, 2), (9.0, 3)]];
+        assert_eq!(
+            judge_partitions(&spec, &stuck)[0].heal_to_decide_s,
+            None,
+            "node 1 never passed 4"
+        );
+    }
 }

@@ -37,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dagger_consensus::Event;
+use dagger_consensus::{verify::SignatureMemo, Event};
 use rand::seq::SliceRandom;
 use serde::Serialize;
 use tokio::{task::JoinSet, time::timeout};
@@ -380,6 +380,7 @@ impl Gossip {
             config,
             metrics,
             state_sync: Mutex::new(super::state_sync::Progress::default()),
+            signatures: Arc::new(SignatureMemo::new(SIGNATURE_MEMO)),
         });
         tasks.spawn(accept_loop(shared.clone()));
         tasks.spawn(pull_loop(shared.clone()));
@@ -402,7 +403,14 @@ pub(super) struct Shared {
     pub(super) config: GossipConfig,
     pub(super) metrics: Arc<Metrics>,
     pub(super) state_sync: Mutex<super::state_sync::Progress>,
+    /// Signatures of pulled events checked lately.
+    pub(super) signatures: Arc<SignatureMemo>,
 }
+
+/// Signatures [`Shared::signatures`] remembers (~5 MiB): more than two
+/// catch-up pages, so the overlapping pages of side-by-side pulls are
+/// checked once.
+const SIGNATURE_MEMO: usize = 1 << 16;
 
 async fn heartbeat_loop(shared: Arc<Shared>) {
     loop {
@@ -917,7 +925,7 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
                         shared.metrics.reject_message("oversized");
                         return Err("peer sent more events than asked".to_string());
                     }
-                    verify_off_core(&events, shared.core.network_id).await;
+                    verify_off_core(&events, shared.core.network_id, &shared.signatures).await;
                     let summary = shared
                         .core
                         .receive(events)
@@ -949,15 +957,16 @@ async fn pull_from(shared: &Shared, peer: NodeId) -> Result<bool, String> {
 /// at once when it is large. The result is cached on each event (clones
 /// share it), so the core does not check again; events whose check did not
 /// run are simply checked by the core.
-async fn verify_off_core(events: &[Event], network_id: [u8; 32]) {
+async fn verify_off_core(events: &[Event], network_id: [u8; 32], memo: &Arc<SignatureMemo>) {
     let halves = if events.len() < 16 { 1 } else { 2 };
     let checks: Vec<_> = events
         .chunks(events.len().div_ceil(halves).max(1))
         .map(|chunk| {
             let chunk = chunk.to_vec();
+            let memo = memo.clone();
             tokio::task::spawn_blocking(move || {
                 for event in &chunk {
-                    let _ = dagger_consensus::verify::signature_ok(event, &network_id);
+                    let _ = memo.check(event, &network_id);
                 }
             })
         })
