@@ -133,7 +133,7 @@ fn snapshot(c: &mut Criterion) {
 /// state: one round computation per other creator's tip.
 fn other_parent(c: &mut Criterion) {
     let mut g = c.benchmark_group("best_other_parent");
-    for n in [4usize, 16] {
+    for n in [4usize, 16, 64] {
         let keys = keys(n);
         let mut hg = Hashgraph::new(config(), roster(&keys));
         run(&mut hg, dag(&keys, steady_state_events(n), 1, 64, 5));
