@@ -144,6 +144,10 @@ struct ModelRequest {
     released: u64,
     /// Lamports refunded to the customer beyond the accounts' rent, as observed.
     refunded: u64,
+    /// The provisioning tally closed while the request lived: its (epoch,
+    /// stake voted), which the request keeps recording (cancel stays
+    /// refused after a tally closed past the deadline; reclaim refunds).
+    closed_provision_votes: Option<(u64, u128)>,
 }
 
 impl ModelRequest {
@@ -377,10 +381,14 @@ impl World {
             nonce,
         })
         .0;
-        self.tallies.get(&tally).is_some_and(|t| {
-            let voted: u128 = t.ballots.iter().map(|b| b.1 as u128).sum();
-            t.epoch == self.epoch && 3 * voted > self.total_active() as u128
-        })
+        let (epoch, voted) = match self.tallies.get(&tally) {
+            Some(t) => (t.epoch, t.ballots.iter().map(|b| b.1 as u128).sum()),
+            None => match r.closed_provision_votes {
+                Some(recorded) => recorded,
+                None => return false,
+            },
+        };
+        epoch == self.epoch && 3 * voted > self.total_active() as u128
     }
 
     /// Whether operator `i` has room for one more VM of the test spec:
@@ -491,6 +499,7 @@ impl World {
                     closed: false,
                     released: 0,
                     refunded: 0,
+                    closed_provision_votes: None,
                 });
             }
             Op::TopUp { request, seconds } => {
@@ -645,6 +654,9 @@ impl World {
                 assert_eq!(ok, allowed, "close tally of {r:?} {model:?}");
                 if ok {
                     self.tallies.remove(&tally);
+                    let voted = model.ballots.iter().map(|b| b.1 as u128).sum();
+                    let i = request % self.requests.len();
+                    self.requests[i].closed_provision_votes = Some((model.epoch, voted));
                 }
             }
             Op::Claim { request } => {

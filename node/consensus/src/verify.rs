@@ -121,12 +121,15 @@ pub(crate) fn check_root(e: &Event) -> Result<(), Reject> {
 /// creator), so a remembered key means the same verdict. Bounded: the
 /// oldest keys are forgotten first.
 pub struct SignatureMemo {
-    seen: std::sync::Mutex<(
-        std::collections::HashSet<[u8; 32]>,
-        std::collections::VecDeque<[u8; 32]>,
-    )>,
+    seen: std::sync::Mutex<MemoKeys>,
     capacity: usize,
 }
+
+/// The remembered keys, and their order of arrival (oldest first).
+type MemoKeys = (
+    std::collections::HashSet<[u8; 32]>,
+    std::collections::VecDeque<[u8; 32]>,
+);
 
 impl SignatureMemo {
     pub fn new(capacity: usize) -> SignatureMemo {

@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Benchmark a real cluster: N node processes over QUIC on loopback.
-    Bench(dagger_devnet::bench::BenchArgs),
+    Bench(Box<dagger_devnet::bench::BenchArgs>),
     /// Measure paid → lease active latency on a local network (embedded chain
     /// and N nodes), over many lease requests.
     BenchLease(dagger_devnet::lease_bench::LeaseBenchArgs),
@@ -214,9 +214,9 @@ async fn main() -> Result<()> {
         Some(Command::Bench(args)) if !args.sweep.is_empty() || !args.rtt_sweep.is_empty() => {
             let json = args.json;
             let reports = if args.sweep.is_empty() {
-                dagger_devnet::bench::sweep_rtt(args).await?
+                dagger_devnet::bench::sweep_rtt(*args).await?
             } else {
-                dagger_devnet::bench::sweep(args).await?
+                dagger_devnet::bench::sweep(*args).await?
             };
             if json {
                 println!("{}", serde_json::to_string(&reports)?);
@@ -229,7 +229,7 @@ async fn main() -> Result<()> {
         }
         Some(Command::Bench(args)) => {
             let json = args.json;
-            let report = dagger_devnet::bench::run(args).await?;
+            let report = dagger_devnet::bench::run(*args).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

@@ -96,10 +96,10 @@ impl Relay {
         raise_open_files_limit(n * n + 64);
         let mut addrs = vec![vec![None; n]; n];
         let mut sockets = Vec::new();
-        for a in 0..n {
-            for b in (0..n).filter(|&b| b != a) {
-                let socket = bind_near(nodes[b])?;
-                addrs[a][b] = Some(socket.local_addr()?);
+        for (a, row) in addrs.iter_mut().enumerate() {
+            for (b, &node) in nodes.iter().enumerate().filter(|&(b, _)| b != a) {
+                let socket = bind_near(node)?;
+                row[b] = Some(socket.local_addr()?);
                 sockets.push((socket, a, b));
             }
         }
