@@ -309,8 +309,17 @@ pub fn judge_partitions(spec: &NetSpec, samples: &RoundSamples) -> Vec<Partition
             let rounds_decided_during = samples
                 .iter()
                 .map(|node| {
-                    let begin = round_at(node, from + grace).unwrap_or(0);
-                    round_at(node, until).unwrap_or(begin).saturating_sub(begin)
+                    // A node not sampled yet at the end of the grace period
+                    // (its status timed out) counts from its first sample.
+                    let begin = round_at(node, from + grace).or_else(|| {
+                        node.iter()
+                            .find(|(t, _)| *t >= from + grace && *t <= until)
+                            .map(|s| s.1)
+                    });
+                    match (begin, round_at(node, until)) {
+                        (Some(begin), Some(end)) => end.saturating_sub(begin),
+                        _ => 0,
+                    }
                 })
                 .max()
                 .unwrap_or(0);
@@ -355,6 +364,9 @@ mod tests {
         let report = &judge_partitions(&spec, &samples)[0];
         assert_eq!(report.rounds_decided_during, 2);
         assert_eq!(report.heal_to_decide_s, Some(1.5));
+        // A node whose first sample came late counts from it, not from 0.
+        let late = vec![vec![(3.5, 7), (4.5, 7), (5.1, 8)], vec![(1.0, 7), (5.3, 8)]];
+        assert_eq!(judge_partitions(&spec, &late)[0].rounds_decided_during, 0);
         let stuck = vec![vec![(1.0, 2), (4.9, 4), (5.5, 5)], vec![(1.0, 2), (9.0, 3)]];
         assert_eq!(
             judge_partitions(&spec, &stuck)[0].heal_to_decide_s,

@@ -263,8 +263,10 @@ async fn receive(
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        // ICMP errors and the like end one read, not the relay.
+        // ICMP errors and the like end one read, not the relay (a pause, so
+        // an error that repeats cannot spin a core).
         let Ok((len, source)) = socket.recv_from(&mut buf).await else {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             continue;
         };
         let (from, to, dest) = if source == addr_a {
