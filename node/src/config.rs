@@ -80,6 +80,19 @@ pub struct FileConfig {
     pub chain_poll_ms: Option<u64>,
     pub attest_interval_ms: Option<u64>,
     pub event_spacing_us: Option<u64>,
+    pub congestion_control: Option<CongestionControl>,
+}
+
+/// QUIC congestion control between nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CongestionControl {
+    /// Paces by measured bandwidth and round trip; keeps a lossy or
+    /// reordering wide-area path busy (quinn marks it experimental).
+    #[default]
+    Bbr,
+    /// quinn's default, loss-based: halves its window on every loss.
+    Cubic,
 }
 
 /// Which VM backend a chain-backed node uses.
@@ -317,6 +330,7 @@ pub struct NodeConfig {
     pub attest_interval: std::time::Duration,
     /// Least time between two own events while busy.
     pub event_spacing: std::time::Duration,
+    pub congestion_control: CongestionControl,
 }
 
 /// Default for [`NodeConfig::event_spacing`].
@@ -578,6 +592,7 @@ impl NodeConfig {
             chain_poll,
             attest_interval,
             event_spacing: std::time::Duration::from_micros(spacing),
+            congestion_control: from_file.congestion_control.unwrap_or_default(),
         })
     }
 
@@ -664,6 +679,31 @@ mod tests {
 
     /// Events closer than peers accept them, or a node that would hardly
     /// ever answer, are refused with the bounds.
+    #[test]
+    fn congestion_control_defaults_to_bbr_and_refuses_unknown_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let load = |text: &str, _: Option<u64>| {
+            std::fs::write(&path, text).unwrap();
+            let overrides = Overrides {
+                identity: Some("id.json".into()),
+                listen: Some("127.0.0.1:7000".parse().unwrap()),
+                api: Some("127.0.0.1:8000".parse().unwrap()),
+                data_dir: Some("data".into()),
+                ..Default::default()
+            };
+            NodeConfig::load(Some(&path), &overrides)
+        };
+        assert_eq!(
+            load("", None).unwrap().congestion_control,
+            CongestionControl::Bbr
+        );
+        let cubic = load("congestion_control = \"cubic\"\n", None).unwrap();
+        assert_eq!(cubic.congestion_control, CongestionControl::Cubic);
+        let err = load("congestion_control = \"reno\"\n", None).unwrap_err();
+        assert!(err.to_string().contains("reno"), "{err}");
+    }
+
     #[test]
     fn event_spacing_is_bounded() {
         let dir = tempfile::tempdir().unwrap();

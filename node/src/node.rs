@@ -309,7 +309,10 @@ async fn assemble(
     )?;
     let core_task = tokio::spawn(core.run());
 
-    let limits = PeerLimits::default();
+    let limits = PeerLimits {
+        congestion: config.congestion_control,
+        ..PeerLimits::default()
+    };
     let transport = Transport::bind(&identity, allow.clone(), config.listen, &limits)?;
     let gossip_addr = transport.local_addr().map_err(|source| NodeError::Api {
         addr: config.listen,

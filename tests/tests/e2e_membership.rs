@@ -114,6 +114,7 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         event_spacing: std::time::Duration::from_micros(
             dagger_node::config::DEFAULT_EVENT_SPACING_US,
         ),
+        congestion_control: Default::default(),
     };
     std::fs::create_dir_all(&config.data_dir).unwrap();
     // It registers first and starts its node only once a quorum admitted

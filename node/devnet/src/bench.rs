@@ -833,13 +833,16 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     if let Some(emulator) = &mut emulator {
         emulator.set_epoch();
     }
+    // Partition windows count from the epoch just set, and so do the
+    // tracker's samples.
+    let epoch = Instant::now();
     let tracker_stop = Arc::new(AtomicBool::new(false));
     let tracker = emulator
         .as_ref()
         .filter(|e| !e.relay.spec().partitions.is_empty())
         .map(|_| {
             let urls = (0..honest).map(|i| cluster.url(i, "/status")).collect();
-            crate::wan::track_rounds(&client, urls, start, tracker_stop.clone())
+            crate::wan::track_rounds(&client, urls, epoch, tracker_stop.clone())
         });
     let load = spawn_load(&args, honest, &cluster, &client, &sent, &stop);
     let mut rss_over_time: Vec<(f64, Vec<f64>)> = Vec::new();

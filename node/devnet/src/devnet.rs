@@ -285,6 +285,7 @@ impl Devnet {
                 chain_poll: Duration::from_millis(300),
                 attest_interval: Duration::from_millis(300),
                 event_spacing: Duration::from_micros(dagger_node::config::DEFAULT_EVENT_SPACING_US),
+                congestion_control: Default::default(),
             });
         }
         let devnet = Devnet {

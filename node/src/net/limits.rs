@@ -25,6 +25,8 @@ pub struct PeerLimits {
     pub idle_timeout: Duration,
     /// Per-connection flow-control window (bytes in flight from a peer).
     pub receive_window: u32,
+    /// Congestion control of every connection.
+    pub congestion: crate::config::CongestionControl,
 }
 
 impl Default for PeerLimits {
@@ -40,6 +42,7 @@ impl Default for PeerLimits {
             read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             receive_window: 16 << 20,
+            congestion: crate::config::CongestionControl::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::{
     limits::PeerLimits,
     tls::{self, Allowlist, TlsError},
 };
+use crate::config::CongestionControl;
 use crate::identity::{display_id, Identity, NodeId};
 
 /// The TLS server name every node uses; identity is the pinned key, not a name.
@@ -60,7 +61,17 @@ fn transport_config(limits: &PeerLimits) -> Arc<quinn::TransportConfig> {
     // every loss: with loss-based control (CUBIC, quinn's default), 1 %
     // random loss on a 100 ms path held a node's pushes to a peer below
     // what the cluster makes, and reordering (spurious losses) stalled it.
-    config.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    // quinn calls its BBR experimental: `congestion_control = "cubic"`
+    // goes back.
+    match limits.congestion {
+        CongestionControl::Bbr => {
+            config.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+        }
+        CongestionControl::Cubic => {
+            config
+                .congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()));
+        }
+    }
     Arc::new(config)
 }
 

@@ -61,8 +61,9 @@ struct LinkState {
 pub struct Model {
     spec: NetSpec,
     links: Vec<LinkState>,
-    /// Partition times count from here (model time).
-    epoch: Duration,
+    /// Partition times count from here (model time); none is in force
+    /// before it is set.
+    epoch: Option<Duration>,
 }
 
 impl Model {
@@ -83,14 +84,15 @@ impl Model {
         Model {
             spec,
             links,
-            epoch: Duration::ZERO,
+            epoch: None,
         }
     }
 
-    /// Partitions' times count from `at` (model time) on; before it none
-    /// is in force. Links keep their state: a queue is not reset.
+    /// Partitions' times count from `at` (model time) on; until an epoch
+    /// is set, and before it, none is in force. Links keep their state: a
+    /// queue is not reset.
     pub fn set_epoch(&mut self, at: Duration) {
-        self.epoch = at;
+        self.epoch = Some(at);
     }
 
     pub fn spec(&self) -> &NetSpec {
@@ -101,8 +103,9 @@ impl Model {
     pub fn send(&mut self, from: usize, to: usize, bytes: usize, now: Duration) -> Verdict {
         let n = self.spec.nodes();
         let link = self.spec.links[from][to];
-        let cut = now
-            .checked_sub(self.epoch)
+        let cut = self
+            .epoch
+            .and_then(|epoch| now.checked_sub(epoch))
             .is_some_and(|since| self.spec.cut(from, to, since));
         let state = &mut self.links[from * n + to];
         state.stats.datagrams += 1;
@@ -116,7 +119,7 @@ impl Model {
             return Verdict::Drop(Drop::Loss);
         }
         let mut leaves = now;
-        if let Some(bps) = link.bandwidth_bps {
+        if let Some(bps) = link.bandwidth_bps.filter(|&bps| bps > 0) {
             let start = state.busy_until.max(now);
             if start - now > link.max_queue() {
                 state.stats.queue_dropped += 1;
@@ -278,6 +281,7 @@ mod tests {
             .with_partitions(vec!["0,1|2,3@1s-2s".parse::<Partition>().unwrap()])
             .unwrap();
         let mut model = Model::new(spec);
+        model.set_epoch(Duration::ZERO);
         let s = Duration::from_secs(1);
         assert!(matches!(model.send(0, 2, 100, s / 2), Verdict::Deliver(_)));
         assert_eq!(model.send(0, 2, 100, s), Verdict::Drop(Drop::Partition));
@@ -308,7 +312,9 @@ mod tests {
             .unwrap();
         let mut model = Model::new(spec);
         let t = Duration::from_secs(30);
-        // 1 000 bytes at 8 Mbit/s: 1 ms on the wire.
+        // 1 000 bytes at 8 Mbit/s: 1 ms on the wire. No epoch yet: no cut.
+        assert_eq!(model.send(0, 1, 1000, Duration::ZERO), Verdict::Deliver(MS));
+        model.set_epoch(Duration::ZERO);
         assert_eq!(
             model.send(0, 1, 1000, Duration::ZERO),
             Verdict::Drop(Drop::Partition)

@@ -145,7 +145,8 @@ impl Relay {
         self.addrs[from][to].expect("a node does not relay to itself")
     }
 
-    /// Partitions' times count from now on.
+    /// Partitions' times count from now on (none is in force before the
+    /// first call).
     pub fn set_epoch(&self) {
         let now = self.shared.start.elapsed();
         self.shared.model.lock().unwrap().set_epoch(now);
@@ -224,7 +225,9 @@ fn thread_cpu_seconds(tid: i32) -> Option<f64> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some((utime + stime) / if ticks > 0 { ticks as f64 } else { 100.0 })
 }
 
 async fn serve(
@@ -329,9 +332,14 @@ async fn deliver(shared: Arc<Shared>, sockets: Vec<Arc<UdpSocket>>) {
             (Some(p), _) => {
                 let late = now.duration_since(p.at).as_micros() as u64;
                 shared.late_sum_us.fetch_add(late, Ordering::Relaxed);
-                shared.late_count.fetch_add(1, Ordering::Relaxed);
+                let sent = shared.late_count.fetch_add(1, Ordering::Relaxed);
                 shared.late_max_us.fetch_max(late, Ordering::Relaxed);
                 send(&shared, &sockets[p.socket], &p.data, p.to);
+                // A long backlog must not keep the receivers (same thread)
+                // from reading.
+                if sent % 64 == 63 {
+                    tokio::task::yield_now().await;
+                }
             }
             (None, Some(at)) => {
                 tokio::select! {

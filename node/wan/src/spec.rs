@@ -138,7 +138,8 @@ impl LinkSpec {
 }
 
 /// Groups of nodes that cannot reach each other from `from` until `until`
-/// (times since the emulator's epoch, see [`crate::Relay::set_epoch`]).
+/// (times since the emulator's epoch, [`crate::Relay::set_epoch`]; none is
+/// in force before it).
 /// Nodes no group names form one more group together.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Partition {

@@ -81,12 +81,11 @@ fn a_partition_cuts_from_the_epoch_and_heals() {
         .with_partitions(vec![Partition::isolate(1, Duration::ZERO, CUT)])
         .unwrap();
     let relay = Relay::start(spec, &addrs).unwrap();
-    std::thread::sleep(CUT + Duration::from_millis(100));
     a.send_to(b"before the epoch", relay.addr(0, 1)).unwrap();
     assert_eq!(
         receive(&b).unwrap().0,
         b"before the epoch",
-        "the cut had ended"
+        "no cut before the epoch"
     );
     relay.set_epoch();
     b.set_read_timeout(Some(Duration::from_millis(200)))
