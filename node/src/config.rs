@@ -677,49 +677,44 @@ mod tests {
         );
     }
 
-    /// Events closer than peers accept them, or a node that would hardly
-    /// ever answer, are refused with the bounds.
+    /// Writes `text` as the config file at `path` and loads it, with the
+    /// required settings as flags (and `--event-spacing-us` if given).
+    fn load_text(
+        path: &Path,
+        text: &str,
+        event_spacing_us: Option<u64>,
+    ) -> Result<NodeConfig, ConfigError> {
+        std::fs::write(path, text).unwrap();
+        let overrides = Overrides {
+            identity: Some("id.json".into()),
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            api: Some("127.0.0.1:8000".parse().unwrap()),
+            data_dir: Some("data".into()),
+            event_spacing_us,
+            ..Default::default()
+        };
+        NodeConfig::load(Some(path), &overrides)
+    }
+
     #[test]
     fn congestion_control_defaults_to_bbr_and_refuses_unknown_names() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.toml");
-        let load = |text: &str, _: Option<u64>| {
-            std::fs::write(&path, text).unwrap();
-            let overrides = Overrides {
-                identity: Some("id.json".into()),
-                listen: Some("127.0.0.1:7000".parse().unwrap()),
-                api: Some("127.0.0.1:8000".parse().unwrap()),
-                data_dir: Some("data".into()),
-                ..Default::default()
-            };
-            NodeConfig::load(Some(&path), &overrides)
-        };
-        assert_eq!(
-            load("", None).unwrap().congestion_control,
-            CongestionControl::Bbr
-        );
-        let cubic = load("congestion_control = \"cubic\"\n", None).unwrap();
+        let load = |text: &str| load_text(&path, text, None);
+        assert_eq!(load("").unwrap().congestion_control, CongestionControl::Bbr);
+        let cubic = load("congestion_control = \"cubic\"\n").unwrap();
         assert_eq!(cubic.congestion_control, CongestionControl::Cubic);
-        let err = load("congestion_control = \"reno\"\n", None).unwrap_err();
+        let err = load("congestion_control = \"reno\"\n").unwrap_err();
         assert!(err.to_string().contains("reno"), "{err}");
     }
 
+    /// Events closer than peers accept them, or a node that would hardly
+    /// ever answer, are refused with the bounds.
     #[test]
     fn event_spacing_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.toml");
-        let load = |text: &str, flag: Option<u64>| {
-            std::fs::write(&path, text).unwrap();
-            let overrides = Overrides {
-                identity: Some("id.json".into()),
-                listen: Some("127.0.0.1:7000".parse().unwrap()),
-                api: Some("127.0.0.1:8000".parse().unwrap()),
-                data_dir: Some("data".into()),
-                event_spacing_us: flag,
-                ..Default::default()
-            };
-            NodeConfig::load(Some(&path), &overrides)
-        };
+        let load = |text: &str, flag: Option<u64>| load_text(&path, text, flag);
         for bad in [0, 499, 1_000_001, i64::MAX as u64] {
             let err = load(&format!("event_spacing_us = {bad}\n"), None).unwrap_err();
             assert!(

@@ -1298,7 +1298,8 @@ mod tests {
     }
 
     impl Hashgraph {
-        /// The choice before bounding: every candidate's exact round.
+        /// The choice before bounding: every candidate scored with its
+        /// exact round, the best (the last of equals) taken.
         fn best_other_parent_exhaustive(
             &self,
             creator: &CreatorId,
@@ -1307,52 +1308,17 @@ mod tests {
             let Some(&c) = self.sched.index.get(creator) else {
                 return newest;
             };
-            let g = &self.g;
-            let head = self.latest.get(c as usize).copied().flatten();
-            let sp = head.and_then(|h| g.get(&h.id)).unwrap_or(NONE);
-            let newest_slot = newest.and_then(|id| g.get(&id));
-            // Only sound events: a node never builds on a round it could not
-            // check (see the crate docs, "Sound events").
-            let candidates = g
-                .tips
-                .iter()
-                .enumerate()
-                .filter(|&(m, _)| m as u32 != c)
-                .flat_map(|(_, tips)| tips.iter().copied())
-                .chain(newest_slot)
-                .filter(|&s| g.node(s).creator != c && g.node(s).sound);
-            // Seq of the newest event of a creator a summary entry shows, if
-            // that event is still held (a pruned slot may be reused).
-            let top_seq = |e: &crate::graph::SeeEntry| {
-                (e.top != NONE && e.top_round > g.pruned_through).then(|| g.node(e.top).seq)
-            };
-            let sp_see: &[crate::graph::SeeEntry] = if sp == NONE { &[] } else { &g.node(sp).see };
-            let newer_than_sp = |op: u32| {
-                g.node(op)
-                    .see
-                    .iter()
-                    .enumerate()
-                    .filter(
-                        |&(m, e)| match (top_seq(e), sp_see.get(m).and_then(top_seq)) {
-                            (Some(theirs), Some(mine)) => theirs > mine,
-                            (theirs, _) => theirs.is_some(),
-                        },
-                    )
-                    .count()
-            };
-            let fixed = self.fixed_through();
-            let head_birth = head.map_or(0, |h| h.birth_round);
-            candidates
+            let newest_slot = newest.and_then(|id| self.g.get(&id));
+            let choice = OtherParentChoice::new(self, c, newest_slot);
+            choice
+                .candidates()
                 .filter_map(|op| {
-                    let r0 = head_birth.max(g.node(op).round);
-                    let round = self.round_of(c, sp, op, r0)?.1.round;
-                    (round <= fixed).then(|| {
-                        let fresh = Some(op) == newest_slot;
-                        ((round, newer_than_sp(op), fresh), op)
-                    })
+                    let round = choice.exact_round(op, choice.parent_round(op))?;
+                    let fresh = Some(op) == newest_slot;
+                    Some(((round, choice.newer_than_sp(op), fresh), op))
                 })
                 .max_by_key(|&(score, _)| score)
-                .map(|(_, op)| g.node(op).event.id())
+                .map(|(_, op)| self.g.node(op).event.id())
         }
     }
 

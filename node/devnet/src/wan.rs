@@ -33,33 +33,26 @@ pub struct NetArgs {
     /// Cut nodes off, from a time to a time after the load starts:
     /// `node3@10s-70s` isolates node 3, `0,1|2,3@10s-40s` splits 2–2
     /// (nodes no group names form one more group). Repeatable.
-    #[arg(long, value_parser = parse_partition, help_heading = "Network")]
+    #[arg(long, help_heading = "Network")]
     pub partition: Vec<Partition>,
     /// Place node i in region i mod k of this list and use published
     /// round trips between the regions (e.g.
     /// `us-east,eu-west,ap-southeast,sa-east`; see docs/PERFORMANCE.md).
-    #[arg(long, value_delimiter = ',', value_parser = parse_region, conflicts_with = "rtt", help_heading = "Network")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "rtt",
+        help_heading = "Network"
+    )]
     pub regions: Vec<Region>,
     /// One node behind a slow link: `node3=1000ms` gives every link it
     /// has this round trip. Repeatable.
-    #[arg(long, value_parser = parse_node_rtt, help_heading = "Network")]
+    #[arg(long, help_heading = "Network")]
     pub node_rtt: Vec<NodeRtt>,
     /// Seed of the emulator's loss and jitter (the same seed, the same
     /// network).
     #[arg(long, default_value_t = 1, help_heading = "Network")]
     pub net_seed: u64,
-}
-
-fn parse_partition(text: &str) -> Result<Partition, dagger_wan::SpecError> {
-    text.parse()
-}
-
-fn parse_region(text: &str) -> Result<Region, dagger_wan::SpecError> {
-    text.parse()
-}
-
-fn parse_node_rtt(text: &str) -> Result<NodeRtt, dagger_wan::SpecError> {
-    text.parse()
 }
 
 impl NetArgs {

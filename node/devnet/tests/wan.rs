@@ -9,7 +9,7 @@
 //! (default 35: past the 30 s after which QUIC connections time out, so
 //! the heal needs new handshakes; the full size is 60).
 
-use std::process::Command;
+mod common;
 
 use serde_json::Value;
 
@@ -17,23 +17,16 @@ use serde_json::Value;
 /// past the round decided at the heal.
 const HEAL_WITHIN_S: f64 = 5.0;
 
+/// A 4-node bench with no idle measurement.
 fn bench(args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_dagger-devnet"))
-        .args(["bench", "--nodes", "4", "--idle", "0", "--json"])
-        .args(args)
-        .output()
-        .expect("the bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_str(&stdout).expect("one JSON report");
-    // Every accepted transaction ordered once on every node, in one order.
-    assert_eq!(report["digests_match"], true, "{report}");
-    assert_eq!(report["ordered_tx"], report["submitted_tx"], "{report}");
-    report
+    common::bench(&[&["--nodes", "4", "--idle", "0"], args].concat())
+}
+
+/// Seconds from the heal until every node decided again.
+fn heal_s(report: &Value) -> f64 {
+    cut(report)["heal_to_decide_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("never recovered: {report}"))
 }
 
 fn cut(report: &Value) -> &Value {
@@ -58,10 +51,8 @@ fn a_node_cut_off_decides_rounds_again_soon_after_the_heal() {
         "--partition",
         &partition,
     ]);
+    let heal = heal_s(&report);
     let cut = cut(&report);
-    let heal = cut["heal_to_decide_s"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("never recovered: {report}"));
     // The node replays every event the others made while it was away
     // (catch-up), so its recovery grows with the cut: it must at least
     // outpace the cluster. (Measured: ~11 s for a 35 s cut, release build;
@@ -98,9 +89,7 @@ fn a_two_two_split_decides_nothing_orders_nothing_twice_and_resumes() {
         cut["rounds_decided_during"], 0,
         "a half decided alone: {report}"
     );
-    let heal = cut["heal_to_decide_s"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("never recovered: {report}"));
+    let heal = heal_s(&report);
     assert!(heal <= HEAL_WITHIN_S, "{heal} s after the heal: {report}");
 }
 

@@ -41,6 +41,16 @@ pub enum SpecError {
     NodeRtt(String),
 }
 
+/// A decimal number and the unit written after it (`"1.5ms"` → (1.5,
+/// `"ms"`)); the unit may be empty.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    Some((number.parse().ok()?, unit))
+}
+
 /// Parses `100ms`, `1.5s`, `250us`, `0`; at most [`MAX_DELAY`].
 pub fn parse_duration(text: &str) -> Result<Duration, SpecError> {
     let err = || SpecError::Duration(text.to_string());
@@ -48,11 +58,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, SpecError> {
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(err)?;
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| err())?;
+    let (value, unit) = number_and_unit(t).ok_or_else(err)?;
     let scale = match unit {
         "us" | "µs" => 1e-6,
         "ms" => 1e-3,
@@ -85,11 +91,7 @@ pub fn parse_percent(text: &str) -> Result<f64, SpecError> {
 pub fn parse_bandwidth(text: &str) -> Result<u64, SpecError> {
     let err = || SpecError::Bandwidth(text.to_string());
     let t = text.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(err)?;
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| err())?;
+    let (value, unit) = number_and_unit(&t).ok_or_else(err)?;
     let scale = match unit {
         "bit" => 1.0,
         "kbit" => 1e3,
@@ -258,17 +260,14 @@ impl FromStr for Partition {
 
 /// Partition times may exceed [`MAX_DELAY`] (a cut at 10 min); up to a day.
 fn parse_duration_long(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
+    let (value, unit) = number_and_unit(text.trim())?;
+    let scale = match unit {
+        "ms" => 1e-3,
+        "s" | "" => 1.0,
+        "m" => 60.0,
+        _ => return None,
     };
-    let secs = number.parse::<f64>().ok()? * scale;
+    let secs = value * scale;
     (secs.is_finite() && (0.0..=86_400.0).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
