@@ -82,6 +82,9 @@ pub struct BenchArgs {
     /// while busy; default: the node's).
     #[arg(long)]
     pub event_spacing_us: Option<u64>,
+    /// The nodes' QUIC congestion control (default: the node's, cubic).
+    #[arg(long, value_enum)]
+    pub congestion_control: Option<dagger_node::config::CongestionControl>,
     /// Seconds to measure the nodes' CPU while idle before the load (0: skip;
     /// at most an hour).
     #[arg(long, default_value_t = 5, value_parser = value_parser!(u64).range(0..=3600))]
@@ -772,6 +775,10 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
     let mut cluster = Cluster::prepare(&exe, &dir, args.nodes, "dagger-bench")?;
     if let Some(us) = args.event_spacing_us {
         cluster.set(&format!("event_spacing_us = {us}"))?;
+    }
+    if let Some(control) = args.congestion_control {
+        let name = format!("{control:?}").to_lowercase();
+        cluster.set(&format!("congestion_control = \"{name}\""))?;
     }
     // With --abuse the last key is the byzantine member's: no honest node
     // runs with it.
