@@ -98,7 +98,8 @@ enum RecordCommand {
 }
 
 fn record_command(command: RecordCommand) -> Result<()> {
-    use dagger_node::signing_record::{default_path, SigningRecord};
+    use dagger_node::signing_record::{default_path, RecordLock, SigningRecord};
+    use std::time::Duration;
     match command {
         RecordCommand::Export {
             identity,
@@ -107,6 +108,8 @@ fn record_command(command: RecordCommand) -> Result<()> {
         } => {
             let key = display_id(&Identity::load(&identity)?.id());
             let path = record.unwrap_or_else(|| default_path(&identity));
+            // A copy taken while the node signs would be stale at once.
+            let _lock = RecordLock::acquire(&path, Duration::ZERO)?;
             let ours = SigningRecord::open(&path, &key)?
                 .with_context(|| format!("no signing record at {}", path.display()))?;
             if out.exists() {
@@ -123,6 +126,7 @@ fn record_command(command: RecordCommand) -> Result<()> {
         } => {
             let key = display_id(&Identity::load(&identity)?.id());
             let path = record.unwrap_or_else(|| default_path(&identity));
+            let _lock = RecordLock::acquire(&path, Duration::ZERO)?;
             let theirs = SigningRecord::open(&from, &key)?
                 .with_context(|| format!("no signing record at {}", from.display()))?;
             let mut ours = match SigningRecord::open(&path, &key)? {

@@ -34,6 +34,14 @@
 //! old one and the directory fsynced. `dagger-node signing-record export`
 //! and `import` move it between machines; an import never lowers what a
 //! record already holds.
+//!
+//! One process at a time uses a record: it holds an exclusive lock on
+//! `<record>.lock` ([`RecordLock`]) for as long as it may sign. Two
+//! processes sharing a record (a node started twice by mistake, or an
+//! export taken while the node runs) would each overwrite what the other
+//! reserved, and a later restart of either could sign numbers the other
+//! already used. The lock is the kernel's (`flock`): a crash releases it,
+//! so it never outlives its process.
 
 use std::{
     collections::BTreeMap,
@@ -53,8 +61,20 @@ pub const LOST_RECORD_JUMP: u64 = 1 << 20;
 
 const VERSION: u32 = 1;
 
+/// How long [`RecordLock::acquire`] waits for another process to let go
+/// (a supervisor restarting a node whose old process is still stopping).
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    #[error(
+        "the signing record {path} is in use by another process (its lock {lock} is held): \
+         stop the other node using this key first; two processes signing with one key are \
+         slashed"
+    )]
+    InUse { path: String, lock: String },
+    #[error("cannot lock the signing record {path}: {reason}")]
+    Lock { path: String, reason: String },
     #[error("cannot read the signing record {path}: {reason}")]
     Read { path: String, reason: String },
     #[error("cannot write the signing record {path}: {reason}")]
@@ -138,6 +158,57 @@ pub struct SigningRecord {
     path: PathBuf,
     node_key: String,
     form: FileForm,
+}
+
+/// The exclusive right to use the record at one path, held until dropped.
+#[derive(Debug)]
+pub struct RecordLock {
+    _file: std::fs::File,
+}
+
+impl RecordLock {
+    /// Takes the lock of the record at `record`, waiting up to `wait` for
+    /// another holder to let go.
+    pub fn acquire(record: &Path, wait: std::time::Duration) -> Result<RecordLock, RecordError> {
+        let lock = lock_path(record);
+        let err = |e: std::io::Error| RecordError::Lock {
+            path: record.display().to_string(),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = lock.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock)
+            .map_err(err)?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(RecordLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(RecordError::InUse {
+                            path: record.display().to_string(),
+                            lock: lock.display().to_string(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+            }
+        }
+    }
+}
+
+/// The lock file of the record at `record`: beside it, never renamed.
+pub fn lock_path(record: &Path) -> PathBuf {
+    let mut name = record.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 /// Where a key's record lives unless configured: beside the key file.
@@ -442,6 +513,41 @@ mod tests {
             SigningRecord::open(&path, "key-a"),
             Err(RecordError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn one_process_at_a_time_holds_a_record() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("node.json.signing-record");
+        let held = RecordLock::acquire(&path, Duration::ZERO).unwrap();
+        // A second holder (another process, or a second node in this one:
+        // `flock` locks conflict between open files) is refused, after
+        // waiting, with the paths named.
+        let started = std::time::Instant::now();
+        let second = RecordLock::acquire(&path, Duration::from_millis(200));
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        match second {
+            Err(RecordError::InUse { path: p, lock }) => {
+                assert_eq!(p, path.display().to_string());
+                assert!(lock.ends_with(".signing-record.lock"), "{lock}");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+        let again = RecordLock::acquire(&path, Duration::ZERO).unwrap();
+        // The lock never touches the record itself.
+        assert!(!path.exists());
+        drop(again);
+        // A holder that lets go while another waits hands it over.
+        let held = RecordLock::acquire(&path, Duration::ZERO).unwrap();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || RecordLock::acquire(&path, Duration::from_secs(10)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        drop(held);
+        waiter.join().unwrap().unwrap();
     }
 
     #[test]

@@ -56,10 +56,25 @@ async fn an_operator_that_equivocates_is_slashed_and_removed_and_leases_go_on() 
     wait_active(&devnet, &first).await;
 
     // The byzantine operator starts a second node with node 3's key and
-    // an empty ledger, listening elsewhere.
+    // an empty ledger, listening elsewhere. Beside the running node it is
+    // refused: one process at a time uses a signing record (two would
+    // overwrite each other's reservations, or one would stop on a failed
+    // write and leave no fork to find).
     let twin_config = dir.path().join("twin.toml");
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     node_config_file(&devnet, 3, listen, &dir.path().join("twin"), &twin_config);
+    let refused_log = dir.path().join("refused.log");
+    let refused = spawn_node(&twin_config, &refused_log).wait().unwrap();
+    let log = std::fs::read_to_string(&refused_log).unwrap();
+    assert!(!refused.success(), "{log}");
+    assert!(log.contains("is in use by another process"), "{log}");
+    // So it takes a copy of the record along, as to another machine.
+    let record = dagger_node::signing_record::default_path(&devnet.configs[3].identity);
+    let twin_record = dir.path().join("twin-record");
+    std::fs::copy(&record, &twin_record).unwrap();
+    let mut config = std::fs::read_to_string(&twin_config).unwrap();
+    config.push_str(&format!("signing_record = {:?}\n", twin_record.display().to_string()));
+    std::fs::write(&twin_config, config).unwrap();
     let mut twin = spawn_node(&twin_config, &dir.path().join("twin.log"));
 
     let byzantine = devnet.keys.operators[3].node.pubkey();

@@ -576,6 +576,8 @@ pub struct Core {
 
 /// The signing record as the core keeps it.
 struct RecordFile {
+    /// Held while the core may sign: no other process uses this record.
+    _lock: crate::signing_record::RecordLock,
     path: std::path::PathBuf,
     record: Option<crate::signing_record::SigningRecord>,
     node_key: String,
@@ -623,9 +625,14 @@ impl Core {
             None => None,
             Some(path) => {
                 let node_key = crate::identity::display_id(&identity.id());
+                let lock = crate::signing_record::RecordLock::acquire(
+                    &path,
+                    crate::signing_record::LOCK_WAIT,
+                )?;
                 let record = crate::signing_record::SigningRecord::open(&path, &node_key)?;
                 machine.resume_signing(record.as_ref().map(|r| r.entry(&network_id)));
                 Some(RecordFile {
+                    _lock: lock,
                     path,
                     record,
                     node_key,
