@@ -73,7 +73,10 @@ async fn an_operator_that_equivocates_is_slashed_and_removed_and_leases_go_on() 
     let twin_record = dir.path().join("twin-record");
     std::fs::copy(&record, &twin_record).unwrap();
     let mut config = std::fs::read_to_string(&twin_config).unwrap();
-    config.push_str(&format!("signing_record = {:?}\n", twin_record.display().to_string()));
+    config.push_str(&format!(
+        "signing_record = {:?}\n",
+        twin_record.display().to_string()
+    ));
     std::fs::write(&twin_config, config).unwrap();
     let mut twin = spawn_node(&twin_config, &dir.path().join("twin.log"));
 
