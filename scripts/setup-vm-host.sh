@@ -2,7 +2,8 @@
 # Installs what an operator node needs to boot real VMs, from the host's
 # Debian package sources (nothing else): QEMU (x86, with microvm and qboot),
 # qemu-img, busybox-static, dropbear and cpio for the default image, the
-# OpenSSH client for `dagger vm ssh`, and the Debian cloud kernel, unpacked
+# OpenSSH client for `dagger vm ssh`, headless chromium and chromedriver (the
+# explorer's browser test), and the Debian cloud kernel, unpacked
 # (not installed) under $DAGGER_KERNEL_DIR (default /opt/dagger/kernel).
 #
 # Debian 12 (bookworm) ships QEMU 7.2. Some images carry a newer qemu-utils
@@ -30,7 +31,8 @@ install() {
   fi
   $SUDO apt-get install -y -qq --no-install-recommends --allow-downgrades \
     "qemu-system-x86=$v" "qemu-system-common=$v" "qemu-utils=$v" \
-    "qemu-system-data=$d" busybox-static dropbear-bin cpio openssh-client
+    "qemu-system-data=$d" busybox-static dropbear-bin cpio openssh-client \
+    chromium chromium-driver
 }
 
 if ! install; then

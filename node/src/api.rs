@@ -11,6 +11,9 @@
 //! | `GET /checkpoints` | latest checkpoints (round, order, digest), newest first |
 //! | `GET /leases/{request}` | where a provisioned request's VM is (chain-backed nodes) |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /explorer` | the live DAG explorer (HTML; its assets are compiled in) |
+//! | `GET /dag?after=C` | held events inserted from cursor `C` on (all without it), with rounds, fame, order and the roster |
+//! | `GET /dag/stream` | the same as server-sent events (`event: dag`), a slice every 500 ms with what is new or was unsettled; at most [`MAX_DAG_STREAMS`] at once |
 //!
 //! Transaction submission is a separate listener, off unless the operator
 //! sets `submit` and `submit_token_file` ([`submit_router`]); every request
@@ -68,7 +71,14 @@ pub struct ApiState {
     pub health: Arc<crate::health::Health>,
     /// Present on chain-backed nodes.
     pub chain: Option<ChainView>,
+    /// Explorer streams open at once (each asks the core twice a second).
+    pub dag_streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Explorer streams served at once; more are refused with 503.
+pub const MAX_DAG_STREAMS: usize = 8;
+/// How often an explorer stream sends a slice.
+pub const DAG_STREAM_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What a chain-backed node adds to `/status`.
 #[derive(Clone)]
@@ -100,6 +110,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/evidence", get(evidence))
         .route("/leases/{request}", get(lease))
         .route("/metrics", get(metrics))
+        .route("/dag", get(dag))
+        .route("/dag/stream", get(dag_stream))
+        .merge(crate::explorer::router())
         .with_state(state)
 }
 
@@ -610,4 +623,150 @@ mod tests {
         // u32::MAX as a length over a short body is refused, not allocated.
         assert!(split_batch(&[255, 255, 255, 255, 1]).is_err());
     }
+}
+
+#[derive(Deserialize)]
+struct DagQuery {
+    after: Option<u64>,
+}
+
+/// One event of `/dag`, ids in hex, creators in base58.
+#[derive(Serialize)]
+struct DagEventView {
+    id: String,
+    creator: String,
+    seq: u64,
+    round: u64,
+    self_parent: Option<String>,
+    other_parent: Option<String>,
+    witness: bool,
+    famous: Option<bool>,
+    ordered: bool,
+    sound: bool,
+    txs: usize,
+    created_at_ns: u64,
+    received_ns: Option<u64>,
+    ordered_ns: Option<u64>,
+    position: Option<u64>,
+    consensus_time_ns: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct RosterEntry {
+    id: String,
+    stake: u64,
+}
+
+#[derive(Serialize)]
+struct DagView {
+    node: String,
+    last_decided_round: u64,
+    pruned_through: u64,
+    cursor: u64,
+    creators: Vec<RosterEntry>,
+    accused: Vec<String>,
+    events: Vec<DagEventView>,
+}
+
+fn dag_view(node: &[u8; 32], slice: crate::core::DagSlice) -> DagView {
+    use crate::identity::display_id;
+    DagView {
+        node: display_id(node),
+        last_decided_round: slice.last_decided_round,
+        pruned_through: slice.pruned_through,
+        cursor: slice.cursor,
+        creators: slice
+            .roster
+            .iter()
+            .map(|(id, stake)| RosterEntry {
+                id: display_id(id),
+                stake: *stake,
+            })
+            .collect(),
+        accused: slice.accused.iter().map(display_id).collect(),
+        events: slice
+            .events
+            .into_iter()
+            .map(|e| DagEventView {
+                id: hex(&e.id.0),
+                creator: display_id(&e.creator),
+                seq: e.seq,
+                round: e.round,
+                self_parent: e.self_parent.map(|p| hex(&p.0)),
+                other_parent: e.other_parent.map(|p| hex(&p.0)),
+                witness: e.witness,
+                famous: e.famous,
+                ordered: e.ordered,
+                sound: e.sound,
+                txs: e.txs,
+                created_at_ns: e.created_at_ns,
+                received_ns: e.moments.received_ns,
+                ordered_ns: e.moments.ordered_ns,
+                position: e.moments.position,
+                consensus_time_ns: e.moments.consensus_time_ns,
+            })
+            .collect(),
+    }
+}
+
+async fn dag(State(state): State<ApiState>, Query(query): Query<DagQuery>) -> Response {
+    let node = state.core.node_id;
+    match state
+        .core
+        .dag(query.after.unwrap_or(0), Default::default())
+        .await
+    {
+        Ok(slice) => Json(dag_view(&node, slice)).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Server-sent events: a first slice with every held event, then every
+/// [`DAG_STREAM_PERIOD`] what was inserted since and what the last slices
+/// showed unsettled (fame or order pending), so a view never misses a
+/// witness's fame or an event's ordering.
+async fn dag_stream(State(state): State<ApiState>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let Ok(permit) = state.dag_streams.clone().try_acquire_owned() else {
+        state.metrics.reject_message("dag_streams");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("at most {MAX_DAG_STREAMS} explorer streams at once"),
+        );
+    };
+    let node = state.core.node_id;
+    let start = (
+        state.core.clone(),
+        0u64,
+        std::collections::HashSet::new(),
+        true,
+    );
+    let stream = futures_util::stream::unfold(start, move |(core, after, unsettled, first)| {
+        let _held = &permit;
+        async move {
+            if !first {
+                tokio::time::sleep(DAG_STREAM_PERIOD).await;
+            }
+            // The core stopped: end the stream.
+            let slice = core.dag(after, unsettled).await.ok()?;
+            let cursor = slice.cursor;
+            let unsettled = slice
+                .events
+                .iter()
+                .filter(|e| e.unsettled())
+                .map(|e| e.id)
+                .collect();
+            let event = Event::default()
+                .event("dag")
+                .json_data(dag_view(&node, slice))
+                .ok()?;
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (core, cursor, unsettled, false),
+            ))
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

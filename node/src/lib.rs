@@ -17,6 +17,7 @@ pub mod config;
 pub mod controller;
 pub mod core;
 pub mod executor;
+pub mod explorer;
 pub mod health;
 pub mod http;
 pub mod identity;

@@ -251,4 +251,63 @@ mod tests {
         );
         assert!(table.contains("| `dagger_events_created_total` | counter |"));
     }
+
+    /// The Grafana dashboard in `docs/grafana` queries only what `/metrics`
+    /// serves (a renamed metric fails here, not on an operator's board),
+    /// and shows every metric.
+    #[test]
+    fn the_grafana_dashboard_uses_the_exposed_metrics() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/grafana/dagger-node.json"))
+                .expect("the dashboard is JSON");
+        let mut exprs = Vec::new();
+        let mut stack = vec![&dashboard];
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        match (k.as_str(), v) {
+                            ("expr", serde_json::Value::String(e)) => exprs.push(e.clone()),
+                            _ => stack.push(v),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        assert!(exprs.len() >= 10, "{exprs:?}");
+        let exposed = exposed();
+        let known = |name: &str| {
+            exposed.iter().any(|(sample, kind, _)| {
+                sample == name
+                    || (kind == "histogram"
+                        && ["_bucket", "_sum", "_count"]
+                            .iter()
+                            .any(|suffix| name == format!("{sample}{suffix}")))
+            })
+        };
+        let mut used = std::collections::BTreeSet::new();
+        for expr in &exprs {
+            let mut rest = expr.as_str();
+            while let Some(at) = rest.find("dagger_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    known(&name),
+                    "{name} (in `{expr}`) is not served by /metrics"
+                );
+                rest = &rest[at + name.len()..];
+                used.insert(name);
+            }
+        }
+        for (sample, kind, _) in &exposed {
+            let shown = used
+                .iter()
+                .any(|u| u == sample || (kind == "histogram" && u.starts_with(sample.as_str())));
+            assert!(shown, "{sample} is served but not on the dashboard");
+        }
+    }
 }

@@ -362,6 +362,7 @@ async fn assemble(
                     store: store.clone(),
                     health: health.clone(),
                     chain: None,
+                    dag_streams: Arc::new(tokio::sync::Semaphore::new(0)),
                 },
                 token,
             );
@@ -376,6 +377,7 @@ async fn assemble(
         store,
         health: health.clone(),
         chain: chain_view,
+        dag_streams: Arc::new(tokio::sync::Semaphore::new(api::MAX_DAG_STREAMS)),
     });
     let sampled = handle.clone();
     let sampler = health.clone();

@@ -1103,6 +1103,41 @@ impl Hashgraph {
         self.g.get(id).is_some() || self.buffer.contains(id) || self.parked.contains(id)
     }
 
+    /// Held events inserted at or after `after` (the third field is each
+    /// one's insertion number) and those of `also` still held, parents
+    /// first: what a live view following this instance has not seen yet,
+    /// or saw while its fame or order was still open.
+    pub fn held_since(
+        &self,
+        after: u64,
+        also: &std::collections::HashSet<EventId>,
+    ) -> Vec<(&Event, EventInfo, u64)> {
+        let mut slots: Vec<(u64, u32)> = self
+            .g
+            .live_slots()
+            .filter(|&s| {
+                let n = self.g.node(s);
+                n.insert_no >= after || also.contains(&n.event.id())
+            })
+            .map(|s| (self.g.node(s).insert_no, s))
+            .collect();
+        slots.sort_unstable();
+        slots
+            .into_iter()
+            .map(|(insert_no, s)| {
+                let n = self.g.node(s);
+                let info = EventInfo {
+                    round: n.round,
+                    witness: n.witness,
+                    famous: n.fame,
+                    ordered: n.ordered,
+                    sound: n.sound,
+                };
+                (&n.event, info, insert_no)
+            })
+            .collect()
+    }
+
     /// Every held event with whether it is ordered yet, in insertion order
     /// (parents first). A restarted node rebuilds its own bookkeeping from
     /// it: which of its transactions still wait for consensus, which held

@@ -147,7 +147,10 @@ async fn up(args: UpArgs) -> Result<()> {
     }
     for (i, config) in devnet.configs.iter().enumerate() {
         let api = devnet.api(i).map(|a| a.to_string()).unwrap_or_default();
-        say!("node {i}:  gossip {}  api http://{api}", config.listen);
+        say!(
+            "node {i}:  gossip {}  api http://{api}  explorer http://{api}/explorer",
+            config.listen
+        );
     }
     let mut failure = None;
     if args.demo {

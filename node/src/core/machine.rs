@@ -134,6 +134,8 @@ pub struct Machine {
     pub(super) own_seq: Option<u64>,
     pub(super) equivocations: u64,
     pub(super) evidence: VecDeque<Equivocation>,
+    /// When held events arrived and were ordered here (the explorer).
+    pub(super) timeline: super::timeline::Timeline,
     pub(super) ordered_window: VecDeque<(Instant, u64)>,
     /// Restarted with a history and still catching up (see `may_create`).
     pub(super) resuming: bool,
@@ -240,6 +242,7 @@ impl Machine {
                     for (dropped, reject) in inserted.dropped {
                         self.metrics.reject_event(reject_label(&reject));
                         self.records.forget(dropped);
+                        self.timeline.forget(&[dropped]);
                         summary.dropped.push((dropped, reject));
                     }
                 }
@@ -249,6 +252,7 @@ impl Machine {
                     let kept = !evicted.contains(&id);
                     for gone in evicted {
                         self.records.forget(gone);
+                        self.timeline.forget(&[gone]);
                     }
                     if kept {
                         summary.waiting += 1;
@@ -268,6 +272,9 @@ impl Machine {
             }
         }
         if !accepted.is_empty() {
+            for event in &accepted {
+                self.timeline.received(event.id(), now.unix_ns);
+            }
             self.metrics.events_received.inc_by(accepted.len() as u64);
             let events = accepted.iter().map(|e| (e.id().0, e.encode())).collect();
             self.persist(
@@ -759,6 +766,7 @@ impl Machine {
         let id = event.id();
         self.own_seq = Some(event.seq());
         self.last_own_event = now.instant;
+        self.timeline.received(id, now.unix_ns);
         self.track(&event);
         self.metrics.events_created.inc();
         tracing::trace!(

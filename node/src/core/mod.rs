@@ -24,7 +24,11 @@ use crate::{
 };
 
 mod catch_up;
+mod dag_view;
+mod timeline;
 pub use catch_up::{complete as complete_sync_answer, stored_event, CatchUpPlan, LedgerReads};
+pub use dag_view::{DagEvent, DagSlice, MAX_DAG_EVENTS};
+pub use timeline::Moments;
 pub mod checkpoint;
 pub mod machine;
 pub mod mempool;
@@ -265,6 +269,11 @@ enum Command {
     Evidence {
         reply: oneshot::Sender<Vec<Equivocation>>,
     },
+    Dag {
+        after: u64,
+        also: std::collections::HashSet<EventId>,
+        reply: oneshot::Sender<DagSlice>,
+    },
     /// Stop even though other handles are still alive (the API, a test).
     Shutdown,
 }
@@ -290,6 +299,7 @@ impl Command {
             Command::Event { .. } => "event",
             Command::HasWork { .. } => "has_work",
             Command::Evidence { .. } => "evidence",
+            Command::Dag { .. } => "dag",
             Command::Shutdown => "shutdown",
         }
     }
@@ -523,6 +533,16 @@ impl CoreHandle {
 
     pub async fn evidence(&self) -> Result<Vec<Equivocation>, CoreError> {
         ask!(self, Evidence {})
+    }
+
+    /// The held DAG for the explorer: events inserted from cursor `after`
+    /// on, and those of `also` still held (see [`Machine::dag`]).
+    pub async fn dag(
+        &self,
+        after: u64,
+        also: std::collections::HashSet<EventId>,
+    ) -> Result<DagSlice, CoreError> {
+        ask!(self, Dag { after, also })
     }
 
     /// Asks the core to stop after the commands queued before this one; the
@@ -915,6 +935,9 @@ impl Core {
             }
             Command::Evidence { reply } => {
                 let _ = reply.send(self.machine.evidence());
+            }
+            Command::Dag { after, also, reply } => {
+                let _ = reply.send(self.machine.dag(after, &also));
             }
             // Handled by `run`, which stops the loop.
             Command::Shutdown => {}

@@ -94,6 +94,8 @@ impl Records {
 
 impl Machine {
     pub(super) fn record(&mut self, decided: &Decided, now: Now, live: bool) {
+        self.timeline.forget(&decided.pruned);
+        self.timeline.forget(&decided.discarded);
         let mut order = Vec::with_capacity(decided.events.len());
         let mut txs = Vec::new();
         for ordered in &decided.events {
@@ -120,6 +122,12 @@ impl Machine {
             });
             self.unordered_with_txs.remove(&event.id());
             self.records.ordered_held.insert(event.id());
+            self.timeline.ordered(
+                event.id(),
+                now.unix_ns,
+                ordered.order_index,
+                ordered.consensus_time_ns,
+            );
             if let Some(submitted) = self.mempool.ordered(&event.id()) {
                 if live {
                     for t in submitted {

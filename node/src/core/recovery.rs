@@ -69,6 +69,7 @@ impl Machine {
             own_seq: recovered.own_seq,
             equivocations: 0,
             evidence: VecDeque::new(),
+            timeline: Default::default(),
             ordered_window: VecDeque::new(),
             // Until its first quiet pull, even a node with an empty ledger:
             // its ledger may have been lost while peers hold its chain.

@@ -163,3 +163,73 @@ async fn a_fork_waiting_for_a_parent_is_evidence_once() {
     let evidence = handle.evidence().await.expect("evidence");
     assert_eq!(evidence.len(), super::machine::MAX_EVIDENCE_PER_CREATOR);
 }
+
+/// The explorer's view: every held event once, then only news and what it
+/// was shown unsettled; a fork's two events and its creator accused.
+#[tokio::test]
+async fn the_explorer_follows_the_dag_and_sees_a_fork() {
+    use dagger_consensus::{Config, Hashgraph};
+    let (forker, other) = (Identity::generate(), Identity::generate());
+    let genesis =
+        Roster::new([(CreatorId(forker.id()), 1), (CreatorId(other.id()), 1)]).expect("roster");
+    let (handle, _dir) = open_observer(genesis.clone(), 16, 1 << 16);
+    let mut scratch = Hashgraph::new(Config::default(), genesis);
+    let (fk, ok) = (forker.signing_key(), other.signing_key());
+    let a0 = scratch.create_event(fk, vec![], 1, None).expect("a0");
+    let b0 = scratch.create_event(ok, vec![], 2, None).expect("b0");
+    let a1 = scratch
+        .create_event(fk, vec![b"tx".to_vec()], 3, Some(b0.id()))
+        .expect("a1");
+    handle
+        .receive(vec![a0.clone(), b0.clone(), a1.clone()])
+        .await
+        .expect("receive");
+
+    let first = handle.dag(0, Default::default()).await.expect("dag");
+    let ids: Vec<_> = first.events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![a0.id(), b0.id(), a1.id()], "parents first");
+    assert!(first.accused.is_empty());
+    assert_eq!(first.roster.len(), 2);
+    let a1_view = &first.events[2];
+    assert_eq!(a1_view.creator, forker.id());
+    assert_eq!(a1_view.self_parent, Some(a0.id()));
+    assert_eq!(a1_view.other_parent, Some(b0.id()));
+    assert_eq!(a1_view.txs, 1);
+    assert!(a1_view.moments.received_ns.is_some(), "arrival recorded");
+    assert!(
+        a1_view.unsettled(),
+        "nothing is ordered with two events a creator"
+    );
+
+    // Nothing new: an empty slice, unless unsettled events are named.
+    let again = handle
+        .dag(first.cursor, Default::default())
+        .await
+        .expect("dag");
+    assert!(again.events.is_empty());
+    assert_eq!(again.cursor, first.cursor);
+    let named = handle
+        .dag(first.cursor, [a1.id()].into_iter().collect())
+        .await
+        .expect("dag");
+    assert_eq!(named.events.len(), 1);
+    assert_eq!(named.events[0].id, a1.id());
+
+    // A fork: the second event at a1's sequence number is news, and its
+    // creator is accused.
+    let fork = scratch
+        .build_event(fk, Some(a0.id()), Some(b0.id()), 5, vec![b"fork".to_vec()])
+        .expect("fork");
+    assert_eq!(fork.seq(), a1.seq());
+    handle.receive(vec![fork.clone()]).await.expect("receive");
+    let news = handle
+        .dag(first.cursor, Default::default())
+        .await
+        .expect("dag");
+    assert_eq!(
+        news.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![fork.id()]
+    );
+    assert_eq!(news.accused, vec![forker.id()]);
+    assert!(news.cursor > first.cursor);
+}

@@ -1,0 +1,324 @@
+//! The DAG explorer in a real browser: Debian's headless chromium, driven
+//! over WebDriver (chromedriver), against a running devnet. The page loads
+//! without an error, draws events of every creator, a click on an event
+//! opens details that match `/events/{id}`, and a fork handed to a node
+//! shows up marked. A screenshot is saved (`DAGGER_EXPLORER_SCREENSHOT`,
+//! default `explorer.png` in the test's temporary directory).
+//!
+//! Without chromedriver the test skips, unless `CI` is set: then it fails
+//! (`.ci/run` and `scripts/setup-vm-host.sh` install chromium).
+
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use dagger_devnet::devnet::{Devnet, DevnetOptions};
+use fantoccini::{
+    actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT},
+    Client, ClientBuilder, Locator,
+};
+use serde_json::{json, Value};
+use solana_sdk::signer::Signer;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+struct Driver(Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_chromedriver() -> Option<Driver> {
+    if !std::path::Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but {CHROMEDRIVER} is missing: run scripts/setup-vm-host.sh"
+        );
+        eprintln!("skipped: {CHROMEDRIVER} is not installed (apt-get install chromium-driver)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Some(Driver(child, port))
+}
+
+async fn script(client: &Client, js: &str) -> Value {
+    client.execute(js, vec![]).await.unwrap()
+}
+
+/// Polls `js` in the page until it returns true.
+async fn until(client: &Client, what: &str, js: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if script(client, js).await == Value::Bool(true) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let errors = script(
+                client,
+                "return window.explorer ? window.explorer.errors : 'no explorer'",
+            )
+            .await;
+            panic!("{what}: not within {within:?}; page errors: {errors}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
+    let Some(driver) = start_chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = Devnet::start_chain(DevnetOptions {
+        data_dir: dir.path().to_path_buf(),
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..4 {
+        devnet.start_node(i).await.unwrap();
+    }
+    let api: SocketAddr = devnet.api(0).unwrap();
+    let creators: Vec<String> = (0..4)
+        .map(|i| devnet.keys.operators[i].node.pubkey().to_string())
+        .collect();
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu",
+                     "--disable-background-networking", "--window-size=1500,950"],
+        }),
+    );
+    let connect_deadline = Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .await
+        {
+            Ok(client) => break client,
+            Err(e) if Instant::now() < connect_deadline => {
+                eprintln!("chromedriver not ready: {e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("cannot start a browser session: {e}"),
+        }
+    };
+
+    client
+        .goto(&format!("http://{api}/explorer"))
+        .await
+        .unwrap();
+    // Live: events of every creator arrive over the stream.
+    let every_creator = format!(
+        "const seen = new Set([...window.explorer.state.events.values()].map(e => e.creator));
+         return {} .every(c => seen.has(c)) && window.explorer.state.decided > 2;",
+        serde_json::to_string(&creators).unwrap()
+    );
+    until(
+        &client,
+        "events of every creator",
+        &every_creator,
+        Duration::from_secs(60),
+    )
+    .await;
+    let lanes = script(
+        &client,
+        "return [...document.querySelectorAll('#lanes div')].map(d => d.dataset.creator)",
+    )
+    .await;
+    for c in &creators {
+        assert!(
+            lanes.as_array().unwrap().contains(&json!(c)),
+            "no lane for {c}: {lanes}"
+        );
+    }
+
+    // Stop following, pick a drawn event of a decided round and click it
+    // where it is drawn, as a person would.
+    client
+        .find(Locator::Id("follow"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let target = script(
+        &client,
+        "window.explorer.render();
+         const s = window.explorer.state;
+         const rect = document.getElementById('dag').getBoundingClientRect();
+         const p = s.positions.find(([x, y, id]) => s.events.get(id).round < s.decided - 1
+                                     && y > 20 && y < rect.height - 20);
+         return p ? [Math.round(rect.left + p[0]), Math.round(rect.top + p[1]), p[2]] : null;",
+    )
+    .await;
+    let target = target
+        .as_array()
+        .expect("an event of a decided round is drawn");
+    let (x, y, id) = (
+        target[0].as_f64().unwrap(),
+        target[1].as_f64().unwrap(),
+        target[2].as_str().unwrap().to_string(),
+    );
+    let click = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x,
+            y,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    client.perform_actions(click).await.unwrap();
+    until(
+        &client,
+        "the clicked event's details",
+        &format!("const d = document.getElementById('detail-id'); return !!d && d.textContent === '{id}';"),
+        Duration::from_secs(10),
+    )
+    .await;
+    let served: Value = reqwest::get(format!("http://{api}/events/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shown = script(
+        &client,
+        "return Object.fromEntries([...document.querySelectorAll('#details tr')]
+                 .map(r => [r.cells[0].textContent, r.cells[1].textContent]));",
+    )
+    .await;
+    assert_eq!(
+        shown["creator"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap(),
+        served["creator"]
+    );
+    assert_eq!(shown["sequence"], served["seq"].to_string());
+    assert_eq!(shown["round"], served["round"].to_string());
+    assert_eq!(
+        shown["witness"],
+        if served["witness"] == true {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    assert_eq!(
+        shown["ordered"],
+        if served["ordered"] == true {
+            "yes"
+        } else {
+            "not yet"
+        }
+    );
+    assert_eq!(shown["transactions root"], served["txs_root"]);
+
+    // A fork: node 3's newest event on node 0, re-signed with another
+    // timestamp (the same sequence number), handed to node 0.
+    let dag: Value = reqwest::get(format!("http://{api}/dag"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let newest = dag["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["creator"] == creators[3].as_str())
+        .max_by_key(|e| e["seq"].as_u64().unwrap())
+        .expect("node 3 has events on node 0")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let core = devnet.nodes[0].as_ref().unwrap().core.clone();
+    let mut raw = [0u8; 32];
+    hex_decode(&newest, &mut raw);
+    let dagger_node::core::EventLookup::Held(original, _) =
+        core.event(dagger_consensus::EventId(raw)).await.unwrap()
+    else {
+        panic!("node 0 holds node 3's newest event");
+    };
+    let mut edited = dagger_consensus::UnsignedEvent::from(original.header().clone());
+    edited.created_at_ns += 1;
+    let secret: [u8; 32] = devnet.keys.operators[3].node.to_bytes()[..32]
+        .try_into()
+        .unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&secret);
+    let fork = edited.sign(&key, &core.network_id);
+    assert_eq!(fork.seq(), original.seq());
+    let fork_id = hex(&fork.id().0);
+    core.receive(vec![fork]).await.unwrap();
+    until(
+        &client,
+        "the fork marked",
+        &format!(
+            "const s = window.explorer.state;
+             const lane = document.querySelector('#lanes div[data-creator=\"{}\"]');
+             return s.accused.has('{}') && s.events.has('{fork_id}') && !!lane
+                    && lane.className === 'accused';",
+            creators[3], creators[3]
+        ),
+        Duration::from_secs(15),
+    )
+    .await;
+    // Back to the newest rounds for the picture, with the fork in view.
+    client
+        .find(Locator::Id("follow"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let errors = script(&client, "return window.explorer.errors").await;
+    assert_eq!(errors, json!([]), "the page logged errors");
+    let png = client.screenshot().await.unwrap();
+    let path = std::env::var_os("DAGGER_EXPLORER_SCREENSHOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("explorer.png"));
+    std::fs::write(&path, &png).unwrap();
+    eprintln!("screenshot: {} ({} bytes)", path.display(), png.len());
+    client.close().await.unwrap();
+    devnet.stop().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str, out: &mut [u8; 32]) {
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
+    }
+}
