@@ -322,3 +322,89 @@ fn hex_decode(text: &str, out: &mut [u8; 32]) {
         *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
     }
 }
+
+/// The stream without a browser: slices arrive as `event: dag`, the first
+/// with every held event; a node serves at most `MAX_DAG_STREAMS` at once
+/// (each asks its core twice a second), more get 503 until one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dag_stream_sends_slices_and_is_bounded() {
+    use dagger_node::api::MAX_DAG_STREAMS;
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = Devnet::start_chain(DevnetOptions {
+        data_dir: dir.path().to_path_buf(),
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..4 {
+        devnet.start_node(i).await.unwrap();
+    }
+    let api = devnet.api(1).unwrap();
+    let url = format!("http://{api}/dag/stream");
+    let http = reqwest::Client::new();
+    let mut open = Vec::new();
+    for _ in 0..MAX_DAG_STREAMS {
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        open.push(response);
+    }
+    let refused = http.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("explorer streams"),
+        "{body}"
+    );
+
+    // A slice: `event: dag` and a JSON view of the held DAG.
+    let mut first = open.pop().unwrap();
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), first.chunk())
+            .await
+            .expect("a slice within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("event: dag"));
+    let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
+    let slice: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(slice["creators"].as_array().unwrap().len(), 4);
+    assert!(!slice["events"].as_array().unwrap().is_empty());
+    assert!(slice["cursor"].as_u64().unwrap() > 0);
+
+    // Closing one frees its place.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let again = http.get(&url).send().await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream's place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A cursor past everything: an empty slice, not an error.
+    let later: Value = reqwest::get(format!("http://{api}/dag?after=18446744073709551615"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later["events"], json!([]));
+    let bad = reqwest::get(format!("http://{api}/dag?after=-1"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    drop(open);
+    devnet.stop().await;
+}
