@@ -273,6 +273,9 @@ struct EventView {
     created_at_ns: u64,
     txs_root: String,
     transactions: Vec<String>,
+    /// Per transaction: the node report it is, decoded (`kind` and fields),
+    /// or null for a client's opaque transaction.
+    reports: Vec<Option<serde_json::Value>>,
     round: Option<u64>,
     witness: Option<bool>,
     famous: Option<bool>,
@@ -320,6 +323,11 @@ async fn event(State(state): State<ApiState>, Path(id): Path<String>) -> Respons
             created_at_ns: event.created_at_ns(),
             txs_root: hex(&event.txs_root()),
             transactions: event.transactions().iter().map(|t| hex(t)).collect(),
+            reports: event
+                .transactions()
+                .iter()
+                .map(|t| crate::controller::NodeTx::decode(t).map(|r| r.describe()))
+                .collect(),
             round: info.map(|i| i.round),
             witness: info.map(|i| i.witness),
             famous: info.and_then(|i| i.famous),

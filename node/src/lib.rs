@@ -28,3 +28,4 @@ pub mod node;
 pub mod provisioner;
 pub mod signing_record;
 pub mod store;
+pub mod task;

@@ -193,7 +193,7 @@ pub async fn start_chain(
         gossip_config,
         move |ctx: &Context| {
             vec![
-                tokio::spawn(
+                crate::task::spawn(
                     Watcher {
                         readers: watch_readers.clone(),
                         agree,
@@ -206,7 +206,7 @@ pub async fn start_chain(
                     }
                     .run(),
                 ),
-                tokio::spawn(
+                crate::task::spawn(
                     Attester {
                         reader: reader.clone(),
                         node: node_keypair,
@@ -219,7 +219,7 @@ pub async fn start_chain(
                     }
                     .run(),
                 ),
-                tokio::spawn(
+                crate::task::spawn(
                     Slasher {
                         reader: reader.clone(),
                         node: slasher_keypair,
@@ -231,7 +231,7 @@ pub async fn start_chain(
                     }
                     .run(),
                 ),
-                tokio::spawn(
+                crate::task::spawn(
                     Executor {
                         core: ctx.core.clone(),
                         provisioner,
@@ -307,7 +307,7 @@ async fn assemble(
         metrics.clone(),
         observer,
     )?;
-    let core_task = tokio::spawn(core.run());
+    let core_task = crate::task::spawn(core.run());
 
     let limits = PeerLimits {
         congestion: config.congestion_control,
@@ -383,7 +383,7 @@ async fn assemble(
     let sampler = health.clone();
     let (http_shutdown, http_stop) = tokio::sync::oneshot::channel::<()>();
     let http_metrics = metrics.clone();
-    let http_task = tokio::spawn(async move {
+    let http_task = crate::task::spawn(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.changed().await;
@@ -416,7 +416,7 @@ async fn assemble(
     let mut tasks = vec![
         // Readiness needs to know when the decided round last moved, even
         // when nobody asks `/ready` for a while.
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;

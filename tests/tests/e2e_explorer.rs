@@ -169,8 +169,11 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
         "window.explorer.render();
          const s = window.explorer.state;
          const rect = document.getElementById('dag').getBoundingClientRect();
-         const p = s.positions.find(([x, y, id]) => s.events.get(id).round < s.decided - 1
-                                     && y > 20 && y < rect.height - 20);
+         const fits = ([x, y, id]) => s.events.get(id).round < s.decided - 1
+                                     && y > 20 && y < rect.height - 20;
+         // One carrying a node report if there is one (decoded in details).
+         const p = s.positions.find((p) => fits(p) && s.events.get(p[2]).txs > 0)
+                   || s.positions.find(fits);
          return p ? [Math.round(rect.left + p[0]), Math.round(rect.top + p[1]), p[2]] : null;",
     )
     .await;
@@ -242,6 +245,23 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
         }
     );
     assert_eq!(shown["transactions root"], served["txs_root"]);
+    // Node reports are shown decoded, one block per transaction.
+    let decoded = served["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r.is_null())
+        .count();
+    let blocks = script(
+        &client,
+        "return [document.querySelectorAll('#details pre.report').length,
+                 document.querySelectorAll('#details pre.tx').length]",
+    )
+    .await;
+    assert_eq!(
+        blocks,
+        json!([decoded, served["transactions"].as_array().unwrap().len()])
+    );
 
     // A fork: node 3's newest event on node 0, re-signed with another
     // timestamp (the same sequence number), handed to node 0.
@@ -304,6 +324,33 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
     let errors = script(&client, "return window.explorer.errors").await;
     assert_eq!(errors, json!([]), "the page logged errors");
     let png = client.screenshot().await.unwrap();
+    // What 10 000 events in view cost the page (printed, not asserted: a
+    // figure for the README, measured on whatever machine runs this).
+    let cost = script(
+        &client,
+        "const s = window.explorer.state;
+         const creators = s.creators.map((c) => c.id);
+         const base = s.maxRound + 1, events = [];
+         for (let i = 0; i < 10000; i++) {
+           events.push({ id: 'synthetic' + i, creator: creators[i % creators.length],
+             seq: 1e6 + i, round: base + Math.floor(i / 40),
+             self_parent: i >= creators.length ? 'synthetic' + (i - creators.length) : null,
+             other_parent: i > 0 ? 'synthetic' + (i - 1) : null,
+             witness: i % 10 === 0, famous: null, ordered: false, sound: true, txs: 0 });
+         }
+         const t0 = performance.now();
+         window.explorer.merge({ node: s.node, last_decided_round: s.decided,
+           pruned_through: s.pruned, creators: [], accused: [...s.accused], events });
+         const t1 = performance.now();
+         const frames = [];
+         for (let k = 0; k < 20; k++) { window.explorer.render(); frames.push(s.lastRenderMs); }
+         frames.sort((a, b) => a - b);
+         return { merge_ms: t1 - t0, frame_ms_median: frames[10], frame_ms_max: frames[19],
+                  events: s.events.size };",
+    )
+    .await;
+    eprintln!("explorer with 10 000 events: {cost}");
+    assert_eq!(cost["events"], 10_000, "the page keeps 10 000 events");
     let path = std::env::var_os("DAGGER_EXPLORER_SCREENSHOT")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.path().join("explorer.png"));

@@ -11,6 +11,7 @@ use std::{
     sync::Arc,
     time::Duration,
 };
+use tracing::Instrument;
 
 use anchor_lang::prelude::Pubkey;
 use dagger_client::{
@@ -403,10 +404,15 @@ impl Devnet {
             config.data_dir.clone(),
             dagger_node::identity::display_id(&identity.id()),
         );
-        let provisioner = tokio::task::spawn_blocking(move || provisioner::open(&vm, &dir, &name))
-            .await
-            .map_err(|e| DevnetError::Setup(e.to_string()))?
-            .map_err(|e| DevnetError::Setup(e.to_string()))?;
+        // Everything the node does logs in its span (see `crate::logs`).
+        let span = crate::logs::node_span(i);
+        let in_span = span.clone();
+        let provisioner = tokio::task::spawn_blocking(move || {
+            in_span.in_scope(|| provisioner::open(&vm, &dir, &name))
+        })
+        .await
+        .map_err(|e| DevnetError::Setup(e.to_string()))?
+        .map_err(|e| DevnetError::Setup(e.to_string()))?;
         self.provisioners[i] = Some(provisioner.clone());
         let node = start_chain(
             config,
@@ -419,6 +425,7 @@ impl Devnet {
             },
             Default::default(),
         )
+        .instrument(span)
         .await
         .map_err(|source| DevnetError::Node { index: i, source })?;
         self.nodes[i] = Some(node);

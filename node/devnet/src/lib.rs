@@ -12,4 +12,5 @@ pub mod abuse;
 pub mod bench;
 pub mod devnet;
 pub mod lease_bench;
+pub mod logs;
 pub mod wan;

@@ -168,15 +168,35 @@ async fn up(args: UpArgs) -> Result<()> {
         }
     }
     if !args.exit {
-        say!("running; Ctrl-C to stop");
+        say!(
+            "running; Ctrl-C to stop (node logs: {}/node<i>/node.log)",
+            args.data_dir.display()
+        );
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         let shutdown = dagger_node::node::shutdown_signal();
         tokio::pin!(shutdown);
+        // One status line: redrawn in place on a terminal, else a line
+        // every 10 s (node logs are in <data dir>/node<i>/node.log).
+        use std::io::IsTerminal;
+        let in_place = out.is_terminal();
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tick.tick() => say!("{}", status_line(&devnet).await),
+                _ = tick.tick() => {
+                    let line = status_line(&devnet).await;
+                    if in_place {
+                        let _ = write!(out, "\r\x1b[2K{line}");
+                        let _ = out.flush();
+                    } else if ticks.is_multiple_of(5) {
+                        say!("{line}");
+                    }
+                    ticks += 1;
+                }
             }
+        }
+        if in_place {
+            say!("");
         }
     }
     say!("stopping ...");
@@ -202,16 +222,17 @@ fn init_logging(default: &str) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging(match cli.command {
-        // The embedded chain logs every refused simulation as an error;
-        // attestation races produce some by design.
-        Some(Command::Bench(_) | Command::BenchLease(_)) => "warn,surfpool=off",
-        Some(Command::Run { .. }) => "info",
-        // The network itself: DAGGER's own lines only. The embedded chain
-        // logs every refused simulation as an error, and attestation races
-        // refuse some by design; RUST_LOG=surfpool=info shows its lines.
-        None => "off,dagger_node=info,dagger_devnet=info,dagger_client=warn",
-    });
+    if cli.command.is_none() {
+        dagger_devnet::logs::init_devnet(&cli.up.data_dir, cli.up.nodes)?;
+    } else {
+        // The network itself logs through `logs::init_devnet` (a file per
+        // node); the embedded chain logs every refused simulation as an
+        // error and attestation races produce some by design.
+        init_logging(match cli.command {
+            Some(Command::Run { .. }) => "info",
+            _ => "warn,surfpool=off",
+        });
+    }
     match cli.command {
         None => up(cli.up).await?,
         Some(Command::Bench(args)) if !args.sweep.is_empty() || !args.rtt_sweep.is_empty() => {

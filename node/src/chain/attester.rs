@@ -30,6 +30,47 @@ pub struct OutboxEntry {
     pub voted_in_epoch: Option<u64>,
 }
 
+/// A vote for a log line: keys in base58, hashes in hex (never as lists
+/// of numbers).
+pub fn describe(vote: &Vote) -> String {
+    let hex = |h: &[u8; 32]| crate::core::hex(h);
+    match vote {
+        Vote::Provision {
+            request,
+            nonce,
+            operator,
+            endpoint_hash,
+        } => format!(
+            "provision request {request} (#{nonce}) by operator {operator}, endpoint hash {}",
+            hex(endpoint_hash)
+        ),
+        Vote::Admit {
+            operator,
+            nonce,
+            decision,
+        } => format!(
+            "admit operator {operator} (#{nonce}), decision {}",
+            hex(decision)
+        ),
+        Vote::Remove {
+            operator,
+            nonce,
+            decision,
+        } => format!(
+            "remove operator {operator} (#{nonce}), decision {}",
+            hex(decision)
+        ),
+        Vote::Terminate {
+            request,
+            nonce,
+            decision,
+        } => format!(
+            "terminate request {request} (#{nonce}), decision {}",
+            hex(decision)
+        ),
+    }
+}
+
 fn key(vote: &Vote) -> Vec<u8> {
     let subject = vote.subject();
     let mut key = subject.kind_seed().to_vec();
@@ -170,7 +211,7 @@ impl Attester {
                 .await
             {
                 Ok(()) => {
-                    tracing::info!(vote = ?entry.vote, epoch = config.roster_epoch, "attestation posted");
+                    tracing::info!(vote = %describe(&entry.vote), epoch = config.roster_epoch, "attestation posted");
                     entry.voted_in_epoch = Some(config.roster_epoch);
                     self.put(&entry)?;
                 }
@@ -189,7 +230,7 @@ impl Attester {
                     .into_iter()
                     .any(|e| failure.is(e)) =>
                 {
-                    tracing::info!(vote = ?entry.vote, %failure, "attestation no longer applies");
+                    tracing::info!(vote = %describe(&entry.vote), %failure, "attestation no longer applies");
                     self.store.outbox_remove(&k).map_err(|e| e.to_string())?;
                 }
                 Err(ChainError::Program(failure))
@@ -199,11 +240,11 @@ impl Attester {
                     // Races with other voters, settled by reading again: the
                     // tally was opened (by another rent payer) or the roster
                     // epoch moved between our read and our vote.
-                    tracing::debug!(vote = ?entry.vote, %failure, "raced another vote; will retry");
+                    tracing::debug!(vote = %describe(&entry.vote), %failure, "raced another vote; will retry");
                 }
                 Err(err) => {
                     self.metrics.reject_message("attestation_failed");
-                    tracing::warn!(vote = ?entry.vote, error = %err, "attestation failed; will retry");
+                    tracing::warn!(vote = %describe(&entry.vote), error = %err, "attestation failed; will retry");
                 }
             }
         }
@@ -239,5 +280,32 @@ impl Attester {
         } else {
             Subject::Pending
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anchor_lang::prelude::Pubkey;
+
+    #[test]
+    fn votes_read_as_base58_and_hex() {
+        let (request, operator) = (Pubkey::new_unique(), Pubkey::new_unique());
+        let text = describe(&Vote::Provision {
+            request,
+            nonce: 4,
+            operator,
+            endpoint_hash: [0xab; 32],
+        });
+        assert!(text.contains(&request.to_string()), "{text}");
+        assert!(text.contains(&operator.to_string()), "{text}");
+        assert!(text.contains(&"ab".repeat(32)), "{text}");
+        assert!(!text.contains("171,"), "no number lists: {text}");
+        let text = describe(&Vote::Terminate {
+            request,
+            nonce: 1,
+            decision: [1; 32],
+        });
+        assert!(text.contains(&"01".repeat(32)), "{text}");
     }
 }

@@ -156,7 +156,7 @@ impl Watcher {
     pub async fn run(self) {
         let wake = Arc::new(Notify::new());
         if let Some(ws) = self.ws_url.clone() {
-            tokio::spawn(subscribe(ws, wake.clone()));
+            crate::task::spawn(subscribe(ws, wake.clone()));
         }
         let mut cursor: BTreeMap<Pubkey, [u8; 32]> = match self.store.cursor() {
             Ok(entries) => entries

@@ -63,6 +63,77 @@ impl NodeTx {
         out
     }
 
+    /// For people (the explorer, `/events/{id}`): the kind and fields, keys
+    /// in base58 and hashes in hex.
+    pub fn describe(&self) -> serde_json::Value {
+        use serde_json::json;
+        let hex = |h: &[u8; 32]| crate::core::hex(h);
+        let spec = |s: &VmSpec| {
+            json!({
+                "vcpus": s.vcpus, "memory_mib": s.memory_mib, "disk_gib": s.disk_gib,
+                "region": s.region, "image_id": hex(&s.image_id), "ssh_key": hex(&s.ssh_key),
+            })
+        };
+        match self {
+            NodeTx::RequestSeen {
+                request,
+                nonce,
+                spec: s,
+                price_per_second,
+                duration,
+                deadline,
+            } => json!({
+                "kind": "RequestSeen", "request": request.to_string(), "nonce": nonce,
+                "spec": spec(s), "price_per_second": price_per_second,
+                "duration": duration, "deadline": deadline,
+            }),
+            NodeTx::LeaseActive { request, operator } => json!({
+                "kind": "LeaseActive", "request": request.to_string(),
+                "operator": operator.to_string(),
+            }),
+            NodeTx::RequestGone { request } => {
+                json!({ "kind": "RequestGone", "request": request.to_string() })
+            }
+            NodeTx::OperatorSeen {
+                operator,
+                nonce,
+                node_key,
+                stake,
+                status,
+                capacity,
+                address,
+                price_floor,
+            } => json!({
+                "kind": "OperatorSeen", "operator": operator.to_string(), "nonce": nonce,
+                "node_key": node_key.to_string(), "stake": stake,
+                "status": format!("{status:?}"),
+                "capacity": {
+                    "vcpus": capacity.vcpus, "memory_mib": capacity.memory_mib,
+                    "disk_gib": capacity.disk_gib, "region": capacity.region,
+                },
+                "address": address,
+                "price_floor": {
+                    "per_vcpu": price_floor.per_vcpu,
+                    "per_memory_gib": price_floor.per_memory_gib,
+                    "per_disk_gib": price_floor.per_disk_gib,
+                },
+            }),
+            NodeTx::ProvisionReport { request, endpoint } => json!({
+                "kind": "ProvisionReport", "request": request.to_string(), "endpoint": endpoint,
+            }),
+            NodeTx::ProvisionFailed { request } => {
+                json!({ "kind": "ProvisionFailed", "request": request.to_string() })
+            }
+            NodeTx::VmFailed { request } => {
+                json!({ "kind": "VmFailed", "request": request.to_string() })
+            }
+            NodeTx::ImagesServed { any, images } => json!({
+                "kind": "ImagesServed", "any": any,
+                "images": images.iter().map(hex).collect::<Vec<_>>(),
+            }),
+        }
+    }
+
     /// `None` for anything that is not a well-formed node transaction.
     pub fn decode(bytes: &[u8]) -> Option<NodeTx> {
         let mut body = bytes.strip_prefix(&MAGIC[..])?;
@@ -87,5 +158,36 @@ mod tests {
         trailing.push(0);
         assert_eq!(NodeTx::decode(&trailing), None);
         assert_eq!(NodeTx::decode(&tx.encode()[..10]), None);
+    }
+
+    #[test]
+    fn descriptions_name_the_kind_and_print_hashes_in_hex() {
+        let request = Pubkey::new_unique();
+        let seen = NodeTx::RequestSeen {
+            request,
+            nonce: 3,
+            spec: VmSpec {
+                vcpus: 1,
+                memory_mib: 256,
+                disk_gib: 1,
+                region: 0,
+                image_id: [0xcd; 32],
+                ssh_key: [7; 32],
+            },
+            price_per_second: 1_000,
+            duration: 600,
+            deadline: 99,
+        }
+        .describe();
+        assert_eq!(seen["kind"], "RequestSeen");
+        assert_eq!(seen["request"], request.to_string());
+        assert_eq!(seen["spec"]["image_id"], "cd".repeat(32));
+        let images = NodeTx::ImagesServed {
+            any: false,
+            images: vec![[1; 32]],
+        }
+        .describe();
+        assert_eq!(images["images"][0], "01".repeat(32));
+        assert!(!images.to_string().contains("[1,1"));
     }
 }

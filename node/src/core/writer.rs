@@ -63,15 +63,13 @@ pub(crate) fn spawn(
     reports: Reports,
 ) -> (mpsc::Sender<LedgerOp>, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<LedgerOp>();
-    let handle = std::thread::Builder::new()
-        .name("ledger-writer".into())
-        .spawn(move || {
-            if let Err(err) = run(&store, &rx, &reports) {
-                tracing::error!(error = %err, "ledger write failed; stopping");
-                let _ = reports.fatal.send(Some(err.to_string()));
-            }
-        })
-        .expect("spawning the ledger writer thread");
+    let handle = crate::task::thread("ledger-writer".into(), move || {
+        if let Err(err) = run(&store, &rx, &reports) {
+            tracing::error!(error = %err, "ledger write failed; stopping");
+            let _ = reports.fatal.send(Some(err.to_string()));
+        }
+    })
+    .expect("spawning the ledger writer thread");
     (tx, handle)
 }
 

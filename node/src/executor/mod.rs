@@ -70,9 +70,9 @@ impl Executor {
                 attempted.insert(*request, Instant::now());
                 let (provisioner, core) = (self.provisioner.clone(), self.core.clone());
                 let (request, spec) = (*request, *spec);
-                tokio::spawn(async move {
+                crate::task::spawn(async move {
                     let result =
-                        tokio::task::spawn_blocking(move || provisioner.provision(&request, &spec))
+                        crate::task::spawn_blocking(move || provisioner.provision(&request, &spec))
                             .await;
                     let tx = match result {
                         Ok(Ok(endpoint)) => {
@@ -116,7 +116,7 @@ impl Executor {
         };
         let fresh = Reconciler::is_fresh(duties.as_of_s, wall_clock_s(), unverified);
         let provisioner = self.provisioner.clone();
-        let Ok(vms) = tokio::task::spawn_blocking(move || {
+        let Ok(vms) = crate::task::spawn_blocking(move || {
             provisioner
                 .vms()
                 .into_iter()
@@ -155,7 +155,7 @@ impl Executor {
         for vm in actions.terminate {
             tracing::info!(%vm, "destroying a VM its request no longer needs");
             let provisioner = self.provisioner.clone();
-            let _ = tokio::task::spawn_blocking(move || provisioner.terminate(&vm)).await;
+            let _ = crate::task::spawn_blocking(move || provisioner.terminate(&vm)).await;
         }
         for lease in actions.report_failed {
             let tx = NodeTx::VmFailed { request: lease };

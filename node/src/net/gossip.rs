@@ -36,6 +36,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use tracing::Instrument;
 
 use dagger_consensus::{verify::SignatureMemo, Event};
 use rand::seq::SliceRandom;
@@ -382,10 +383,10 @@ impl Gossip {
             state_sync: Mutex::new(super::state_sync::Progress::default()),
             signatures: Arc::new(SignatureMemo::new(SIGNATURE_MEMO)),
         });
-        tasks.spawn(accept_loop(shared.clone()));
-        tasks.spawn(pull_loop(shared.clone()));
-        tasks.spawn(push_loop(shared.clone()));
-        tasks.spawn(heartbeat_loop(shared));
+        tasks.spawn(accept_loop(shared.clone()).in_current_span());
+        tasks.spawn(pull_loop(shared.clone()).in_current_span());
+        tasks.spawn(push_loop(shared.clone()).in_current_span());
+        tasks.spawn(heartbeat_loop(shared).in_current_span());
         Gossip { tasks }
     }
 
@@ -447,7 +448,7 @@ async fn accept_loop(shared: Arc<Shared>) {
                 handshakes.spawn(tokio::time::timeout(
                     HANDSHAKE_TIMEOUT,
                     super::transport::handshake(incoming),
-                ));
+                ).in_current_span());
             }
             Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
                 match done {
@@ -462,7 +463,7 @@ async fn accept_loop(shared: Arc<Shared>) {
                             continue;
                         }
                         tracing::debug!(peer = %display_id(&id), "peer connected");
-                        connections.spawn(serve(shared.clone(), connection, id));
+                        connections.spawn(serve(shared.clone(), connection, id).in_current_span());
                     }
                     Ok(Ok(Err(err))) => {
                         shared.metrics.reject_message("handshake");
@@ -494,7 +495,7 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
                     let _ = send.reset(quinn::VarInt::from_u32(2));
                     budget.offence();
                 } else {
-                    streams.spawn(answer(shared.clone(), peer, send, recv));
+                    streams.spawn(answer(shared.clone(), peer, send, recv).in_current_span());
                 }
             }
             uni = connection.accept_uni() => {
@@ -507,7 +508,7 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
                     recv,
                     connection.clone(),
                     budget.clone(),
-                ));
+                ).in_current_span());
             }
         }
         if shared.peers.is_banned(&peer) {
@@ -730,7 +731,7 @@ async fn accept_pushes(
                     return;
                 };
                 let (shared, connection) = (shared.clone(), connection.clone());
-                tokio::spawn(async move {
+                crate::task::spawn(async move {
                     let _permit = permit;
                     // Checked here, on whichever worker runs this task, so
                     // pushes are verified in parallel; the core skips the
@@ -809,7 +810,7 @@ async fn pull_loop(shared: Arc<Shared>) {
             continue;
         };
         last = Some(peer);
-        let task = pulls.spawn(pull_and_record(shared.clone(), peer));
+        let task = pulls.spawn(pull_and_record(shared.clone(), peer).in_current_span());
         pulling.insert(task.id(), peer);
     }
 }
@@ -1001,7 +1002,7 @@ async fn push_loop(shared: Arc<Shared>) {
         for id in connected {
             let queue = queues.entry(id).or_insert_with(|| {
                 let (tx, rx) = tokio::sync::mpsc::channel(PUSH_QUEUE);
-                tokio::spawn(push_to(shared.clone(), id, rx));
+                crate::task::spawn(push_to(shared.clone(), id, rx));
                 tx
             });
             if queue.try_send(frame.clone()).is_err() {

@@ -80,7 +80,7 @@ pub(super) fn behind_reported(shared: &Arc<Shared>, peer: NodeId) {
         progress.behind.keys().copied().collect()
     };
     let shared = shared.clone();
-    tokio::spawn(async move {
+    crate::task::spawn(async move {
         let Ok(rosters) = rosters(&shared).await else {
             return;
         };
@@ -163,7 +163,7 @@ pub(super) fn start(shared: &Arc<Shared>) {
         progress.last_attempt = Some(Instant::now());
     }
     let shared = shared.clone();
-    tokio::spawn(async move {
+    crate::task::spawn(async move {
         let outcome = sync(&shared).await;
         if let Err(err) = &outcome {
             tracing::warn!(error = %err, "state sync failed; will retry");
