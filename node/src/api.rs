@@ -89,12 +89,22 @@ pub struct ChainView {
 }
 
 #[derive(Serialize)]
+struct LeaseHere {
+    request: String,
+    running: bool,
+    endpoint: Option<String>,
+}
+
+#[derive(Serialize)]
 struct ChainStatus {
     provisioner: &'static str,
     controller_round: u64,
     roster: usize,
     leases_here: usize,
     provisioning_here: usize,
+    /// This node's leases: the request, whether its VM must run (a quorum
+    /// activated it) and where it is, once consensus recorded that.
+    leases: Vec<LeaseHere>,
     votes_wanted: usize,
 }
 
@@ -248,7 +258,18 @@ async fn status(State(state): State<ApiState>) -> Response {
             peers: state.peers.status(),
             chain: state.chain.as_ref().map(|view| {
                 let (round, duties) = view.duties.borrow().clone();
+                let endpoints = view.endpoints.read().unwrap_or_else(|p| p.into_inner());
+                let leases = duties
+                    .leases
+                    .iter()
+                    .map(|request| LeaseHere {
+                        request: request.to_string(),
+                        running: duties.running.contains(request),
+                        endpoint: endpoints.get(request).map(|e| e.endpoint.clone()),
+                    })
+                    .collect();
                 ChainStatus {
+                    leases,
                     provisioner: view.provisioner,
                     controller_round: round,
                     roster: duties.peers.len(),

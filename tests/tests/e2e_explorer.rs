@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dagger_devnet::devnet::{Devnet, DevnetOptions};
+mod e2e;
+
+use e2e::{devnet_with_nodes, funded_customer, spec, wait_active};
 use fantoccini::{
     actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT},
     Client, ClientBuilder, Locator,
@@ -86,15 +88,7 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut devnet = Devnet::start_chain(DevnetOptions {
-        data_dir: dir.path().to_path_buf(),
-        ..DevnetOptions::default()
-    })
-    .await
-    .unwrap();
-    for i in 0..4 {
-        devnet.start_node(i).await.unwrap();
-    }
+    let devnet = devnet_with_nodes(dir.path(), 4).await;
     let api: SocketAddr = devnet.api(0).unwrap();
     let creators: Vec<String> = (0..4)
         .map(|i| devnet.keys.operators[i].node.pubkey().to_string())
@@ -356,6 +350,35 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
         .unwrap_or_else(|| dir.path().join("explorer.png"));
     std::fs::write(&path, &png).unwrap();
     eprintln!("screenshot: {} ({} bytes)", path.display(), png.len());
+    // A lease: the node running it lists it with its endpoint.
+    let customer = funded_customer(&devnet.reader).await;
+    let request = devnet
+        .reader
+        .pay_for_vm(&customer, 1, spec(), 1_000, 600)
+        .await
+        .unwrap();
+    let lease = wait_active(&devnet, &request).await;
+    let host = (0..4)
+        .find(|&i| {
+            dagger_client::pda::operator(&devnet.keys.operators[i].node.pubkey()).0
+                == lease.assigned_operator
+        })
+        .expect("a devnet operator runs it");
+    client
+        .goto(&format!("http://{}/explorer", devnet.api(host).unwrap()))
+        .await
+        .unwrap();
+    until(
+        &client,
+        "the lease listed on its node",
+        &format!(
+            "const row = document.querySelector('#lease-list tr[data-request=\"{request}\"]');
+             return !!row && row.cells[1].textContent === 'running'
+                    && row.cells[2].textContent.startsWith('sim://');"
+        ),
+        Duration::from_secs(20),
+    )
+    .await;
     client.close().await.unwrap();
     devnet.stop().await;
 }
@@ -377,15 +400,7 @@ fn hex_decode(text: &str, out: &mut [u8; 32]) {
 async fn the_dag_stream_sends_slices_and_is_bounded() {
     use dagger_node::api::MAX_DAG_STREAMS;
     let dir = tempfile::tempdir().unwrap();
-    let mut devnet = Devnet::start_chain(DevnetOptions {
-        data_dir: dir.path().to_path_buf(),
-        ..DevnetOptions::default()
-    })
-    .await
-    .unwrap();
-    for i in 0..4 {
-        devnet.start_node(i).await.unwrap();
-    }
+    let devnet = devnet_with_nodes(dir.path(), 4).await;
     let api = devnet.api(1).unwrap();
     let url = format!("http://{api}/dag/stream");
     let http = reqwest::Client::new();

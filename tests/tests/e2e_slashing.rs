@@ -14,8 +14,9 @@ use anchor_lang::prelude::Pubkey;
 use dagger_client::{
     evidence::Evidence, pda, Config, EquivocationRecord, Operator, OperatorStatus,
 };
-use dagger_devnet::devnet::{Devnet, DevnetOptions};
-use e2e::{binary, funded_customer, node_config_file, spawn_node, spec, wait_active};
+use e2e::{
+    binary, devnet_with_nodes, funded_customer, node_config_file, spawn_node, spec, wait_active,
+};
 use solana_sdk::signer::Signer;
 
 fn free_udp_port() -> u16 {
@@ -38,15 +39,7 @@ async fn status(api: std::net::SocketAddr) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operator_that_equivocates_is_slashed_and_removed_and_leases_go_on() {
     let dir = tempfile::tempdir().unwrap();
-    let mut devnet = Devnet::start_chain(DevnetOptions {
-        data_dir: dir.path().to_path_buf(),
-        ..DevnetOptions::default()
-    })
-    .await
-    .unwrap();
-    for i in 0..4 {
-        devnet.start_node(i).await.unwrap();
-    }
+    let devnet = devnet_with_nodes(dir.path(), 4).await;
     let reader = devnet.reader.clone();
     let customer = funded_customer(&reader).await;
     let first = reader

@@ -99,6 +99,18 @@ pub struct EventInfo {
     pub sound: bool,
 }
 
+impl EventInfo {
+    fn of(n: &crate::graph::Node) -> EventInfo {
+        EventInfo {
+            round: n.round,
+            witness: n.witness,
+            famous: n.fame,
+            ordered: n.ordered,
+            sound: n.sound,
+        }
+    }
+}
+
 /// The newest event of a creator's chain that this instance ever inserted,
 /// kept after it is pruned: a node continues its own chain from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1080,14 +1092,7 @@ impl Hashgraph {
 
     /// Consensus facts about a held event.
     pub fn event_info(&self, id: &EventId) -> Option<EventInfo> {
-        let n = self.g.node(self.g.get(id)?);
-        Some(EventInfo {
-            round: n.round,
-            witness: n.witness,
-            famous: n.fame,
-            ordered: n.ordered,
-            sound: n.sound,
-        })
+        Some(EventInfo::of(self.g.node(self.g.get(id)?)))
     }
 
     /// The events that waiting events need and this instance lacks, with
@@ -1126,14 +1131,7 @@ impl Hashgraph {
             .into_iter()
             .map(|(insert_no, s)| {
                 let n = self.g.node(s);
-                let info = EventInfo {
-                    round: n.round,
-                    witness: n.witness,
-                    famous: n.fame,
-                    ordered: n.ordered,
-                    sound: n.sound,
-                };
-                (&n.event, info, insert_no)
+                (&n.event, EventInfo::of(n), insert_no)
             })
             .collect()
     }

@@ -367,9 +367,15 @@ async function panels() {
     : "<span class='hint'>none</span>";
   const chain = status.chain;
   document.getElementById("leases").innerHTML = chain
-    ? "<table><tr><th>provisioner</th><td>" + esc(chain.provisioner) + "</td></tr><tr><th>leases running here</th><td>" +
+    ? "<table><tr><th>provisioner</th><td>" + esc(chain.provisioner) + "</td></tr><tr><th>leases here</th><td>" +
       chain.leases_here + "</td></tr><tr><th>being provisioned here</th><td>" + chain.provisioning_here +
-      "</td></tr><tr><th>roster (nodes)</th><td>" + chain.roster + "</td></tr></table>"
+      "</td></tr><tr><th>roster (nodes)</th><td>" + chain.roster + "</td></tr></table>" +
+      (chain.leases.length
+        ? "<table id='lease-list'><tr><th>request</th><th>VM</th><th>endpoint</th></tr>" +
+          chain.leases.map((l) => "<tr data-request='" + esc(l.request) + "'><td><code>" + esc(short(l.request)) +
+            "</code></td><td>" + (l.running ? "running" : "starting") + "</td><td><code>" +
+            esc(l.endpoint || "—") + "</code></td></tr>").join("") + "</table>"
+        : "")
     : "<span class='hint'>not a chain-backed node</span>";
 }
 async function poll() {

@@ -4,9 +4,25 @@ use std::time::{Duration, Instant};
 
 use anchor_lang::prelude::Pubkey;
 use dagger_client::{Request, RequestStatus, VmSpec};
-use dagger_devnet::devnet::Devnet;
+use dagger_devnet::devnet::{Devnet, DevnetOptions};
 use dagger_node::chain::ChainReader;
 use solana_sdk::{native_token::LAMPORTS_PER_SOL, signature::Keypair, signer::Signer};
+
+/// The embedded chain and `nodes` devnet nodes (of the default four
+/// operators), ledgers in `dir`.
+#[allow(dead_code)] // not every end-to-end test starts its nodes this way
+pub async fn devnet_with_nodes(dir: &std::path::Path, nodes: usize) -> Devnet {
+    let mut devnet = Devnet::start_chain(DevnetOptions {
+        data_dir: dir.to_path_buf(),
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..nodes {
+        devnet.start_node(i).await.unwrap();
+    }
+    devnet
+}
 
 /// A small VM every devnet operator can host.
 pub fn spec() -> VmSpec {
