@@ -33,11 +33,16 @@ fn every_attack_at_once_leaves_the_honest_nodes_ordering() {
     ] {
         assert!(abuse[counter].as_u64().unwrap() > 0, "{counter}: {abuse}");
     }
-    // The victims pushed back: the flood hit the push rate limit and the
-    // handshakes beyond the cap were turned away.
+    // The victims pushed back: the handshakes beyond the cap were turned
+    // away. (Whether the push flood also reaches the push rate limit
+    // depends on the machine: a victim slower at checking pushes than the
+    // limit's rate throttles the flood through QUIC flow control first, and
+    // then nothing is refused — seen once in a full debug suite. The limit
+    // itself is tested where the flood is the only load:
+    // `node/tests/cluster.rs`, `a_peer_flooding_one_push_stream_is_disconnected`.)
     let rejected = &abuse["victims_rejected"];
     assert!(
-        rejected["rate_limited"].as_f64().unwrap_or(0.0) > 0.0,
+        rejected["handshake_busy"].as_f64().unwrap_or(0.0) > 0.0,
         "{abuse}"
     );
 }
