@@ -16,7 +16,7 @@ use std::{
 
 mod e2e;
 
-use e2e::{devnet_with_nodes, funded_customer, spec, wait_active};
+use e2e::{devnet_with_nodes, funded_customer, get_json, spec, wait_active};
 use fantoccini::{
     actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT},
     Client, ClientBuilder, Locator,
@@ -57,6 +57,12 @@ fn start_chromedriver() -> Option<Driver> {
         .spawn()
         .unwrap();
     Some(Driver(child, port))
+}
+
+/// Clicks "follow newest" (on to off, or back).
+async fn toggle_follow(client: &Client) {
+    let follow = client.find(Locator::Id("follow")).await.unwrap();
+    follow.click().await.unwrap();
 }
 
 async fn script(client: &Client, js: &str) -> Value {
@@ -151,13 +157,7 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
 
     // Stop following, pick a drawn event of a decided round and click it
     // where it is drawn, as a person would.
-    client
-        .find(Locator::Id("follow"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    toggle_follow(&client).await;
     let target = script(
         &client,
         "window.explorer.render();
@@ -199,12 +199,7 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
         Duration::from_secs(10),
     )
     .await;
-    let served: Value = reqwest::get(format!("http://{api}/events/{id}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = get_json(&format!("http://{api}/events/{id}")).await;
     let shown = script(
         &client,
         "return Object.fromEntries([...document.querySelectorAll('#details tr')]
@@ -259,12 +254,7 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
 
     // A fork: node 3's newest event on node 0, re-signed with another
     // timestamp (the same sequence number), handed to node 0.
-    let dag: Value = reqwest::get(format!("http://{api}/dag"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dag: Value = get_json(&format!("http://{api}/dag")).await;
     let newest = dag["events"]
         .as_array()
         .unwrap()
@@ -307,13 +297,7 @@ async fn the_explorer_shows_the_live_dag_and_a_fork_in_a_browser() {
     )
     .await;
     // Back to the newest rounds for the picture, with the fork in view.
-    client
-        .find(Locator::Id("follow"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    toggle_follow(&client).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let errors = script(&client, "return window.explorer.errors").await;
     assert_eq!(errors, json!([]), "the page logged errors");
@@ -456,12 +440,7 @@ async fn the_dag_stream_sends_slices_and_is_bounded() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A cursor past everything: an empty slice, not an error.
-    let later: Value = reqwest::get(format!("http://{api}/dag?after=18446744073709551615"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let later: Value = get_json(&format!("http://{api}/dag?after=18446744073709551615")).await;
     assert_eq!(later["events"], json!([]));
     let bad = reqwest::get(format!("http://{api}/dag?after=-1"))
         .await

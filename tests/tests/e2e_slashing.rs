@@ -15,7 +15,8 @@ use dagger_client::{
     evidence::Evidence, pda, Config, EquivocationRecord, Operator, OperatorStatus,
 };
 use e2e::{
-    binary, devnet_with_nodes, funded_customer, node_config_file, spawn_node, spec, wait_active,
+    binary, devnet_with_nodes, funded_customer, get_json, node_config_file, spawn_node, spec,
+    wait_active,
 };
 use solana_sdk::signer::Signer;
 
@@ -28,12 +29,7 @@ fn free_udp_port() -> u16 {
 }
 
 async fn status(api: std::net::SocketAddr) -> serde_json::Value {
-    reqwest::get(format!("http://{api}/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(&format!("http://{api}/status")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -135,12 +131,8 @@ async fn an_operator_that_equivocates_is_slashed_and_removed_and_leases_go_on() 
     // The honest nodes hold the proof and serve it; it checks against the
     // network id the program recorded.
     let api = devnet.api(0).unwrap();
-    let served: Vec<serde_json::Value> = reqwest::get(format!("http://{api}/evidence"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served = get_json(&format!("http://{api}/evidence")).await;
+    let served = served.as_array().expect("a list of pairs");
     assert!(!served.is_empty());
     let evidence: Evidence = serde_json::from_value(served[0].clone()).unwrap();
     let checked = evidence.check(&config.network_id).unwrap();

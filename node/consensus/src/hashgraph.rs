@@ -1117,17 +1117,7 @@ impl Hashgraph {
         after: u64,
         also: &std::collections::HashSet<EventId>,
     ) -> Vec<(&Event, EventInfo, u64)> {
-        let mut slots: Vec<(u64, u32)> = self
-            .g
-            .live_slots()
-            .filter(|&s| {
-                let n = self.g.node(s);
-                n.insert_no >= after || also.contains(&n.event.id())
-            })
-            .map(|s| (self.g.node(s).insert_no, s))
-            .collect();
-        slots.sort_unstable();
-        slots
+        self.held_in_insertion_order(|n| n.insert_no >= after || also.contains(&n.event.id()))
             .into_iter()
             .map(|(insert_no, s)| {
                 let n = self.g.node(s);
@@ -1141,19 +1131,30 @@ impl Hashgraph {
     /// it: which of its transactions still wait for consensus, which held
     /// events are already in the order.
     pub fn held_events(&self) -> Vec<(&Event, bool)> {
-        let mut slots: Vec<(u64, u32)> = self
-            .g
-            .live_slots()
-            .map(|s| (self.g.node(s).insert_no, s))
-            .collect();
-        slots.sort_unstable();
-        slots
+        self.held_in_insertion_order(|_| true)
             .into_iter()
             .map(|(_, s)| {
                 let n = self.g.node(s);
                 (&n.event, n.ordered)
             })
             .collect()
+    }
+
+    /// `(insertion number, slot)` of the held events `keep` takes, in
+    /// insertion order: a topological order (parents are always inserted
+    /// before their children).
+    pub(crate) fn held_in_insertion_order(
+        &self,
+        keep: impl Fn(&crate::graph::Node) -> bool,
+    ) -> Vec<(u64, u32)> {
+        let mut slots: Vec<(u64, u32)> = self
+            .g
+            .live_slots()
+            .filter(|&s| keep(self.g.node(s)))
+            .map(|s| (self.g.node(s).insert_no, s))
+            .collect();
+        slots.sort_unstable();
+        slots
     }
 
     /// Checks the signature of every event this instance holds, keeps

@@ -41,16 +41,8 @@ impl Hashgraph {
                 }
             }
         }
-        let mut out: Vec<(u64, u32)> = self
-            .g
-            .live_slots()
-            .filter(|&s| self.g.node(s).mark != stamp)
-            .map(|s| (self.g.node(s).insert_no, s))
-            .collect();
-        // Insertion order is a topological order: parents are always
-        // inserted before their children.
-        out.sort_unstable();
-        out.into_iter()
+        self.held_in_insertion_order(|n| n.mark != stamp)
+            .into_iter()
             .map(|(_, s)| self.g.node(s).event.clone())
             .collect()
     }

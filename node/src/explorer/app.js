@@ -50,7 +50,7 @@ function laneOf(creator) {
 
 function isFork(ev) {
   const slot = S.bySlot.get(ev.creator + ":" + ev.seq);
-  return (slot && slot.length > 1) || S.accused.has(ev.creator) && ev.forked;
+  return !!slot && slot.length > 1;
 }
 
 function merge(msg) {

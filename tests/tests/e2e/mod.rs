@@ -24,6 +24,12 @@ pub async fn devnet_with_nodes(dir: &std::path::Path, nodes: usize) -> Devnet {
     devnet
 }
 
+/// `GET url` as JSON (a test's reading of a node's API).
+#[allow(dead_code)] // only the tests that read a node's API use it
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 /// A small VM every devnet operator can host.
 pub fn spec() -> VmSpec {
     VmSpec {
