@@ -37,6 +37,8 @@ pub enum ConfigError {
     BadKey(String),
     #[error("vm_ports `{0}`: expected FIRST-LAST, e.g. 22000-22999")]
     BadPorts(String),
+    #[error("vm_pool `{0}`: {1}")]
+    BadPool(String, String),
     #[error(
         "rpc_agree must be between 1 and the number of RPC endpoints ({endpoints}: rpc_url and \
          rpc_watch_urls), got {got}"
@@ -77,6 +79,7 @@ pub struct FileConfig {
     pub vm_accel: Option<crate::provisioner::Accel>,
     pub vms_dir: Option<PathBuf>,
     pub vm_user: Option<String>,
+    pub vm_pool: Option<Vec<String>>,
     pub chain_poll_ms: Option<u64>,
     pub attest_interval_ms: Option<u64>,
     pub event_spacing_us: Option<u64>,
@@ -127,6 +130,8 @@ pub struct VmConfig {
     pub vms_dir: Option<PathBuf>,
     /// The account QEMU drops to when the node runs as root.
     pub vm_user: Option<String>,
+    /// VMs kept booted ahead of leases.
+    pub pools: Vec<crate::provisioner::PoolSetting>,
 }
 
 impl VmConfig {
@@ -143,6 +148,7 @@ impl VmConfig {
             accel: crate::provisioner::Accel::Auto,
             vms_dir: None,
             vm_user: None,
+            pools: Vec::new(),
         }
     }
 }
@@ -271,6 +277,13 @@ pub struct Overrides {
     /// (default dagger-vm).
     #[arg(long, env = "DAGGER_VM_USER")]
     pub vm_user: Option<String>,
+    /// Keep VMs booted ahead of leases, so a paid lease skips the boot:
+    /// `count=2,vcpus=1,memory=128,disk=1[,image=<id>]` (for every image
+    /// served unless one is named). Repeat for several sizes. Pooled VMs
+    /// count against --vm-max-vcpus/--vm-max-memory-mib and are stopped to
+    /// make room for a lease that needs it.
+    #[arg(long = "vm-pool", env = "DAGGER_VM_POOL", value_delimiter = ';')]
+    pub vm_pool: Vec<String>,
     /// How often the chain is read besides websocket notifications, ms
     /// (default 500).
     #[arg(long, env = "DAGGER_CHAIN_POLL_MS")]
@@ -496,6 +509,17 @@ impl NodeConfig {
             max_memory_mib: overrides.vm_max_memory_mib.or(from_file.vm_max_memory_mib),
             vms_dir: overrides.vms_dir.clone().or(from_file.vms_dir),
             vm_user: overrides.vm_user.clone().or(from_file.vm_user),
+            pools: if overrides.vm_pool.is_empty() {
+                from_file.vm_pool.unwrap_or_default()
+            } else {
+                overrides.vm_pool.clone()
+            }
+            .iter()
+            .map(|text| {
+                text.parse()
+                    .map_err(|why| ConfigError::BadPool(text.clone(), why))
+            })
+            .collect::<Result<_, _>>()?,
             accel: overrides
                 .vm_accel
                 .or(from_file.vm_accel)

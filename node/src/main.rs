@@ -152,7 +152,9 @@ enum ImageCommand {
         #[arg(long, env = "DAGGER_KERNEL_DIR", default_value = dagger_node::images::DEFAULT_KERNEL_DIR)]
         kernel_dir: PathBuf,
     },
-    /// Add an image made of a kernel and an initramfs.
+    /// Add an image made of a kernel, an initramfs and optionally a raw
+    /// root file system. Its guest must run the DAGGER agent (see
+    /// docs/images.md): that is how it receives the customer's key.
     Add {
         #[arg(long, default_value = "images", env = "DAGGER_IMAGES_DIR")]
         images_dir: PathBuf,
@@ -163,6 +165,10 @@ enum ImageCommand {
         kernel: PathBuf,
         #[arg(long)]
         initrd: PathBuf,
+        /// A raw file system image each VM boots from (as a copy-on-write
+        /// layer: `/dev/vda`).
+        #[arg(long)]
+        rootfs: Option<PathBuf>,
         /// Extra kernel arguments the image needs.
         #[arg(long, default_value = "")]
         cmdline: String,
@@ -193,10 +199,16 @@ fn image_command(command: ImageCommand) -> Result<()> {
             name,
             kernel,
             initrd,
+            rootfs,
             cmdline,
         } => {
-            std::fs::create_dir_all(&images_dir)?;
-            let image = Catalog::new(&images_dir).add(&name, &kernel, &initrd, &cmdline)?;
+            let image = Catalog::new(&images_dir).add(
+                &name,
+                &kernel,
+                &initrd,
+                rootfs.as_deref(),
+                &cmdline,
+            )?;
             println!("{}  {}", hex(&image.id), image.manifest.name);
         }
         ImageCommand::List { images_dir } => {

@@ -218,6 +218,7 @@ fn a_vm_boots_with_the_customers_key_and_matches_its_spec() {
     }
     assert_eq!(provisioner.vms(), vec![request]);
 
+    let vm_dir = provisioner.vm_dir_of(&request).expect("the VM's directory");
     // A node restart adopts the running VM.
     drop(provisioner);
     let provisioner = QemuProvisioner::open(settings(dir.path(), catalog)).unwrap();
@@ -227,7 +228,6 @@ fn a_vm_boots_with_the_customers_key_and_matches_its_spec() {
     // Ending the lease leaves no process and no disk.
     provisioner.terminate(&request).unwrap();
     assert!(provisioner.vms().is_empty());
-    let vm_dir = dir.path().join("vms").join(request.to_string());
     assert!(!vm_dir.exists());
     std::thread::sleep(Duration::from_millis(200));
     assert!(!qemu_running(&vm_dir));
@@ -247,7 +247,7 @@ fn a_vm_killed_from_outside_is_reported_failed_and_cleaned_up() {
     provisioner
         .provision(&request, &spec(image, who.public, 1, 128))
         .expect("the VM boots");
-    let vm_dir = dir.path().join("vms").join(request.to_string());
+    let vm_dir = provisioner.vm_dir_of(&request).unwrap();
     let pid: i32 = std::fs::read_to_string(vm_dir.join("qemu.pid"))
         .unwrap()
         .trim()
@@ -290,11 +290,7 @@ fn a_vm_that_stops_answering_fails_after_its_grace_period() {
         .expect("the VM boots");
     assert_eq!(provisioner.status(&request), VmStatus::Running);
     // Freeze the guest (its QEMU stays alive): QMP says it is not running.
-    let socket = dir
-        .path()
-        .join("vms")
-        .join(request.to_string())
-        .join("qmp.sock");
+    let socket = provisioner.vm_dir_of(&request).unwrap().join("qmp.sock");
     let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
     use std::io::{BufRead, Write};
     let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
@@ -397,7 +393,7 @@ fn a_guest_reaches_nothing_of_its_host_and_is_pinned_and_confined() {
     assert_ne!(parsed_a.host_key, parsed_b.host_key);
 
     // QEMU is confined.
-    let vm_dir = dir.path().join("vms").join(a.to_string());
+    let vm_dir = provisioner.vm_dir_of(&a).unwrap();
     let pid = std::fs::read_to_string(vm_dir.join("qemu.pid")).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
     assert!(status.contains("Seccomp:\t2"), "{status}");
@@ -412,7 +408,7 @@ fn a_guest_reaches_nothing_of_its_host_and_is_pinned_and_confined() {
         assert_eq!(root, vm_dir);
     }
     use std::os::unix::fs::PermissionsExt;
-    for file in ["", "disk.qcow2", "ssh_key.pub", "host_key"] {
+    for file in ["", "disk.qcow2"] {
         let mode = std::fs::metadata(vm_dir.join(file))
             .unwrap()
             .permissions()
@@ -474,4 +470,152 @@ fn the_generated_host_key_is_a_dropbear_key() {
         .find(|l| l.starts_with("ssh-ed25519 "))
         .unwrap_or_else(|| panic!("{text}"));
     assert_eq!(dagger_client::ssh::parse_public_key(line), Ok(public));
+}
+
+/// Waits until `check` holds, or panics saying `what`.
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A pool keeps a booted VM ready; a lease of its shape takes it (its
+/// customer's key and a fresh host key go in through the agent), the pool
+/// boots a replacement, pooled VMs count against the budget and give way
+/// to a lease that needs the room, each lease gets a VM of its own, and
+/// stopping the provisioner stops the pooled VMs.
+#[test]
+fn a_pool_hands_out_booted_vms_refills_and_counts_against_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((catalog, image)) = setup(dir.path()) else {
+        return;
+    };
+    let who = customer(dir.path());
+    let mut settings = settings(dir.path(), catalog);
+    settings.ports = 23_500..=23_599;
+    // Room for three VMs of 128 MiB (QEMU's overhead included), or two and
+    // one of 160 MiB.
+    settings.max_memory_mib = 720;
+    settings.pools = vec!["count=1,vcpus=1,memory=128,disk=1".parse().unwrap()];
+    let provisioner = QemuProvisioner::open(settings).unwrap();
+    let ready = |p: &QemuProvisioner| p.pools().first().map_or(0, |s| s.ready);
+    wait_for("the pool boots a VM", Duration::from_secs(90), || {
+        ready(&provisioner) == 1
+    });
+    let status = provisioner.pools();
+    assert_eq!(status.len(), 1);
+    assert_eq!((status[0].target, status[0].vcpus), (1, 1));
+
+    // A lease of the pool's shape takes the pooled VM.
+    let first = Pubkey::new_unique();
+    let started = std::time::Instant::now();
+    let endpoint = provisioner
+        .provision(&first, &spec(image, who.public, 1, 128))
+        .expect("a pooled VM");
+    eprintln!("pooled VM handed over in {:?}", started.elapsed());
+    let first_dir = provisioner.vm_dir_of(&first).unwrap();
+    assert!(
+        first_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("pool-"),
+        "{first_dir:?}"
+    );
+    let out = ssh(&endpoint.0, &who.key_file, "echo hello");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+
+    // The pool boots a replacement; a second lease gets another VM.
+    wait_for("the pool refills", Duration::from_secs(90), || {
+        ready(&provisioner) == 1
+    });
+    let second = Pubkey::new_unique();
+    let endpoint2 = provisioner
+        .provision(&second, &spec(image, who.public, 1, 128))
+        .expect("a second pooled VM");
+    assert_ne!(provisioner.vm_dir_of(&second).unwrap(), first_dir);
+    assert_ne!(
+        endpoint, endpoint2,
+        "each lease has its own port and host key"
+    );
+
+    // Budget 3 vCPUs: two leases hold 2, the refilled pooled VM the third;
+    // a lease of another shape needing 1 vCPU more stops the pooled VM.
+    wait_for("the pool refills again", Duration::from_secs(90), || {
+        ready(&provisioner) == 1
+    });
+    let third = Pubkey::new_unique();
+    provisioner
+        .provision(&third, &spec(image, who.public, 1, 160))
+        .expect("room is made by stopping the pooled VM");
+    assert_eq!(ready(&provisioner), 0);
+    std::thread::sleep(Duration::from_secs(2));
+    let status = provisioner.pools();
+    assert_eq!(
+        (status[0].ready, status[0].booting),
+        (0, 0),
+        "no room for the pool while the leases hold the budget"
+    );
+
+    // Ending leases frees room: the pool fills again.
+    for request in [first, second, third] {
+        provisioner.terminate(&request).unwrap();
+    }
+    assert!(!first_dir.exists());
+    wait_for(
+        "the pool fills after leases end",
+        Duration::from_secs(90),
+        || ready(&provisioner) == 1,
+    );
+    let vms = dir.path().join("vms");
+    drop(provisioner);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!qemu_running(&vms), "a pooled VM outlived its provisioner");
+    assert_eq!(std::fs::read_dir(&vms).unwrap().count(), 0);
+}
+
+/// Two nodes on one host with the same port range (or anything else
+/// holding a port) never hand out the same port: QEMU binds the forward
+/// itself, and a refused port is skipped.
+#[test]
+fn concurrent_provisions_on_one_host_never_share_a_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((catalog, image)) = setup(dir.path()) else {
+        return;
+    };
+    let who = customer(dir.path());
+    // The range's first port is held by someone else.
+    let _squatter = std::net::TcpListener::bind("127.0.0.1:23600").unwrap();
+    let node = |name: &str| {
+        let mut settings = settings(&dir.path().join(name), catalog.clone());
+        settings.ports = 23_600..=23_602;
+        QemuProvisioner::open(settings).unwrap()
+    };
+    let (a, b) = (node("a"), node("b"));
+    let (ra, rb) = (Pubkey::new_unique(), Pubkey::new_unique());
+    let (ea, eb) = std::thread::scope(|scope| {
+        let ea = scope.spawn(|| a.provision(&ra, &spec(image, who.public, 1, 128)));
+        let eb = scope.spawn(|| b.provision(&rb, &spec(image, who.public, 1, 128)));
+        (ea.join().unwrap(), eb.join().unwrap())
+    });
+    let (ea, eb) = (ea.expect("node a's VM"), eb.expect("node b's VM"));
+    let port = |e: &dagger_node::provisioner::Endpoint| {
+        dagger_client::endpoint::VmEndpoint::parse(&e.0)
+            .unwrap()
+            .port
+    };
+    assert_ne!(port(&ea), port(&eb));
+    assert!(![port(&ea), port(&eb)].contains(&23_600));
+    for (endpoint, _) in [(&ea, &a), (&eb, &b)] {
+        let out = ssh(&endpoint.0, &who.key_file, "true");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    a.terminate(&ra).unwrap();
+    b.terminate(&rb).unwrap();
 }

@@ -5,13 +5,13 @@
 //! fw_cfg kernel modules, and an init script.
 //!
 //! At boot the init script brings up the network (QEMU user networking:
-//! 10.0.2.15/24, gateway 10.0.2.2), reads the customer's key from fw_cfg
-//! (`opt/dagger/ssh_key`) into root's `authorized_keys`, formats and mounts
-//! the lease's disk on `/data`, and starts dropbear with password logins
-//! off and the host key the node generated for this VM (fw_cfg
-//! `opt/dagger/host_key`; its public half is in the endpoint the quorum
-//! attests, so customers pin it). Without one (another host), dropbear
-//! generates a key at first connection: no key is baked into the image.
+//! 10.0.2.15/24, gateway 10.0.2.2), formats and mounts the VM's disk on
+//! `/data`, and runs the guest agent ([`crate::provisioner::agent`]): once
+//! a lease takes the VM, the node hands it the customer's key (root's
+//! `authorized_keys`) and the host key it generated for this VM (its public
+//! half is in the endpoint the quorum attests, so customers pin it), and
+//! the agent starts dropbear with password logins off. No key is baked
+//! into the image.
 
 use std::path::{Path, PathBuf};
 
@@ -33,11 +33,12 @@ const MODULES: &[&str] = &[
     "virtio_net",
     "virtio_blk",
     "virtio-rng",
-    "qemu_fw_cfg",
+    "virtio_console",
 ];
 
 const INIT: &str = r#"#!/bin/busybox sh
-# DAGGER default image: network, the customer's key, the lease's disk, SSH.
+# DAGGER default image: network, the VM's disk, then the agent hands over
+# the customer's key and starts SSH.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -49,22 +50,11 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
-key=/sys/firmware/qemu_fw_cfg/by_name/opt/dagger/ssh_key/raw
-mkdir -p /root/.ssh && chmod 700 /root/.ssh
-[ -r $key ] && cat $key > /root/.ssh/authorized_keys
-chmod 600 /root/.ssh/authorized_keys 2>/dev/null
 if [ -b /dev/vda ]; then
   mke2fs -q /dev/vda >/dev/null 2>&1 && mount /dev/vda /data
 fi
-hostkey=/sys/firmware/qemu_fw_cfg/by_name/opt/dagger/host_key/raw
-mkdir -p /etc/dropbear
-if [ -r $hostkey ]; then
-  cat $hostkey > /etc/dropbear/dropbear_ed25519_host_key
-  chmod 600 /etc/dropbear/dropbear_ed25519_host_key
-  dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22
-else
-  dropbear -R -s -p 22
-fi
+AGENT
+dagger_agent /etc/dropbear/dropbear_ed25519_host_key
 echo DAGGER-VM-READY
 while :; do sleep 3600; done
 "#;
@@ -247,7 +237,9 @@ pub fn build_default(
     archive.file(
         "init",
         0o755,
-        INIT.replace("MODULES", &MODULES.join(" ")).as_bytes(),
+        INIT.replace("MODULES", &MODULES.join(" "))
+            .replace("AGENT", crate::provisioner::agent::GUEST_AGENT)
+            .as_bytes(),
     );
     archive.file("bin/busybox", 0o755, &busybox);
     archive.symlink("bin/sh", "busybox");

@@ -27,8 +27,10 @@ pub enum ImageError {
     Unknown(String),
     #[error("image {id}: {reason}")]
     Corrupt { id: String, reason: String },
-    #[error("cannot build the default image: {0}")]
+    #[error("cannot build the image: {0}")]
     Build(String),
+    #[error("`{0}` names more than one image; use its id")]
+    Ambiguous(String),
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> ImageError {
@@ -55,6 +57,10 @@ pub struct Manifest {
     /// Kernel arguments the image needs (the provisioner adds console and
     /// clock settings of its own).
     pub cmdline: String,
+    /// A raw root file system, for images that boot from a disk: each VM
+    /// gets a copy-on-write layer over it as its `/dev/vda`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<ImageFile>,
 }
 
 impl Manifest {
@@ -79,13 +85,21 @@ impl Image {
     pub fn initrd(&self) -> PathBuf {
         self.dir.join(&self.manifest.initrd.file)
     }
+    pub fn rootfs(&self) -> Option<PathBuf> {
+        self.manifest
+            .rootfs
+            .as_ref()
+            .map(|f| self.dir.join(&f.file))
+    }
 }
 
 pub use crate::core::hex;
 
 fn hash_file(path: &Path) -> Result<String, ImageError> {
-    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-    Ok(blake3::hash(&bytes).to_hex().to_string())
+    let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(file).map_err(|e| io(path, e))?;
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 /// A directory of images.
@@ -139,15 +153,22 @@ impl Catalog {
         Ok(Image { id, manifest, dir })
     }
 
-    /// The image with this id, its files checked against the manifest.
+    /// The image with this id, its files checked against the manifest (a
+    /// file already checked is checked again once its size or time of
+    /// change differs).
     pub fn get(&self, id: &[u8; 32]) -> Result<Image, ImageError> {
         let image = self.read(&hex(id)).map_err(|e| match e {
             ImageError::Io { .. } => ImageError::Unknown(hex(id)),
             other => other,
         })?;
-        for file in [&image.manifest.kernel, &image.manifest.initrd] {
+        let files = [Some(&image.manifest.kernel), Some(&image.manifest.initrd)];
+        for file in files
+            .into_iter()
+            .chain([image.manifest.rootfs.as_ref()])
+            .flatten()
+        {
             let path = image.dir.join(&file.file);
-            if hash_file(&path)? != file.blake3 {
+            if !file_matches(&path, &file.blake3)? {
                 return Err(ImageError::Corrupt {
                     id: hex(id),
                     reason: format!("{} does not match its hash", file.file),
@@ -163,11 +184,19 @@ impl Catalog {
         name: &str,
         kernel: &Path,
         initrd: &Path,
+        rootfs: Option<&Path>,
         cmdline: &str,
     ) -> Result<Image, ImageError> {
-        let kernel_bytes = std::fs::read(kernel).map_err(|e| io(kernel, e))?;
-        let initrd_bytes = std::fs::read(initrd).map_err(|e| io(initrd, e))?;
-        self.add_bytes(name, &kernel_bytes, &initrd_bytes, cmdline)
+        let staging = self.staging()?;
+        let copy = |from: &Path, to: &str| {
+            std::fs::copy(from, staging.path().join(to)).map_err(|e| io(from, e))
+        };
+        copy(kernel, "kernel")?;
+        copy(initrd, "initrd")?;
+        if let Some(rootfs) = rootfs {
+            copy(rootfs, "rootfs")?;
+        }
+        self.install(name, staging, cmdline)
     }
 
     pub(crate) fn add_bytes(
@@ -177,43 +206,133 @@ impl Catalog {
         initrd: &[u8],
         cmdline: &str,
     ) -> Result<Image, ImageError> {
+        let staging = self.staging()?;
+        for (file, bytes) in [("kernel", kernel), ("initrd", initrd)] {
+            let path = staging.path().join(file);
+            std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+        }
+        self.install(name, staging, cmdline)
+    }
+
+    /// A directory inside the catalog to assemble an image in (removed
+    /// unless installed): `kernel`, `initrd` and optionally `rootfs`.
+    pub(crate) fn staging(&self) -> Result<tempfile::TempDir, ImageError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(&self.dir)
+            .map_err(|e| io(&self.dir, e))
+    }
+
+    /// Hashes the staged files, writes the manifest and files the image
+    /// under its id (renamed into place: a half-written image is never
+    /// listed).
+    pub(crate) fn install(
+        &self,
+        name: &str,
+        staging: tempfile::TempDir,
+        cmdline: &str,
+    ) -> Result<Image, ImageError> {
+        let entry = |file: &str| -> Result<ImageFile, ImageError> {
+            Ok(ImageFile {
+                file: file.into(),
+                blake3: hash_file(&staging.path().join(file))?,
+            })
+        };
+        let rootfs = if staging.path().join("rootfs").exists() {
+            Some(entry("rootfs")?)
+        } else {
+            None
+        };
         let manifest = Manifest {
             name: name.to_string(),
             arch: "x86_64".into(),
-            kernel: ImageFile {
-                file: "kernel".into(),
-                blake3: blake3::hash(kernel).to_hex().to_string(),
-            },
-            initrd: ImageFile {
-                file: "initrd".into(),
-                blake3: blake3::hash(initrd).to_hex().to_string(),
-            },
+            kernel: entry("kernel")?,
+            initrd: entry("initrd")?,
             cmdline: cmdline.to_string(),
+            rootfs,
         };
         let id = manifest.id();
+        let path = staging.path().join("manifest.json");
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&manifest).expect("plain data serialises"),
+        )
+        .map_err(|e| io(&path, e))?;
         let dir = self.dir.join(hex(&id));
-        // Written under a temporary name and renamed: a half-written image
-        // is never listed.
-        let tmp = self.dir.join(format!(".{}.tmp", hex(&id)));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-        let write = |file: &str, bytes: &[u8]| {
-            let path = tmp.join(file);
-            std::fs::write(&path, bytes).map_err(|e| io(&path, e))
-        };
-        write("kernel", kernel)?;
-        write("initrd", initrd)?;
-        write(
-            "manifest.json",
-            &serde_json::to_vec_pretty(&manifest).expect("plain data serialises"),
-        )?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-        } else {
-            std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
+        if !dir.exists() {
+            let staged = staging.keep();
+            std::fs::rename(&staged, &dir).map_err(|e| io(&dir, e))?;
+            for file in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))?.flatten() {
+                // Readable by the account QEMU runs as; written by nobody.
+                use std::os::unix::fs::PermissionsExt;
+                let _ =
+                    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o444));
+            }
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
         }
         Ok(Image { id, manifest, dir })
     }
+
+    /// Finds an image by id (hex, or a unique prefix of at least 8
+    /// digits) or by name (exact, or the first word of it, e.g. `debian`
+    /// for `debian (bookworm ...)`), newest-named first on ties.
+    pub fn find(&self, wanted: &str) -> Result<Image, ImageError> {
+        let images = self.list();
+        let wanted_lower = wanted.to_ascii_lowercase();
+        let by_id: Vec<&Image> =
+            if wanted.len() >= 8 && wanted.chars().all(|c| c.is_ascii_hexdigit()) {
+                images
+                    .iter()
+                    .filter(|i| hex(&i.id).starts_with(&wanted_lower))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        let by_name: Vec<&Image> = images
+            .iter()
+            .filter(|i| {
+                let name = i.manifest.name.to_ascii_lowercase();
+                name == wanted_lower
+                    || name.split([' ', '-', '(']).next() == Some(wanted_lower.as_str())
+            })
+            .collect();
+        match (by_id.as_slice(), by_name.as_slice()) {
+            ([one], _) | ([], [one]) => Ok((*one).clone()),
+            ([], []) => Err(ImageError::Unknown(wanted.to_string())),
+            _ => Err(ImageError::Ambiguous(wanted.to_string())),
+        }
+    }
+}
+
+/// Whether the file at `path` hashes to `expected`; remembered per file
+/// size and time of change, so a large root file system is hashed once.
+fn file_matches(path: &Path, expected: &str) -> Result<bool, ImageError> {
+    use std::{collections::HashMap, sync::Mutex, time::SystemTime};
+    static CHECKED: Mutex<Option<HashMap<PathBuf, (u64, SystemTime, String)>>> = Mutex::new(None);
+    let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
+    let stamp = (meta.len(), meta.modified().map_err(|e| io(path, e))?);
+    let known = CHECKED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .get(path)
+        .filter(|(len, time, _)| (*len, *time) == stamp)
+        .map(|(_, _, hash)| hash.clone());
+    let hash = match known {
+        Some(hash) => hash,
+        None => {
+            let hash = hash_file(path)?;
+            CHECKED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(HashMap::new)
+                .insert(path.to_path_buf(), (stamp.0, stamp.1, hash.clone()));
+            hash
+        }
+    };
+    Ok(hash == expected)
 }
 
 #[cfg(test)]

@@ -2,15 +2,17 @@
 //! assigned to this node. The trait is synchronous (real backends spawn and
 //! supervise processes); the executor calls it from blocking threads.
 
+pub mod agent;
 pub mod confine;
 pub mod kvm_probe;
 pub mod qemu;
 mod simulated;
+pub mod ssh_probe;
 
 use anchor_lang::prelude::Pubkey;
 use dagger_client::VmSpec;
 
-pub use qemu::{Accel, QemuProvisioner, QemuSettings};
+pub use qemu::{Accel, PoolSetting, PoolStatus, QemuProvisioner, QemuSettings};
 pub use simulated::SimulatedProvisioner;
 
 /// Where a customer reaches their VM. Its blake3 hash is what the quorum
@@ -54,6 +56,10 @@ pub trait Provisioner: Send + Sync + 'static {
     fn vms(&self) -> Vec<Pubkey>;
     /// The images this backend boots (announced through consensus).
     fn images(&self) -> ServedImages;
+    /// VMs kept booted ahead of leases, per shape (none by default).
+    fn pools(&self) -> Vec<PoolStatus> {
+        Vec::new()
+    }
 }
 
 /// What a backend can boot.
@@ -84,6 +90,7 @@ pub fn open(
         settings.ports = vm.ports.clone();
         settings.public_host = vm.public_host.clone();
         settings.accel = vm.accel;
+        settings.pools = vm.pools.clone();
         if let Some(vcpus) = vm.max_vcpus {
             settings.max_vcpus = vcpus;
         }
