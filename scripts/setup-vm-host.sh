@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what an operator node needs to boot real VMs, from the host's
 # Debian package sources (nothing else): QEMU (x86, with microvm and qboot),
-# qemu-img, busybox-static, dropbear and cpio for the default image, the
+# qemu-img, busybox-static, dropbear and cpio for the default image,
+# debootstrap and e2fsprogs for the Debian image, the
 # OpenSSH client for `dagger vm ssh`, headless chromium and chromedriver (the
 # explorer's browser test), and the Debian cloud kernel, unpacked
 # (not installed) under $DAGGER_KERNEL_DIR (default /opt/dagger/kernel).
@@ -31,7 +32,7 @@ install() {
   fi
   $SUDO apt-get install -y -qq --no-install-recommends --allow-downgrades \
     "qemu-system-x86=$v" "qemu-system-common=$v" "qemu-utils=$v" \
-    "qemu-system-data=$d" busybox-static dropbear-bin cpio openssh-client \
+    "qemu-system-data=$d" busybox-static dropbear-bin cpio openssh-client debootstrap e2fsprogs \
     chromium chromium-driver
 }
 

@@ -152,6 +152,25 @@ enum ImageCommand {
         #[arg(long, env = "DAGGER_KERNEL_DIR", default_value = dagger_node::images::DEFAULT_KERNEL_DIR)]
         kernel_dir: PathBuf,
     },
+    /// Build a Debian image (debootstrap of this host's suite from its
+    /// package sources: apt, sysvinit, dropbear) with the Debian cloud
+    /// kernel. Needs root and about a minute.
+    BuildDebian {
+        #[arg(long, default_value = "images", env = "DAGGER_IMAGES_DIR")]
+        images_dir: PathBuf,
+        #[arg(long, env = "DAGGER_KERNEL_DIR", default_value = dagger_node::images::DEFAULT_KERNEL_DIR)]
+        kernel_dir: PathBuf,
+        /// Package mirror (default: this host's first Debian source).
+        #[arg(long)]
+        mirror: Option<String>,
+        /// Debian suite (default: this host's, e.g. bookworm).
+        #[arg(long)]
+        suite: Option<String>,
+        /// Reuse (and keep) builds here, keyed by everything they are made
+        /// from.
+        #[arg(long, env = "DAGGER_IMAGE_CACHE")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Add an image made of a kernel, an initramfs and optionally a raw
     /// root file system. Its guest must run the DAGGER agent (see
     /// docs/images.md): that is how it receives the customer's key.
@@ -192,6 +211,26 @@ fn image_command(command: ImageCommand) -> Result<()> {
                 ..DefaultImageSources::default()
             };
             let image = build_default(&sources, &Catalog::new(&images_dir))?;
+            println!("{}  {}", hex(&image.id), image.manifest.name);
+        }
+        ImageCommand::BuildDebian {
+            images_dir,
+            kernel_dir,
+            mirror,
+            suite,
+            cache_dir,
+        } => {
+            let options = dagger_node::images::DebianImageOptions {
+                kernel_dir,
+                mirror,
+                suite,
+                cache_dir,
+                ..Default::default()
+            };
+            let image =
+                dagger_node::images::build_debian(&options, &Catalog::new(&images_dir), &|step| {
+                    eprintln!("{step}")
+                })?;
             println!("{}  {}", hex(&image.id), image.manifest.name);
         }
         ImageCommand::Add {

@@ -619,3 +619,80 @@ fn concurrent_provisions_on_one_host_never_share_a_port() {
     a.terminate(&ra).unwrap();
     b.terminate(&rb).unwrap();
 }
+
+/// Where image builds are cached between runs (outside the clone).
+fn image_cache() -> std::path::PathBuf {
+    std::env::var_os("DAGGER_IMAGE_CACHE")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+            Path::new(&home).join(".cache/dagger-images")
+        })
+}
+
+/// The Debian image boots from its root file system (a fresh layer per
+/// VM, grown to the lease's disk), takes its keys from the agent and runs
+/// apt; its boot time to SSH is printed.
+#[test]
+fn a_debian_vm_boots_with_apt_and_the_customers_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((catalog, _default)) = setup(dir.path()) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipping: building the Debian image needs root");
+        return;
+    }
+    let options = dagger_node::images::DebianImageOptions {
+        cache_dir: Some(image_cache()),
+        ..Default::default()
+    };
+    let image = dagger_node::images::build_debian(&options, &catalog, &|s| eprintln!("{s}"))
+        .expect("the Debian image builds");
+    assert!(image.manifest.rootfs.is_some());
+    assert_eq!(catalog.find("debian").unwrap().id, image.id);
+    let who = customer(dir.path());
+    let mut settings = settings(dir.path(), catalog);
+    settings.ports = 23_700..=23_799;
+    let provisioner = QemuProvisioner::open(settings).unwrap();
+    let request = Pubkey::new_unique();
+    let mut spec = spec(image.id, who.public, 1, 256);
+    spec.disk_gib = 2;
+    let started = std::time::Instant::now();
+    let endpoint = provisioner
+        .provision(&request, &spec)
+        .expect("the Debian VM boots");
+    eprintln!(
+        "Debian VM: SSH with its pinned key after {:?}",
+        started.elapsed()
+    );
+    let out = ssh(
+        &endpoint.0,
+        &who.key_file,
+        "apt-get --version | head -1; . /etc/os-release; echo $ID; df -k / | tail -1; cat /proc/1/comm",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("apt "), "{text}");
+    assert_eq!(lines[1], "debian", "{text}");
+    let root_kib: u64 = lines[2].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        root_kib > 1_500_000,
+        "the root was grown to the 2 GiB disk: {text}"
+    );
+    assert_eq!(lines[3], "init", "{text}");
+    // Too small a disk for the image's root is refused, not truncated.
+    let mut small = spec;
+    small.disk_gib = 0;
+    assert!(provisioner
+        .provision(&Pubkey::new_unique(), &small)
+        .is_err());
+    provisioner.terminate(&request).unwrap();
+}

@@ -21,7 +21,7 @@ use super::{cpio::Archive, Catalog, Image, ImageError};
 pub const DEFAULT_KERNEL_DIR: &str = "/opt/dagger/kernel";
 
 /// Kernel modules the init script loads, in load order.
-const MODULES: &[&str] = &[
+pub(super) const MODULES: &[&str] = &[
     "virtio_ring",
     "virtio",
     "virtio_pci_modern_dev",
@@ -83,7 +83,7 @@ impl Default for DefaultImageSources {
     }
 }
 
-fn build_err(what: impl Into<String>) -> ImageError {
+pub(super) fn build_err(what: impl Into<String>) -> ImageError {
     ImageError::Build(what.into())
 }
 
@@ -180,18 +180,13 @@ fn parents(archive: &mut Archive, made: &mut std::collections::BTreeSet<String>,
     }
 }
 
-/// Builds the default image from the host's packages into `catalog`.
-pub fn build_default(
-    sources: &DefaultImageSources,
-    catalog: &Catalog,
-) -> Result<Image, ImageError> {
-    let (kernel_path, version) = find_kernel(&sources.kernel_dir)?;
+/// The kernel, its version and the modules [`MODULES`] names, in order.
+pub(super) fn kernel_and_modules(
+    kernel_dir: &Path,
+) -> Result<(Vec<u8>, String, Vec<(&'static str, Vec<u8>)>), ImageError> {
+    let (kernel_path, version) = find_kernel(kernel_dir)?;
     let kernel = read(&kernel_path)?;
-    let modules_dir = sources
-        .kernel_dir
-        .join("lib/modules")
-        .join(&version)
-        .join("kernel");
+    let modules_dir = kernel_dir.join("lib/modules").join(&version).join("kernel");
     let mut modules = Vec::new();
     for name in MODULES {
         let path = find_module(&modules_dir, name).ok_or_else(|| {
@@ -200,15 +195,29 @@ pub fn build_default(
                 modules_dir.display()
             ))
         })?;
-        modules.push((name, read(&path)?));
+        modules.push((*name, read(&path)?));
     }
-    let busybox = read(&sources.busybox)?;
+    Ok((kernel, version, modules))
+}
+
+pub(super) fn static_busybox(path: &Path) -> Result<Vec<u8>, ImageError> {
+    let busybox = read(path)?;
     if !is_static(&busybox) {
         return Err(build_err(format!(
             "{} is dynamically linked; install busybox-static",
-            sources.busybox.display()
+            path.display()
         )));
     }
+    Ok(busybox)
+}
+
+/// Builds the default image from the host's packages into `catalog`.
+pub fn build_default(
+    sources: &DefaultImageSources,
+    catalog: &Catalog,
+) -> Result<Image, ImageError> {
+    let (kernel, version, modules) = kernel_and_modules(&sources.kernel_dir)?;
+    let busybox = static_busybox(&sources.busybox)?;
     let dropbear = read(&sources.dropbear)?;
     let libraries = shared_libraries(&sources.dropbear)?;
 

@@ -11,12 +11,14 @@
 //! Catalog layout: `<dir>/<hex id>/{manifest.json, kernel, initrd}`.
 
 mod cpio;
+mod debian;
 mod default;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use debian::{build_debian, host_mirror, host_suite, DebianImageOptions};
 pub use default::{build_default, DefaultImageSources, DEFAULT_KERNEL_DIR};
 
 #[derive(Debug, thiserror::Error)]

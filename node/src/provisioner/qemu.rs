@@ -673,6 +673,15 @@ impl Inner {
         // An image with a root file system boots from a fresh copy-on-write
         // layer over it; others get an empty disk.
         if let Some(rootfs) = image.rootfs() {
+            let size = std::fs::metadata(&rootfs)
+                .map_err(|e| state_err(&rootfs, e))?
+                .len();
+            if size > u64::from(shape.disk_gib) << 30 {
+                return Err(backend(format!(
+                    "this image's root file system needs a disk of at least {} GiB",
+                    size.div_ceil(1 << 30)
+                )));
+            }
             create.arg("-b").arg(&rootfs).args(["-F", "raw"]);
         }
         let created = create
