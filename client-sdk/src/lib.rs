@@ -20,6 +20,7 @@
 pub mod accounts;
 pub mod errors;
 pub mod evidence;
+pub mod images;
 pub mod instructions;
 pub mod layout;
 pub mod pda;

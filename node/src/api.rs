@@ -10,6 +10,7 @@
 //! | `GET /evidence` | equivocations this node holds proof of, in the form `dagger slash --evidence` reads |
 //! | `GET /checkpoints` | latest checkpoints (round, order, digest), newest first |
 //! | `GET /leases/{request}` | where a provisioned request's VM is (chain-backed nodes) |
+//! | `GET /images` | the images active operators boot, with their names, operators and stake (chain-backed nodes) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /explorer` | the live DAG explorer (HTML; its assets are compiled in) |
 //! | `GET /dag?after=C` | held events inserted from cursor `C` on (all without it), with rounds, fame, order and the roster |
@@ -86,6 +87,9 @@ pub struct ChainView {
     pub duties: tokio::sync::watch::Receiver<(u64, crate::controller::Duties)>,
     pub provisioner: &'static str,
     pub endpoints: crate::controller::Endpoints,
+    pub catalog: crate::controller::ImageCatalog,
+    /// VMs this node keeps booted ahead of leases.
+    pub pools: std::sync::Arc<dyn Fn() -> Vec<crate::provisioner::PoolStatus> + Send + Sync>,
 }
 
 #[derive(Serialize)]
@@ -106,6 +110,8 @@ struct ChainStatus {
     /// activated it) and where it is, once consensus recorded that.
     leases: Vec<LeaseHere>,
     votes_wanted: usize,
+    /// VMs kept booted ahead of leases, per shape.
+    pools: Vec<crate::provisioner::PoolStatus>,
 }
 
 /// The read-only API: nothing here changes what the node signs.
@@ -119,6 +125,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/checkpoints", get(checkpoints))
         .route("/evidence", get(evidence))
         .route("/leases/{request}", get(lease))
+        .route("/images", get(images))
         .route("/metrics", get(metrics))
         .route("/dag", get(dag))
         .route("/dag/stream", get(dag_stream))
@@ -276,6 +283,7 @@ async fn status(State(state): State<ApiState>) -> Response {
                     leases_here: duties.leases.len(),
                     provisioning_here: duties.provision.len(),
                     votes_wanted: duties.votes.len(),
+                    pools: (view.pools)(),
                 }
             }),
         })
@@ -459,6 +467,22 @@ async fn lease(State(state): State<ApiState>, Path(request): Path<String>) -> Re
             "no VM is reported for this request (not provisioned yet, or gone)",
         ),
     }
+}
+
+/// The image catalog consensus knows: what customers choose from by name.
+async fn images(State(state): State<ApiState>) -> Response {
+    let Some(view) = state.chain.as_ref() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this node does not follow a chain: it knows no operators' images",
+        );
+    };
+    let images = view
+        .catalog
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    Json(serde_json::json!({ "images": images })).into_response()
 }
 
 #[derive(Serialize)]

@@ -158,6 +158,7 @@ pub async fn start_chain(
     let roster = Controller::genesis_roster(&genesis).map_err(NodeError::Roster)?;
     let (observer, duties) = ControllerObserver::new(Controller::new(&genesis), me);
     let endpoints = observer.endpoints();
+    let catalog = observer.catalog();
     let peers: Vec<PeerAddr> = genesis
         .iter()
         .filter(|g| g.node_key != me)
@@ -186,6 +187,11 @@ pub async fn start_chain(
         duties: duties.clone(),
         provisioner: provisioner.name(),
         endpoints,
+        catalog,
+        pools: {
+            let provisioner = provisioner.clone();
+            std::sync::Arc::new(move || provisioner.pools())
+        },
     };
     assemble(
         config,

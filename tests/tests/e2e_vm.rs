@@ -226,3 +226,113 @@ async fn a_vm_killed_from_outside_gets_its_lease_terminated() {
     devnet.stop().await;
     assert!(!qemu_alive(&vm_dir));
 }
+
+/// The Debian image end to end: the customer picks it by name from the
+/// catalog the operators announced through consensus, pays for its id,
+/// runs apt in it over SSH (the host key pinned) and closes the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_customer_leases_a_debian_vm_by_name_and_runs_apt() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipping: building the Debian image needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = match Devnet::start(DevnetOptions {
+        data_dir: dir.path().to_path_buf(),
+        provisioner: ProvisionerChoice::Qemu,
+        debian_image: true,
+        ..DevnetOptions::default()
+    })
+    .await
+    {
+        Ok(devnet) => devnet,
+        Err(err) if err.to_string().contains("real VMs are not possible here") => {
+            assert!(std::env::var_os("CI").is_none(), "{err}");
+            eprintln!("skipping real-VM test: {err}");
+            return;
+        }
+        Err(err) => panic!("devnet: {err}"),
+    };
+    let debian = devnet.image("debian").expect("the devnet serves Debian");
+    // The catalog comes from the nodes' announcements: wait until every
+    // operator's names are ordered.
+    let api = format!("http://{}", devnet.api(1).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let chosen = loop {
+        let catalog = dagger_client::images::fetch_catalog(&api).await.unwrap();
+        let announced = catalog
+            .iter()
+            .find(|c| c.id == dagger_node::images::hex(&debian))
+            .is_some_and(|c| c.operators == 4 && !c.names.is_empty());
+        if announced {
+            break dagger_client::images::choose(&catalog, "debian").unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the catalog never named Debian: {catalog:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(chosen, debian);
+
+    let customer = funded_customer(&devnet.reader).await;
+    let (key, key_file) = ssh_key(dir.path(), 31);
+    let spec = VmSpec {
+        vcpus: 1,
+        memory_mib: 256,
+        disk_gib: 2,
+        image_id: chosen,
+        ssh_key: key,
+        ..small_vm()
+    };
+    let request = devnet
+        .reader
+        .pay_for_vm(&customer, 7, spec, 1_000, 600)
+        .await
+        .unwrap();
+    let lease = wait_for(&devnet, &request, "the Debian lease", |r| {
+        r.status == RequestStatus::Active
+    })
+    .await;
+    let vm = endpoint::fetch(&api, &request, &lease).await.unwrap();
+    let out = ssh_run(
+        &vm,
+        &key_file,
+        "apt-get --version | head -1; . /etc/os-release; echo $ID",
+    )
+    .await
+    .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.first().is_some_and(|l| l.starts_with("apt ")),
+        "{out}"
+    );
+    assert_eq!(lines.get(1), Some(&"debian"), "{out}");
+
+    let node = assigned_node(&devnet, &lease);
+    let vm_dir = devnet.configs[node]
+        .data_dir
+        .join("vms")
+        .join(request.to_string());
+    devnet
+        .reader
+        .send(
+            &[ix::close_lease(
+                &customer.pubkey(),
+                &request,
+                &lease.assigned_operator,
+            )],
+            &customer,
+            &[],
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while vm_dir.exists() || qemu_alive(&vm_dir) {
+        assert!(Instant::now() < deadline, "the VM outlived its lease");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    devnet.stop().await;
+}

@@ -75,8 +75,8 @@ pub struct GlobalArgs {
     /// Compute unit limit per transaction (bounds what a priority fee costs).
     #[arg(long = "compute-unit-limit", global = true, value_name = "UNITS")]
     pub compute_unit_limit: Option<u32>,
-    /// HTTP API of any DAGGER node (it tells where a VM is; the answer is
-    /// checked against the chain) [default for a localhost cluster: the
+    /// HTTP API of any DAGGER node (it tells where a VM is, the answer
+    /// checked against the chain, and resolves image names) [default for a localhost cluster: the
     /// devnet's first node, http://127.0.0.1:8910].
     #[arg(
         long = "node-api",
@@ -311,9 +311,12 @@ pub enum VmCommand {
         /// Region code (0 = any agreed default).
         #[arg(long, default_value_t = 0)]
         region: u16,
-        /// Content hash of the VM image, 64 hex characters.
-        #[arg(long, value_name = "HEX", value_parser = dagger_cli::hash_arg)]
-        image: [u8; 32],
+        /// The VM image: its id (64 hex characters), or a name operators
+        /// announce (`debian`, `dagger-default`), resolved through a node's
+        /// catalog (--node-api) to the id backed by the most stake; the id
+        /// is what is paid for and printed.
+        #[arg(long, value_name = "ID|NAME", value_parser = dagger_cli::image_arg)]
+        image: String,
         /// Your ed25519 SSH public key (OpenSSH format): the VM lets in only
         /// its holder, as root. Recorded on-chain in the request.
         #[arg(

@@ -449,6 +449,25 @@ async fn operator(ctx: &Context, command: OperatorCommand) -> Result<Report> {
     }
 }
 
+/// `--image`: an id as it is, a name through a node's announced catalog.
+async fn resolve_image(ctx: &Context, wanted: &str) -> Result<[u8; 32]> {
+    use dagger_client::images::{choose, fetch_catalog, ImageChoiceError};
+    match choose(&[], wanted) {
+        Ok(id) => return Ok(id),
+        Err(ImageChoiceError::Malformed(_)) => {
+            anyhow::bail!(
+                "--image `{wanted}` is neither an image id (64 hex characters) nor a name"
+            )
+        }
+        Err(_) => {}
+    }
+    let api = ctx
+        .node_api()
+        .context("--image names an image: a node's catalog resolves it")?;
+    let catalog = fetch_catalog(&api).await?;
+    Ok(choose(&catalog, wanted)?)
+}
+
 async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
     match command {
         VmCommand::Quote {
@@ -500,6 +519,7 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
             duration,
             wait,
         } => {
+            let image = resolve_image(ctx, &image).await?;
             let spec = VmSpec {
                 vcpus,
                 memory_mib,
@@ -523,13 +543,15 @@ async fn vm(ctx: &Context, command: VmCommand) -> Result<Report> {
                 "deposit_lamports": created.deposit,
                 "signature": created.signature.to_string(),
                 "status": "open",
+                "image_id": hex(&image),
                 "timings": { "paid_ms": paid_in.as_millis() as u64 },
             });
             let mut text = format!(
-                "Requested VM {} (id {}): {} SOL in escrow for {duration} s.\n\
+                "Requested VM {} (id {}, image {}): {} SOL in escrow for {duration} s.\n\
                  Paid in {:.1}s, signature {}.",
                 created.request,
                 created.request_id,
+                hex(&image),
                 sol(created.deposit),
                 paid_in.as_secs_f64(),
                 created.signature

@@ -134,6 +134,25 @@ pub fn hash_arg(value: &str) -> Result<[u8; 32], String> {
     Ok(hash)
 }
 
+/// `--image`: an image id (64 hex characters) or a name to resolve (up to
+/// 64 letters, digits, `.`, `_` and `-`).
+pub fn image_arg(value: &str) -> Result<String, String> {
+    let hex_id = value.len() == 64 && value.chars().all(|c| c.is_ascii_hexdigit());
+    let name = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if hex_id || name {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is neither an image id (64 hex characters) nor an image name (letters, \
+             digits, `.`, `_`, `-`)"
+        ))
+    }
+}
+
 /// How every DAGGER binary reports a failure: with `json`, one object on
 /// stdout, `{"error": {"message", "program_error": {"code", "name",
 /// "message"} | null, "signature", "logs"}}`; otherwise `Error: ...` and

@@ -606,7 +606,7 @@ async fn cli_errors_are_clear() {
                 "--disk-gib",
                 "1",
                 "--image",
-                "abc",
+                "ab/c",
                 "--price",
                 "1",
                 "--duration",
@@ -653,6 +653,35 @@ async fn cli_errors_are_clear() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(stderr.contains("invalid value"), "{args:?}: {stderr}");
     }
+    // An image named, not given by id: a node's catalog resolves it, and a
+    // node that cannot be reached is said so.
+    let error = cli
+        .json_error(&[
+            "--node-api",
+            "http://127.0.0.1:1",
+            "vm",
+            "request",
+            "--vcpus",
+            "1",
+            "--memory-mib",
+            "128",
+            "--disk-gib",
+            "1",
+            "--image",
+            "debian",
+            "--price",
+            "1",
+            "--duration",
+            "1h",
+        ])
+        .await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1/images"),
+        "{error}"
+    );
     // A node that is neither a key nor a keypair file: found when read.
     let error = cli
         .json_error(&[

@@ -63,6 +63,11 @@ pub struct DevnetOptions {
     pub provisioner: ProvisionerChoice,
     /// Fixed API port of node 0 (the others follow), or free ones.
     pub api_port: Option<u16>,
+    /// VMs each node keeps booted ahead of leases (real VMs only).
+    pub pools: Vec<dagger_node::provisioner::PoolSetting>,
+    /// Also build and serve the Debian image (real VMs only; needs root,
+    /// about a minute the first time, then cached).
+    pub debian_image: bool,
 }
 
 impl Default for DevnetOptions {
@@ -79,22 +84,52 @@ impl Default for DevnetOptions {
             fee_bps: 250,
             provisioner: ProvisionerChoice::Simulated,
             api_port: None,
+            pools: Vec::new(),
+            debian_image: false,
         }
     }
 }
 
-/// Makes sure the default image is in `catalog` (building it from the
-/// host's packages) and says what the nodes will use.
+/// Name of the default image in catalogs (`dagger-default (<kernel>)`).
+pub const DEFAULT_IMAGE: &str = "dagger-default";
+
+/// Where built images are cached between runs: `DAGGER_IMAGE_CACHE`, or
+/// `~/.cache/dagger-images`.
+pub fn image_cache() -> PathBuf {
+    std::env::var_os("DAGGER_IMAGE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+            Path::new(&home).join(".cache/dagger-images")
+        })
+}
+
+/// Makes sure the default image (and the Debian one, if asked) is in
+/// `catalog` (building it from the host's packages) and says what the nodes
+/// will use.
 fn prepare_images(
     choice: ProvisionerChoice,
     catalog: &Catalog,
+    debian: bool,
 ) -> Result<ProvisionerChoice, DevnetError> {
     if choice == ProvisionerChoice::Simulated {
         return Ok(choice);
     }
+    if debian && qemu_available(Path::new("qemu-system-x86_64")) && catalog.find("debian").is_err()
+    {
+        let options = dagger_node::images::DebianImageOptions {
+            cache_dir: Some(image_cache()),
+            ..Default::default()
+        };
+        let image = dagger_node::images::build_debian(&options, catalog, &|step| {
+            tracing::info!("Debian image: {step}")
+        })
+        .map_err(|e| DevnetError::Setup(format!("the Debian image: {e}")))?;
+        tracing::info!(image = %dagger_node::images::hex(&image.id), "built the Debian image");
+    }
     let unusable = if !qemu_available(Path::new("qemu-system-x86_64")) {
         Some("QEMU is not installed".to_string())
-    } else if catalog.list().is_empty() {
+    } else if catalog.find(DEFAULT_IMAGE).is_err() {
         match build_default(&DefaultImageSources::default(), catalog) {
             Ok(image) => {
                 tracing::info!(image = %dagger_node::images::hex(&image.id), "built the default image");
@@ -241,7 +276,7 @@ impl Devnet {
         .await?;
         let reader = Arc::new(ChainReader::new(&chain.rpc_url())?);
         let catalog = Catalog::new(options.data_dir.join("images"));
-        let backend = prepare_images(options.provisioner, &catalog)?;
+        let backend = prepare_images(options.provisioner, &catalog, options.debian_image)?;
         let mut configs = Vec::new();
         for (i, op) in keys.operators.iter().enumerate() {
             let node_dir = options.data_dir.join(format!("node{i}"));
@@ -264,6 +299,7 @@ impl Devnet {
                 images_dir: catalog.dir().to_path_buf(),
                 // Each node forwards its VMs' SSH from its own port block.
                 ports: 22_000 + 100 * i as u16..=22_099 + 100 * i as u16,
+                pools: options.pools.clone(),
                 ..VmConfig::simulated(&node_dir)
             };
             configs.push(NodeConfig {
@@ -468,13 +504,19 @@ impl Devnet {
         PROGRAM_ID
     }
 
-    /// The image the nodes boot, when they run real VMs.
+    /// The default image the nodes boot, when they run real VMs.
     pub fn default_image(&self) -> Option<[u8; 32]> {
+        self.image(DEFAULT_IMAGE)
+    }
+
+    /// The image of this name (or id prefix) the nodes boot, when they run
+    /// real VMs.
+    pub fn image(&self, name: &str) -> Option<[u8; 32]> {
         let real = self
             .configs
             .first()
             .is_some_and(|c| c.vm.provisioner == ProvisionerChoice::Qemu);
-        real.then(|| self.catalog.list().first().map(|i| i.id))
+        real.then(|| self.catalog.find(name).ok().map(|i| i.id))
             .flatten()
     }
 }

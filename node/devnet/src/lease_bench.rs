@@ -55,6 +55,26 @@ pub struct LeaseBenchArgs {
     /// measures paid -> a command ran in the VM over SSH).
     #[arg(long, value_enum, default_value = "simulated")]
     pub provisioner: dagger_node::config::ProvisionerChoice,
+    /// Booted VMs each node keeps ready for the bench's VM size (real VMs;
+    /// 0: every lease boots its VM).
+    #[arg(long, default_value_t = 0)]
+    pub pool: usize,
+    /// The image leases ask for (real VMs): `default`, or `debian` (built
+    /// with debootstrap on first use: needs root).
+    #[arg(long, default_value = "default")]
+    pub image: String,
+}
+
+impl LeaseBenchArgs {
+    /// Memory of the bench's VMs, MiB: the Debian image runs a real init
+    /// and wants more than the default image's busybox.
+    fn memory_mib(&self) -> u32 {
+        if self.image == "debian" {
+            256
+        } else {
+            128
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -74,6 +94,9 @@ pub struct LeaseBenchReport {
     /// Sending `create_request` → confirmed, for context.
     pub pay_p50_ms: f64,
     pub provisioner: &'static str,
+    /// The image leased (real VMs) and the pool each node kept for it.
+    pub image: Option<String>,
+    pub pool: usize,
     pub poll_interval_ms: u64,
     pub wall_s: f64,
 }
@@ -93,16 +116,36 @@ pub async fn run(args: LeaseBenchArgs) -> Result<LeaseBenchReport> {
     anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     let (dir, _temp) = crate::bench::work_dir(args.dir.as_deref())?;
+    anyhow::ensure!(
+        ["default", "debian"].contains(&args.image.as_str()),
+        "--image must be default or debian"
+    );
+    let pools = if args.pool == 0 {
+        Vec::new()
+    } else {
+        vec![format!(
+            "count={},vcpus=1,memory={},disk=1",
+            args.pool,
+            args.memory_mib()
+        )
+        .parse()
+        .map_err(anyhow::Error::msg)?]
+    };
     let devnet = Devnet::start(DevnetOptions {
         nodes: args.nodes,
         data_dir: dir,
         provisioner: args.provisioner,
+        pools,
+        debian_image: args.image == "debian",
         ..DevnetOptions::default()
     })
     .await
     .context("starting the local network")?;
     let devnet = Arc::new(devnet);
-    let result = measure(&devnet, &args).await;
+    let result = match wait_for_pools(&devnet, args.pool).await {
+        Ok(()) => measure(&devnet, &args).await,
+        Err(err) => Err(err),
+    };
     match Arc::try_unwrap(devnet) {
         Ok(devnet) => devnet.stop().await,
         Err(_) => tracing::warn!("a worker still holds the network; not stopped cleanly"),
@@ -110,7 +153,41 @@ pub async fn run(args: LeaseBenchArgs) -> Result<LeaseBenchReport> {
     result
 }
 
+/// Waits until every node's pool holds `pool` booted VMs, so that the
+/// figures are those of a warm pool.
+async fn wait_for_pools(devnet: &Devnet, pool: usize) -> Result<()> {
+    if pool == 0 || devnet.default_image().is_none() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let ready = devnet.provisioners.iter().flatten().all(|p| {
+            let pools = p.pools();
+            !pools.is_empty() && pools.iter().all(|s| s.ready >= s.target)
+        });
+        if ready {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the nodes' pools did not fill within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn measure(devnet: &Arc<Devnet>, args: &LeaseBenchArgs) -> Result<LeaseBenchReport> {
+    let image = devnet.image(if args.image == "default" {
+        crate::devnet::DEFAULT_IMAGE
+    } else {
+        &args.image
+    });
+    anyhow::ensure!(
+        image.is_some() || devnet.default_image().is_none(),
+        "the nodes do not serve the {} image",
+        args.image
+    );
+    let memory_mib = args.memory_mib();
     let progress = indicatif::ProgressBar::new(args.requests as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template(
@@ -136,7 +213,8 @@ async fn measure(devnet: &Arc<Devnet>, args: &LeaseBenchArgs) -> Result<LeaseBen
             let mut request_id = 0u64;
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 request_id += 1;
-                let outcome = one_lease(&devnet, &customer, request_id, timeout).await;
+                let outcome =
+                    one_lease(&devnet, &customer, request_id, timeout, image, memory_mib).await;
                 if let Outcome::Failed(why) = &outcome {
                     progress.set_message(format!("last failure: {why}"));
                 }
@@ -195,6 +273,8 @@ async fn measure(devnet: &Arc<Devnet>, args: &LeaseBenchArgs) -> Result<LeaseBen
         ssh_ready_p99_ms: real.then(|| percentile(&ssh, 99.0)),
         pay_p50_ms: percentile(&pay, 50.0),
         provisioner: if real { "qemu" } else { "simulated" },
+        image: real.then(|| args.image.clone()),
+        pool: args.pool,
         poll_interval_ms: POLL.as_millis() as u64,
         wall_s,
     })
@@ -206,14 +286,15 @@ async fn one_lease(
     customer: &Keypair,
     request_id: u64,
     timeout: Duration,
+    real: Option<[u8; 32]>,
+    memory_mib: u32,
 ) -> Outcome {
     let reader = &devnet.reader;
     let key = dagger_node::identity::Identity::generate();
     let public = key.verifying_key().to_bytes();
-    let real = devnet.default_image();
     let spec = VmSpec {
         vcpus: 1,
-        memory_mib: if real.is_some() { 128 } else { 1_024 },
+        memory_mib: if real.is_some() { memory_mib } else { 1_024 },
         disk_gib: 1,
         region: 1,
         image_id: real.unwrap_or(*blake3::hash(b"bench-image").as_bytes()),
@@ -313,13 +394,17 @@ pub fn render_text(report: &LeaseBenchReport) -> String {
         _ => String::new(),
     };
     format!(
-        "{} lease requests over {} nodes ({} provisioner), {} customers at a time, {:.1} s\n\
+        "{} lease requests over {} nodes ({} provisioner{}), {} customers at a time, {:.1} s\n\
          paid -> active: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, mean {:.0} ms (poll every {} ms)\n\
          {ssh}payment confirmed: p50 {:.0} ms\n\
          failed: {}\n",
         report.requests,
         report.nodes,
         report.provisioner,
+        match &report.image {
+            Some(image) => format!(", image {image}, pool {} per node", report.pool),
+            None => String::new(),
+        },
         report.concurrency,
         report.wall_s,
         report.active_p50_ms,

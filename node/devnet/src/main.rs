@@ -73,6 +73,14 @@ struct UpArgs {
     /// are installed, see scripts/setup-vm-host.sh), qemu, or simulated.
     #[arg(long, value_enum, default_value = "auto")]
     provisioner: dagger_node::config::ProvisionerChoice,
+    /// Keep VMs booted ahead of leases on every node (real VMs), e.g.
+    /// `count=1,vcpus=1,memory=256,disk=1`; repeat for several sizes.
+    #[arg(long = "vm-pool")]
+    vm_pool: Vec<dagger_node::provisioner::PoolSetting>,
+    /// Also serve a Debian image (real VMs; built with debootstrap on the
+    /// first run, which needs root, then cached in ~/.cache/dagger-images).
+    #[arg(long)]
+    debian_image: bool,
 }
 
 /// The embedded program's `msg!` output goes to the process's stdout (Anchor
@@ -112,6 +120,8 @@ async fn up(args: UpArgs) -> Result<()> {
         // Node 0's API at 8910 (for 8899): where `dagger vm ssh` looks by default.
         api_port: Some(args.rpc_port + 11),
         provisioner: args.provisioner,
+        pools: args.vm_pool.clone(),
+        debian_image: args.debian_image,
         ..DevnetOptions::default()
     };
     say!(
@@ -135,6 +145,12 @@ async fn up(args: UpArgs) -> Result<()> {
                 dagger_node::images::hex(&image)
             );
             say!("         dagger -u l vm ssh <REQUEST> -- uname -a");
+            if let Some(debian) = devnet.image("debian") {
+                say!(
+                    "Debian:  image {} (dagger vm request --image debian --memory-mib 256 ...)",
+                    dagger_node::images::hex(&debian)
+                );
+            }
         }
         None => {
             say!("VMs:     SIMULATED (nothing boots); for real VMs run scripts/setup-vm-host.sh");

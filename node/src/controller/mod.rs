@@ -137,6 +137,9 @@ pub struct Duties {
     /// What consensus knows of the images this node boots (`None` while
     /// its operator is unknown): announce again when it differs.
     pub images_here: Option<ImagesServed>,
+    /// What consensus knows this node calls its images (`None` while its
+    /// operator is unknown).
+    pub image_names_here: Option<BTreeMap<[u8; 32], String>>,
 }
 
 /// Where a lease's VM is, as consensus recorded it (every node serves it).
@@ -155,6 +158,20 @@ pub struct LeaseEndpoint {
 #[derive(Clone, Debug, Default)]
 pub struct Controller {
     state: State,
+    /// What each node (by node key) calls the images it boots. Encoded
+    /// after the state, so snapshots from before names existed still load.
+    names: BTreeMap<Pubkey, BTreeMap<[u8; 32], String>>,
+}
+
+/// An image some active operator boots, as customers choose among them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CatalogImage {
+    pub id: String,
+    /// What the operators serving it call it (most stake first).
+    pub names: Vec<String>,
+    pub operators: usize,
+    /// Stake of the operators that serve it, lamports.
+    pub stake: u64,
 }
 
 fn digest(tx: &NodeTx) -> [u8; 32] {
@@ -201,7 +218,10 @@ impl Controller {
                 },
             );
         }
-        Controller { state }
+        Controller {
+            state,
+            names: BTreeMap::new(),
+        }
     }
 
     /// The consensus roster for the genesis operators.
@@ -266,6 +286,20 @@ impl Controller {
                         r.endpoint = Some(endpoint.clone());
                     }
                 }
+            }
+            NodeTx::ImageNames { names } => {
+                let known = self
+                    .state
+                    .operators
+                    .values()
+                    .any(|op| op.node_key == reporter);
+                if !known
+                    || names.len() > txs::MAX_IMAGES
+                    || !names.iter().all(|(_, n)| txs::valid_image_name(n))
+                {
+                    return;
+                }
+                self.names.insert(reporter, names.iter().cloned().collect());
             }
             NodeTx::ImagesServed { any, images } => {
                 if images.len() > txs::MAX_IMAGES {
@@ -445,7 +479,8 @@ impl Controller {
             NodeTx::ProvisionReport { .. }
             | NodeTx::ProvisionFailed { .. }
             | NodeTx::VmFailed { .. }
-            | NodeTx::ImagesServed { .. } => {}
+            | NodeTx::ImagesServed { .. }
+            | NodeTx::ImageNames { .. } => {}
         }
     }
 
@@ -627,9 +662,48 @@ impl Controller {
             }
             if &op.node_key == me && op.status == OperatorStatus::Active {
                 duties.images_here = Some(op.images.clone());
+                duties.image_names_here = Some(self.names.get(me).cloned().unwrap_or_default());
             }
         }
         duties
+    }
+
+    /// The images active operators boot, with what they call them: the
+    /// catalog customers pick from by name. Only operators' own
+    /// announcements count, and a name is only a label: the id is what is
+    /// paid for and checked.
+    pub fn catalog(&self) -> Vec<CatalogImage> {
+        let mut images: BTreeMap<[u8; 32], (usize, u64, BTreeMap<String, u64>)> = BTreeMap::new();
+        for op in self.state.operators.values() {
+            if op.status != OperatorStatus::Active || op.images.any {
+                continue;
+            }
+            let names = self.names.get(&op.node_key);
+            for id in &op.images.images {
+                let entry = images.entry(*id).or_default();
+                entry.0 += 1;
+                entry.1 = entry.1.saturating_add(op.stake);
+                if let Some(name) = names.and_then(|n| n.get(id)) {
+                    let stake = entry.2.entry(name.clone()).or_default();
+                    *stake = stake.saturating_add(op.stake);
+                }
+            }
+        }
+        let mut out: Vec<CatalogImage> = images
+            .into_iter()
+            .map(|(id, (operators, stake, names))| {
+                let mut names: Vec<(String, u64)> = names.into_iter().collect();
+                names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                CatalogImage {
+                    id: crate::core::hex(&id),
+                    names: names.into_iter().map(|(n, _)| n).collect(),
+                    operators,
+                    stake,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.stake.cmp(&a.stake).then_with(|| a.id.cmp(&b.id)));
+        out
     }
 
     /// Where the VM of every provisioned request is, as reported by its
@@ -681,16 +755,24 @@ impl Controller {
         self.state
             .serialize(&mut out)
             .expect("serialising into a Vec cannot fail");
+        self.names
+            .serialize(&mut out)
+            .expect("serialising into a Vec cannot fail");
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Controller, String> {
         let mut slice = bytes;
         let state = State::deserialize(&mut slice).map_err(|e| e.to_string())?;
+        let names = if slice.is_empty() {
+            BTreeMap::new()
+        } else {
+            BTreeMap::deserialize(&mut slice).map_err(|e| e.to_string())?
+        };
         if !slice.is_empty() {
             return Err("trailing bytes after the controller state".into());
         }
-        Ok(Controller { state })
+        Ok(Controller { state, names })
     }
 }
 
@@ -701,10 +783,14 @@ pub struct ControllerObserver {
     me: Pubkey,
     duties: tokio::sync::watch::Sender<(u64, Duties)>,
     endpoints: Endpoints,
+    catalog: ImageCatalog,
 }
 
 /// Lease endpoints as of the last decided round, for the API.
 pub type Endpoints = std::sync::Arc<std::sync::RwLock<BTreeMap<Pubkey, LeaseEndpoint>>>;
+
+/// The image catalog as of the last decided round, for the API.
+pub type ImageCatalog = std::sync::Arc<std::sync::RwLock<Vec<CatalogImage>>>;
 
 impl ControllerObserver {
     pub fn new(
@@ -717,12 +803,14 @@ impl ControllerObserver {
         let initial = (controller.last_round(), controller.duties(&me));
         let (duties, rx) = tokio::sync::watch::channel(initial);
         let endpoints = Endpoints::new(std::sync::RwLock::new(controller.endpoints()));
+        let catalog = ImageCatalog::new(std::sync::RwLock::new(controller.catalog()));
         (
             ControllerObserver {
                 controller,
                 me,
                 duties,
                 endpoints,
+                catalog,
             },
             rx,
         )
@@ -733,10 +821,21 @@ impl ControllerObserver {
         self.endpoints.clone()
     }
 
+    /// The image catalog this observer keeps current.
+    pub fn catalog(&self) -> ImageCatalog {
+        self.catalog.clone()
+    }
+
     fn publish(&self, round: u64) {
         let _ = self.duties.send((round, self.controller.duties(&self.me)));
         let fresh = self.controller.endpoints();
         let mut shared = self.endpoints.write().unwrap_or_else(|p| p.into_inner());
+        if *shared != fresh {
+            *shared = fresh;
+        }
+        drop(shared);
+        let fresh = self.controller.catalog();
+        let mut shared = self.catalog.write().unwrap_or_else(|p| p.into_inner());
         if *shared != fresh {
             *shared = fresh;
         }

@@ -552,3 +552,78 @@ fn every_node_knows_where_a_provisioned_vm_is() {
     assert_eq!(lease.node_key, w.node(assignee).to_string());
     assert!(!lease.active);
 }
+
+#[test]
+fn image_names_make_a_catalog_weighted_by_stake_and_survive_snapshots() {
+    let mut w = World::new(4);
+    for i in 0..4 {
+        let images = if i < 3 {
+            vec![[1; 32], [2; 32]]
+        } else {
+            vec![[3; 32]]
+        };
+        w.round(&[(i, NodeTx::ImagesServed { any: false, images })]);
+    }
+    let named = |pairs: &[([u8; 32], &str)]| NodeTx::ImageNames {
+        names: pairs.iter().map(|(id, n)| (*id, n.to_string())).collect(),
+    };
+    for i in 0..3 {
+        w.round(&[(
+            i,
+            named(&[([1; 32], "debian (bookworm)"), ([2; 32], "dagger-default")]),
+        )]);
+    }
+    // Node 3 calls its own image "debian" too: fewer operators stand
+    // behind it.
+    w.round(&[(3, named(&[([3; 32], "debian")]))]);
+    let catalog = w.controller.catalog();
+    assert_eq!(catalog.len(), 3);
+    let first = catalog
+        .iter()
+        .find(|c| c.id == crate::core::hex(&[1; 32]))
+        .unwrap();
+    assert_eq!(first.operators, 3);
+    assert_eq!(first.names, vec!["debian (bookworm)".to_string()]);
+    assert!(
+        first.stake
+            > catalog
+                .iter()
+                .find(|c| c.id == crate::core::hex(&[3; 32]))
+                .unwrap()
+                .stake
+    );
+    assert_eq!(
+        w.controller.duties(&w.node(3)).image_names_here,
+        Some([([3; 32], "debian".to_string())].into_iter().collect())
+    );
+
+    // Hostile names (too long, a line break, too many) change nothing.
+    let before = w.controller.catalog();
+    for bad in [
+        named(&[([3; 32], &"x".repeat(txs::MAX_IMAGE_NAME + 1))]),
+        named(&[([3; 32], "debian\nroot")]),
+        named(&[([3; 32], "")]),
+        NodeTx::ImageNames {
+            names: vec![([3; 32], "a".into()); txs::MAX_IMAGES + 1],
+        },
+    ] {
+        w.round(&[(3, bad)]);
+    }
+    assert_eq!(w.controller.catalog(), before);
+    // A name for an image the node does not boot names nothing.
+    w.round(&[(3, named(&[([3; 32], "debian"), ([7; 32], "evil")]))]);
+    assert!(w
+        .controller
+        .catalog()
+        .iter()
+        .all(|c| c.id != crate::core::hex(&[7; 32])));
+
+    // Snapshots carry the names; a snapshot from before names existed
+    // (the state alone) still loads.
+    let restored = Controller::decode(&w.controller.encode()).unwrap();
+    assert_eq!(restored.catalog(), w.controller.catalog());
+    let mut old = Vec::new();
+    w.controller.state.serialize(&mut old).unwrap();
+    let legacy = Controller::decode(&old).unwrap();
+    assert!(legacy.catalog().iter().all(|c| c.names.is_empty()));
+}

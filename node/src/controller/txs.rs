@@ -48,12 +48,25 @@ pub enum NodeTx {
     /// The images this node boots (only for itself: the reporter is the
     /// node). `any` marks a backend that boots nothing real (simulated).
     ImagesServed { any: bool, images: Vec<[u8; 32]> },
+    /// What this node's catalog calls the images it boots, so customers
+    /// can ask for `debian` and pay for an id (only for itself).
+    ImageNames { names: Vec<([u8; 32], String)> },
 }
 
 /// Longest endpoint a report may carry.
 pub const MAX_ENDPOINT_LEN: usize = 256;
 /// Most images one node may announce.
 pub const MAX_IMAGES: usize = 256;
+/// Longest image name a node may announce, bytes.
+pub const MAX_IMAGE_NAME: usize = 64;
+
+/// Whether an announced image name is acceptable: short, printable, one
+/// line (it is shown to customers).
+pub fn valid_image_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_IMAGE_NAME
+        && name.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+}
 
 impl NodeTx {
     pub fn encode(&self) -> Vec<u8> {
@@ -130,6 +143,13 @@ impl NodeTx {
             NodeTx::ImagesServed { any, images } => json!({
                 "kind": "ImagesServed", "any": any,
                 "images": images.iter().map(hex).collect::<Vec<_>>(),
+            }),
+            NodeTx::ImageNames { names } => json!({
+                "kind": "ImageNames",
+                "names": names
+                    .iter()
+                    .map(|(id, name)| json!({ "image": hex(id), "name": name }))
+                    .collect::<Vec<_>>(),
             }),
         }
     }

@@ -181,7 +181,28 @@ impl Executor {
                 images: images.into_iter().take(MAX_IMAGES).collect(),
             },
         };
-        if *known == ours || announced.is_some_and(|t| t.elapsed() < ANNOUNCE_AGAIN) {
+        let names: std::collections::BTreeMap<[u8; 32], String> = self
+            .provisioner
+            .image_names()
+            .into_iter()
+            .filter(|(id, _)| ours.images.contains(id))
+            .collect();
+        let names_known = duties.image_names_here.as_ref() == Some(&names);
+        if (*known == ours && names_known)
+            || announced.is_some_and(|t| t.elapsed() < ANNOUNCE_AGAIN)
+        {
+            return;
+        }
+        if !names_known {
+            let tx = NodeTx::ImageNames {
+                names: names.into_iter().collect(),
+            };
+            if let Err(err) = self.core.report(tx.encode()).await {
+                tracing::warn!(error = %err, "cannot announce image names");
+            }
+        }
+        if *known == ours {
+            *announced = Some(Instant::now());
             return;
         }
         *announced = Some(Instant::now());

@@ -180,10 +180,13 @@ fn parents(archive: &mut Archive, made: &mut std::collections::BTreeSet<String>,
     }
 }
 
+/// A kernel module's name and bytes.
+pub(super) type Module = (&'static str, Vec<u8>);
+
 /// The kernel, its version and the modules [`MODULES`] names, in order.
 pub(super) fn kernel_and_modules(
     kernel_dir: &Path,
-) -> Result<(Vec<u8>, String, Vec<(&'static str, Vec<u8>)>), ImageError> {
+) -> Result<(Vec<u8>, String, Vec<Module>), ImageError> {
     let (kernel_path, version) = find_kernel(kernel_dir)?;
     let kernel = read(&kernel_path)?;
     let modules_dir = kernel_dir.join("lib/modules").join(&version).join("kernel");

@@ -278,8 +278,9 @@ impl Catalog {
     }
 
     /// Finds an image by id (hex, or a unique prefix of at least 8
-    /// digits) or by name (exact, or the first word of it, e.g. `debian`
-    /// for `debian (bookworm ...)`), newest-named first on ties.
+    /// digits) or by name (exact, or its first word, e.g. `debian` for
+    /// `debian (bookworm, ...)`); a name that fits several images is an
+    /// error.
     pub fn find(&self, wanted: &str) -> Result<Image, ImageError> {
         let images = self.list();
         let wanted_lower = wanted.to_ascii_lowercase();
@@ -297,7 +298,7 @@ impl Catalog {
             .filter(|i| {
                 let name = i.manifest.name.to_ascii_lowercase();
                 name == wanted_lower
-                    || name.split([' ', '-', '(']).next() == Some(wanted_lower.as_str())
+                    || name.split_whitespace().next() == Some(wanted_lower.as_str())
             })
             .collect();
         match (by_id.as_slice(), by_name.as_slice()) {
@@ -312,7 +313,9 @@ impl Catalog {
 /// size and time of change, so a large root file system is hashed once.
 fn file_matches(path: &Path, expected: &str) -> Result<bool, ImageError> {
     use std::{collections::HashMap, sync::Mutex, time::SystemTime};
-    static CHECKED: Mutex<Option<HashMap<PathBuf, (u64, SystemTime, String)>>> = Mutex::new(None);
+    /// Per file: size, time of change, hash.
+    type Checked = HashMap<PathBuf, (u64, SystemTime, String)>;
+    static CHECKED: Mutex<Option<Checked>> = Mutex::new(None);
     let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
     let stamp = (meta.len(), meta.modified().map_err(|e| io(path, e))?);
     let known = CHECKED

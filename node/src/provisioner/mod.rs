@@ -56,6 +56,11 @@ pub trait Provisioner: Send + Sync + 'static {
     fn vms(&self) -> Vec<Pubkey>;
     /// The images this backend boots (announced through consensus).
     fn images(&self) -> ServedImages;
+    /// What the catalog calls the images it boots (announced so customers
+    /// can ask by name).
+    fn image_names(&self) -> Vec<([u8; 32], String)> {
+        Vec::new()
+    }
     /// VMs kept booted ahead of leases, per shape (none by default).
     fn pools(&self) -> Vec<PoolStatus> {
         Vec::new()

@@ -319,6 +319,8 @@ struct Inner {
     state: Mutex<State>,
     /// Woken when a pooled VM is taken (or the provisioner stops).
     refill: Condvar,
+    /// Woken when a pooled VM is ready (or failed to boot).
+    pooled: Condvar,
     stopping: AtomicBool,
     /// QEMU processes this node started, by VM name (reaped once they exit).
     children: Mutex<BTreeMap<String, std::process::Child>>,
@@ -389,6 +391,7 @@ impl QemuProvisioner {
             accel,
             state: Mutex::new(State::default()),
             refill: Condvar::new(),
+            pooled: Condvar::new(),
             stopping: AtomicBool::new(false),
             children: Mutex::new(BTreeMap::new()),
             unhealthy: Mutex::new(BTreeMap::new()),
@@ -589,38 +592,50 @@ impl Inner {
             if state.starting.contains_key(request) {
                 return Err(backend("this lease's VM is being started"));
             }
-            let mut found = None;
-            while let Some(i) = state.pool.iter().position(|p| p.shape == *shape) {
-                let vm = state.pool.remove(i);
-                if is_our_qemu(vm.pid, &self.vm_dir(&vm.name)) {
-                    found = Some(vm);
-                    break;
-                }
-                tracing::warn!(vm = %vm.name, "a pooled VM died while waiting; discarding it");
-                evicted.push((vm.name, vm.pid));
-            }
-            let name = match found {
-                Some(vm) => {
+            // A ready pooled VM of this shape; else room for a new one
+            // (stopping pooled VMs of other shapes if need be); else, if
+            // the pool is booting one of this shape, wait for it.
+            let deadline = Instant::now() + self.settings.boot_timeout;
+            loop {
+                if let Some(i) = state.pool.iter().position(|p| p.shape == *shape) {
+                    let vm = state.pool.remove(i);
+                    if !is_our_qemu(vm.pid, &self.vm_dir(&vm.name)) {
+                        tracing::warn!(vm = %vm.name, "a pooled VM died while waiting; discarding it");
+                        evicted.push((vm.name, vm.pid));
+                        continue;
+                    }
                     state.booting.insert(vm.name.clone(), vm.shape);
                     state.starting.insert(request.to_string(), vm.name.clone());
-                    Ok((vm.name, Some((vm.pid, vm.agent))))
+                    break Ok((vm.name, Some((vm.pid, vm.agent))));
                 }
-                None => loop {
-                    match self.fits(&state, shape) {
-                        Ok(()) => {
-                            let name = format!("vm-{}", hex(&rand::random::<[u8; 8]>()));
-                            state.booting.insert(name.clone(), *shape);
-                            state.starting.insert(request.to_string(), name.clone());
-                            break Ok((name, None));
-                        }
-                        Err(full) => match state.pool.pop() {
-                            Some(vm) => evicted.push((vm.name, vm.pid)),
-                            None => break Err(full),
-                        },
+                let full = match self.fits(&state, shape) {
+                    Ok(()) => {
+                        // Booted for this lease: filed under its request.
+                        let name = request.to_string();
+                        state.booting.insert(name.clone(), *shape);
+                        state.starting.insert(request.to_string(), name.clone());
+                        break Ok((name, None));
                     }
-                },
-            };
-            name
+                    Err(full) => full,
+                };
+                if let Some(i) = state.pool.iter().position(|p| p.shape != *shape) {
+                    let vm = state.pool.remove(i);
+                    evicted.push((vm.name, vm.pid));
+                    continue;
+                }
+                let coming = state
+                    .booting_for_pool
+                    .iter()
+                    .any(|n| state.booting.get(n) == Some(shape));
+                if !coming || Instant::now() >= deadline || self.stopping.load(Ordering::SeqCst) {
+                    break Err(full);
+                }
+                state = self
+                    .pooled
+                    .wait_timeout(state, Duration::from_millis(500))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
         };
         for (name, pid) in evicted {
             self.destroy_vm(&name, pid);
@@ -1011,7 +1026,7 @@ impl Inner {
                     let mut state = self.lock();
                     state.booting.remove(&name);
                     state.booting_for_pool.remove(&name);
-                    match booted {
+                    let unwanted = match booted {
                         Ok((pid, agent)) if !self.stopping.load(Ordering::SeqCst) => {
                             tracing::info!(vm = %name, image = %hex(&shape.image), "pooled VM ready");
                             state.pool.push(Pooled {
@@ -1020,15 +1035,19 @@ impl Inner {
                                 pid,
                                 agent,
                             });
+                            None
                         }
-                        Ok((pid, _)) => {
-                            drop(state);
-                            self.destroy_vm(&name, pid);
-                        }
+                        Ok((pid, _)) => Some((name, pid)),
                         Err(err) => {
                             tracing::warn!(error = %err, "a pooled VM did not boot; this shape waits {POOL_BACKOFF:?}");
                             state.backoff.insert(shape, Instant::now() + POOL_BACKOFF);
+                            None
                         }
+                    };
+                    drop(state);
+                    self.pooled.notify_all();
+                    if let Some((name, pid)) = unwanted {
+                        self.destroy_vm(&name, pid);
                     }
                 }
                 None => {
@@ -1187,6 +1206,26 @@ impl Provisioner for QemuProvisioner {
                 .map(|image| image.id)
                 .collect(),
         )
+    }
+
+    fn image_names(&self) -> Vec<([u8; 32], String)> {
+        self.inner
+            .settings
+            .catalog
+            .list()
+            .into_iter()
+            .filter_map(|image| {
+                // Shown to customers: printable, one line, bounded.
+                let name: String = image
+                    .manifest
+                    .name
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                    .take(crate::controller::txs::MAX_IMAGE_NAME)
+                    .collect();
+                crate::controller::txs::valid_image_name(&name).then_some((image.id, name))
+            })
+            .collect()
     }
 
     fn pools(&self) -> Vec<PoolStatus> {
