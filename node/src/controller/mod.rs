@@ -140,6 +140,8 @@ pub struct Duties {
     /// What consensus knows this node calls its images (`None` while its
     /// operator is unknown).
     pub image_names_here: Option<BTreeMap<[u8; 32], String>>,
+    /// Ready pooled VMs per shape, as consensus counts them for this node.
+    pub warm_here: Option<BTreeMap<txs::WarmShape, u16>>,
 }
 
 /// Where a lease's VM is, as consensus recorded it (every node serves it).
@@ -161,6 +163,9 @@ pub struct Controller {
     /// What each node (by node key) calls the images it boots. Encoded
     /// after the state, so snapshots from before names existed still load.
     names: BTreeMap<Pubkey, BTreeMap<[u8; 32], String>>,
+    /// Ready pooled VMs per shape each node (by node key) announced, less
+    /// those assigned since. Encoded after the names.
+    warm: BTreeMap<Pubkey, BTreeMap<txs::WarmShape, u16>>,
 }
 
 /// An image some active operator boots, as customers choose among them.
@@ -221,6 +226,7 @@ impl Controller {
         Controller {
             state,
             names: BTreeMap::new(),
+            warm: BTreeMap::new(),
         }
     }
 
@@ -285,6 +291,23 @@ impl Controller {
                         r.report = Some(*blake3::hash(endpoint.as_bytes()).as_bytes());
                         r.endpoint = Some(endpoint.clone());
                     }
+                }
+            }
+            NodeTx::PoolsReady { ready } => {
+                let known = self
+                    .state
+                    .operators
+                    .values()
+                    .any(|op| op.node_key == reporter);
+                if !known || ready.len() > txs::MAX_WARM_SHAPES {
+                    return;
+                }
+                let ready: BTreeMap<txs::WarmShape, u16> =
+                    ready.iter().filter(|(_, n)| *n > 0).copied().collect();
+                if ready.is_empty() {
+                    self.warm.remove(&reporter);
+                } else {
+                    self.warm.insert(reporter, ready);
                 }
             }
             NodeTx::ImageNames { names } => {
@@ -480,7 +503,8 @@ impl Controller {
             | NodeTx::ProvisionFailed { .. }
             | NodeTx::VmFailed { .. }
             | NodeTx::ImagesServed { .. }
-            | NodeTx::ImageNames { .. } => {}
+            | NodeTx::ImageNames { .. }
+            | NodeTx::PoolsReady { .. } => {}
         }
     }
 
@@ -568,6 +592,13 @@ impl Controller {
             return;
         }
         let need = Allocation::of(&r.spec);
+        let shape = txs::WarmShape::of(&r.spec);
+        let warm = |op: &OperatorView| {
+            self.warm
+                .get(&op.node_key)
+                .and_then(|ready| ready.get(&shape))
+                .is_some_and(|n| *n > 0)
+        };
         let chosen = self
             .state
             .operators
@@ -586,14 +617,25 @@ impl Controller {
                     && op.images.serves(&r.spec.image_id)
             })
             .min_by_key(|(key, op)| {
-                // Load as parts per million of vCPU capacity, then the lottery.
+                // Load as parts per million of vCPU capacity, then a ready
+                // VM of this shape (the customer skips the boot), then the
+                // lottery. Load comes first: an operator claiming warm VMs
+                // it lacks wins only ties.
                 let load = op.allocated.vcpus * 1_000_000 / (op.capacity.vcpus as u64).max(1);
-                (load, lottery(seed, key))
+                (load, !warm(op), lottery(seed, key))
             })
             .map(|(key, _)| *key);
         if let Some(operator) = chosen {
             if let Some(op) = self.state.operators.get_mut(&operator) {
                 op.allocated.add(need);
+                // That warm VM is spoken for until the node says otherwise.
+                if let Some(n) = self
+                    .warm
+                    .get_mut(&op.node_key)
+                    .and_then(|ready| ready.get_mut(&shape))
+                {
+                    *n = n.saturating_sub(1);
+                }
             }
             let now = self.state.now_s;
             if let Some(r) = self.state.requests.get_mut(request) {
@@ -663,6 +705,9 @@ impl Controller {
             if &op.node_key == me && op.status == OperatorStatus::Active {
                 duties.images_here = Some(op.images.clone());
                 duties.image_names_here = Some(self.names.get(me).cloned().unwrap_or_default());
+                let mut warm = self.warm.get(me).cloned().unwrap_or_default();
+                warm.retain(|_, n| *n > 0);
+                duties.warm_here = Some(warm);
             }
         }
         duties
@@ -758,13 +803,23 @@ impl Controller {
         self.names
             .serialize(&mut out)
             .expect("serialising into a Vec cannot fail");
+        self.warm
+            .serialize(&mut out)
+            .expect("serialising into a Vec cannot fail");
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Controller, String> {
         let mut slice = bytes;
         let state = State::deserialize(&mut slice).map_err(|e| e.to_string())?;
+        // Sections added after the state over time: absent in older
+        // snapshots.
         let names = if slice.is_empty() {
+            BTreeMap::new()
+        } else {
+            BTreeMap::deserialize(&mut slice).map_err(|e| e.to_string())?
+        };
+        let warm = if slice.is_empty() {
             BTreeMap::new()
         } else {
             BTreeMap::deserialize(&mut slice).map_err(|e| e.to_string())?
@@ -772,7 +827,7 @@ impl Controller {
         if !slice.is_empty() {
             return Err("trailing bytes after the controller state".into());
         }
-        Ok(Controller { state, names })
+        Ok(Controller { state, names, warm })
     }
 }
 

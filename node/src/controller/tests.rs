@@ -627,3 +627,57 @@ fn image_names_make_a_catalog_weighted_by_stake_and_survive_snapshots() {
     let legacy = Controller::decode(&old).unwrap();
     assert!(legacy.catalog().iter().all(|c| c.names.is_empty()));
 }
+
+#[test]
+fn requests_of_a_warm_shape_go_to_a_node_with_a_ready_vm_among_equals() {
+    // Whichever node the lottery picks for a cold request, a warm one of
+    // another node wins the tie; its warm count is spent by the
+    // assignment; load still comes first.
+    let mut w = World::new(4);
+    let shape = txs::WarmShape::of(&spec(1, 0));
+    for warm_node in 0..4 {
+        w.round(&[(
+            warm_node,
+            NodeTx::PoolsReady {
+                ready: vec![(shape, 1)],
+            },
+        )]);
+        let request = Pubkey::new_unique();
+        let tx = w.seen(request, spec(1, 0));
+        w.round(&[(0, tx.clone()), (1, tx)]);
+        assert_eq!(w.assignee(&request), Some(warm_node));
+        assert_eq!(
+            w.controller.duties(&w.node(warm_node)).warm_here,
+            Some(BTreeMap::new()),
+            "the ready VM is spoken for"
+        );
+        let gone = NodeTx::RequestGone { request };
+        w.round(&[(0, gone.clone()), (1, gone)]);
+    }
+    // Another shape is not warm.
+    w.round(&[(2, NodeTx::PoolsReady { ready: vec![(shape, 3)] })]);
+    let mut other = spec(1, 0);
+    other.memory_mib = 2_048;
+    let mut picks = BTreeSet::new();
+    for _ in 0..12 {
+        let request = Pubkey::new_unique();
+        let tx = w.seen(request, other);
+        w.round(&[(0, tx.clone()), (1, tx)]);
+        picks.insert(w.assignee(&request).unwrap());
+        let gone = NodeTx::RequestGone { request };
+        w.round(&[(0, gone.clone()), (1, gone)]);
+    }
+    assert!(picks.len() > 1, "cold requests still spread: {picks:?}");
+    // Too many shapes: ignored; zero counts: nothing warm.
+    let many: Vec<(txs::WarmShape, u16)> = (0..=txs::MAX_WARM_SHAPES as u32)
+        .map(|i| (txs::WarmShape { memory_mib: i + 1, ..shape }, 1))
+        .collect();
+    w.round(&[(3, NodeTx::PoolsReady { ready: many })]);
+    assert_eq!(w.controller.duties(&w.node(3)).warm_here, Some(BTreeMap::new()));
+    // Snapshots keep the counts.
+    let restored = Controller::decode(&w.controller.encode()).unwrap();
+    assert_eq!(
+        restored.duties(&w.node(2)).warm_here,
+        w.controller.duties(&w.node(2)).warm_here
+    );
+}

@@ -51,7 +51,34 @@ pub enum NodeTx {
     /// What this node's catalog calls the images it boots, so customers
     /// can ask for `debian` and pay for an id (only for itself).
     ImageNames { names: Vec<([u8; 32], String)> },
+    /// How many booted VMs of each shape this node holds ready for leases
+    /// (its warm pools; only for itself). Among equally loaded operators,
+    /// one with a ready VM of a request's shape gets the request.
+    PoolsReady { ready: Vec<(WarmShape, u16)> },
 }
+
+/// A VM shape a node keeps warm: image and size, as a request names them.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WarmShape {
+    pub image: [u8; 32],
+    pub vcpus: u16,
+    pub memory_mib: u32,
+    pub disk_gib: u32,
+}
+
+impl WarmShape {
+    pub fn of(spec: &VmSpec) -> WarmShape {
+        WarmShape {
+            image: spec.image_id,
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            disk_gib: spec.disk_gib,
+        }
+    }
+}
+
+/// Most shapes one node may announce warm.
+pub const MAX_WARM_SHAPES: usize = 16;
 
 /// Longest endpoint a report may carry.
 pub const MAX_ENDPOINT_LEN: usize = 256;
@@ -143,6 +170,16 @@ impl NodeTx {
             NodeTx::ImagesServed { any, images } => json!({
                 "kind": "ImagesServed", "any": any,
                 "images": images.iter().map(hex).collect::<Vec<_>>(),
+            }),
+            NodeTx::PoolsReady { ready } => json!({
+                "kind": "PoolsReady",
+                "ready": ready
+                    .iter()
+                    .map(|(shape, n)| json!({
+                        "image": hex(&shape.image), "vcpus": shape.vcpus,
+                        "memory_mib": shape.memory_mib, "disk_gib": shape.disk_gib, "ready": n,
+                    }))
+                    .collect::<Vec<_>>(),
             }),
             NodeTx::ImageNames { names } => json!({
                 "kind": "ImageNames",

@@ -51,6 +51,13 @@ fn wall_clock_s() -> i64 {
 
 impl Executor {
     pub async fn run(mut self) {
+        if !self.provisioner.pools().is_empty() {
+            crate::task::spawn(announce_warm_pools(
+                self.core.clone(),
+                self.provisioner.clone(),
+                self.duties.clone(),
+            ));
+        }
         let mut attempted: HashMap<Pubkey, Instant> = HashMap::new();
         let mut reconciler = Reconciler::default();
         let operator = dagger_client::pda::operator(&self.me).0;
@@ -243,5 +250,63 @@ impl Executor {
             })
             .collect();
         self.peers.set(&peers);
+    }
+}
+
+/// How often a node with pools compares its ready VMs with what consensus
+/// counts for it.
+const WARM_CHECK: Duration = Duration::from_millis(250);
+
+/// Tells consensus how many booted VMs of each shape this node holds ready
+/// (`PoolsReady`) whenever that differs from consensus' count, so that
+/// requests of a warm shape go to a node that can skip the boot.
+async fn announce_warm_pools(
+    core: CoreHandle,
+    provisioner: Arc<dyn Provisioner>,
+    duties: watch::Receiver<(u64, Duties)>,
+) {
+    use crate::controller::txs::{WarmShape, MAX_WARM_SHAPES};
+    let mut last: Option<(std::collections::BTreeMap<WarmShape, u16>, Instant)> = None;
+    loop {
+        tokio::time::sleep(WARM_CHECK).await;
+        if duties.has_changed().is_err() {
+            return; // the node stopped
+        }
+        let known = duties.borrow().1.warm_here.clone();
+        let Some(known) = known else { continue };
+        let p = provisioner.clone();
+        let Ok(pools) = crate::task::spawn_blocking(move || p.pools()).await else {
+            return;
+        };
+        let ours: std::collections::BTreeMap<WarmShape, u16> = pools
+            .iter()
+            .filter(|s| s.ready > 0)
+            .take(MAX_WARM_SHAPES)
+            .map(|s| {
+                let shape = WarmShape {
+                    image: s.image_id,
+                    vcpus: s.vcpus,
+                    memory_mib: s.memory_mib,
+                    disk_gib: s.disk_gib,
+                };
+                (shape, u16::try_from(s.ready).unwrap_or(u16::MAX))
+            })
+            .collect();
+        // The same announcement again only once the last had time to be
+        // ordered.
+        let repeated = last
+            .as_ref()
+            .is_some_and(|(sent, at)| *sent == ours && at.elapsed() < ANNOUNCE_AGAIN);
+        if known == ours || repeated {
+            continue;
+        }
+        let tx = NodeTx::PoolsReady {
+            ready: ours.iter().map(|(s, n)| (*s, *n)).collect(),
+        };
+        if let Err(err) = core.report(tx.encode()).await {
+            tracing::warn!(error = %err, "cannot announce ready pooled VMs");
+            continue;
+        }
+        last = Some((ours, Instant::now()));
     }
 }

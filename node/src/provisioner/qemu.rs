@@ -275,6 +275,8 @@ struct Pooled {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PoolStatus {
     pub image: String,
+    #[serde(skip)]
+    pub image_id: [u8; 32],
     pub vcpus: u16,
     pub memory_mib: u32,
     pub disk_gib: u32,
@@ -1235,6 +1237,7 @@ impl Provisioner for QemuProvisioner {
             .into_iter()
             .map(|(shape, target)| PoolStatus {
                 image: hex(&shape.image),
+                image_id: shape.image,
                 vcpus: shape.vcpus,
                 memory_mib: shape.memory_mib,
                 disk_gib: shape.disk_gib,
