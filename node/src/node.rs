@@ -67,6 +67,8 @@ pub struct RunningNode {
     /// Tells the HTTP server to stop accepting and finish what it serves.
     http_shutdown: tokio::sync::oneshot::Sender<()>,
     http_task: tokio::task::JoinHandle<()>,
+    /// A chain-backed node's VM backend, told when the node stops.
+    provisioner: Option<Arc<dyn Provisioner>>,
 }
 
 /// How long a stopping node lets HTTP requests in flight finish.
@@ -183,6 +185,7 @@ pub async fn start_chain(
     .map_err(|e| NodeError::Chain(format!("node key is not a Solana keypair: {e}")))?;
     let slasher_keypair = node_keypair.insecure_clone();
     let provisioner = chain.provisioner.clone();
+    let stopping_provisioner = provisioner.clone();
     let view = ChainView {
         duties: duties.clone(),
         provisioner: provisioner.name(),
@@ -254,6 +257,10 @@ pub async fn start_chain(
         Some(view),
     )
     .await
+    .map(|mut node| {
+        node.provisioner = Some(stopping_provisioner);
+        node
+    })
 }
 
 struct Parts {
@@ -456,6 +463,7 @@ async fn assemble(
         core_task,
         http_shutdown,
         http_task,
+        provisioner: None,
     })
 }
 
@@ -487,6 +495,10 @@ impl RunningNode {
         self.core.shutdown().await;
         drop(self.core);
         let _ = self.core_task.await;
+        // Pooled VMs go with the node; leases' VMs stay for the next start.
+        if let Some(provisioner) = self.provisioner {
+            let _ = crate::task::spawn_blocking(move || provisioner.shutdown()).await;
+        }
     }
 }
 

@@ -620,16 +620,6 @@ fn concurrent_provisions_on_one_host_never_share_a_port() {
     b.terminate(&rb).unwrap();
 }
 
-/// Where image builds are cached between runs (outside the clone).
-fn image_cache() -> std::path::PathBuf {
-    std::env::var_os("DAGGER_IMAGE_CACHE")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-            Path::new(&home).join(".cache/dagger-images")
-        })
-}
-
 /// The Debian image boots from its root file system (a fresh layer per
 /// VM, grown to the lease's disk), takes its keys from the agent and runs
 /// apt; its boot time to SSH is printed.
@@ -646,7 +636,7 @@ fn a_debian_vm_boots_with_apt_and_the_customers_key() {
         return;
     }
     let options = dagger_node::images::DebianImageOptions {
-        cache_dir: Some(image_cache()),
+        cache_dir: Some(dagger_devnet::devnet::image_cache()),
         ..Default::default()
     };
     let image = dagger_node::images::build_debian(&options, &catalog, &|s| eprintln!("{s}"))

@@ -59,6 +59,11 @@ pub struct LeaseBenchArgs {
     /// 0: every lease boots its VM).
     #[arg(long, default_value_t = 0)]
     pub pool: usize,
+    /// vCPUs each node's VMs may use together, pooled ones included
+    /// (default: one per host thread). Pools of more than one VM need
+    /// room for them beside the leases.
+    #[arg(long)]
+    pub vcpus_per_node: Option<u32>,
     /// The image leases ask for (real VMs): `default`, or `debian` (built
     /// with debootstrap on first use: needs root).
     #[arg(long, default_value = "default")]
@@ -97,6 +102,7 @@ pub struct LeaseBenchReport {
     /// The image leased (real VMs) and the pool each node kept for it.
     pub image: Option<String>,
     pub pool: usize,
+    pub vcpus_per_node: Option<u32>,
     pub poll_interval_ms: u64,
     pub wall_s: f64,
 }
@@ -136,6 +142,7 @@ pub async fn run(args: LeaseBenchArgs) -> Result<LeaseBenchReport> {
         data_dir: dir,
         provisioner: args.provisioner,
         pools,
+        vm_max_vcpus: args.vcpus_per_node,
         debian_image: args.image == "debian",
         ..DevnetOptions::default()
     })
@@ -275,6 +282,7 @@ async fn measure(devnet: &Arc<Devnet>, args: &LeaseBenchArgs) -> Result<LeaseBen
         provisioner: if real { "qemu" } else { "simulated" },
         image: real.then(|| args.image.clone()),
         pool: args.pool,
+        vcpus_per_node: args.vcpus_per_node,
         poll_interval_ms: POLL.as_millis() as u64,
         wall_s,
     })

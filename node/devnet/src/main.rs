@@ -77,10 +77,12 @@ struct UpArgs {
     /// `count=1,vcpus=1,memory=256,disk=1`; repeat for several sizes.
     #[arg(long = "vm-pool")]
     vm_pool: Vec<dagger_node::provisioner::PoolSetting>,
-    /// Also serve a Debian image (real VMs; built with debootstrap on the
-    /// first run, which needs root, then cached in ~/.cache/dagger-images).
+    /// Serve only the default image. Otherwise, with real VMs and as root,
+    /// the nodes also serve a Debian image (built with debootstrap on the
+    /// first run, about 40 s, then cached in ~/.cache/dagger-images or
+    /// $DAGGER_IMAGE_CACHE).
     #[arg(long)]
-    debian_image: bool,
+    no_debian_image: bool,
 }
 
 /// The embedded program's `msg!` output goes to the process's stdout (Anchor
@@ -121,7 +123,8 @@ async fn up(args: UpArgs) -> Result<()> {
         api_port: Some(args.rpc_port + 11),
         provisioner: args.provisioner,
         pools: args.vm_pool.clone(),
-        debian_image: args.debian_image,
+        // SAFETY: geteuid has no preconditions.
+        debian_image: !args.no_debian_image && unsafe { libc::geteuid() } == 0,
         ..DevnetOptions::default()
     };
     say!(

@@ -303,9 +303,13 @@ async fn announce_warm_pools(
         let tx = NodeTx::PoolsReady {
             ready: ours.iter().map(|(s, n)| (*s, *n)).collect(),
         };
-        if let Err(err) = core.report(tx.encode()).await {
-            tracing::warn!(error = %err, "cannot announce ready pooled VMs");
-            continue;
+        match core.report(tx.encode()).await {
+            Ok(_) => {}
+            Err(crate::core::SubmitError::Closed) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot announce ready pooled VMs");
+                continue;
+            }
         }
         last = Some((ours, Instant::now()));
     }

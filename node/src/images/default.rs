@@ -2,7 +2,7 @@
 //! the Debian cloud kernel (`linux-image-cloud-amd64`, unpacked by
 //! `scripts/setup-vm-host.sh`), and an initramfs with `busybox-static`, the
 //! `dropbear-bin` SSH server (and the libraries it links), the virtio and
-//! fw_cfg kernel modules, and an init script.
+//! virtio-serial (agent) kernel modules, and an init script.
 //!
 //! At boot the init script brings up the network (QEMU user networking:
 //! 10.0.2.15/24, gateway 10.0.2.2), formats and mounts the VM's disk on

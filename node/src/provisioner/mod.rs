@@ -61,6 +61,9 @@ pub trait Provisioner: Send + Sync + 'static {
     fn image_names(&self) -> Vec<([u8; 32], String)> {
         Vec::new()
     }
+    /// Stops what exists only for this process (pooled VMs); leases' VMs
+    /// keep running, to be adopted by the next start.
+    fn shutdown(&self) {}
     /// VMs kept booted ahead of leases, per shape (none by default).
     fn pools(&self) -> Vec<PoolStatus> {
         Vec::new()

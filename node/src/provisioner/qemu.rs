@@ -435,19 +435,27 @@ impl Drop for QemuProvisioner {
     /// provisioner (a restarted node boots new ones). Leases' VMs keep
     /// running and are adopted by the next start.
     fn drop(&mut self) {
-        self.inner.stopping.store(true, Ordering::SeqCst);
-        self.inner.refill.notify_all();
+        self.inner.stop_pools();
         if let Some(filler) = self.filler.take() {
             let _ = filler.join();
         }
-        let pooled = std::mem::take(&mut self.inner.lock().pool);
-        for vm in pooled {
-            self.inner.destroy_vm(&vm.name, vm.pid);
-        }
+        // A VM the pool thread finished booting while stopping.
+        self.inner.stop_pools();
     }
 }
 
 impl Inner {
+    /// Stops the pool thread's work and the pooled VMs.
+    fn stop_pools(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.refill.notify_all();
+        self.pooled.notify_all();
+        let pooled = std::mem::take(&mut self.lock().pool);
+        for vm in pooled {
+            self.destroy_vm(&vm.name, vm.pid);
+        }
+    }
+
     /// Whether the QEMU of VM `name` (started at `pid`) still runs; reaps
     /// it if this node started it and it exited.
     fn alive(&self, name: &str, pid: u32) -> bool {
@@ -656,7 +664,10 @@ impl Inner {
         let dir = self.vm_dir(name);
         let deadline = started + self.settings.boot_timeout;
         let ready = Agent::connect(&dir.join("agent.sock"), deadline).and_then(|mut agent| {
-            agent.wait_ready(deadline, || self.alive(name, pid))?;
+            // A stopping provisioner does not wait out a boot.
+            agent.wait_ready(deadline, || {
+                self.alive(name, pid) && !self.stopping.load(Ordering::SeqCst)
+            })?;
             Ok(agent)
         });
         match ready {
@@ -1011,7 +1022,10 @@ impl Inner {
                             .iter()
                             .filter(|n| state.booting.get(*n) == Some(shape))
                             .count();
+                    // Leases first: no pool boot competes with a lease's
+                    // hand-over or boot for the CPU.
                     have < *target
+                        && state.starting.is_empty()
                         && !state.backoff.contains_key(shape)
                         && self.fits(&state, shape).is_ok()
                 });
@@ -1208,6 +1222,10 @@ impl Provisioner for QemuProvisioner {
                 .map(|image| image.id)
                 .collect(),
         )
+    }
+
+    fn shutdown(&self) {
+        self.inner.stop_pools();
     }
 
     fn image_names(&self) -> Vec<([u8; 32], String)> {
