@@ -655,7 +655,12 @@ fn requests_of_a_warm_shape_go_to_a_node_with_a_ready_vm_among_equals() {
         w.round(&[(0, gone.clone()), (1, gone)]);
     }
     // Another shape is not warm.
-    w.round(&[(2, NodeTx::PoolsReady { ready: vec![(shape, 3)] })]);
+    w.round(&[(
+        2,
+        NodeTx::PoolsReady {
+            ready: vec![(shape, 3)],
+        },
+    )]);
     let mut other = spec(1, 0);
     other.memory_mib = 2_048;
     let mut picks = BTreeSet::new();
@@ -670,10 +675,21 @@ fn requests_of_a_warm_shape_go_to_a_node_with_a_ready_vm_among_equals() {
     assert!(picks.len() > 1, "cold requests still spread: {picks:?}");
     // Too many shapes: ignored; zero counts: nothing warm.
     let many: Vec<(txs::WarmShape, u16)> = (0..=txs::MAX_WARM_SHAPES as u32)
-        .map(|i| (txs::WarmShape { memory_mib: i + 1, ..shape }, 1))
+        .map(|i| {
+            (
+                txs::WarmShape {
+                    memory_mib: i + 1,
+                    ..shape
+                },
+                1,
+            )
+        })
         .collect();
     w.round(&[(3, NodeTx::PoolsReady { ready: many })]);
-    assert_eq!(w.controller.duties(&w.node(3)).warm_here, Some(BTreeMap::new()));
+    assert_eq!(
+        w.controller.duties(&w.node(3)).warm_here,
+        Some(BTreeMap::new())
+    );
     // Snapshots keep the counts.
     let restored = Controller::decode(&w.controller.encode()).unwrap();
     assert_eq!(

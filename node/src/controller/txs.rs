@@ -58,7 +58,9 @@ pub enum NodeTx {
 }
 
 /// A VM shape a node keeps warm: image and size, as a request names them.
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub struct WarmShape {
     pub image: [u8; 32],
     pub vcpus: u16,
