@@ -1,8 +1,12 @@
 //! The HTTP server loop the APIs run on, bounded against clients that
 //! hold connections open or trickle bytes:
 //!
-//! * at most [`MAX_CONNECTIONS`] connections at once (beyond, new ones are
-//!   closed at once);
+//! * at most [`MAX_CONNECTIONS`] connections at once. When all are taken,
+//!   a new connection takes the place of the one idle longest (no request
+//!   in flight: connected and silent, or between requests); only when
+//!   every connection has a request in flight is the new one closed at
+//!   once. Holding connections open costs an attacker a slot each, never
+//!   an honest client its access;
 //! * a request's headers must arrive within [`HEADER_TIMEOUT`], its body
 //!   within [`BODY_TIMEOUT`] (or the request is refused), and a
 //!   request is answered within [`REQUEST_TIMEOUT`] (above the longest
@@ -69,6 +73,7 @@ pub async fn serve(
         ));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut connections = tokio::task::JoinSet::new();
+    let mut live: Vec<(Arc<Activity>, tokio::task::AbortHandle)> = Vec::new();
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -76,18 +81,50 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         while connections.try_join_next().is_some() {}
+        live.retain(|(_, task)| !task.is_finished());
         let Ok((stream, _)) = accepted else {
             // Out of file descriptors and the like: back off a moment.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            metrics.reject_message("http_connections");
-            drop(stream);
-            continue;
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Full: the connection idle longest gives way, if any is idle.
+                let idlest = live
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (activity, _))| activity.idle_since().map(|t| (t, i)))
+                    .min();
+                let Some((_, i)) = idlest else {
+                    metrics.reject_message("http_connections");
+                    drop(stream);
+                    continue;
+                };
+                let (_, task) = live.swap_remove(i);
+                task.abort();
+                metrics.reject_message("http_idle_evicted");
+                match tokio::time::timeout(
+                    Duration::from_millis(200),
+                    slots.clone().acquire_owned(),
+                )
+                .await
+                {
+                    Ok(Ok(slot)) => slot,
+                    _ => {
+                        metrics.reject_message("http_connections");
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
         };
-        let service = TowerToHyperService::new(app.clone());
-        connections.spawn(async move {
+        let activity = Arc::new(Activity::new());
+        let service = Tracked {
+            inner: TowerToHyperService::new(app.clone()),
+            activity: activity.clone(),
+        };
+        let task = connections.spawn(async move {
             let _slot = slot;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -98,6 +135,76 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+        live.push((activity, task));
     }
     connections.shutdown().await;
+}
+
+/// Whether a connection has a request in flight, and since when it has
+/// had none.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Since when it has been idle, µs after `epoch`.
+    idle_since_us: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: 0.into(),
+            idle_since_us: 0.into(),
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    fn started(&self) {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn finished(&self) {
+        let now = self.epoch.elapsed().as_micros() as u64;
+        self.idle_since_us
+            .store(now, std::sync::atomic::Ordering::SeqCst);
+        self.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// When it became idle, or `None` while a request is in flight.
+    fn idle_since(&self) -> Option<std::time::Instant> {
+        if self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let us = self.idle_since_us.load(std::sync::atomic::Ordering::SeqCst);
+        Some(self.epoch + Duration::from_micros(us))
+    }
+}
+
+/// The app's service, counting the requests in flight on its connection.
+#[derive(Clone)]
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, R> hyper::service::Service<R> for Tracked<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        self.activity.started();
+        let activity = self.activity.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let result = answer.await;
+            activity.finished();
+            result
+        })
+    }
 }

@@ -129,16 +129,36 @@ async fn a_request_that_takes_too_long_is_answered_408() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_bound_are_closed_and_service_resumes() {
+async fn idle_connections_give_way_and_busy_ones_bound_the_server() {
     let (addr, metrics, _stop) = start().await;
+    // Every slot held by a connection that never finishes its headers
+    // (idle: no request in flight): a newcomer takes the place of one of
+    // them, again and again.
     let mut held = Vec::new();
     for _ in 0..LIMITS.max_connections {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        // Partial headers: each holds its slot until the header timeout.
         s.write_all(b"GET /ok HTTP/1.1\r\n").await.unwrap();
         held.push(s);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..3 {
+        assert!(get_ok(addr).await, "an honest client is locked out");
+    }
+    assert!(metrics.render().contains("http_idle_evicted"));
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Every slot with a request in flight: nothing to give way, the
+    // newcomer is closed at once; service resumes when they end.
+    let mut busy = Vec::new();
+    for _ in 0..LIMITS.max_connections {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        busy.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut extra = TcpStream::connect(addr).await.unwrap();
     let _ = extra
         .write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
@@ -146,8 +166,8 @@ async fn connections_beyond_the_bound_are_closed_and_service_resumes() {
     let answer = read_to_close(&mut extra).await;
     assert!(answer.is_empty(), "{answer}");
     assert!(metrics.render().contains("http_connections"));
-    // The held connections time out; their slots serve others again.
-    tokio::time::sleep(LIMITS.header_timeout * 2).await;
+    // The slow requests are cut off (408); their slots serve others again.
+    tokio::time::sleep(LIMITS.request_timeout + LIMITS.header_timeout).await;
     assert!(get_ok(addr).await);
 }
 

@@ -97,6 +97,35 @@ fn qemu_alive(dir: &Path) -> bool {
     })
 }
 
+/// Closes the lease as its customer and waits until its VM (in `vm_dir`)
+/// is destroyed: no process, no directory.
+async fn close_and_see_vm_destroyed(
+    devnet: &Devnet,
+    customer: &solana_sdk::signature::Keypair,
+    request: &Pubkey,
+    lease: &Request,
+    vm_dir: &Path,
+) {
+    devnet
+        .reader
+        .send(
+            &[ix::close_lease(
+                &customer.pubkey(),
+                request,
+                &lease.assigned_operator,
+            )],
+            customer,
+            &[],
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while vm_dir.exists() || qemu_alive(vm_dir) {
+        assert!(Instant::now() < deadline, "the VM outlived its lease");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_customer_pays_sshes_into_its_vm_and_closing_destroys_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,24 +178,7 @@ async fn a_customer_pays_sshes_into_its_vm_and_closing_destroys_it() {
         .join("vms")
         .join(request.to_string());
     assert!(vm_dir.join("disk.qcow2").exists());
-    devnet
-        .reader
-        .send(
-            &[ix::close_lease(
-                &customer.pubkey(),
-                &request,
-                &lease.assigned_operator,
-            )],
-            &customer,
-            &[],
-        )
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while vm_dir.exists() || qemu_alive(&vm_dir) {
-        assert!(Instant::now() < deadline, "the VM outlived its lease");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    close_and_see_vm_destroyed(&devnet, &customer, &request, &lease, &vm_dir).await;
     devnet.stop().await;
 }
 
@@ -316,23 +328,6 @@ async fn a_customer_leases_a_debian_vm_by_name_and_runs_apt() {
         .data_dir
         .join("vms")
         .join(request.to_string());
-    devnet
-        .reader
-        .send(
-            &[ix::close_lease(
-                &customer.pubkey(),
-                &request,
-                &lease.assigned_operator,
-            )],
-            &customer,
-            &[],
-        )
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while vm_dir.exists() || qemu_alive(&vm_dir) {
-        assert!(Instant::now() < deadline, "the VM outlived its lease");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    close_and_see_vm_destroyed(&devnet, &customer, &request, &lease, &vm_dir).await;
     devnet.stop().await;
 }

@@ -698,6 +698,9 @@ const OPEN_LOOP_TICK: Duration = Duration::from_millis(2);
 
 /// Follows node `i`'s order with long polls, noting when each transaction
 /// appeared, until `done` and nothing more comes.
+/// Consecutive failed reads of a node's order a follower retries.
+const FOLLOWER_RETRIES: u32 = 5;
+
 fn spawn_follower(
     client: &reqwest::Client,
     (node, url): (usize, String),
@@ -707,9 +710,25 @@ fn spawn_follower(
 ) -> tokio::task::JoinHandle<Result<()>> {
     let client = client.clone();
     tokio::spawn(async move {
+        let mut failures = 0;
         loop {
             let from = seen.lock().unwrap().count;
-            let page = fetch_order(&client, &url, from, 500).await?;
+            // A node under a connection flood (`--abuse http`) may reset a
+            // connection; a reader reconnects, as any client would, but a
+            // node that keeps refusing fails the run.
+            let page = match fetch_order(&client, &url, from, 500).await {
+                Ok(page) => {
+                    failures = 0;
+                    page
+                }
+                Err(err) if failures < FOLLOWER_RETRIES => {
+                    failures += 1;
+                    tracing::debug!(node, error = %err, "reading the order failed; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let now = Instant::now();
             if page.is_empty() && done.load(Ordering::Relaxed) {
                 return Ok(());
@@ -825,7 +844,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         Some(crate::abuse::start(&args.abuse, &cluster, honest, "dagger-bench").await?)
     };
     let seen: Vec<Seen> = (0..honest).map(|_| Default::default()).collect();
-    let followers: Vec<_> = (0..honest)
+    let mut followers: Vec<_> = (0..honest)
         .map(|i| {
             spawn_follower(
                 &client,
@@ -890,7 +909,18 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         if counts.iter().all(|&c| c >= expected) {
             break;
         }
-        if followers.iter().any(|f| f.is_finished()) || Instant::now() > drain_deadline {
+        if let Some(i) = followers.iter().position(|f| f.is_finished()) {
+            let why = match (&mut followers[i]).await {
+                Ok(Err(err)) => format!("{err:#}"),
+                Ok(Ok(())) => "it stopped".to_string(),
+                Err(err) => err.to_string(),
+            };
+            bail!(
+                "cluster did not order all {expected} transactions: reading node {i}'s order \
+                 failed ({why}); ordered so far: {counts:?}"
+            );
+        }
+        if Instant::now() > drain_deadline {
             bail!("cluster did not order all {expected} transactions within 60 s: {counts:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -280,6 +280,14 @@ impl Controller {
         .ok()
     }
 
+    /// Whether `node_key` is the node of an operator consensus knows.
+    fn is_operator_node(&self, node_key: &Pubkey) -> bool {
+        self.state
+            .operators
+            .values()
+            .any(|op| op.node_key == *node_key)
+    }
+
     fn on_tx(&mut self, reporter: Pubkey, tx: NodeTx, round: u64, seed: &[u8; 32]) {
         match &tx {
             NodeTx::ProvisionReport { request, endpoint } => {
@@ -294,11 +302,7 @@ impl Controller {
                 }
             }
             NodeTx::PoolsReady { ready } => {
-                let known = self
-                    .state
-                    .operators
-                    .values()
-                    .any(|op| op.node_key == reporter);
+                let known = self.is_operator_node(&reporter);
                 if !known || ready.len() > txs::MAX_WARM_SHAPES {
                     return;
                 }
@@ -311,11 +315,7 @@ impl Controller {
                 }
             }
             NodeTx::ImageNames { names } => {
-                let known = self
-                    .state
-                    .operators
-                    .values()
-                    .any(|op| op.node_key == reporter);
+                let known = self.is_operator_node(&reporter);
                 if !known
                     || names.len() > txs::MAX_IMAGES
                     || !names.iter().all(|(_, n)| txs::valid_image_name(n))
