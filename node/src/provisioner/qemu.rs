@@ -1003,7 +1003,7 @@ impl Inner {
                 let mut state = self.lock();
                 let mut dead = Vec::new();
                 state.pool.retain(|vm| {
-                    let alive = is_our_qemu(vm.pid, &self.vm_dir(&vm.name));
+                    let alive = self.alive(&vm.name, vm.pid);
                     if !alive {
                         dead.push(vm.name.clone());
                     }
@@ -1011,6 +1011,10 @@ impl Inner {
                 });
                 for name in dead {
                     tracing::warn!(vm = %name, "a pooled VM died; replacing it");
+                    self.children
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&name);
                     let _ = std::fs::remove_dir_all(self.vm_dir(&name));
                 }
                 let now = Instant::now();
