@@ -96,6 +96,28 @@ fn a_port_that_does_not_speak_ssh_is_an_error() {
     let err = check_host_key(address, &[1; 32], Duration::from_millis(300)).unwrap_err();
     assert!(matches!(err, ProbeError::Io(_)), "{err}");
     server.join().unwrap();
+    // A server that trickles its banner a byte at a time, each within the
+    // timeout, is still cut off at the probe's overall deadline.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let trickler = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut stream, _) = listener.accept().unwrap();
+        for byte in b"SSH-2.0-slow".iter().cycle().take(40) {
+            if stream.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let started = Instant::now();
+    assert!(check_host_key(address, &[1; 32], Duration::from_millis(500)).is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    trickler.join().unwrap();
     // Nothing listening at all.
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()

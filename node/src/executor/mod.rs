@@ -59,6 +59,8 @@ impl Executor {
             ));
         }
         let mut attempted: HashMap<Pubkey, Instant> = HashMap::new();
+        let in_flight: Arc<std::sync::Mutex<std::collections::HashSet<Pubkey>>> =
+            Default::default();
         let mut reconciler = Reconciler::default();
         let operator = dagger_client::pda::operator(&self.me).0;
         let mut announced: Option<Instant> = None;
@@ -68,19 +70,36 @@ impl Executor {
             self.announce_images(&duties, &mut announced).await;
             // Each VM boots on its own blocking thread; its report follows.
             for (request, spec) in &duties.provision {
-                if attempted
-                    .get(request)
-                    .is_some_and(|t| t.elapsed() < RETRY_AFTER)
+                // Never a second attempt while one still boots or waits
+                // for SSH: it would only be told "being started" and
+                // report a failure for a VM about to work.
+                let busy = in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(request);
+                if busy
+                    || attempted
+                        .get(request)
+                        .is_some_and(|t| t.elapsed() < RETRY_AFTER)
                 {
                     continue;
                 }
                 attempted.insert(*request, Instant::now());
                 let (provisioner, core) = (self.provisioner.clone(), self.core.clone());
                 let (request, spec) = (*request, *spec);
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(request);
+                let in_flight = in_flight.clone();
                 crate::task::spawn(async move {
                     let result =
                         crate::task::spawn_blocking(move || provisioner.provision(&request, &spec))
                             .await;
+                    in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&request);
                     let tx = match result {
                         Ok(Ok(endpoint)) => {
                             tracing::info!(%request, endpoint = %endpoint.0, "VM provisioned; reporting");
@@ -272,7 +291,16 @@ async fn announce_warm_pools(
         if duties.has_changed().is_err() {
             return; // the node stopped
         }
-        let known = duties.borrow().1.warm_here.clone();
+        let (known, pending) = {
+            let duties = &duties.borrow().1;
+            // Leases assigned here but not provisioned yet will take ready
+            // VMs: those are spoken for, not offered again.
+            let mut pending: std::collections::BTreeMap<WarmShape, u16> = Default::default();
+            for (_, spec) in &duties.provision {
+                *pending.entry(WarmShape::of(spec)).or_default() += 1;
+            }
+            (duties.warm_here.clone(), pending)
+        };
         let Some(known) = known else { continue };
         let p = provisioner.clone();
         let Ok(pools) = crate::task::spawn_blocking(move || p.pools()).await else {
@@ -289,8 +317,11 @@ async fn announce_warm_pools(
                     memory_mib: s.memory_mib,
                     disk_gib: s.disk_gib,
                 };
-                (shape, u16::try_from(s.ready).unwrap_or(u16::MAX))
+                let ready = u16::try_from(s.ready).unwrap_or(u16::MAX);
+                let spoken_for = pending.get(&shape).copied().unwrap_or(0);
+                (shape, ready.saturating_sub(spoken_for))
             })
+            .filter(|(_, n)| *n > 0)
             .collect();
         // The same announcement again only once the last had time to be
         // ordered.

@@ -312,12 +312,14 @@ impl Catalog {
 /// Whether the file at `path` hashes to `expected`; remembered per file
 /// size and time of change, so a large root file system is hashed once.
 fn file_matches(path: &Path, expected: &str) -> Result<bool, ImageError> {
-    use std::{collections::HashMap, sync::Mutex, time::SystemTime};
-    /// Per file: size, time of change, hash.
-    type Checked = HashMap<PathBuf, (u64, SystemTime, String)>;
+    use std::os::unix::fs::MetadataExt;
+    use std::{collections::HashMap, sync::Mutex};
+    /// Per file: size and status-change stamp (inode, ctime: unlike the
+    /// modification time, not settable by the file's owner), hash.
+    type Checked = HashMap<PathBuf, (u64, (u64, i64, i64), String)>;
     static CHECKED: Mutex<Option<Checked>> = Mutex::new(None);
     let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
-    let stamp = (meta.len(), meta.modified().map_err(|e| io(path, e))?);
+    let stamp = (meta.len(), (meta.ino(), meta.ctime(), meta.ctime_nsec()));
     let known = CHECKED
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -592,21 +592,23 @@ impl Inner {
         let mut evicted = Vec::new();
         let taken = {
             let mut state = self.lock();
-            if let Some(record) = state.leases.get(request) {
-                return Err(if record.failed {
-                    backend("this lease's VM failed")
-                } else {
-                    backend("already running")
-                });
-            }
-            if state.starting.contains_key(request) {
-                return Err(backend("this lease's VM is being started"));
-            }
             // A ready pooled VM of this shape; else room for a new one
             // (stopping pooled VMs of other shapes if need be); else, if
             // the pool is booting one of this shape, wait for it.
             let deadline = Instant::now() + self.settings.boot_timeout;
             loop {
+                // Checked on every pass: a retry of the same request may
+                // have started while this one waited.
+                if let Some(record) = state.leases.get(request) {
+                    break Err(if record.failed {
+                        backend("this lease's VM failed")
+                    } else {
+                        backend("already running")
+                    });
+                }
+                if state.starting.contains_key(request) {
+                    break Err(backend("this lease's VM is being started"));
+                }
                 if let Some(i) = state.pool.iter().position(|p| p.shape == *shape) {
                     let vm = state.pool.remove(i);
                     if !is_our_qemu(vm.pid, &self.vm_dir(&vm.name)) {
@@ -680,7 +682,7 @@ impl Inner {
                 Ok((pid, agent))
             }
             Err(err) => {
-                let console = self.console_tail(name);
+                let console = self.console_tail(name).escape_debug().to_string();
                 tracing::warn!(vm = name, error = %err, %console, "VM did not boot; destroying it");
                 self.destroy_vm(name, pid);
                 Err(backend(format!("the VM did not boot: {err}")))
@@ -1102,12 +1104,19 @@ impl Provisioner for QemuProvisioner {
     fn provision(&self, request: &Pubkey, spec: &VmSpec) -> Result<Endpoint, ProvisionError> {
         let inner = &self.inner;
         let key = request.to_string();
-        if let Some(record) = inner.lock().leases.get(&key) {
-            return if record.failed {
-                Err(backend("this lease's VM failed"))
-            } else {
-                Ok(record.endpoint.clone())
-            };
+        {
+            let state = inner.lock();
+            // Its VM is handed over but not yet proven usable: no endpoint.
+            if state.starting.contains_key(&key) {
+                return Err(backend("this lease's VM is being started"));
+            }
+            if let Some(record) = state.leases.get(&key) {
+                return if record.failed {
+                    Err(backend("this lease's VM failed"))
+                } else {
+                    Ok(record.endpoint.clone())
+                };
+            }
         }
         let since = Instant::now();
         let shape = Shape::of(spec);
@@ -1134,22 +1143,22 @@ impl Provisioner for QemuProvisioner {
         {
             let mut state = inner.lock();
             state.booting.remove(&name);
-            state.starting.remove(&key);
+            if handed.is_err() {
+                state.starting.remove(&key);
+            }
         }
         let record = handed?;
         tracing::info!(%request, vm = %name, port = record.port, from_pool, "VM handed over; waiting for SSH with its host key");
-        match inner.wait_usable(&record, since) {
-            Ok(()) => {
-                tracing::info!(%request, ms = since.elapsed().as_millis() as u64, from_pool, "VM answers on SSH with its pinned host key");
-                Ok(record.endpoint)
-            }
-            Err(err) => {
-                tracing::warn!(%request, console = %inner.console_tail(&name), error = %err, "VM is not usable; destroying it");
-                inner.lock().leases.remove(&key);
-                inner.destroy_vm(&name, record.pid);
-                Err(err)
-            }
+        let usable = inner.wait_usable(&record, since);
+        if let Err(err) = &usable {
+            tracing::warn!(%request, console = %inner.console_tail(&name).escape_debug(), error = %err, "VM is not usable; destroying it");
+            inner.lock().leases.remove(&key);
+            inner.destroy_vm(&name, record.pid);
         }
+        inner.lock().starting.remove(&key);
+        usable?;
+        tracing::info!(%request, ms = since.elapsed().as_millis() as u64, from_pool, "VM answers on SSH with its pinned host key");
+        Ok(record.endpoint)
     }
 
     /// Failed once the QEMU process is gone, or once QMP said for

@@ -12,7 +12,7 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
@@ -49,17 +49,55 @@ fn protocol(what: impl Into<String>) -> ProbeError {
 }
 
 /// Checks that the server at `address` proves possession of the ed25519
-/// host key `pinned`, within `timeout` for each read and write.
+/// host key `pinned`, all within `timeout` (a server that trickles bytes
+/// cannot hold the probe longer).
 pub fn check_host_key(
     address: SocketAddr,
     pinned: &[u8; 32],
     timeout: Duration,
 ) -> Result<(), ProbeError> {
-    let mut stream = TcpStream::connect_timeout(&address, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    let deadline = Instant::now() + timeout;
+    let stream = TcpStream::connect_timeout(&address, timeout)?;
     stream.set_nodelay(true)?;
-    handshake(&mut stream, pinned)
+    handshake(&mut Bounded { stream, deadline }, pinned)
+}
+
+/// A stream whose every read and write must finish by `deadline`.
+struct Bounded {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Bounded {
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the SSH server did not finish the key exchange in time",
+            ));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 fn handshake(stream: &mut (impl Read + Write), pinned: &[u8; 32]) -> Result<(), ProbeError> {
