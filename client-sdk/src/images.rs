@@ -38,9 +38,10 @@ pub enum ImageChoiceError {
     Malformed(String),
 }
 
-/// Whether `name` (as announced) answers to `wanted`: the whole name, or
-/// its first word (`debian` for `debian (bookworm, ...)`), ignoring case.
-fn answers_to(name: &str, wanted: &str) -> bool {
+/// Whether image name `name` answers to `wanted`: the whole name, or its
+/// first word (`debian` for `debian (bookworm, ...)`), ignoring case. Nodes
+/// match their own catalogs by the same rule.
+pub fn answers_to(name: &str, wanted: &str) -> bool {
     name.eq_ignore_ascii_case(wanted)
         || name
             .split_whitespace()

@@ -311,12 +311,7 @@ async fn announce_warm_pools(
             .filter(|s| s.ready > 0)
             .take(MAX_WARM_SHAPES)
             .map(|s| {
-                let shape = WarmShape {
-                    image: s.image_id,
-                    vcpus: s.vcpus,
-                    memory_mib: s.memory_mib,
-                    disk_gib: s.disk_gib,
-                };
+                let shape = s.shape;
                 let ready = u16::try_from(s.ready).unwrap_or(u16::MAX);
                 let spoken_for = pending.get(&shape).copied().unwrap_or(0);
                 (shape, ready.saturating_sub(spoken_for))

@@ -27,7 +27,7 @@ use std::{
 
 use super::{
     cpio::Archive,
-    default::{build_err, kernel_and_modules, static_busybox, DEFAULT_KERNEL_DIR, MODULES},
+    default::{build_err, default_kernel_dir, kernel_and_modules, static_busybox, MODULES},
     Catalog, Image, ImageError,
 };
 
@@ -115,9 +115,7 @@ pub struct DebianImageOptions {
 impl Default for DebianImageOptions {
     fn default() -> Self {
         DebianImageOptions {
-            kernel_dir: std::env::var_os("DAGGER_KERNEL_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL_DIR)),
+            kernel_dir: default_kernel_dir(),
             busybox: PathBuf::from("/bin/busybox"),
             mirror: None,
             suite: None,

@@ -59,6 +59,14 @@ echo DAGGER-VM-READY
 while :; do sleep 3600; done
 "#;
 
+/// `DAGGER_KERNEL_DIR`, or where `scripts/setup-vm-host.sh` unpacks the
+/// kernel.
+pub(super) fn default_kernel_dir() -> PathBuf {
+    std::env::var_os("DAGGER_KERNEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL_DIR))
+}
+
 /// Where the default image's parts come from on the host.
 #[derive(Clone, Debug)]
 pub struct DefaultImageSources {
@@ -74,9 +82,7 @@ pub struct DefaultImageSources {
 impl Default for DefaultImageSources {
     fn default() -> Self {
         DefaultImageSources {
-            kernel_dir: std::env::var_os("DAGGER_KERNEL_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL_DIR)),
+            kernel_dir: default_kernel_dir(),
             busybox: PathBuf::from("/bin/busybox"),
             dropbear: PathBuf::from("/usr/sbin/dropbear"),
         }

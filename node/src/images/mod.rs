@@ -295,11 +295,7 @@ impl Catalog {
             };
         let by_name: Vec<&Image> = images
             .iter()
-            .filter(|i| {
-                let name = i.manifest.name.to_ascii_lowercase();
-                name == wanted_lower
-                    || name.split_whitespace().next() == Some(wanted_lower.as_str())
-            })
+            .filter(|i| dagger_client::images::answers_to(&i.manifest.name, wanted))
             .collect();
         match (by_id.as_slice(), by_name.as_slice()) {
             ([one], _) | ([], [one]) => Ok((*one).clone()),

@@ -208,29 +208,13 @@ pub fn qemu_available(qemu: &Path) -> bool {
 pub(super) const QBOOT: &str = "/usr/share/qemu/qboot.rom";
 
 /// What a VM boots as: its image and size. Pooled VMs are kept per shape
-/// and go only to a request of exactly that shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Shape {
-    pub image: [u8; 32],
-    pub vcpus: u16,
-    pub memory_mib: u32,
-    pub disk_gib: u32,
-}
+/// and go only to a request of exactly that shape; it is also what nodes
+/// announce warm (`NodeTx::PoolsReady`), so one type serves both.
+pub use crate::controller::txs::WarmShape as Shape;
 
-impl Shape {
-    pub fn of(spec: &VmSpec) -> Shape {
-        Shape {
-            image: spec.image_id,
-            vcpus: spec.vcpus,
-            memory_mib: spec.memory_mib,
-            disk_gib: spec.disk_gib,
-        }
-    }
-
-    /// Memory it takes from the budget, QEMU's own included.
-    fn memory_cost(&self) -> u64 {
-        u64::from(self.memory_mib) + QEMU_OVERHEAD_MIB
-    }
+/// Memory a VM of `shape` takes from the budget, QEMU's own included.
+fn memory_cost(shape: &Shape) -> u64 {
+    u64::from(shape.memory_mib) + QEMU_OVERHEAD_MIB
 }
 
 /// A VM's record on disk (written once it belongs to a lease).
@@ -276,7 +260,7 @@ struct Pooled {
 pub struct PoolStatus {
     pub image: String,
     #[serde(skip)]
-    pub image_id: [u8; 32],
+    pub shape: Shape,
     pub vcpus: u16,
     pub memory_mib: u32,
     pub disk_gib: u32,
@@ -560,14 +544,14 @@ impl Inner {
             .chain(state.pool.iter().map(|p| &p.shape));
         for shape in others {
             vcpus += u64::from(shape.vcpus);
-            memory += shape.memory_cost();
+            memory += memory_cost(shape);
         }
         (vcpus, memory)
     }
 
     fn fits(&self, state: &State, shape: &Shape) -> Result<(), ProvisionError> {
         let (vcpus, memory) = self.in_use(state);
-        let want_memory = shape.memory_cost();
+        let want_memory = memory_cost(shape);
         if vcpus + u64::from(shape.vcpus) > u64::from(self.settings.max_vcpus)
             || memory + want_memory > self.settings.max_memory_mib
         {
@@ -1268,7 +1252,7 @@ impl Provisioner for QemuProvisioner {
             .into_iter()
             .map(|(shape, target)| PoolStatus {
                 image: hex(&shape.image),
-                image_id: shape.image,
+                shape,
                 vcpus: shape.vcpus,
                 memory_mib: shape.memory_mib,
                 disk_gib: shape.disk_gib,
