@@ -18,6 +18,7 @@ pub struct Metrics {
     registry: Registry,
     pub events_created: Counter,
     pub events_received: Counter,
+    pub events_duplicate: Counter,
     pub events_rejected: Family<Reason, Counter>,
     pub messages_rejected: Family<Reason, Counter>,
     pub rounds_decided: Counter,
@@ -47,6 +48,7 @@ impl Default for Metrics {
         let m = Metrics {
             events_created: Counter::default(),
             events_received: Counter::default(),
+            events_duplicate: Counter::default(),
             events_rejected: Family::default(),
             messages_rejected: Family::default(),
             rounds_decided: Counter::default(),
@@ -74,6 +76,11 @@ impl Default for Metrics {
             "events_received",
             "Events accepted from peers",
             m.events_received.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events a peer sent that this node already held (a push and a pull, or two pulls, carried the same event)",
+            m.events_duplicate.clone(),
         );
         registry.register(
             "events_rejected",

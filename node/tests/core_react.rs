@@ -181,3 +181,54 @@ fn an_idle_node_does_not_answer_pushes_until_its_idle_interval_passed() {
     nodes[1].machine.heartbeat(later(t, IDLE));
     assert_eq!(created(&mut nodes[1].machine).len(), 1);
 }
+
+/// A pull answer leaves out what the asking peer is about to get in its
+/// creators' pushes (events this node got within the round-trip window)
+/// and everything built on them, sends them once the window passed, and
+/// sends everything to a peer that waits for a parent.
+#[test]
+fn pull_answers_leave_out_events_still_in_flight_to_the_peer() {
+    let t0 = start();
+    let mut nodes = nodes(4, t0);
+    let (event, t) = first_event(&mut nodes, t0);
+    // Node 1 gets node 0's event and answers it with an own event built
+    // on it; node 2 holds neither.
+    created(&mut nodes[1].machine);
+    nodes[1].machine.receive_push(vec![event.clone()], t);
+    let answer = created(&mut nodes[1].machine).remove(0);
+    assert_eq!(answer.other_parent(), Some(event.id()));
+    let tips = nodes[2].machine.tips();
+    let window = Duration::from_millis(100);
+    let ids = |events: Vec<Event>| events.iter().map(Event::id).collect::<Vec<_>>();
+    let asked = |machine: &mut Machine, in_flight, at| {
+        let answer = machine.sync_answer(&tips, 0, &[], 1_000, in_flight, at);
+        assert!(answer.ledger.missing.is_empty());
+        ids(answer.events)
+    };
+
+    let everything = asked(&mut nodes[1].machine, None, t);
+    assert!(everything.contains(&event.id()) && everything.contains(&answer.id()));
+    let older: Vec<_> = everything
+        .iter()
+        .copied()
+        .filter(|id| *id != event.id() && *id != answer.id())
+        .collect();
+    let soon = later(t, window / 2);
+    assert_eq!(
+        asked(&mut nodes[1].machine, Some(window), soon),
+        older,
+        "both are in flight to the peer (the answer is built on the event)"
+    );
+    let after = later(t, window + Duration::from_millis(1));
+    assert_eq!(
+        asked(&mut nodes[1].machine, Some(window), after),
+        everything
+    );
+
+    // A peer waiting for a parent gets everything at once.
+    let missing = [(event.id(), event.birth_round())];
+    let waiting = nodes[1]
+        .machine
+        .sync_answer(&tips, 0, &missing, 1_000, Some(window), soon);
+    assert_eq!(ids(waiting.events), everything);
+}

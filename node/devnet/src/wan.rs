@@ -19,13 +19,17 @@ pub struct NetArgs {
     /// talk straight over loopback.
     #[arg(long, value_parser = parse_duration, help_heading = "Network")]
     pub rtt: Option<Duration>,
-    /// Each datagram's one-way delay varies by up to this much either way
-    /// (datagrams overtake each other).
+    /// Each datagram's one-way delay varies by up to this much either way,
+    /// in order (a path is a queue: see `--reorder`).
     #[arg(long, value_parser = parse_duration, help_heading = "Network")]
     pub jitter: Option<Duration>,
     /// Share of datagrams lost, each way (e.g. `1%`).
     #[arg(long, value_parser = parse_percent, help_heading = "Network")]
     pub loss: Option<f64>,
+    /// Share of datagrams held back by up to 10 ms, so that later ones
+    /// overtake them (e.g. `1%`).
+    #[arg(long, value_parser = parse_percent, help_heading = "Network")]
+    pub reorder: Option<f64>,
     /// Each direction of each pair carries at most this (e.g. `100mbit`);
     /// a queue of up to 200 ms builds, beyond it datagrams drop.
     #[arg(long, value_parser = parse_bandwidth, help_heading = "Network")]
@@ -61,6 +65,7 @@ impl NetArgs {
         self.rtt.is_some()
             || self.jitter.is_some()
             || self.loss.is_some()
+            || self.reorder.is_some()
             || self.bandwidth.is_some()
             || !self.partition.is_empty()
             || !self.regions.is_empty()
@@ -76,6 +81,7 @@ impl NetArgs {
             delay: Duration::ZERO,
             jitter: self.jitter.unwrap_or_default(),
             loss: self.loss.unwrap_or_default(),
+            reorder: self.reorder.unwrap_or_default(),
             bandwidth_bps: self.bandwidth,
         };
         let mut spec = if self.regions.is_empty() {
@@ -99,6 +105,7 @@ pub struct NetworkReport {
     pub max_rtt_ms: f64,
     pub jitter_ms: f64,
     pub loss: f64,
+    pub reorder: f64,
     pub bandwidth_bps: Option<u64>,
     pub regions: Vec<&'static str>,
     pub partitions: Vec<String>,
@@ -156,6 +163,7 @@ impl Emulator {
             max_rtt_ms: spec.max_rtt().as_secs_f64() * 1e3,
             jitter_ms: self.args.jitter.unwrap_or_default().as_secs_f64() * 1e3,
             loss: self.args.loss.unwrap_or_default(),
+            reorder: self.args.reorder.unwrap_or_default(),
             bandwidth_bps: self.args.bandwidth,
             regions: self.args.regions.iter().map(|r| r.name()).collect(),
             partitions: spec.partitions.iter().map(|p| p.to_string()).collect(),
@@ -190,6 +198,9 @@ pub fn describe(net: &NetworkReport) -> String {
     if net.loss > 0.0 {
         parts.push(format!("loss {:.2} %", net.loss * 100.0));
     }
+    if net.reorder > 0.0 {
+        parts.push(format!("reorder {:.2} %", net.reorder * 100.0));
+    }
     if let Some(bps) = net.bandwidth_bps {
         parts.push(format!("{:.0} Mbit/s", bps as f64 / 1e6));
     }
@@ -212,12 +223,13 @@ pub fn describe(net: &NetworkReport) -> String {
         })
         .collect();
     format!(
-        "network: {}; relayed {} datagrams ({} lost, {} cut, {} over the queue), late by {:.0} µs mean / {} µs max; relay CPU {:.1} %{}{cuts}",
+        "network: {}; relayed {} datagrams ({} lost, {} cut, {} over the queue, {} reordered), late by {:.0} µs mean / {} µs max; relay CPU {:.1} %{}{cuts}",
         parts.join(", "),
         r.totals.datagrams,
         r.totals.lost,
         r.totals.cut,
         r.totals.queue_dropped,
+        r.totals.reordered,
         r.late_mean_us,
         r.late_max_us,
         net.relay_cpu_percent,

@@ -286,6 +286,9 @@ impl Machine {
                 None,
             );
         }
+        self.metrics
+            .events_duplicate
+            .inc_by(summary.duplicates as u64);
         self.collect_evidence();
         self.drive_consensus(now, true);
         (summary, arrived)
@@ -341,12 +344,20 @@ impl Machine {
     /// that was born in a round this node pruned: the event from the
     /// ledger if it is still there, else the peer is behind (nobody keeps
     /// it any more; only a state sync helps it).
+    ///
+    /// `in_flight`: events this node first held less than this long ago
+    /// (and their descendants) are left out while the peer waits for no
+    /// parent: they are on their way to it in their creators' pushes, and
+    /// sending them again doubled the traffic on a wide-area network. A
+    /// later pull brings any the peer still lacks.
     pub fn sync_answer(
         &mut self,
         tips: &[EventId],
         ordered: u64,
         missing: &[(EventId, u64)],
         max_events: usize,
+        in_flight: Option<Duration>,
+        now: Now,
     ) -> SyncAnswer {
         let pruned = self.hg.stats().pruned_through_round;
         let mut ledger = super::catch_up::LedgerReads::default();
@@ -361,8 +372,34 @@ impl Machine {
         if !self.undurable.is_empty() {
             events.retain(|e| !self.undurable.contains(&e.id()));
         }
+        if let Some(window) = in_flight.filter(|_| missing.is_empty()) {
+            self.leave_out_in_flight(&mut events, window, now);
+        }
         events.truncate(max_events);
         SyncAnswer { ledger, events }
+    }
+
+    /// Drops from `events` (parents first) those first held here within
+    /// `window` before `now`, and every event with a dropped parent, so the
+    /// answer never carries an event without its parents.
+    fn leave_out_in_flight(&self, events: &mut Vec<Event>, window: Duration, now: Now) {
+        let since = now.unix_ns.saturating_sub(window.as_nanos() as u64);
+        let mut left_out: HashSet<EventId> = HashSet::new();
+        events.retain(|event| {
+            let fresh = self
+                .timeline
+                .get(&event.id())
+                .received_ns
+                .is_some_and(|at| at >= since);
+            let orphan = [event.self_parent(), event.other_parent()]
+                .into_iter()
+                .flatten()
+                .any(|parent| left_out.contains(&parent));
+            if fresh || orphan {
+                left_out.insert(event.id());
+            }
+            !(fresh || orphan)
+        });
     }
 
     /// [`Machine::sync_answer`] with its ledger reads done at once: the
@@ -375,7 +412,7 @@ impl Machine {
         missing: &[(EventId, u64)],
         max_events: usize,
     ) -> (Vec<Event>, bool) {
-        let answer = self.sync_answer(tips, ordered, missing, max_events);
+        let answer = self.sync_answer(tips, ordered, missing, max_events, None, Now::system());
         super::catch_up::complete(self.ledger.as_ref(), answer, max_events)
     }
 

@@ -214,6 +214,7 @@ enum Command {
         ordered: u64,
         missing: Vec<(EventId, u64)>,
         max_events: usize,
+        in_flight: Option<Duration>,
         reply: oneshot::Sender<SyncAnswer>,
     },
     SyncPosition {
@@ -352,6 +353,7 @@ impl CoreHandle {
         ordered: u64,
         missing: Vec<(EventId, u64)>,
         max_events: usize,
+        in_flight: Option<Duration>,
     ) -> Result<SyncAnswer, CoreError> {
         ask!(
             self,
@@ -359,7 +361,8 @@ impl CoreHandle {
                 tips,
                 ordered,
                 missing,
-                max_events
+                max_events,
+                in_flight
             }
         )
     }
@@ -863,12 +866,17 @@ impl Core {
                 ordered,
                 missing,
                 max_events,
+                in_flight,
                 reply,
             } => {
-                let _ = reply.send(
-                    self.machine
-                        .sync_answer(&tips, ordered, &missing, max_events),
-                );
+                let _ = reply.send(self.machine.sync_answer(
+                    &tips,
+                    ordered,
+                    &missing,
+                    max_events,
+                    in_flight,
+                    Now::system(),
+                ));
             }
             Command::MissingParents { reply } => {
                 let mut missing = self.machine.missing_parents();

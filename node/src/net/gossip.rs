@@ -414,11 +414,42 @@ pub(super) struct Shared {
 const SIGNATURE_MEMO: usize = 1 << 16;
 
 async fn heartbeat_loop(shared: Arc<Shared>) {
+    let mut last_path_log = Instant::now();
     loop {
         tokio::time::sleep(shared.config.heartbeat).await;
         if shared.core.heartbeat().await.is_err() {
             return;
         }
+        if last_path_log.elapsed() >= PATH_LOG_INTERVAL {
+            last_path_log = Instant::now();
+            log_paths(&shared);
+        }
+    }
+}
+
+/// How often each peer connection's QUIC path is logged (at debug).
+const PATH_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the transport sees of each peer path: the first place to look
+/// when gossip is slow on a real network (losses, a collapsed window).
+fn log_paths(shared: &Shared) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    for id in shared.peers.connected_ids() {
+        let Some(connection) = shared.peers.connection(&id) else {
+            continue;
+        };
+        let stats = connection.stats();
+        tracing::debug!(
+            peer = %display_id(&id),
+            rtt_ms = stats.path.rtt.as_secs_f64() * 1e3,
+            cwnd = stats.path.cwnd,
+            congestion_events = stats.path.congestion_events,
+            sent_packets = stats.path.sent_packets,
+            lost_packets = stats.path.lost_packets,
+            "peer path"
+        );
     }
 }
 
@@ -495,7 +526,8 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
                     let _ = send.reset(quinn::VarInt::from_u32(2));
                     budget.offence();
                 } else {
-                    streams.spawn(answer(shared.clone(), peer, send, recv).in_current_span());
+                    let in_flight = pushes_flow_to(&shared, &peer);
+                    streams.spawn(answer(shared.clone(), peer, send, recv, in_flight).in_current_span());
                 }
             }
             uni = connection.accept_uni() => {
@@ -538,12 +570,22 @@ fn note_bad_message(shared: &Shared, peer: &NodeId, what: &str, err: &WireError)
     }
 }
 
+/// How long an event this node just got may still be on its way to
+/// `peer` in its creator's push (a round trip on this node's own
+/// connection to it), if pushes flow to it at all: a pull answer leaves
+/// such events out. `None` (send everything) when this node has no
+/// connection of its own to the peer, so pushes do not reach it.
+fn pushes_flow_to(shared: &Shared, peer: &NodeId) -> Option<Duration> {
+    shared.peers.connection(peer).map(|c| c.rtt())
+}
+
 /// Answers one request stream: a pull, or one of the state-sync queries.
 async fn answer(
     shared: Arc<Shared>,
     peer: NodeId,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
+    in_flight: Option<Duration>,
 ) {
     let request = timeout(
         shared.limits.read_timeout,
@@ -564,7 +606,7 @@ async fn answer(
             tips,
             ordered,
             missing,
-        } => answer_sync(&shared, &mut send, tips, ordered, missing).await,
+        } => answer_sync(&shared, &mut send, tips, ordered, missing, in_flight).await,
         Message::CheckpointsRequest
         | Message::StateRequest { .. }
         | Message::OrderIdsRequest { .. } => {
@@ -584,11 +626,12 @@ async fn answer_sync(
     tips: Vec<dagger_consensus::EventId>,
     ordered: u64,
     missing: Vec<(dagger_consensus::EventId, u64)>,
+    in_flight: Option<Duration>,
 ) {
     let max_events = shared.config.max_events_per_sync;
     let Ok(answer) = shared
         .core
-        .sync_answer(tips, ordered, missing, max_events)
+        .sync_answer(tips, ordered, missing, max_events, in_flight)
         .await
     else {
         return;

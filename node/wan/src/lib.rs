@@ -5,8 +5,8 @@
 //! between every ordered pair of nodes (node `a` is configured to reach
 //! node `b` at [`Relay::addr`]`(a, b)`) and delays, drops, rate-limits or
 //! cuts each datagram as the [`Model`] decides: a one-way delay per
-//! direction, jitter (which reorders), random loss, a bandwidth cap with a
-//! bounded queue, and scheduled partitions. Verdicts come from one seeded
+//! direction, jitter (in order: a path is a queue), reordering, random
+//! loss, a bandwidth cap with a bounded queue, and scheduled partitions. Verdicts come from one seeded
 //! generator per direction, so a run's network repeats.
 //!
 //! The model is free of I/O ([`model`]): tests drive it directly; the

@@ -11,6 +11,10 @@ use serde::Serialize;
 
 use crate::spec::NetSpec;
 
+/// Longest a reordered datagram is held back beyond its delay (see
+/// [`crate::LinkSpec::reorder`]).
+pub const REORDER_HOLD: Duration = Duration::from_millis(10);
+
 /// Why a datagram was not delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Drop {
@@ -38,6 +42,8 @@ pub struct LinkStats {
     pub lost: u64,
     pub cut: u64,
     pub queue_dropped: u64,
+    /// Held back so that later datagrams overtook them (`reorder`).
+    pub reordered: u64,
 }
 
 impl LinkStats {
@@ -47,6 +53,7 @@ impl LinkStats {
         self.lost += other.lost;
         self.cut += other.cut;
         self.queue_dropped += other.queue_dropped;
+        self.reordered += other.reordered;
     }
 }
 
@@ -54,6 +61,10 @@ struct LinkState {
     rng: ChaCha8Rng,
     /// When a bandwidth-capped link finishes sending what it has queued.
     busy_until: Duration,
+    /// The latest delivery time given to an in-order datagram: a path is
+    /// a queue, so jitter delays datagrams without letting them overtake
+    /// each other (only `reorder` does).
+    last_delivery: Duration,
     stats: LinkStats,
 }
 
@@ -78,6 +89,7 @@ impl Model {
                     spec.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 ),
                 busy_until: Duration::ZERO,
+                last_delivery: Duration::ZERO,
                 stats: LinkStats::default(),
             })
             .collect();
@@ -136,7 +148,17 @@ impl Model {
             let offset = state.rng.gen_range(-spread..=spread);
             delay = Duration::from_nanos((delay.as_nanos() as i64 + offset).max(0) as u64);
         }
-        Verdict::Deliver(leaves + delay)
+        let at = leaves + delay;
+        if link.reorder > 0.0 && state.rng.gen_bool(link.reorder) {
+            // Held back outside the queue: what follows may overtake it,
+            // and it holds nothing up.
+            state.stats.reordered += 1;
+            let hold = state.rng.gen_range(1..=REORDER_HOLD.as_nanos() as u64);
+            return Verdict::Deliver(at + Duration::from_nanos(hold));
+        }
+        let at = at.max(state.last_delivery);
+        state.last_delivery = at;
+        Verdict::Deliver(at)
     }
 
     /// Counters summed over every link.
@@ -176,7 +198,8 @@ mod tests {
 
     proptest! {
         /// Without loss or a cap, every datagram arrives within delay ±
-        /// jitter of its sending, never before it was sent.
+        /// jitter of its sending, never before it was sent, and in the
+        /// order it was sent.
         #[test]
         fn delays_stay_within_the_jitter_bounds(
             rtt_ms in 0u32..400, jitter_ms in 0u32..50, seed: u64,
@@ -186,7 +209,10 @@ mod tests {
             let mut spec = NetSpec::uniform(3, rtt_ms * MS, link);
             spec.seed = seed;
             let mut model = Model::new(spec);
-            for &(at_us, bytes) in &sends {
+            let mut sorted = sends.clone();
+            sorted.sort();
+            let mut last = Duration::ZERO;
+            for &(at_us, bytes) in &sorted {
                 let now = Duration::from_micros(at_us);
                 let Verdict::Deliver(at) = model.send(0, 2, bytes, now) else {
                     panic!("dropped without loss");
@@ -194,6 +220,9 @@ mod tests {
                 let delay = at - now;
                 prop_assert!(delay >= (rtt_ms * MS / 2).saturating_sub(jitter_ms * MS));
                 prop_assert!(delay <= rtt_ms * MS / 2 + jitter_ms * MS);
+                // A path is a queue: jitter never reorders.
+                prop_assert!(at >= last);
+                last = at;
             }
             prop_assert_eq!(model.totals().datagrams, sends.len() as u64);
         }
@@ -253,6 +282,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn reordered_datagrams_are_overtaken_and_hold_nothing_up() {
+        let link = LinkSpec {
+            reorder: 0.05,
+            ..LinkSpec::default()
+        };
+        let mut model = Model::new(NetSpec::uniform(2, 100 * MS, link));
+        let mut in_order = Duration::ZERO;
+        let mut overtaken = 0;
+        let mut arrivals = Vec::new();
+        for i in 0..20_000u64 {
+            let now = Duration::from_micros(i * 100);
+            let Verdict::Deliver(at) = model.send(0, 1, 1200, now) else {
+                panic!("dropped without loss");
+            };
+            assert!(at >= now + 50 * MS && at <= now + 50 * MS + REORDER_HOLD);
+            arrivals.push(at);
+        }
+        let reordered = model.link_stats(0, 1).reordered;
+        assert!((800..1_200).contains(&reordered), "{reordered} reordered");
+        // Every datagram not held back arrives after every earlier one
+        // that was not; a held-back one is overtaken by some later one.
+        for (i, at) in arrivals.iter().enumerate() {
+            if arrivals[i + 1..].iter().take(200).any(|later| later < at) {
+                overtaken += 1;
+            } else {
+                assert!(*at >= in_order);
+                in_order = *at;
+            }
+        }
+        // (Held-back datagrams among the last 10 ms have nothing after
+        // them to be overtaken by.)
+        assert!(overtaken <= reordered && reordered - overtaken <= 20);
     }
 
     #[test]

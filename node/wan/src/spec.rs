@@ -116,12 +116,17 @@ pub struct LinkSpec {
     #[serde(serialize_with = "as_ms")]
     pub delay: Duration,
     /// Each datagram's delay is drawn uniformly from `delay ± jitter`
-    /// (never below zero), so datagrams overtake each other: jitter is
-    /// also the emulator's reordering.
+    /// (never below zero), but a datagram never arrives before one sent
+    /// ahead of it: a path is a queue, and jitter on a real path comes
+    /// from queues. Reordering is [`LinkSpec::reorder`].
     #[serde(serialize_with = "as_ms")]
     pub jitter: Duration,
     /// Probability that a datagram is lost.
     pub loss: f64,
+    /// Probability that a datagram is held back by up to
+    /// [`crate::model::REORDER_HOLD`] beyond its delay, so that datagrams
+    /// sent after it overtake it.
+    pub reorder: f64,
     /// Bits per second this direction carries; datagrams queue behind
     /// each other (up to [`LinkSpec::max_queue`]) and are dropped beyond.
     pub bandwidth_bps: Option<u64>,
