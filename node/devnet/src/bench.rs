@@ -113,7 +113,8 @@ pub struct BenchArgs {
     /// ms) to this CSV file.
     #[arg(long)]
     pub samples: Option<PathBuf>,
-    /// Keep the cluster's files here instead of a temporary directory.
+    /// Keep the cluster's files here instead of a temporary directory
+    /// (a sweep keeps each run's in `run-0`, `run-1`, ...).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// The abuse harness: the last node's key belongs to a byzantine
@@ -1109,6 +1110,9 @@ async fn run_each(
             rtt_sweep: Vec::new(),
             plot: None,
             idle: if i == 0 { args.idle } else { 0 },
+            // A fresh cluster needs fresh files: the previous run's ledgers
+            // would make the new identities refuse to sign.
+            dir: args.dir.as_ref().map(|dir| dir.join(format!("run-{i}"))),
             ..run_args
         };
         reports.push(run(run_args).await?);

@@ -98,7 +98,7 @@ impl Relay {
         let mut sockets = Vec::new();
         for (a, row) in addrs.iter_mut().enumerate() {
             for (b, &node) in nodes.iter().enumerate().filter(|&(b, _)| b != a) {
-                let socket = bind_near(node)?;
+                let socket = bind_near(node, nodes)?;
                 row[b] = Some(socket.local_addr()?);
                 sockets.push((socket, a, b));
             }
@@ -187,7 +187,29 @@ impl Drop for Relay {
 
 /// A socket on the loopback (or the node's own) interface, with large
 /// buffers.
-fn bind_near(node: SocketAddr) -> io::Result<StdUdpSocket> {
+/// A socket on `node`'s address with a port none of `nodes` uses. The
+/// nodes' ports were picked by binding and releasing them before the nodes
+/// start, so the kernel may offer one of them again: such a socket is
+/// held until the search ends (so the kernel does not offer it twice) and
+/// then closed, or the node would find its port taken.
+fn bind_near(node: SocketAddr, nodes: &[SocketAddr]) -> io::Result<StdUdpSocket> {
+    let mut taken = Vec::new();
+    for _ in 0..64 {
+        let socket = bind_any_port(node)?;
+        let port = socket.local_addr()?.port();
+        if nodes.iter().any(|n| n.port() == port) {
+            taken.push(socket);
+            continue;
+        }
+        return Ok(socket);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "every port offered was a node's",
+    ))
+}
+
+fn bind_any_port(node: SocketAddr) -> io::Result<StdUdpSocket> {
     let ip = node.ip();
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(node),
