@@ -198,7 +198,7 @@ impl Machine {
     /// Inserts events a peer pushed and answers news with an own event (see
     /// [`Machine::react`]).
     pub fn receive_push(&mut self, events: Vec<Event>, now: Now) -> ReceiveSummary {
-        let (summary, arrived) = self.insert_received(events, now);
+        let (summary, arrived) = self.insert_received(events, now, true);
         if let Some(newest) = arrived {
             self.react_pending = true;
             self.react_to = Some(newest);
@@ -209,7 +209,7 @@ impl Machine {
 
     /// Inserts events from a peer, in the order given.
     pub fn receive(&mut self, events: Vec<Event>, now: Now) -> ReceiveSummary {
-        self.insert_received(events, now).0
+        self.insert_received(events, now, false).0
     }
 
     /// [`Machine::receive`], also returning the newest event of another
@@ -218,6 +218,7 @@ impl Machine {
         &mut self,
         events: Vec<Event>,
         now: Now,
+        pushed: bool,
     ) -> (ReceiveSummary, Option<EventId>) {
         let mut arrived = None;
         self.received_since_pull += events.len();
@@ -273,7 +274,8 @@ impl Machine {
         }
         if !accepted.is_empty() {
             for event in &accepted {
-                self.timeline.received(event.id(), now.unix_ns);
+                self.timeline
+                    .received(event.id(), now.unix_ns, now.instant, pushed);
             }
             self.metrics.events_received.inc_by(accepted.len() as u64);
             let events = accepted.iter().map(|e| (e.id().0, e.encode())).collect();
@@ -345,11 +347,11 @@ impl Machine {
     /// ledger if it is still there, else the peer is behind (nobody keeps
     /// it any more; only a state sync helps it).
     ///
-    /// `in_flight`: events this node first held less than this long ago
-    /// (and their descendants) are left out while the peer waits for no
-    /// parent: they are on their way to it in their creators' pushes, and
-    /// sending them again doubled the traffic on a wide-area network. A
-    /// later pull brings any the peer still lacks.
+    /// `in_flight`: own events and events that came in their creators'
+    /// pushes less than this long ago (and their descendants) are left out
+    /// while the peer waits for no parent: they are on their way to it in
+    /// those same pushes, and sending them again doubled the traffic on a
+    /// wide-area network. A later pull brings any the peer still lacks.
     pub fn sync_answer(
         &mut self,
         tips: &[EventId],
@@ -379,18 +381,15 @@ impl Machine {
         SyncAnswer { ledger, events }
     }
 
-    /// Drops from `events` (parents first) those first held here within
-    /// `window` before `now`, and every event with a dropped parent, so the
-    /// answer never carries an event without its parents.
+    /// Drops from `events` (parents first) those still in flight in
+    /// pushes (see [`Machine::sync_answer`]), and every event with a
+    /// dropped parent, so the answer never carries an event without its
+    /// parents. Monotonic time: a wall clock stepped back must not make
+    /// old events look fresh.
     fn leave_out_in_flight(&self, events: &mut Vec<Event>, window: Duration, now: Now) {
-        let since = now.unix_ns.saturating_sub(window.as_nanos() as u64);
         let mut left_out: HashSet<EventId> = HashSet::new();
         events.retain(|event| {
-            let fresh = self
-                .timeline
-                .get(&event.id())
-                .received_ns
-                .is_some_and(|at| at >= since);
+            let fresh = self.timeline.in_flight(&event.id(), now.instant, window);
             let orphan = [event.self_parent(), event.other_parent()]
                 .into_iter()
                 .flatten()
@@ -803,7 +802,7 @@ impl Machine {
         let id = event.id();
         self.own_seq = Some(event.seq());
         self.last_own_event = now.instant;
-        self.timeline.received(id, now.unix_ns);
+        self.timeline.received(id, now.unix_ns, now.instant, true);
         self.track(&event);
         self.metrics.events_created.inc();
         tracing::trace!(

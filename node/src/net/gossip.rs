@@ -127,6 +127,9 @@ struct Peer {
     retry_at: Option<Instant>,
     penalties: u32,
     banned_until: Option<Instant>,
+    /// When pushes to this peer were last dropped (its queue overflowed,
+    /// a write timed out, or there was no connection).
+    pushes_dropped_at: Option<Instant>,
 }
 
 impl Peer {
@@ -143,6 +146,7 @@ impl Peer {
             retry_at: None,
             penalties: 0,
             banned_until: None,
+            pushes_dropped_at: None,
         }
     }
 
@@ -347,6 +351,34 @@ impl Peers {
             .collect()
     }
 
+    fn note_pushes_dropped(&self, id: &NodeId) {
+        if let Some(peer) = self.lock().get_mut(id) {
+            peer.pushes_dropped_at = Some(Instant::now());
+        }
+    }
+
+    /// How long an event this node just got may still be on its way to
+    /// `id` in its creator's push: a round trip on this node's own
+    /// connection to it, at most [`MAX_IN_FLIGHT`]. `None` (a pull answer
+    /// holds nothing back) when this node has no connection of its own to
+    /// the peer, so its pushes do not reach it, or dropped pushes to it
+    /// lately: the peer then depends on pulls.
+    fn pushes_flow_to(&self, id: &NodeId) -> Option<Duration> {
+        let peers = self.lock();
+        let peer = peers.get(id)?;
+        if peer
+            .pushes_dropped_at
+            .is_some_and(|at| at.elapsed() < PUSHES_DROPPED_MEMORY)
+        {
+            return None;
+        }
+        let connection = peer.connection.as_ref()?;
+        if connection.close_reason().is_some() {
+            return None;
+        }
+        Some(connection.rtt().min(MAX_IN_FLIGHT))
+    }
+
     /// The open connection to `id`, if any.
     fn connection(&self, id: &NodeId) -> Option<quinn::Connection> {
         self.lock()
@@ -453,6 +485,13 @@ fn log_paths(shared: &Shared) {
     }
 }
 
+/// The longest a pull answer holds back events still in flight to the
+/// peer in pushes: a bufferbloated connection's RTT estimate can reach
+/// seconds, and the answer must not wait on it.
+const MAX_IN_FLIGHT: Duration = Duration::from_millis(250);
+/// A peer whose pushes were dropped this recently gets whole pull answers.
+const PUSHES_DROPPED_MEMORY: Duration = Duration::from_secs(10);
+
 /// Handshakes in progress at most: beyond, new attempts are refused at
 /// once (a crowd of half-open handshakes cannot hold the door shut for
 /// honest peers, which retry).
@@ -526,7 +565,7 @@ async fn serve(shared: Arc<Shared>, connection: quinn::Connection, peer: NodeId)
                     let _ = send.reset(quinn::VarInt::from_u32(2));
                     budget.offence();
                 } else {
-                    let in_flight = pushes_flow_to(&shared, &peer);
+                    let in_flight = shared.peers.pushes_flow_to(&peer);
                     streams.spawn(answer(shared.clone(), peer, send, recv, in_flight).in_current_span());
                 }
             }
@@ -568,15 +607,6 @@ fn note_bad_message(shared: &Shared, peer: &NodeId, what: &str, err: &WireError)
     } else {
         tracing::warn!(peer = %display_id(peer), %what, error = %err, "bad message from peer");
     }
-}
-
-/// How long an event this node just got may still be on its way to
-/// `peer` in its creator's push (a round trip on this node's own
-/// connection to it), if pushes flow to it at all: a pull answer leaves
-/// such events out. `None` (send everything) when this node has no
-/// connection of its own to the peer, so pushes do not reach it.
-fn pushes_flow_to(shared: &Shared, peer: &NodeId) -> Option<Duration> {
-    shared.peers.connection(peer).map(|c| c.rtt())
 }
 
 /// Answers one request stream: a pull, or one of the state-sync queries.
@@ -1050,6 +1080,7 @@ async fn push_loop(shared: Arc<Shared>) {
             });
             if queue.try_send(frame.clone()).is_err() {
                 shared.metrics.pushes_dropped.inc();
+                shared.peers.note_pushes_dropped(&id);
             }
         }
     }
@@ -1068,6 +1099,7 @@ async fn push_to(
     while let Some(frame) = queue.recv().await {
         let Some(connection) = shared.peers.connection(&peer) else {
             shared.metrics.pushes_dropped.inc();
+            shared.peers.note_pushes_dropped(&peer);
             stream = None;
             continue;
         };
@@ -1089,6 +1121,7 @@ async fn push_to(
                 dropped += 1;
             }
             shared.metrics.pushes_dropped.inc_by(dropped);
+            shared.peers.note_pushes_dropped(&peer);
             tracing::debug!(peer = %display_id(&peer), dropped, "peer is not taking pushes");
         }
     }

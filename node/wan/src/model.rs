@@ -148,15 +148,14 @@ impl Model {
             let offset = state.rng.gen_range(-spread..=spread);
             delay = Duration::from_nanos((delay.as_nanos() as i64 + offset).max(0) as u64);
         }
-        let at = leaves + delay;
+        let at = (leaves + delay).max(state.last_delivery);
         if link.reorder > 0.0 && state.rng.gen_bool(link.reorder) {
             // Held back outside the queue: what follows may overtake it,
-            // and it holds nothing up.
+            // and it holds nothing up (the queue's clock stays).
             state.stats.reordered += 1;
             let hold = state.rng.gen_range(1..=REORDER_HOLD.as_nanos() as u64);
             return Verdict::Deliver(at + Duration::from_nanos(hold));
         }
-        let at = at.max(state.last_delivery);
         state.last_delivery = at;
         Verdict::Deliver(at)
     }

@@ -185,8 +185,6 @@ impl Drop for Relay {
     }
 }
 
-/// A socket on the loopback (or the node's own) interface, with large
-/// buffers.
 /// A socket on `node`'s address with a port none of `nodes` uses. The
 /// nodes' ports were picked by binding and releasing them before the nodes
 /// start, so the kernel may offer one of them again: such a socket is
@@ -209,6 +207,8 @@ fn bind_near(node: SocketAddr, nodes: &[SocketAddr]) -> io::Result<StdUdpSocket>
     ))
 }
 
+/// A socket on the loopback (or the node's own) interface, on any port,
+/// with large buffers.
 fn bind_any_port(node: SocketAddr) -> io::Result<StdUdpSocket> {
     let ip = node.ip();
     let socket = socket2::Socket::new(
