@@ -13,9 +13,10 @@
 //!   peer that accepts a sync and never answers holds up one pull, not
 //!   gossip.
 //! - **Push**: an own event goes to every connected peer as soon as it is
-//!   durably stored, on one long-lived unidirectional stream per peer fed
-//!   by a bounded queue: a peer that does not take its pushes loses them
-//!   (it pulls instead) and never delays the others.
+//!   durably stored, on a few long-lived unidirectional streams per peer
+//!   taken in turn (`PUSH_STREAMS`), fed by a bounded queue: a peer that
+//!   does not take its pushes loses them (it pulls instead) and never
+//!   delays the others.
 //! - **State sync**: a peer that answers a pull with `Behind` (the caller
 //!   needs ordered events it no longer keeps) makes the node fetch a state
 //!   vouched for by more than a third of the stake (see `state_sync`).
@@ -1086,36 +1087,47 @@ async fn push_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Sends one peer its queued pushes, in order, on one long-lived stream
-/// (opened again after a failure or a reconnect): a stream per event cost
-/// both sides a task and stream bookkeeping per push. Ends when the peer
-/// leaves the connected set (its queue is dropped).
+/// Long-lived push streams per peer, taken in turn. QUIC delivers each
+/// stream in order, so on one stream a lost datagram held every push
+/// behind it for a retransmission (at least 1.25 round trips); across
+/// several, only the pushes on that stream wait. A child that overtakes
+/// its parent waits for it in the consensus buffer, as from any peer.
+const PUSH_STREAMS: usize = 4;
+
+/// Sends one peer its queued pushes on [`PUSH_STREAMS`] long-lived
+/// streams (opened again after a failure or a reconnect): a stream per
+/// event cost both sides a task and stream bookkeeping per push. Ends when
+/// the peer leaves the connected set (its queue is dropped).
 async fn push_to(
     shared: Arc<Shared>,
     peer: NodeId,
     mut queue: tokio::sync::mpsc::Receiver<Message>,
 ) {
-    let mut stream: Option<(usize, quinn::SendStream)> = None;
+    let mut streams: Vec<Option<(usize, quinn::SendStream)>> =
+        (0..PUSH_STREAMS).map(|_| None).collect();
+    let mut turn = 0;
     while let Some(frame) = queue.recv().await {
         let Some(connection) = shared.peers.connection(&peer) else {
             shared.metrics.pushes_dropped.inc();
             shared.peers.note_pushes_dropped(&peer);
-            stream = None;
+            streams.iter_mut().for_each(|s| *s = None);
             continue;
         };
+        let stream = &mut streams[turn];
+        turn = (turn + 1) % PUSH_STREAMS;
         let sent = timeout(PUSH_TIMEOUT, async {
             let current = stream
                 .as_ref()
                 .is_some_and(|(id, _)| *id == connection.stable_id());
             if !current {
-                stream = Some((connection.stable_id(), connection.open_uni().await.ok()?));
+                *stream = Some((connection.stable_id(), connection.open_uni().await.ok()?));
             }
             let (_, send) = stream.as_mut()?;
             write_message(send, &frame).await.ok()
         })
         .await;
         if !matches!(sent, Ok(Some(()))) {
-            stream = None;
+            streams.iter_mut().for_each(|s| *s = None);
             let mut dropped = 1;
             while queue.try_recv().is_ok() {
                 dropped += 1;
