@@ -154,6 +154,13 @@ impl Peer {
     fn banned(&self, now: Instant) -> bool {
         self.banned_until.is_some_and(|t| t > now)
     }
+
+    /// This node's own connection to the peer, if it is open.
+    fn live_connection(&self) -> Option<&quinn::Connection> {
+        self.connection
+            .as_ref()
+            .filter(|c| c.close_reason().is_none())
+    }
 }
 
 /// First shut-out period for a peer that sent invalid events; it doubles
@@ -241,10 +248,7 @@ impl Peers {
             .map(|(id, p)| PeerStatus {
                 id: display_id(id),
                 addr: p.addr.to_string(),
-                connected: p
-                    .connection
-                    .as_ref()
-                    .is_some_and(|c| c.close_reason().is_none()),
+                connected: p.live_connection().is_some(),
                 syncs: p.syncs,
                 failures: p.failures,
                 last_sync_ms_ago: p.last_sync.map(|t| t.elapsed().as_millis() as u64),
@@ -341,21 +345,18 @@ impl Peers {
 
     /// Peers this node holds an open connection to.
     fn connected_ids(&self) -> Vec<NodeId> {
-        self.lock()
-            .iter()
-            .filter(|(_, p)| {
-                p.connection
-                    .as_ref()
-                    .is_some_and(|c| c.close_reason().is_none())
-            })
-            .map(|(id, _)| *id)
+        self.live_connections()
+            .into_iter()
+            .map(|(id, _)| id)
             .collect()
     }
 
-    fn note_pushes_dropped(&self, id: &NodeId) {
-        if let Some(peer) = self.lock().get_mut(id) {
-            peer.pushes_dropped_at = Some(Instant::now());
-        }
+    /// Every open connection of this node's own, by peer.
+    fn live_connections(&self) -> Vec<(NodeId, quinn::Connection)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, p)| Some((*id, p.live_connection()?.clone())))
+            .collect()
     }
 
     /// How long an event this node just got may still be on its way to
@@ -373,19 +374,12 @@ impl Peers {
         {
             return None;
         }
-        let connection = peer.connection.as_ref()?;
-        if connection.close_reason().is_some() {
-            return None;
-        }
-        Some(connection.rtt().min(MAX_IN_FLIGHT))
+        Some(peer.live_connection()?.rtt().min(MAX_IN_FLIGHT))
     }
 
     /// The open connection to `id`, if any.
     fn connection(&self, id: &NodeId) -> Option<quinn::Connection> {
-        self.lock()
-            .get(id)
-            .and_then(|p| p.connection.clone())
-            .filter(|c| c.close_reason().is_none())
+        self.lock().get(id)?.live_connection().cloned()
     }
 }
 
@@ -469,10 +463,7 @@ fn log_paths(shared: &Shared) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
-    for id in shared.peers.connected_ids() {
-        let Some(connection) = shared.peers.connection(&id) else {
-            continue;
-        };
+    for (id, connection) in shared.peers.live_connections() {
         let stats = connection.stats();
         tracing::debug!(
             peer = %display_id(&id),
@@ -940,9 +931,9 @@ pub(super) async fn connection_to(
     let (existing, addr) = {
         let peers = shared.peers.lock();
         let entry = peers.get(&peer).ok_or("unknown peer")?;
-        (entry.connection.clone(), entry.addr)
+        (entry.live_connection().cloned(), entry.addr)
     };
-    if let Some(connection) = existing.filter(|c| c.close_reason().is_none()) {
+    if let Some(connection) = existing {
         return Ok(connection);
     }
     let connection = timeout(
@@ -1080,10 +1071,18 @@ async fn push_loop(shared: Arc<Shared>) {
                 tx
             });
             if queue.try_send(frame.clone()).is_err() {
-                shared.metrics.pushes_dropped.inc();
-                shared.peers.note_pushes_dropped(&id);
+                pushes_dropped(&shared, &id, 1);
             }
         }
+    }
+}
+
+/// `count` pushes to `peer` were given up: counted, and remembered so pull
+/// answers to it hold nothing back for a while (it depends on pulls).
+fn pushes_dropped(shared: &Shared, peer: &NodeId, count: u64) {
+    shared.metrics.pushes_dropped.inc_by(count);
+    if let Some(entry) = shared.peers.lock().get_mut(peer) {
+        entry.pushes_dropped_at = Some(Instant::now());
     }
 }
 
@@ -1108,8 +1107,7 @@ async fn push_to(
     let mut turn = 0;
     while let Some(frame) = queue.recv().await {
         let Some(connection) = shared.peers.connection(&peer) else {
-            shared.metrics.pushes_dropped.inc();
-            shared.peers.note_pushes_dropped(&peer);
+            pushes_dropped(&shared, &peer, 1);
             streams.iter_mut().for_each(|s| *s = None);
             continue;
         };
@@ -1132,8 +1130,7 @@ async fn push_to(
             while queue.try_recv().is_ok() {
                 dropped += 1;
             }
-            shared.metrics.pushes_dropped.inc_by(dropped);
-            shared.peers.note_pushes_dropped(&peer);
+            pushes_dropped(&shared, &peer, dropped);
             tracing::debug!(peer = %display_id(&peer), dropped, "peer is not taking pushes");
         }
     }

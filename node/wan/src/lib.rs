@@ -6,8 +6,9 @@
 //! node `b` at [`Relay::addr`]`(a, b)`) and delays, drops, rate-limits or
 //! cuts each datagram as the [`Model`] decides: a one-way delay per
 //! direction, jitter (in order: a path is a queue), reordering, random
-//! loss, a bandwidth cap with a bounded queue, and scheduled partitions. Verdicts come from one seeded
-//! generator per direction, so a run's network repeats.
+//! loss, a bandwidth cap with a bounded queue, and scheduled partitions.
+//! Verdicts come from one seeded generator per direction, so a run's
+//! network repeats.
 //!
 //! The model is free of I/O ([`model`]): tests drive it directly; the
 //! relay only moves bytes on its verdicts, on a thread of its own whose
