@@ -35,6 +35,13 @@ pub struct Metrics {
     pub equivocations_reported: Counter,
     pub peer_penalties: Family<Reason, Counter>,
     pub pushes_dropped: Counter,
+    pub forward_envelopes: Family<Step, Counter>,
+}
+
+/// Labels for envelopes of forwarded transactions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct Step {
+    pub step: String,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -65,6 +72,7 @@ impl Default for Metrics {
             equivocations_reported: Counter::default(),
             peer_penalties: Family::default(),
             pushes_dropped: Counter::default(),
+            forward_envelopes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -162,6 +170,11 @@ impl Default for Metrics {
             "Own events not pushed to a peer that did not keep up (it pulls them instead)",
             m.pushes_dropped.clone(),
         );
+        registry.register(
+            "forward_envelopes",
+            "Envelopes of forwarded transactions (own events went stale), by step: sealed here, carried for a peer, delivered (own) by the order",
+            m.forward_envelopes.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -171,6 +184,16 @@ impl Metrics {
         self.events_rejected
             .get_or_create(&Reason {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// An envelope of forwarded transactions was sealed here, carried for
+    /// a peer, or delivered (one of this node's) by the order.
+    pub fn forward_envelopes(&self, step: &str) {
+        self.forward_envelopes
+            .get_or_create(&Step {
+                step: step.to_string(),
             })
             .inc();
     }

@@ -13,7 +13,12 @@
 //! rounds beyond what the best node had decided at the heal.
 //!
 //! CI runs 24 seeds; `DAGGER_MACHINE_SIM_SEEDS=1000` runs more,
-//! `DAGGER_MACHINE_SIM_SEED=<seed>` replays one. (The byzantine creator's
+//! `DAGGER_MACHINE_SIM_SEED=<seed>` replays one.
+//!
+//! A node behind a slow link (its events arrive too late for anyone to
+//! link them, so they go stale) still has its transactions ordered while
+//! the load runs: its peers carry them in envelopes
+//! (`a_node_behind_a_slow_link_has_its_transactions_ordered_under_load`). (The byzantine creator's
 //! strategies run against the consensus core in `dagger-netsim`, 500 seeds.)
 
 mod common;
@@ -25,7 +30,8 @@ use std::time::Duration;
 
 use common::machines::{Net, Timing};
 use dagger_consensus::{Event, EventId};
-use dagger_netsim::{Micros, Network, Scenario, MS, SECOND};
+use dagger_netsim::{Link, Micros, Network, Scenario, Strategies, MS, SECOND};
+use dagger_node::core::ForwardError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -41,6 +47,9 @@ enum Msg {
     },
     Push {
         events: Vec<Event>,
+    },
+    Forward {
+        envelope: Vec<u8>,
     },
 }
 
@@ -70,6 +79,12 @@ fn commit_and_push(
         .filter_map(|(_, own)| own.as_ref().map(|o| o.event.clone()))
         .collect();
     net.commit_all(i);
+    for envelope in std::mem::take(&mut net.peers[i].forwards) {
+        for k in (0..net.n()).filter(|&k| k != i) {
+            let envelope = envelope.clone();
+            network.send(rng, now, i, k, Msg::Forward { envelope });
+        }
+    }
     if own.is_empty() {
         return;
     }
@@ -89,7 +104,34 @@ fn commit_and_push(
 }
 
 fn one(seed: u64) -> Result<(), String> {
-    let scenario = Scenario::random(seed);
+    run(Scenario::random(seed), seed, &Load::default())
+}
+
+/// How transactions are submitted during a run.
+struct Load {
+    /// Time between two submissions (each to a random node that is up).
+    every: std::ops::Range<Micros>,
+    /// Check, when the load stops, that every transaction this node
+    /// acknowledged at least [`Load::within`] earlier is ordered already.
+    ordered_during_load: Option<usize>,
+    within: Micros,
+    /// How long the run goes on after the network healed (the load stops
+    /// 5 s before).
+    after_heal: Micros,
+}
+
+impl Default for Load {
+    fn default() -> Load {
+        Load {
+            every: 200 * MS..1_500 * MS,
+            ordered_during_load: None,
+            within: 0,
+            after_heal: 10 * SECOND,
+        }
+    }
+}
+
+fn run(scenario: Scenario, seed: u64, load: &Load) -> Result<(), String> {
     // Every node honest here, with equal stakes (the harness's roster).
     let n = scenario.n();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -114,12 +156,14 @@ fn one(seed: u64) -> Result<(), String> {
         net.crash(i);
     }
     let healed = network.healed_at();
-    let end = healed + 10 * SECOND;
+    let end = healed + load.after_heal;
     let interval = scenario.gossip_interval.max(20 * MS);
     let mut next_tick: Vec<Micros> = (0..n)
         .map(|i| scenario.starts[i] + rng.gen_range(0..=interval))
         .collect();
-    let mut next_submit = rng.gen_range(0..200 * MS);
+    let mut next_submit = rng.gen_range(0..load.every.start.max(1));
+    let mut submitted_at: Vec<(Vec<u8>, Micros)> = Vec::new();
+    let mut load_checked = false;
     let mut decided_at_heal: Option<Vec<u64>> = None;
     let decided = |net: &Net| -> Vec<u64> {
         (0..net.n())
@@ -173,12 +217,41 @@ fn one(seed: u64) -> Result<(), String> {
             decided_at_heal = Some(decided(&net));
         }
         if now == next_submit {
-            next_submit = now + rng.gen_range(200 * MS..1_500 * MS);
+            next_submit = now + rng.gen_range(load.every.clone());
             let i = rng.gen_range(0..n);
+            if let Some(watched) = load.ordered_during_load {
+                if !load_checked && now + 5 * SECOND >= end {
+                    load_checked = true;
+                    let ordered: HashSet<Vec<u8>> =
+                        net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
+                    let prefix = format!("tx-{watched}-").into_bytes();
+                    let late = submitted_at
+                        .iter()
+                        .filter(|(tx, at)| {
+                            tx.starts_with(&prefix)
+                                && *at + load.within <= now
+                                && net.acknowledged.contains(tx)
+                                && !ordered.contains(tx)
+                        })
+                        .count();
+                    let watched_total = submitted_at
+                        .iter()
+                        .filter(|(tx, _)| tx.starts_with(&prefix))
+                        .count();
+                    if late > 0 {
+                        return Err(format!(
+                            "{late} of node {watched}'s {watched_total} transactions were still unordered {} ms or more after they were acknowledged, under load",
+                            load.within / MS
+                        ));
+                    }
+                }
+            }
             // Nothing new in the last seconds: what was acknowledged must
             // all be ordered by the end.
             if net.up(i) && now + 5 * SECOND < end {
-                net.submit(i);
+                if let Some(tx) = net.submit(i) {
+                    submitted_at.push((tx, now));
+                }
                 let clock = net.clock;
                 if let Some(m) = net.peers[i].machine.as_mut() {
                     m.submitted(clock);
@@ -214,6 +287,18 @@ fn one(seed: u64) -> Result<(), String> {
                         return Err(format!("node {to} refused an honest event: {fault:?}"));
                     }
                     m.after_sync(peer, clock);
+                }
+                Msg::Forward { envelope } => {
+                    let peer = net.peers[from].identity.id();
+                    let m = net.peers[to].machine.as_mut().expect("up");
+                    // Late (expired, a restart ago) is no fault; anything
+                    // else an honest sender never causes.
+                    match m.receive_forward(peer, envelope, clock) {
+                        Ok(()) | Err(ForwardError::Expired) => {}
+                        Err(err) => {
+                            return Err(format!("node {to} refused an honest envelope: {err}"))
+                        }
+                    }
                 }
                 Msg::Push { events } => {
                     let m = net.peers[to].machine.as_mut().expect("up");
@@ -339,4 +424,62 @@ fn machines_over_random_networks() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Node 3 reaches the others in 400 ms, they reach each other in 5 ms:
+/// its view is always dozens of rounds old, so every event it signs goes
+/// stale. Its transactions must still be ordered while the load runs, each
+/// exactly once (the run's checks), on several seeds.
+#[test]
+fn a_node_behind_a_slow_link_has_its_transactions_ordered_under_load() {
+    for seed in 0..3u64 {
+        let n = 4;
+        let links = (0..n)
+            .map(|a| {
+                (0..n)
+                    .map(|b| {
+                        if a == 3 || b == 3 {
+                            Link {
+                                delay: 400 * MS,
+                                jitter: 20 * MS,
+                            }
+                        } else {
+                            Link {
+                                delay: 5 * MS,
+                                jitter: 2 * MS,
+                            }
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let scenario = Scenario {
+            stakes: vec![1; n],
+            byzantine: None,
+            strategies: Strategies {
+                behave: 1,
+                withhold: 0,
+                twins: 0,
+                stale_fork: 0,
+                lie: 0,
+                boundary: 0,
+            },
+            links,
+            partitions: Vec::new(),
+            outages: Vec::new(),
+            starts: vec![0; n],
+            gossip_interval: 30 * MS,
+            settle: 12 * SECOND,
+            restart_prob: 0.0,
+        };
+        let load = Load {
+            every: 20 * MS..60 * MS,
+            ordered_during_load: Some(3),
+            within: 4 * SECOND,
+            after_heal: 20 * SECOND,
+        };
+        if let Err(e) = run(scenario, seed, &load) {
+            panic!("seed {seed}: {e}");
+        }
+    }
 }

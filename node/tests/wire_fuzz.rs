@@ -52,6 +52,7 @@ fn message() -> impl Strategy<Value = Message> {
         (checkpoint(), any::<u64>())
             .prop_map(|(checkpoint, total)| Message::StateHeader { checkpoint, total }),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(Message::Chunk),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Message::Forward),
         (any::<u64>(), any::<u32>()).prop_map(|(from, max)| Message::OrderIdsRequest { from, max }),
         proptest::collection::vec(any::<[u8; 32]>(), 0..5).prop_map(Message::OrderIds),
         (

@@ -28,7 +28,7 @@ use anchor_lang::{prelude::Pubkey, AnchorDeserialize, AnchorSerialize};
 use dagger_client::{Allocation, Capacity, OperatorStatus, PriceFloor, VmSpec, Vote};
 use dagger_consensus::{CreatorId, Decided, Roster};
 
-use crate::core::OrderObserver;
+use crate::core::{Delivery, OrderObserver};
 pub use txs::NodeTx;
 
 /// Observations not confirmed within this many rounds are forgotten (a lone
@@ -246,17 +246,20 @@ impl Controller {
 
     /// Applies one decided round. Returns a new roster when membership or
     /// stakes changed.
-    pub fn apply(&mut self, decided: &Decided) -> Option<Roster> {
+    /// Applies a decided round; `deliveries` are its transactions as the
+    /// order hands them out (a forwarded report counts as its signer's).
+    pub fn apply(&mut self, decided: &Decided, deliveries: &[Delivery]) -> Option<Roster> {
         let seed = decided.running_hash;
         let before = self.state.roster.clone();
-        for ordered in &decided.events {
-            self.state.now_s = (ordered.consensus_time_ns / 1_000_000_000) as i64;
-            let reporter = Pubkey::new_from_array(ordered.event.creator().0);
-            for raw in ordered.event.transactions() {
-                if let Some(tx) = NodeTx::decode(raw) {
-                    self.on_tx(reporter, tx, decided.round_received, &seed);
-                }
+        for delivery in deliveries {
+            self.state.now_s = (delivery.consensus_time_ns / 1_000_000_000) as i64;
+            let reporter = Pubkey::new_from_array(delivery.author);
+            if let Some(tx) = NodeTx::decode(&delivery.tx) {
+                self.on_tx(reporter, tx, decided.round_received, &seed);
             }
+        }
+        if let Some(last) = decided.events.last() {
+            self.state.now_s = (last.consensus_time_ns / 1_000_000_000) as i64;
         }
         self.expire(self.state.now_s);
         self.pass_over_silent(&seed);
@@ -898,8 +901,8 @@ impl ControllerObserver {
 }
 
 impl OrderObserver for ControllerObserver {
-    fn on_decided(&mut self, decided: &Decided) -> Option<Roster> {
-        let roster = self.controller.apply(decided);
+    fn on_decided(&mut self, decided: &Decided, deliveries: &[Delivery]) -> Option<Roster> {
+        let roster = self.controller.apply(decided, deliveries);
         self.publish(decided.round_received);
         roster
     }

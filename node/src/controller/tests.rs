@@ -98,14 +98,17 @@ impl World {
             });
             self.index += 1;
         }
-        self.controller.apply(&Decided {
+        let decided = Decided {
             round_received: self.round,
             judges: Vec::new(),
             events,
             running_hash: [self.round as u8; 32],
             pruned: Vec::new(),
             discarded: Vec::new(),
-        })
+        };
+        let deliveries =
+            crate::core::forward::Delivered::default().deliver(&decided, &[0; 32], |_| true);
+        self.controller.apply(&decided, &deliveries)
     }
 
     fn seen(&self, request: Pubkey, spec: VmSpec) -> NodeTx {

@@ -20,6 +20,7 @@ use dagger_consensus::{
 
 use super::{
     checkpoint::Checkpoint,
+    forward::{Delivered, Envelope, ForwardError, MAX_FORWARD_WINDOW_NS},
     hex,
     mempool::{Mempool, SubmitId},
     records::Records,
@@ -82,6 +83,9 @@ pub enum Output {
     /// Store this signing-record entry durably (fsync) before applying any
     /// later output: an own event it covers follows.
     Record(Entry),
+    /// Send this envelope of forwarded transactions to the peers (they
+    /// carry it in their events; see `super::forward`).
+    Forward(Vec<u8>),
 }
 
 /// What a peer that pulled gets.
@@ -121,6 +125,10 @@ pub struct Machine {
     pub(super) observer: Box<dyn OrderObserver>,
     pub(super) mempool: Mempool,
     pub(super) records: Records,
+    /// Envelopes the order delivered (state every node holds alike).
+    pub(super) delivered: Delivered,
+    /// Consensus time of the last ordered event.
+    pub(super) order_time_ns: u64,
     /// Own events handed out for persisting and not yet reported durable:
     /// kept out of sync answers and lookups, so no peer can learn of an
     /// event a crash could make this node sign again.
@@ -632,7 +640,37 @@ impl Machine {
 
     /// Whether transactions wait for an event or for consensus.
     pub fn has_work(&self) -> bool {
-        self.mempool.has_pending() || !self.unordered_with_txs.is_empty()
+        self.mempool.has_pending()
+            || self.mempool.has_forwards()
+            || !self.unordered_with_txs.is_empty()
+    }
+
+    /// An envelope `peer` sealed, to carry in an own event: checked as the
+    /// order will check it (and against this node's clock), carried once.
+    pub fn receive_forward(
+        &mut self,
+        peer: [u8; 32],
+        bytes: Vec<u8>,
+        now: Now,
+    ) -> Result<(), ForwardError> {
+        let envelope = Envelope::open(&bytes, &self.config.consensus.network_id)?;
+        if envelope.origin != peer {
+            return Err(ForwardError::NotFromSender);
+        }
+        if envelope.expires_ns < now.unix_ns {
+            return Err(ForwardError::Expired);
+        }
+        if envelope.expires_ns - now.unix_ns > MAX_FORWARD_WINDOW_NS {
+            return Err(ForwardError::TooFarAhead);
+        }
+        if self
+            .mempool
+            .admit_carried(&envelope, bytes, now.instant, now.unix_ns)?
+        {
+            self.metrics.forward_envelopes("carried");
+            self.submitted(now);
+        }
+        Ok(())
     }
 
     pub fn evidence(&self) -> Vec<Equivocation> {
@@ -811,14 +849,13 @@ impl Machine {
             "event created"
         );
         let submitters = batch.submitters();
-        let mempool_taken = batch.taken();
         self.mempool.carried(id, batch);
         self.undurable.insert(id);
         self.persist(
             Write::Events {
                 events: vec![(id.0, event.encode())],
                 own_seq: Some(event.seq()),
-                mempool_taken,
+                mempool_taken: Vec::new(),
             },
             Some(OwnEvent { event, submitters }),
         );
@@ -831,7 +868,13 @@ impl Machine {
             // The observer's roster change for this round is scheduled before
             // the round is recorded: a snapshot taken in `record` must
             // already contain it (a decided round is never polled again).
-            if let Some(roster) = self.observer.on_decided(&decided) {
+            let roster = self.hg.roster_at(decided.round_received);
+            let deliveries =
+                self.delivered
+                    .deliver(&decided, &self.config.consensus.network_id, |key| {
+                        roster.contains(&CreatorId(*key))
+                    });
+            if let Some(roster) = self.observer.on_decided(&decided, &deliveries) {
                 match self
                     .hg
                     .schedule_roster_change(decided.round_received, roster)
@@ -844,7 +887,8 @@ impl Machine {
                     Err(err) => tracing::error!(error = %err, "roster change refused"),
                 }
             }
-            self.record(&decided, now, live);
+            self.record(&decided, &deliveries, now, live);
+            drop(deliveries);
             self.outputs.push_back(Output::Decided(Arc::new(decided)));
         }
         let stats = self.hg.stats();

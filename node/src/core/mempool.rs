@@ -5,14 +5,19 @@
 //! from then on the transaction must reach the order whatever happens. The
 //! event is watched (`in_flight`) until consensus orders it. If it goes
 //! stale instead (pruned unordered: created just before a crash and never
-//! gossiped, or born where peers could no longer use it), its transactions
-//! go back to the front of `pending` under a durable name (stale event id,
-//! index) and are written to the ledger's `mempool` table in the same
-//! write as the round that made the event stale; the own event that
-//! carries them again removes them from that table in the transaction that
-//! stores it. A restart therefore finds every acknowledged transaction
-//! either in a held own event, in an own event replay will bring back, or
-//! in the `mempool` table, never in two of them at once.
+//! gossiped, or born where peers could no longer use it, as a node behind
+//! a slow link finds with every event), its transactions are written to
+//! the ledger's `mempool` table under a durable name (stale event id,
+//! index) in the same write as the round that made the event stale, and
+//! wait in the forward queue. From there they are sealed in envelopes
+//! (see [`super::forward`]) that peers carry as well as this node; the
+//! write of the round that delivers an envelope removes its transactions
+//! from the table. An envelope that expires undelivered gives its
+//! transactions back to the queue, to be sealed again. A restart therefore
+//! finds every acknowledged transaction either in a held own event, in an
+//! own event replay will bring back, or in the `mempool` table, never in
+//! two of them at once; and it seals nothing again until every envelope
+//! it may have sealed before has expired.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -20,13 +25,22 @@ use std::{
 };
 
 use dagger_consensus::{Event, EventId, Limits};
+use ed25519_dalek::SigningKey;
 
+use super::forward::{
+    Envelope, ForwardError, Tag, FORWARD_TAG, FORWARD_WINDOW_NS, MAX_ENVELOPE_BYTES,
+    MAX_ENVELOPE_TXS,
+};
 use super::SubmitError;
 use crate::store::MempoolKey;
 
 /// Own reports waiting for an event, at most (the node's components report
 /// a few per lease and per chain change; far more means something loops).
 pub const MAX_OWN_REPORTS: usize = 4_096;
+
+/// Peers' envelopes this node carries at once, at most (each is carried
+/// once, until it expires).
+pub const MAX_CARRIED_ENVELOPES: usize = 1_024;
 
 /// Names a `POST /tx` submission whose submitter waits for an answer (the
 /// async driver keeps the reply channel under this id).
@@ -39,17 +53,18 @@ pub(crate) enum Origin {
     /// Submitted here and not yet acknowledged: lost with a crash, which is
     /// fine (the submitter got no answer).
     Fresh(SubmitId),
-    /// Acknowledged earlier; its stale event went away; durable under this
-    /// name in the ledger's `mempool` table.
-    Resubmitted(MempoolKey),
+    /// An envelope (this node's or a peer's): nobody waits for an answer,
+    /// and the event carrying it is not watched (the envelope's sender
+    /// follows its fate in the order).
+    Envelope,
 }
 
 struct PendingTx {
     tx: Vec<u8>,
     submitted: Instant,
     origin: Origin,
-    /// A report of this node's own components: it has a lane of its own,
-    /// taken first, so outside load cannot hold it back.
+    /// A report of this node's own components (or an envelope): it has a
+    /// lane of its own, taken first, so outside load cannot hold it back.
     own: bool,
 }
 
@@ -58,6 +73,20 @@ struct PendingTx {
 struct InFlight {
     submitted: Vec<Instant>,
     txs: Vec<Vec<u8>>,
+}
+
+/// An acknowledged transaction whose event went stale: durable under `key`
+/// until an envelope holding it is delivered.
+struct Forwardable {
+    key: MempoolKey,
+    tx: Vec<u8>,
+    submitted: Instant,
+}
+
+/// An envelope this node sealed and follows in the order.
+struct Sealed {
+    expires_ns: u64,
+    items: Vec<Forwardable>,
 }
 
 /// Transactions taken for one new own event.
@@ -76,19 +105,7 @@ impl Batch {
             .iter()
             .filter_map(|o| match o {
                 Origin::Fresh(id) => Some(*id),
-                Origin::Resubmitted(_) => None,
-            })
-            .collect()
-    }
-
-    /// Waiting transactions the event carries (removed from the ledger's
-    /// `mempool` table with the event).
-    pub fn taken(&self) -> Vec<MempoolKey> {
-        self.origins
-            .iter()
-            .filter_map(|o| match o {
-                Origin::Resubmitted(key) => Some(*key),
-                Origin::Fresh(_) => None,
+                Origin::Envelope => None,
             })
             .collect()
     }
@@ -102,21 +119,48 @@ pub fn mempool_key(event: &EventId, index: usize) -> MempoolKey {
     key
 }
 
+/// The transactions of an own event the node follows: all but envelopes.
+fn watched_txs(txs: &[Vec<u8>]) -> impl Iterator<Item = &Vec<u8>> {
+    txs.iter().filter(|tx| !tx.starts_with(FORWARD_TAG))
+}
+
+/// What a delivered own envelope settled.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settled {
+    /// Names to remove from the ledger's table.
+    pub keys: Vec<MempoolKey>,
+    /// When the transactions were first submitted (finality).
+    pub submitted: Vec<Instant>,
+}
+
 pub(crate) struct Mempool {
     pending: VecDeque<PendingTx>,
-    /// The node's own reports, taken before `pending`.
+    /// The node's own reports and envelopes, taken before `pending`.
     own: VecDeque<PendingTx>,
     pending_bytes: usize,
-    /// Names of the resubmitted transactions in `pending`.
-    waiting: HashSet<MempoolKey>,
     in_flight: HashMap<EventId, InFlight>,
     /// Transactions and bytes in `in_flight`.
     in_flight_txs: usize,
     in_flight_bytes: usize,
-    /// Limits on everything admitted and not yet ordered (`pending` and
-    /// `in_flight` together): if consensus cannot keep up, or stalls,
-    /// submitters are told to come back instead of the node filling its
-    /// memory and its own events with transactions it cannot order.
+    /// Stale transactions waiting to be sealed...
+    forward_queue: VecDeque<Forwardable>,
+    /// ...and sealed ones waiting for their envelope's fate.
+    forwarding: HashMap<Tag, Sealed>,
+    /// Names in `forward_queue` and `forwarding`.
+    waiting: HashSet<MempoolKey>,
+    /// Transactions and bytes in `forward_queue` and `forwarding`.
+    forward_txs: usize,
+    forward_bytes: usize,
+    /// Nothing is sealed before the order's consensus time passes this: a
+    /// restart cannot know which envelopes it sealed before.
+    seal_after_ns: u64,
+    /// Peers' envelopes carried (tag → expiry), so each is carried once.
+    carrying: HashMap<Tag, u64>,
+    /// Limits on everything admitted and not yet ordered (`pending`,
+    /// `in_flight` and the forwarded together): if consensus cannot keep
+    /// up, or stalls, submitters are told to come back instead of the node
+    /// filling its memory and its own events with transactions it cannot
+    /// order.
     max_txs: usize,
     max_bytes: usize,
 }
@@ -127,21 +171,32 @@ impl Mempool {
             pending: VecDeque::new(),
             own: VecDeque::new(),
             pending_bytes: 0,
-            waiting: HashSet::new(),
             in_flight: HashMap::new(),
             in_flight_txs: 0,
             in_flight_bytes: 0,
+            forward_queue: VecDeque::new(),
+            forwarding: HashMap::new(),
+            waiting: HashSet::new(),
+            forward_txs: 0,
+            forward_bytes: 0,
+            seal_after_ns: 0,
+            carrying: HashMap::new(),
             max_txs,
             max_bytes,
         }
     }
 
     pub fn pending_len(&self) -> usize {
-        self.pending.len() + self.own.len()
+        self.pending.len() + self.own.len() + self.forward_txs
     }
 
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty() || !self.own.is_empty()
+    }
+
+    /// Stale transactions not yet delivered (queued or sealed).
+    pub fn has_forwards(&self) -> bool {
+        self.forward_txs > 0
     }
 
     /// Own events still watched.
@@ -155,8 +210,7 @@ impl Mempool {
         self.in_flight.keys().copied().collect()
     }
 
-    /// Admits a new submission, or says why not. Resubmitted transactions
-    /// bypass the limits: they were accepted already.
+    /// Admits a new submission, or says why not.
     pub fn admit(
         &mut self,
         tx: Vec<u8>,
@@ -173,11 +227,11 @@ impl Mempool {
                 max: limits.max_tx_bytes,
             });
         }
-        let unordered = self.pending.len() + self.in_flight_txs;
+        let unordered = self.pending.len() + self.in_flight_txs + self.forward_txs;
         if unordered >= self.max_txs {
             return Err(SubmitError::Busy(unordered));
         }
-        let unordered_bytes = self.pending_bytes + self.in_flight_bytes;
+        let unordered_bytes = self.pending_bytes + self.in_flight_bytes + self.forward_bytes;
         if unordered_bytes.saturating_add(tx.len()) > self.max_bytes {
             return Err(SubmitError::BusyBytes(unordered_bytes));
         }
@@ -213,18 +267,43 @@ impl Mempool {
         if self.own.len() >= MAX_OWN_REPORTS {
             return Err(SubmitError::Busy(self.own.len()));
         }
+        self.push_own(tx, now, Origin::Fresh(id));
+        Ok(())
+    }
+
+    fn push_own(&mut self, tx: Vec<u8>, now: Instant, origin: Origin) {
         self.pending_bytes += tx.len();
         self.own.push_back(PendingTx {
             tx,
             submitted: now,
-            origin: Origin::Fresh(id),
+            origin,
             own: true,
         });
-        Ok(())
     }
 
-    /// Takes what fits in one event: the node's own reports first, then
-    /// submissions, oldest first.
+    /// A peer's envelope (already opened and checked) to carry in an own
+    /// event. `Ok(false)`: carried already.
+    pub fn admit_carried(
+        &mut self,
+        envelope: &Envelope,
+        bytes: Vec<u8>,
+        now: Instant,
+        now_unix_ns: u64,
+    ) -> Result<bool, ForwardError> {
+        self.carrying.retain(|_, expires| *expires >= now_unix_ns);
+        if self.carrying.contains_key(&envelope.tag) {
+            return Ok(false);
+        }
+        if self.carrying.len() >= MAX_CARRIED_ENVELOPES {
+            return Err(ForwardError::Busy(self.carrying.len()));
+        }
+        self.carrying.insert(envelope.tag, envelope.expires_ns);
+        self.push_own(bytes, now, Origin::Envelope);
+        Ok(true)
+    }
+
+    /// Takes what fits in one event: the node's own reports and envelopes
+    /// first, then submissions, oldest first.
     pub fn take_batch(&mut self, limits: &Limits) -> Batch {
         let mut batch = Batch::default();
         let mut bytes = 0usize;
@@ -244,9 +323,6 @@ impl Mempool {
                 let next = queue.pop_front().expect("front exists");
                 bytes += next.tx.len();
                 self.pending_bytes -= next.tx.len();
-                if let Origin::Resubmitted(key) = next.origin {
-                    self.waiting.remove(&key);
-                }
                 batch.txs.push(next.tx);
                 batch.submitted.push(next.submitted);
                 batch.origins.push(next.origin);
@@ -266,38 +342,38 @@ impl Mempool {
             .zip(batch.own)
             .rev();
         for (((tx, submitted), origin), own) in items {
-            self.push_front(tx, submitted, origin, own);
+            self.pending_bytes += tx.len();
+            let item = PendingTx {
+                tx,
+                submitted,
+                origin,
+                own,
+            };
+            if own {
+                self.own.push_front(item);
+            } else {
+                self.pending.push_front(item);
+            }
         }
     }
 
-    fn push_front(&mut self, tx: Vec<u8>, submitted: Instant, origin: Origin, own: bool) {
-        if let Origin::Resubmitted(key) = origin {
-            self.waiting.insert(key);
-        }
-        self.pending_bytes += tx.len();
-        let item = PendingTx {
-            tx,
-            submitted,
-            origin,
-            own,
-        };
-        if own {
-            self.own.push_front(item);
-        } else {
-            self.pending.push_front(item);
-        }
-    }
-
-    /// The own event `id` now carries `batch`: watch it.
+    /// The own event `id` now carries `batch`: watch it (envelopes aside:
+    /// their fate is followed in the order).
     pub fn carried(&mut self, id: EventId, batch: Batch) {
-        if !batch.txs.is_empty() {
-            self.start_watching(
-                id,
-                InFlight {
-                    submitted: batch.submitted,
-                    txs: batch.txs,
-                },
-            );
+        let (mut txs, mut submitted) = (Vec::new(), Vec::new());
+        for ((tx, at), origin) in batch
+            .txs
+            .into_iter()
+            .zip(batch.submitted)
+            .zip(batch.origins)
+        {
+            if origin != Origin::Envelope {
+                txs.push(tx);
+                submitted.push(at);
+            }
+        }
+        if !txs.is_empty() {
+            self.start_watching(id, InFlight { submitted, txs });
         }
     }
 
@@ -305,14 +381,15 @@ impl Mempool {
     /// (its submit times are unknown; `now` stands in), unless it is
     /// watched already.
     pub fn watch(&mut self, event: &Event, now: Instant) {
-        if event.transactions().is_empty() || self.in_flight.contains_key(&event.id()) {
+        let txs: Vec<Vec<u8>> = watched_txs(event.transactions()).cloned().collect();
+        if txs.is_empty() || self.in_flight.contains_key(&event.id()) {
             return;
         }
         self.start_watching(
             event.id(),
             InFlight {
-                submitted: vec![now; event.transactions().len()],
-                txs: event.transactions().to_vec(),
+                submitted: vec![now; txs.len()],
+                txs,
             },
         );
     }
@@ -336,37 +413,37 @@ impl Mempool {
         self.in_flight_bytes -= watched.txs.iter().map(Vec::len).sum::<usize>();
     }
 
-    /// An own event replayed from the ledger: watch it, and drop the
-    /// resubmitted transactions it carries from `pending` (replay found its
-    /// stale predecessor again before reaching it). Returns their names,
-    /// to be removed from the ledger's table again.
-    pub fn replayed_own(&mut self, event: &Event, now: Instant) -> Vec<MempoolKey> {
-        let mut taken = Vec::new();
-        for tx in event.transactions() {
-            let found = self
-                .pending
-                .iter()
-                .position(|p| matches!(p.origin, Origin::Resubmitted(_)) && p.tx == *tx);
-            if let Some(at) = found {
-                let p = self.pending.remove(at).expect("position is in range");
-                self.pending_bytes -= p.tx.len();
-                if let Origin::Resubmitted(key) = p.origin {
-                    self.waiting.remove(&key);
-                    taken.push(key);
-                }
-            }
+    /// Transactions loaded from the ledger's `mempool` table at start. They
+    /// may be in envelopes sealed before the restart, so they are sealed
+    /// again only after [`Mempool::hold_seals_until`].
+    pub fn restore(&mut self, entries: Vec<(MempoolKey, Vec<u8>)>, now: Instant) {
+        for (key, tx) in entries {
+            self.queue_forward(Forwardable {
+                key,
+                tx,
+                submitted: now,
+            });
         }
-        self.watch(event, now);
-        taken
     }
 
-    /// Transactions loaded from the ledger's `mempool` table at start.
-    pub fn restore(&mut self, entries: Vec<(MempoolKey, Vec<u8>)>, now: Instant) {
-        for (key, tx) in entries.into_iter().rev() {
-            if !self.waiting.contains(&key) {
-                self.push_front(tx, now, Origin::Resubmitted(key), false);
-            }
+    /// Seal nothing before the order's consensus time passes `unix_ns`.
+    pub fn hold_seals_until(&mut self, unix_ns: u64) {
+        self.seal_after_ns = self.seal_after_ns.max(unix_ns);
+    }
+
+    fn queue_forward(&mut self, item: Forwardable) {
+        if !self.waiting.insert(item.key) {
+            return;
         }
+        self.forward_txs += 1;
+        self.forward_bytes += item.tx.len();
+        self.forward_queue.push_back(item);
+    }
+
+    fn unqueue_counts(&mut self, item: &Forwardable) {
+        self.waiting.remove(&item.key);
+        self.forward_txs -= 1;
+        self.forward_bytes -= item.tx.len();
     }
 
     /// The event was ordered: returns its transactions' submit times.
@@ -374,8 +451,8 @@ impl Mempool {
         self.stop_watching(id).map(|f| f.submitted)
     }
 
-    /// The event went stale: its transactions go back in front under their
-    /// durable names. Returns the ones to add to the ledger's table.
+    /// The event went stale: its transactions wait to be forwarded under
+    /// their durable names. Returns the ones to add to the ledger's table.
     pub fn stale(&mut self, id: &EventId) -> Vec<(MempoolKey, Vec<u8>)> {
         let Some(stale) = self.stop_watching(id) else {
             return Vec::new();
@@ -383,20 +460,119 @@ impl Mempool {
         tracing::info!(
             event = %super::hex(&id.0),
             txs = stale.txs.len(),
-            "own event went stale; submitting its transactions again"
+            "own event went stale; forwarding its transactions"
         );
         let mut added = Vec::new();
-        let items = stale.txs.into_iter().zip(stale.submitted).enumerate().rev();
-        for (index, (tx, submitted)) in items {
+        for (index, (tx, submitted)) in stale.txs.into_iter().zip(stale.submitted).enumerate() {
             let key = mempool_key(id, index);
             if self.waiting.contains(&key) {
                 continue;
             }
             added.push((key, tx.clone()));
-            self.push_front(tx, submitted, Origin::Resubmitted(key), false);
+            self.queue_forward(Forwardable { key, tx, submitted });
         }
-        added.reverse();
         added
+    }
+
+    /// Envelopes whose expiry the order's time passed undelivered: their
+    /// transactions go back to the queue (first), to be sealed again.
+    pub fn expire_forwards(&mut self, order_time_ns: u64) {
+        let expired: Vec<Tag> = self
+            .forwarding
+            .iter()
+            .filter(|(_, s)| s.expires_ns < order_time_ns)
+            .map(|(tag, _)| *tag)
+            .collect();
+        for tag in expired {
+            let sealed = self.forwarding.remove(&tag).expect("listed above");
+            tracing::info!(
+                envelope = %super::hex(&tag),
+                txs = sealed.items.len(),
+                "forwarded transactions expired undelivered; sealing them again"
+            );
+            for item in sealed.items.into_iter().rev() {
+                self.forward_queue.push_front(item);
+            }
+        }
+    }
+
+    /// Seals the queue into envelopes valid until `now_unix_ns` plus
+    /// [`FORWARD_WINDOW_NS`], puts them in the own lane and returns them
+    /// (for the peers), unless the order's time has not passed the hold.
+    pub fn seal(
+        &mut self,
+        order_time_ns: u64,
+        key: &SigningKey,
+        network: &[u8; 32],
+        now: Instant,
+        now_unix_ns: u64,
+    ) -> Vec<Vec<u8>> {
+        if self.forward_queue.is_empty() || order_time_ns <= self.seal_after_ns {
+            return Vec::new();
+        }
+        let expires_ns = now_unix_ns.saturating_add(FORWARD_WINDOW_NS);
+        let mut envelopes = Vec::new();
+        while !self.forward_queue.is_empty() {
+            let (mut items, mut bytes) = (Vec::new(), 0usize);
+            while let Some(next) = self.forward_queue.front() {
+                if !items.is_empty()
+                    && (items.len() >= MAX_ENVELOPE_TXS
+                        || bytes + next.tx.len() > MAX_ENVELOPE_BYTES)
+                {
+                    break;
+                }
+                let next = self.forward_queue.pop_front().expect("front exists");
+                bytes += next.tx.len();
+                items.push(next);
+            }
+            let txs: Vec<Vec<u8>> = items.iter().map(|i| i.tx.clone()).collect();
+            let bytes = Envelope::seal(key, network, expires_ns, &txs);
+            let tag = Envelope::tag_of(&bytes);
+            self.forwarding.insert(tag, Sealed { expires_ns, items });
+            self.push_own(bytes.clone(), now, Origin::Envelope);
+            envelopes.push(bytes);
+        }
+        envelopes
+    }
+
+    /// Settles the sealed envelopes `delivered` remembers (after a state
+    /// sync skipped the rounds that delivered them). Returns the names to
+    /// remove from the ledger's table.
+    pub fn settle_remembered(&mut self, delivered: &super::forward::Delivered) -> Vec<MempoolKey> {
+        let tags: Vec<Tag> = self
+            .forwarding
+            .keys()
+            .filter(|tag| delivered.contains(tag))
+            .copied()
+            .collect();
+        tags.iter()
+            .flat_map(|tag| self.delivered(tag, &[]).keys)
+            .collect()
+    }
+
+    /// An envelope of this node's was delivered with `txs`: they are done.
+    /// One it no longer follows (sealed before a restart) settles what the
+    /// queue holds of the same transactions.
+    pub fn delivered(&mut self, tag: &Tag, txs: &[&[u8]]) -> Settled {
+        let items = match self.forwarding.remove(tag) {
+            Some(sealed) => sealed.items,
+            None => {
+                let mut found = Vec::new();
+                for tx in txs {
+                    if let Some(at) = self.forward_queue.iter().position(|i| i.tx == *tx) {
+                        found.push(self.forward_queue.remove(at).expect("position is in range"));
+                    }
+                }
+                found
+            }
+        };
+        let mut settled = Settled::default();
+        for item in items {
+            self.unqueue_counts(&item);
+            settled.keys.push(item.key);
+            settled.submitted.push(item.submitted);
+        }
+        settled
     }
 }
 
@@ -455,8 +631,14 @@ mod tests {
             .is_err());
     }
 
+    const NET: [u8; 32] = [5; 32];
+
+    fn signing_key() -> SigningKey {
+        SigningKey::from_bytes(&[3; 32])
+    }
+
     #[test]
-    fn a_stale_event_requeues_its_transactions_once_in_front() {
+    fn a_stale_event_forwards_its_transactions_once() {
         let now = Instant::now();
         let mut pool = Mempool::new(10, 1 << 20);
         pool.admit(vec![1], SubmitId(1), now, &limits()).unwrap();
@@ -476,44 +658,151 @@ mod tests {
         );
         // Finding the same staleness again (replay) adds nothing twice.
         assert!(pool.stale(&id).is_empty());
+        assert!(pool.has_forwards());
+        let envelopes = pool.seal(1, &signing_key(), &NET, now, 1_000);
+        assert_eq!(envelopes.len(), 1);
+        let envelope = Envelope::open(&envelopes[0], &NET).unwrap();
+        assert_eq!(envelope.txs, vec![vec![1], vec![2]]);
+        assert_eq!(envelope.expires_ns, 1_000 + FORWARD_WINDOW_NS);
+        // Sealed once: nothing more to seal.
+        assert!(pool.seal(2, &signing_key(), &NET, now, 2_000).is_empty());
+        // The envelope goes first, nobody waits for it, and the event that
+        // carries it watches only the fresh transaction.
         let batch = pool.take_batch(&limits());
-        assert_eq!(batch.txs, vec![vec![1], vec![2], vec![3]]);
-        assert_eq!(
-            batch.taken(),
-            vec![mempool_key(&id, 0), mempool_key(&id, 1)]
-        );
+        assert_eq!(batch.txs, vec![envelopes[0].clone(), vec![3]]);
         assert_eq!(batch.submitters(), vec![SubmitId(3)]);
+        let carrier = EventId([8; 32]);
+        pool.carried(carrier, batch);
+        assert_eq!(pool.ordered(&carrier).map(|s| s.len()), Some(1));
+        let settled = pool.delivered(&envelope.tag, &[&[1], &[2]]);
+        assert_eq!(settled.keys, vec![mempool_key(&id, 0), mempool_key(&id, 1)]);
+        assert_eq!(settled.submitted.len(), 2);
+        assert!(!pool.has_forwards());
+        assert_eq!(pool.pending_len(), 0);
+        // Delivered again (another copy): nothing left to settle.
+        assert_eq!(
+            pool.delivered(&envelope.tag, &[&[1], &[2]]),
+            Settled::default()
+        );
     }
 
     #[test]
-    fn restored_and_replayed_transactions_are_not_doubled() {
+    fn an_expired_envelope_is_sealed_again_and_only_then() {
+        let now = Instant::now();
+        let mut pool = Mempool::new(10, 1 << 20);
+        let id = EventId([9; 32]);
+        pool.watch_for_test(id, vec![vec![1]], now);
+        pool.stale(&id);
+        let first = pool.seal(1, &signing_key(), &NET, now, 1_000);
+        let expiry = 1_000 + FORWARD_WINDOW_NS;
+        pool.expire_forwards(expiry);
+        assert!(pool
+            .seal(expiry, &signing_key(), &NET, now, 2_000)
+            .is_empty());
+        pool.expire_forwards(expiry + 1);
+        let second = pool.seal(expiry + 1, &signing_key(), &NET, now, 2_000);
+        assert_eq!(second.len(), 1);
+        assert_ne!(first, second, "a new envelope, with a new expiry");
+        assert_eq!(Envelope::open(&second[0], &NET).unwrap().txs, vec![vec![1]]);
+        // The old one, should a copy come late, settles nothing.
+        let old = Envelope::tag_of(&first[0]);
+        assert_eq!(pool.delivered(&old, &[]), Settled::default());
+        assert!(pool.has_forwards());
+    }
+
+    #[test]
+    fn large_sets_are_sealed_in_several_envelopes() {
+        let now = Instant::now();
+        let mut pool = Mempool::new(10_000, 1 << 30);
+        let id = EventId([9; 32]);
+        let txs: Vec<Vec<u8>> = (0..MAX_ENVELOPE_TXS as u32 + 10)
+            .map(|i| i.to_le_bytes().to_vec())
+            .chain([vec![7u8; MAX_ENVELOPE_BYTES], vec![8u8; 10]])
+            .collect();
+        pool.watch_for_test(id, txs.clone(), now);
+        pool.stale(&id);
+        let envelopes = pool.seal(1, &signing_key(), &NET, now, 1_000);
+        let opened: Vec<Envelope> = envelopes
+            .iter()
+            .map(|e| Envelope::open(e, &NET).unwrap())
+            .collect();
+        assert!(opened.len() >= 3);
+        let all: Vec<Vec<u8>> = opened.iter().flat_map(|e| e.txs.clone()).collect();
+        assert_eq!(all, txs, "every transaction once, in order");
+    }
+
+    #[test]
+    fn restored_transactions_wait_out_older_envelopes() {
         let now = Instant::now();
         let mut pool = Mempool::new(10, 1 << 20);
         let stale = EventId([1; 32]);
-        pool.restore(vec![(mempool_key(&stale, 0), vec![7])], now);
+        pool.restore(
+            vec![
+                (mempool_key(&stale, 0), vec![7]),
+                (mempool_key(&stale, 1), vec![8]),
+            ],
+            now,
+        );
+        pool.hold_seals_until(5_000);
         // Replay finds the stale event's staleness again: already waiting.
-        pool.watch_for_test(stale, vec![vec![7]], now);
+        pool.watch_for_test(stale, vec![vec![7], vec![8]], now);
         assert!(pool.stale(&stale).is_empty());
-        assert_eq!(pool.pending_len(), 1);
-        // A replayed own event carried it: it leaves `pending`, and its name
-        // is returned for removal from the ledger.
+        assert_eq!(pool.pending_len(), 2);
+        assert!(pool
+            .seal(5_000, &signing_key(), &NET, now, 6_000)
+            .is_empty());
+        // An envelope sealed before the restart is delivered: what it held
+        // is settled by content.
+        let settled = pool.delivered(&[1; 32], &[&[7]]);
+        assert_eq!(settled.keys, vec![mempool_key(&stale, 0)]);
+        let sealed = pool.seal(5_001, &signing_key(), &NET, now, 6_000);
+        assert_eq!(Envelope::open(&sealed[0], &NET).unwrap().txs, vec![vec![8]]);
+        // An event replayed with an envelope does not watch it.
         let key = crate::identity::Identity::generate();
         let carrier = dagger_consensus::UnsignedEvent {
             birth_round: 1,
-            txs: vec![vec![7]],
+            txs: vec![sealed[0].clone()],
             ..Default::default()
         }
         .sign(key.signing_key(), &[0; 32]);
-        assert_eq!(
-            pool.replayed_own(&carrier, now),
-            vec![mempool_key(&stale, 0)]
-        );
-        assert_eq!(pool.pending_len(), 0);
-        assert_eq!(pool.in_flight_len(), 1);
+        pool.watch(&carrier, now);
+        assert_eq!(pool.in_flight_len(), 0);
     }
 
     #[test]
-    fn limits_refuse_with_a_reason_and_resubmissions_bypass_them() {
+    fn peers_envelopes_are_carried_once_and_bounded() {
+        let now = Instant::now();
+        let mut pool = Mempool::new(10, 1 << 20);
+        let bytes = Envelope::seal(&signing_key(), &NET, 1_000, &[vec![1]]);
+        let envelope = Envelope::open(&bytes, &NET).unwrap();
+        assert_eq!(
+            pool.admit_carried(&envelope, bytes.clone(), now, 0),
+            Ok(true)
+        );
+        assert_eq!(
+            pool.admit_carried(&envelope, bytes.clone(), now, 0),
+            Ok(false)
+        );
+        let batch = pool.take_batch(&limits());
+        assert_eq!(batch.txs, vec![bytes.clone()]);
+        assert!(batch.submitters().is_empty());
+        // Past its expiry it is forgotten (it would be refused before).
+        assert_eq!(pool.admit_carried(&envelope, bytes, now, 999), Ok(false));
+        for i in 0..MAX_CARRIED_ENVELOPES as u64 {
+            let bytes = Envelope::seal(&signing_key(), &NET, 10_000 + i, &[vec![1]]);
+            let envelope = Envelope::open(&bytes, &NET).unwrap();
+            assert_eq!(pool.admit_carried(&envelope, bytes, now, 1_001), Ok(true));
+        }
+        let bytes = Envelope::seal(&signing_key(), &NET, 9_999, &[vec![1]]);
+        let envelope = Envelope::open(&bytes, &NET).unwrap();
+        assert_eq!(
+            pool.admit_carried(&envelope, bytes, now, 1_001),
+            Err(ForwardError::Busy(MAX_CARRIED_ENVELOPES))
+        );
+    }
+
+    #[test]
+    fn limits_refuse_with_a_reason_and_forwarded_ones_bypass_them() {
         let now = Instant::now();
         let mut pool = Mempool::new(1, 4);
         assert_eq!(
@@ -558,22 +847,25 @@ mod tests {
             pool.admit(vec![9], SubmitId(9), now, &limits()),
             Err(SubmitError::Busy(3))
         );
-        // Stale: back in `pending`, still three unordered.
+        // Watching the same event again (recovery) counts it once.
+        pool.watch_for_test(first, vec![vec![0], vec![1], vec![2]], now);
+        assert_eq!(
+            pool.admit(vec![9], SubmitId(9), now, &limits()),
+            Err(SubmitError::Busy(3))
+        );
+        // Stale: forwarded, still three unordered, sealed or not.
         assert_eq!(pool.stale(&first).len(), 3);
         assert_eq!(
             pool.admit(vec![9], SubmitId(9), now, &limits()),
             Err(SubmitError::Busy(3))
         );
-        let second = EventId([2; 32]);
-        let batch = pool.take_batch(&limits());
-        pool.carried(second, batch);
-        // Watching the same event again (recovery) counts it once.
-        pool.watch_for_test(second, vec![vec![0], vec![1], vec![2]], now);
+        let envelopes = pool.seal(1, &signing_key(), &NET, now, 1);
         assert_eq!(
             pool.admit(vec![9], SubmitId(9), now, &limits()),
             Err(SubmitError::Busy(3))
         );
-        assert_eq!(pool.ordered(&second).map(|s| s.len()), Some(3));
+        let tag = Envelope::tag_of(&envelopes[0]);
+        assert_eq!(pool.delivered(&tag, &[]).keys.len(), 3);
         pool.admit(vec![9], SubmitId(9), now, &limits()).unwrap();
 
         let mut pool = Mempool::new(100, 10);

@@ -25,9 +25,11 @@ use crate::{
 
 mod catch_up;
 mod dag_view;
+pub mod forward;
 mod timeline;
 pub use catch_up::{complete as complete_sync_answer, stored_event, CatchUpPlan, LedgerReads};
 pub use dag_view::{DagEvent, DagSlice, MAX_DAG_EVENTS};
+pub use forward::{Delivery, ForwardError, FORWARD_TAG};
 pub use timeline::Moments;
 pub mod checkpoint;
 pub mod machine;
@@ -51,7 +53,10 @@ use writer::LedgerOp;
 /// change the roster in response (the change applies `ROSTER_DELAY` rounds
 /// later, identically on every node).
 pub trait OrderObserver: Send + 'static {
-    fn on_decided(&mut self, decided: &Decided) -> Option<Roster>;
+    /// `deliveries` are the round's transactions as the order hands them
+    /// out: envelopes opened (attributed to their signers), repeats and
+    /// invalid ones left out (see [`forward`]).
+    fn on_decided(&mut self, decided: &Decided, deliveries: &[Delivery]) -> Option<Roster>;
     /// State to store with consensus snapshots, so a restart resumes the
     /// observer where the restored consensus resumes.
     fn snapshot(&self) -> Vec<u8>;
@@ -63,7 +68,7 @@ pub trait OrderObserver: Send + 'static {
 pub struct StaticRoster;
 
 impl OrderObserver for StaticRoster {
-    fn on_decided(&mut self, _decided: &Decided) -> Option<Roster> {
+    fn on_decided(&mut self, _decided: &Decided, _deliveries: &[Delivery]) -> Option<Roster> {
         None
     }
     fn snapshot(&self) -> Vec<u8> {
@@ -114,6 +119,8 @@ pub enum CoreError {
     Closed,
     #[error("state sync: {0}")]
     Install(#[from] InstallError),
+    #[error("forwarded transactions refused: {0}")]
+    Forward(ForwardError),
 }
 
 /// First bytes of every report of the node's own components (chain facts,
@@ -124,15 +131,21 @@ pub enum CoreError {
 /// them.
 pub const REPORT_TAG: &[u8; 4] = b"DGT3";
 
+/// Whether clients may not submit `tx` (see [`SubmitError::Reserved`]).
+fn is_reserved(tx: &[u8]) -> bool {
+    tx.starts_with(REPORT_TAG) || tx.starts_with(FORWARD_TAG)
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubmitError {
     #[error("transaction is empty")]
     Empty,
-    /// Starts with [`REPORT_TAG`]: node reports (chain facts, provisioning,
-    /// failures, images) are signed only by the node's own components, never
-    /// taken from outside.
+    /// Starts with [`REPORT_TAG`] or [`FORWARD_TAG`]: node reports (chain
+    /// facts, provisioning, failures, images) are signed only by the node's
+    /// own components, and envelopes of forwarded transactions only by
+    /// nodes; neither is taken from outside.
     #[error(
-        "transactions starting with the node-report tag are reserved for the node's own reports"
+        "transactions starting with the node-report or envelope tag are reserved for the nodes themselves"
     )]
     Reserved,
     #[error("transaction is {size} bytes, limit {max}")]
@@ -247,6 +260,11 @@ enum Command {
     AfterSync {
         peer: NodeId,
     },
+    Forward {
+        peer: NodeId,
+        envelope: Vec<u8>,
+        reply: oneshot::Sender<Result<(), ForwardError>>,
+    },
     Heartbeat,
     Submit {
         tx: Vec<u8>,
@@ -293,6 +311,7 @@ impl Command {
             Command::Tips { .. } => "tips",
             Command::MissingParents { .. } => "missing_parents",
             Command::AfterSync { .. } => "after_sync",
+            Command::Forward { .. } => "forward",
             Command::Heartbeat => "heartbeat",
             Command::Submit { .. } => "submit",
             Command::SubmitBatch { .. } => "submit_batch",
@@ -311,6 +330,7 @@ impl Command {
 pub struct CoreHandle {
     tx: mpsc::Sender<Command>,
     own_events: broadcast::Sender<Event>,
+    forwards: broadcast::Sender<Arc<Vec<u8>>>,
     decided: broadcast::Sender<Arc<Decided>>,
     fatal: watch::Receiver<Option<String>>,
     recent: Arc<std::sync::RwLock<RecentOrder>>,
@@ -435,6 +455,23 @@ impl CoreHandle {
             .map_err(|_| CoreError::Closed)
     }
 
+    /// An envelope of forwarded transactions `peer` sealed: carried in an
+    /// own event if it checks out (see [`forward`]).
+    pub async fn receive_forward(&self, peer: NodeId, envelope: Vec<u8>) -> Result<(), CoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Forward {
+                peer,
+                envelope,
+                reply,
+            })
+            .await
+            .map_err(|_| CoreError::Closed)?;
+        rx.await
+            .map_err(|_| CoreError::Closed)?
+            .map_err(CoreError::Forward)
+    }
+
     /// Lets an idle node create an event now and then.
     pub async fn heartbeat(&self) -> Result<(), CoreError> {
         self.tx
@@ -444,10 +481,11 @@ impl CoreHandle {
     }
 
     /// Queues a client transaction; resolves with the id of the own event
-    /// carrying it. One starting with [`REPORT_TAG`] is refused: only
-    /// [`CoreHandle::report`] takes those.
+    /// carrying it. One starting with [`REPORT_TAG`] is refused (only
+    /// [`CoreHandle::report`] takes those), as is one starting with
+    /// [`FORWARD_TAG`] (only peers send envelopes, and only their own).
     pub async fn submit(&self, tx: Vec<u8>) -> Result<EventId, SubmitError> {
-        if tx.starts_with(REPORT_TAG) {
+        if is_reserved(&tx) {
             return Err(SubmitError::Reserved);
         }
         let (reply, rx) = oneshot::channel();
@@ -559,6 +597,11 @@ impl CoreHandle {
         self.own_events.subscribe()
     }
 
+    /// Envelopes of this node's forwarded transactions, for the peers.
+    pub fn forwards(&self) -> broadcast::Receiver<Arc<Vec<u8>>> {
+        self.forwards.subscribe()
+    }
+
     /// Decided rounds, as they are recorded.
     pub fn decided(&self) -> broadcast::Receiver<Arc<Decided>> {
         self.decided.subscribe()
@@ -590,6 +633,7 @@ pub struct Core {
     replies: HashMap<SubmitId, writer::Reply>,
     next_submit: u64,
     decided: broadcast::Sender<Arc<Decided>>,
+    forwards: broadcast::Sender<Arc<Vec<u8>>>,
     recent: Arc<std::sync::RwLock<RecentOrder>>,
     ordered: watch::Sender<u64>,
     /// The signing record: where it lives, what it holds (`None` until it
@@ -676,6 +720,7 @@ impl Core {
             store.commit(&repairs, true)?;
         }
         let (own_events, _) = broadcast::channel(1024);
+        let (forwards, _) = broadcast::channel(256);
         let (decided, _) = broadcast::channel(256);
         let (tx, rx) = mpsc::channel(1024);
         let (durable_tx, durable) = mpsc::unbounded_channel();
@@ -700,6 +745,7 @@ impl Core {
             replies: HashMap::new(),
             next_submit: 0,
             decided: decided.clone(),
+            forwards: forwards.clone(),
             recent: recent.clone(),
             ordered: ordered_tx,
             record,
@@ -707,6 +753,7 @@ impl Core {
         let handle = CoreHandle {
             tx,
             own_events,
+            forwards,
             decided,
             fatal,
             recent,
@@ -794,6 +841,9 @@ impl Core {
                 }
                 Output::Decided(decided) => {
                     let _ = self.decided.send(decided);
+                }
+                Output::Forward(envelope) => {
+                    let _ = self.forwards.send(Arc::new(envelope));
                 }
                 Output::Record(entry) => {
                     // Synchronously, before the own event after it is
@@ -917,6 +967,13 @@ impl Core {
                 let _ = reply.send(self.machine.tips());
             }
             Command::AfterSync { peer } => self.machine.after_sync(peer, now),
+            Command::Forward {
+                peer,
+                envelope,
+                reply,
+            } => {
+                let _ = reply.send(self.machine.receive_forward(peer, envelope, now));
+            }
             Command::Heartbeat => self.machine.heartbeat(now),
             Command::Submit { tx, own, reply } => {
                 self.submit(tx, own, reply, now);
@@ -924,7 +981,7 @@ impl Core {
             }
             Command::SubmitBatch { txs, replies } => {
                 for (tx, reply) in txs.into_iter().zip(replies) {
-                    if tx.starts_with(REPORT_TAG) {
+                    if is_reserved(&tx) {
                         let _ = reply.send(Err(SubmitError::Reserved));
                         continue;
                     }

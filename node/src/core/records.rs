@@ -14,8 +14,9 @@ use dagger_consensus::{Decided, EventId};
 
 use super::{
     checkpoint::Checkpoint,
+    forward::{join_app_state, Delivery},
     join_snapshot,
-    machine::{Machine, Now},
+    machine::{Machine, Now, Output},
 };
 use crate::store::{OrderRecord, TxRecord, Write};
 
@@ -93,20 +94,37 @@ impl Records {
 }
 
 impl Machine {
-    pub(super) fn record(&mut self, decided: &Decided, now: Now, live: bool) {
+    fn observe_finality(&self, submitted: &[std::time::Instant], now: Now, live: bool) {
+        if live {
+            for t in submitted {
+                self.metrics
+                    .finality_latency
+                    .observe(now.instant.saturating_duration_since(*t).as_secs_f64());
+            }
+        }
+    }
+
+    pub(super) fn record(
+        &mut self,
+        decided: &Decided,
+        deliveries: &[Delivery],
+        now: Now,
+        live: bool,
+    ) {
         self.timeline.forget(&decided.pruned);
         self.timeline.forget(&decided.discarded);
         let mut order = Vec::with_capacity(decided.events.len());
-        let mut txs = Vec::new();
+        let mut txs = Vec::with_capacity(deliveries.len());
+        let mut delivered = deliveries.iter().peekable();
         for ordered in &decided.events {
             let event = &ordered.event;
             let first_tx = self.records.next_tx_position;
-            for tx in event.transactions() {
+            while let Some(d) = delivered.next_if(|d| d.event == event.id()) {
                 txs.push(TxRecord {
                     position: self.records.next_tx_position,
                     event_id: event.id().0,
                     consensus_time_ns: ordered.consensus_time_ns,
-                    tx: tx.clone(),
+                    tx: d.tx.to_vec(),
                 });
                 self.records.next_tx_position += 1;
             }
@@ -118,7 +136,7 @@ impl Machine {
                 consensus_time_ns: ordered.consensus_time_ns,
                 running_hash: ordered.running_hash,
                 first_tx,
-                tx_count: event.transactions().len() as u32,
+                tx_count: (self.records.next_tx_position - first_tx) as u32,
             });
             self.unordered_with_txs.remove(&event.id());
             self.records.ordered_held.insert(event.id());
@@ -128,15 +146,28 @@ impl Machine {
                 ordered.order_index,
                 ordered.consensus_time_ns,
             );
+            self.order_time_ns = self.order_time_ns.max(ordered.consensus_time_ns);
             if let Some(submitted) = self.mempool.ordered(&event.id()) {
-                if live {
-                    for t in submitted {
-                        self.metrics
-                            .finality_latency
-                            .observe(now.instant.saturating_duration_since(t).as_secs_f64());
-                    }
-                }
+                self.observe_finality(&submitted, now, live);
             }
+        }
+        // Own envelopes delivered: their transactions are done (and leave
+        // the ledger's table in this round's write).
+        let me = self.identity.id();
+        let mut mempool_removed = Vec::new();
+        let mut own_envelopes: Vec<(super::forward::Tag, Vec<&[u8]>)> = Vec::new();
+        for d in deliveries.iter().filter(|d| d.author == me) {
+            let Some(tag) = d.envelope else { continue };
+            match own_envelopes.last_mut() {
+                Some((last, txs)) if *last == tag => txs.push(&d.tx),
+                _ => own_envelopes.push((tag, vec![&d.tx])),
+            }
+        }
+        for (tag, txs) in own_envelopes {
+            let settled = self.mempool.delivered(&tag, &txs);
+            self.metrics.forward_envelopes("delivered");
+            self.observe_finality(&settled.submitted, now, live);
+            mempool_removed.extend(settled.keys);
         }
         let mut mempool_added = Vec::new();
         // An own event consensus no longer knows and did not order will
@@ -158,6 +189,24 @@ impl Machine {
         for id in gone {
             mempool_added.extend(self.mempool.stale(&id));
         }
+        // Envelopes past their expiry will never be delivered: seal what
+        // they held again, with what went stale now. Never while replaying:
+        // the hold set at recovery covers every envelope sealed before.
+        self.mempool.expire_forwards(self.order_time_ns);
+        if !self.replaying {
+            let envelopes = self.mempool.seal(
+                self.order_time_ns,
+                self.identity.signing_key(),
+                &self.config.consensus.network_id,
+                now.instant,
+                now.unix_ns,
+            );
+            for envelope in envelopes {
+                self.metrics.forward_envelopes("sealed");
+                self.outputs.push_back(Output::Forward(envelope));
+                self.react_pending = true;
+            }
+        }
         // Waiting events the consensus core dropped or evicted will never be
         // ordered here either: stop gossiping at full speed for them.
         let hg = &self.hg;
@@ -174,7 +223,7 @@ impl Machine {
         let snapshot_round =
             !self.replaying && decided.round_received.is_multiple_of(SNAPSHOT_EVERY_ROUNDS);
         let (snapshot, checkpoint) = if snapshot_round {
-            let observer = self.observer.snapshot();
+            let observer = join_app_state(&self.observer.snapshot(), &self.delivered);
             let checkpoint = Checkpoint::of(&self.hg, &observer, self.records.next_tx_position);
             self.checkpoints.push_back(checkpoint);
             while self.checkpoints.len() > RECENT_CHECKPOINTS {
@@ -217,6 +266,7 @@ impl Machine {
                 pruned,
                 forget_ordered_through_round,
                 mempool_added,
+                mempool_removed,
                 checkpoint,
             },
             None,

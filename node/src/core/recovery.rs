@@ -6,7 +6,7 @@
 //! Replay re-decides rounds whose records a crash may have lost and writes
 //! them again; it rebuilds which held events are ordered, which own events
 //! still carry unordered transactions, and the acknowledged transactions
-//! waiting for a new own event. Nothing acknowledged is lost: see
+//! waiting to be forwarded. Nothing acknowledged is lost: see
 //! `mempool`.
 
 use std::{
@@ -17,6 +17,7 @@ use std::{
 use dagger_consensus::{CreatorId, Event, Hashgraph};
 
 use super::{
+    forward::{split_app_state, Delivered, FORWARD_WINDOW_NS},
     machine::{Machine, Now},
     mempool::Mempool,
     records::Records,
@@ -25,7 +26,7 @@ use super::{
 use crate::{
     identity::Identity,
     metrics::Metrics,
-    store::{LedgerView, Recovered, Write},
+    store::{LedgerView, Recovered},
 };
 
 impl Machine {
@@ -40,19 +41,29 @@ impl Machine {
         recovered: Recovered,
         now: Now,
     ) -> Result<Machine, CoreError> {
-        let hg = match &recovered.snapshot {
+        let (hg, delivered) = match &recovered.snapshot {
             Some(bytes) => {
-                let (consensus, observer_state) =
+                let (consensus, app_state) =
                     split_snapshot(bytes).ok_or_else(|| CoreError::Snapshot("truncated".into()))?;
+                let (observer_state, delivered) = split_app_state(app_state)
+                    .ok_or_else(|| CoreError::Snapshot("application state truncated".into()))?;
                 observer
                     .restore(observer_state)
                     .map_err(CoreError::Snapshot)?;
-                Hashgraph::restore(config.consensus.clone(), consensus)
-                    .map_err(|e| CoreError::Snapshot(e.to_string()))?
+                let hg = Hashgraph::restore(config.consensus.clone(), consensus)
+                    .map_err(|e| CoreError::Snapshot(e.to_string()))?;
+                (hg, delivered)
             }
-            None => Hashgraph::new(config.consensus.clone(), config.genesis.clone()),
+            None => (
+                Hashgraph::new(config.consensus.clone(), config.genesis.clone()),
+                Delivered::default(),
+            ),
         };
-        let mempool = Mempool::new(config.max_pending_txs, config.max_pending_bytes);
+        let mut mempool = Mempool::new(config.max_pending_txs, config.max_pending_bytes);
+        // Envelopes sealed before this start may still be delivered until
+        // they expire (at most a window after now): nothing is sealed again
+        // before the order's time is past that.
+        mempool.hold_seals_until(now.unix_ns.saturating_add(FORWARD_WINDOW_NS));
         let mut machine = Machine {
             hg,
             ledger,
@@ -62,6 +73,8 @@ impl Machine {
             observer,
             mempool,
             records: Records::default(),
+            delivered,
+            order_time_ns: 0,
             undurable: HashSet::new(),
             unordered_with_txs: HashSet::new(),
             outputs: VecDeque::new(),
@@ -126,17 +139,7 @@ impl Machine {
                     && !event.transactions().is_empty()
                     && !machine.records.ordered_held.contains(&event.id())
                 {
-                    let taken = machine.mempool.replayed_own(&event, now.instant);
-                    if !taken.is_empty() {
-                        machine.persist(
-                            Write::Events {
-                                events: Vec::new(),
-                                own_seq: None,
-                                mempool_taken: taken,
-                            },
-                            None,
-                        );
-                    }
+                    machine.mempool.watch(&event, now.instant);
                 }
             }
             machine.drive_consensus(now, false);

@@ -19,6 +19,7 @@ use dagger_consensus::{CreatorId, EventId, Hashgraph};
 
 use super::{
     checkpoint::{links, Checkpoint},
+    forward::split_app_state,
     join_snapshot,
     machine::Machine,
     split_snapshot, CoreError,
@@ -101,7 +102,9 @@ impl Machine {
             }
             None => HashSet::new(),
         };
-        let (consensus, observer) = split_snapshot(blob).expect("verified above");
+        let (consensus, app_state) = split_snapshot(blob).expect("verified above");
+        let (observer, delivered) = split_app_state(app_state)
+            .ok_or_else(|| CoreError::Snapshot("application state truncated".into()))?;
         let mut hg = Hashgraph::restore(self.config.consensus.clone(), consensus)
             .map_err(|e| CoreError::Snapshot(e.to_string()))?;
         self.observer
@@ -125,6 +128,7 @@ impl Machine {
             }
         }
         self.hg = hg;
+        self.delivered = delivered;
         self.records.reset(vouched.next_tx);
         self.unordered_with_txs.clear();
         self.adopt_held(std::time::Instant::now());
@@ -140,7 +144,7 @@ impl Machine {
         );
         // The installed state as this node holds it: with its own chain
         // head, which the self-fork guard checks at every restart.
-        let snapshot = join_snapshot(&self.hg.snapshot(), observer);
+        let snapshot = join_snapshot(&self.hg.snapshot(), app_state);
         self.persist(
             Write::Install {
                 snapshot,
@@ -149,6 +153,21 @@ impl Machine {
             },
             None,
         );
+        // Own envelopes the skipped rounds delivered (the installed state
+        // still remembers those that have not expired) are done. One
+        // delivered longer ago than its expiry cannot be told from one
+        // that expired undelivered: see `forward`.
+        let settled = self.mempool.settle_remembered(&self.delivered);
+        if !settled.is_empty() {
+            self.persist(
+                Write::Events {
+                    events: Vec::new(),
+                    own_seq: None,
+                    mempool_taken: settled,
+                },
+                None,
+            );
+        }
         Ok(())
     }
 

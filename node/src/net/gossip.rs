@@ -50,7 +50,7 @@ use super::{
     wire::{read_message, write_message, Message, WireError},
 };
 use crate::{
-    core::{reject_label, CoreHandle, ReceiveSummary},
+    core::{reject_label, CoreHandle, ForwardError, ReceiveSummary},
     identity::{display_id, NodeId},
     metrics::Metrics,
     store::Store,
@@ -809,6 +809,39 @@ async fn accept_pushes(
                     }
                 });
             }
+            Ok(Ok(Some(Message::Forward(envelope)))) => {
+                if !budget.take_push() {
+                    shared.metrics.reject_message("rate_limited");
+                    if budget.exhausted() {
+                        flooding(&peer, &connection);
+                        return;
+                    }
+                    continue;
+                }
+                match shared.core.receive_forward(peer, envelope).await {
+                    Ok(()) => {}
+                    Err(crate::core::CoreError::Forward(err)) => {
+                        tracing::debug!(peer = %display_id(&peer), error = %err, "envelope refused");
+                        shared.metrics.reject_message("envelope");
+                        // A forged or misdirected envelope is no accident
+                        // of timing (expired or busy are).
+                        if matches!(
+                            err,
+                            ForwardError::NotFromSender
+                                | ForwardError::BadSignature
+                                | ForwardError::BadKey
+                                | ForwardError::Malformed
+                                | ForwardError::NotAnEnvelope
+                                | ForwardError::BadTransaction
+                                | ForwardError::TooLarge(_)
+                                | ForwardError::TooManyTransactions(_)
+                        ) {
+                            budget.offence();
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
             Ok(Ok(Some(_))) => return shared.metrics.reject_message("unexpected"),
             Ok(Ok(None)) | Err(_) => return,
             Ok(Err(err)) => return note_bad_message(&shared, &peer, "push", &err),
@@ -1053,15 +1086,25 @@ const PUSH_QUEUE: usize = 16;
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn push_loop(shared: Arc<Shared>) {
+    use tokio::sync::broadcast::error::RecvError;
     let mut own = shared.core.own_events();
+    let mut forwards = shared.core.forwards();
     let mut queues: HashMap<NodeId, tokio::sync::mpsc::Sender<Message>> = HashMap::new();
     loop {
-        let event: Event = match own.recv().await {
-            Ok(event) => event,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        // Own events and envelopes of forwarded transactions go to every
+        // peer the same way (an envelope is carried by whoever gets it).
+        let frame = tokio::select! {
+            event = own.recv() => match event {
+                Ok(event) => Message::Push(event),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
+            envelope = forwards.recv() => match envelope {
+                Ok(envelope) => Message::Forward(envelope.to_vec()),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
         };
-        let frame = Message::Push(event);
         let connected = shared.peers.connected_ids();
         queues.retain(|id, _| connected.contains(id));
         for id in connected {

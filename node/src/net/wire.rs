@@ -18,6 +18,7 @@
 //! kind 11 OrderIdsRequest  from:u64be  max:u32be
 //! kind 12 OrderIds     count:u32be  id[32] × count
 //! kind 13 Unavailable  (the responder cannot answer that request)
+//! kind 14 Forward      envelope-bytes  (see `core::forward`)
 //! checkpoint = round:u64le ordered:u64le running_hash[32] next_tx:u64le digest[32]
 //! ```
 //! Events use the consensus crate's canonical encoding. Decoding is total:
@@ -94,6 +95,10 @@ pub enum Message {
     OrderIds(Vec<[u8; 32]>),
     /// The responder cannot answer that request.
     Unavailable,
+    /// An envelope of the sender's forwarded transactions (its own events
+    /// went stale), for the receiver to carry in its events; sent on a push
+    /// stream.
+    Forward(Vec<u8>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -195,6 +200,10 @@ impl Message {
                 }
             }
             Message::Unavailable => out.push(13),
+            Message::Forward(bytes) => {
+                out.push(14);
+                out.extend_from_slice(bytes);
+            }
         }
         out
     }
@@ -300,6 +309,7 @@ impl Message {
                 Message::OrderIds(ids)
             }
             13 => Message::Unavailable,
+            14 => Message::Forward(std::mem::take(&mut reader.0).to_vec()),
             kind => return Err(WireError::Kind(kind)),
         };
         if !reader.0.is_empty() {

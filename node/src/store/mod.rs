@@ -152,16 +152,17 @@ pub type OutboxRow = (Vec<u8>, Vec<u8>);
 /// A cursor row: (account, digest of what was last reported about it).
 pub type CursorRow = ([u8; 32], [u8; 32]);
 
-/// The durable name of an acknowledged transaction waiting to be carried
-/// again: the stale own event that carried it, and its index there.
+/// The durable name of an acknowledged transaction waiting to be forwarded:
+/// the stale own event that carried it, and its index there.
 pub type MempoolKey = [u8; 36];
 
 /// One change to the ledger, applied in the order given.
 #[derive(Debug, Clone)]
 pub enum Write {
     /// Events accepted (in acceptance order); `own_seq` when one is ours.
-    /// `mempool_taken`: waiting transactions this own event carries now
-    /// (removed in the same transaction that stores the event).
+    /// `mempool_taken`: waiting transactions that are done (removed in the
+    /// same transaction; ledgers written before envelopes also named here
+    /// those an own event carried again).
     Events {
         events: Vec<([u8; 32], Vec<u8>)>,
         own_seq: Option<u64>,
@@ -180,8 +181,10 @@ pub enum Write {
         /// Delete ordered events received in this round or earlier.
         forget_ordered_through_round: Option<u64>,
         /// Transactions of own events that went stale in this round: kept
-        /// until a new own event carries them.
+        /// until an envelope holding them is delivered...
         mempool_added: Vec<(MempoolKey, Vec<u8>)>,
+        /// ...as envelopes of this round were.
+        mempool_removed: Vec<MempoolKey>,
         /// At a snapshot round: its checkpoint (also the stored snapshot's,
         /// when the write carries one).
         checkpoint: Option<Checkpoint>,
@@ -598,10 +601,14 @@ impl Store {
                         pruned,
                         forget_ordered_through_round,
                         mempool_added,
+                        mempool_removed,
                         checkpoint,
                     } => {
                         for (key, tx) in mempool_added {
                             mempool.insert(key.as_slice(), tx.as_slice())?;
+                        }
+                        for key in mempool_removed {
+                            mempool.remove(key.as_slice())?;
                         }
                         if let Some(checkpoint) = checkpoint {
                             checkpoints.insert(checkpoint.round, checkpoint.encode().as_slice())?;
@@ -996,6 +1003,7 @@ mod tests {
                     pruned: Vec::new(),
                     forget_ordered_through_round: None,
                     mempool_added: Vec::new(),
+                    mempool_removed: Vec::new(),
                     checkpoint: None,
                 }],
                 false,
@@ -1033,6 +1041,7 @@ mod tests {
             pruned: Vec::new(),
             forget_ordered_through_round: None,
             mempool_added: Vec::new(),
+            mempool_removed: Vec::new(),
             checkpoint: None,
         }
     }
@@ -1098,7 +1107,7 @@ mod tests {
     }
 
     #[test]
-    fn mempool_entries_survive_reopening_until_taken() {
+    fn mempool_entries_survive_reopening_until_taken_or_delivered() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
@@ -1111,6 +1120,7 @@ mod tests {
                         pruned: Vec::new(),
                         forget_ordered_through_round: None,
                         mempool_added: vec![([1; 36], b"a".to_vec()), ([2; 36], b"b".to_vec())],
+                        mempool_removed: Vec::new(),
                         checkpoint: None,
                     }],
                     true,
@@ -1132,6 +1142,26 @@ mod tests {
         let recovered = store.recover().unwrap();
         assert_eq!(recovered.mempool, vec![([2; 36], b"b".to_vec())]);
         assert_eq!(recovered.own_seq, Some(0));
+        // A round that delivers the envelope holding the other one.
+        store
+            .commit(
+                &[Write::Decided {
+                    order: Vec::new(),
+                    txs: Vec::new(),
+                    snapshot: None,
+                    pruned: Vec::new(),
+                    forget_ordered_through_round: None,
+                    mempool_added: vec![([3; 36], b"c".to_vec())],
+                    mempool_removed: vec![[2; 36]],
+                    checkpoint: None,
+                }],
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            store.recover().unwrap().mempool,
+            vec![([3; 36], b"c".to_vec())]
+        );
     }
 
     fn own_events(seq: u64) -> Write {
@@ -1264,6 +1294,7 @@ mod tests {
                 pruned: vec![[1; 32]],
                 forget_ordered_through_round: None,
                 mempool_added: Vec::new(),
+                mempool_removed: Vec::new(),
                 checkpoint: None,
             }])
             .unwrap();
@@ -1295,6 +1326,7 @@ mod tests {
             pruned: Vec::new(),
             forget_ordered_through_round: None,
             mempool_added: Vec::new(),
+            mempool_removed: Vec::new(),
             checkpoint: Some(checkpoint(round)),
         }
     }

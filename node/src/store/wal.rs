@@ -277,6 +277,7 @@ mod tests {
             pruned: Vec::new(),
             forget_ordered_through_round: None,
             mempool_added: Vec::new(),
+            mempool_removed: Vec::new(),
             checkpoint: None,
         };
         let a = events_write(3, None);

@@ -31,6 +31,8 @@ pub struct Peer {
     pub machine: Option<Machine>,
     /// Writes handed out and not committed yet, in order.
     pub queued: VecDeque<(Write, Option<OwnEvent>)>,
+    /// Envelopes of forwarded transactions to send to the peers.
+    pub forwards: Vec<Vec<u8>>,
     next_submit: u64,
     /// Submission id -> transaction, until acknowledged.
     waiting: HashMap<SubmitId, Vec<u8>>,
@@ -116,6 +118,7 @@ impl Net {
                 disk: Disk { store, _dir: dir },
                 machine: None,
                 queued: VecDeque::new(),
+                forwards: Vec::new(),
                 next_submit: 0,
                 waiting: HashMap::new(),
             });
@@ -162,6 +165,7 @@ impl Net {
         let peer = &mut self.peers[i];
         peer.machine = None;
         peer.queued.clear();
+        peer.forwards.clear();
         peer.waiting.clear();
     }
 
@@ -176,8 +180,10 @@ impl Net {
             return;
         };
         while let Some(output) = machine.poll_output() {
-            if let Output::Persist { write, own } = output {
-                peer.queued.push_back((*write, own));
+            match output {
+                Output::Persist { write, own } => peer.queued.push_back((*write, own)),
+                Output::Forward(envelope) => peer.forwards.push(envelope),
+                _ => {}
             }
         }
     }
@@ -222,18 +228,18 @@ impl Net {
         self.clock.unix_ns += 10_000_000;
     }
 
-    pub fn submit(&mut self, i: usize) {
+    /// Submits a new transaction to node `i` (if it is up) and returns it.
+    pub fn submit(&mut self, i: usize) -> Option<Vec<u8>> {
         let clock = self.clock;
         self.submitted += 1;
         let tx = format!("tx-{}-{}", i, self.submitted).into_bytes();
         let peer = &mut self.peers[i];
-        let Some(machine) = peer.machine.as_mut() else {
-            return;
-        };
+        let machine = peer.machine.as_mut()?;
         let id = SubmitId(peer.next_submit);
         peer.next_submit += 1;
         machine.submit(tx.clone(), id, clock).expect("admitted");
-        peer.waiting.insert(id, tx);
+        peer.waiting.insert(id, tx.clone());
+        Some(tx)
     }
 
     /// Node `a` pulls from node `b`, then may create an event.
