@@ -311,6 +311,7 @@ async fn assemble(
         idle_event_interval: Duration::from_millis(500),
         min_event_spacing: config.event_spacing,
         disk_horizon_rounds: config.disk_horizon_rounds,
+        forward_window: crate::core::forward::FORWARD_WINDOW,
         signing_record: Some(config.signing_record.clone()),
     };
     let (core, handle) = Core::open(

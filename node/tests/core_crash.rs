@@ -97,7 +97,9 @@ fn run(plan: &Plan) -> Outcome {
         for _ in 0..12 {
             let a = rng.gen_range(0..NODES);
             match rng.gen_range(0..10) {
-                0..=1 if !(plan.lose_disk && a == VICTIM) => net.submit(a),
+                0..=1 if !(plan.lose_disk && a == VICTIM) => {
+                    net.submit(a);
+                }
                 0..=1 => {}
                 3 => net.heartbeat(a),
                 _ => {

@@ -46,6 +46,7 @@ fn nodes(n: usize, now: Now) -> Vec<Node> {
                 idle_event_interval: IDLE,
                 min_event_spacing: SPACING,
                 disk_horizon_rounds: 64,
+                forward_window: dagger_node::core::forward::FORWARD_WINDOW,
                 signing_record: None,
             };
             let recovered = store.recover().expect("recover");

@@ -31,8 +31,9 @@ const MAX_NODES: u64 = 64;
 const MAX_SECONDS: u64 = 7 * 24 * 3600;
 /// Highest offered rate (tx/s).
 const MAX_RATE: u64 = 10_000_000;
-/// A node's default largest transaction (`Limits::max_tx_bytes`).
-const MAX_TX_BYTES: u64 = 64 << 10;
+/// A node's default largest transaction: `Limits::max_tx_bytes`, less what
+/// an envelope adds (a node admits only what it could forward).
+const MAX_TX_BYTES: u64 = (64 << 10) - dagger_node::core::forward::ENVELOPE_OVERHEAD as u64;
 
 /// `--soak`: seconds, or a number with one unit (s, m, h, d), up to a week.
 fn soak_arg(value: &str) -> Result<u64, String> {
@@ -1313,7 +1314,7 @@ mod tests {
             &["--duration", "0"],
             &["--duration", "604801"],
             &["--tx-size", "15"],
-            &["--tx-size", "65537"],
+            &["--tx-size", "65421"],
             &["--batch", "0"],
             &["--batch", "10001"],
             &["--concurrency", "0"],
@@ -1331,7 +1332,7 @@ mod tests {
         }
         assert_eq!(
             MAX_TX_BYTES as usize,
-            dagger_consensus::Limits::default().max_tx_bytes
+            dagger_node::core::forward::max_forwardable_tx(&dagger_consensus::Limits::default())
         );
         let ok = parse(&["--tx-size", "16", "--batch", "10000", "--rate", "10000000"]).unwrap();
         assert_eq!((ok.tx_size, ok.batch, ok.rate), (16, 10_000, 10_000_000));
@@ -1339,15 +1340,15 @@ mod tests {
 
     #[test]
     fn a_closed_loop_batch_must_fit_one_request() {
-        let big = parse(&["--tx-size", "65536", "--batch", "10000"]).unwrap();
+        let big = parse(&["--tx-size", "65420", "--batch", "10000"]).unwrap();
         let err = check_request_size(&big).unwrap_err().to_string();
         assert!(err.contains("does not fit one request"), "{err}");
         // Open loop splits what is due into requests that fit.
-        let open = parse(&["--tx-size", "65536", "--rate", "1000"]).unwrap();
+        let open = parse(&["--tx-size", "65420", "--rate", "1000"]).unwrap();
         assert!(check_request_size(&open).is_ok());
         assert!(check_request_size(&parse(&[]).unwrap()).is_ok());
         assert_eq!(batch_capacity(64), MAX_SUBMIT_BATCH);
-        assert_eq!(batch_capacity(65536), MAX_SUBMIT_BODY / 65540);
+        assert_eq!(batch_capacity(65420), MAX_SUBMIT_BODY / 65424);
     }
 
     #[test]

@@ -35,24 +35,40 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 /// start with it (see `SubmitError::Reserved`).
 pub const FORWARD_TAG: &[u8; 4] = b"DGF1";
 
-/// How long a new envelope stays valid (consensus time after its sealing,
-/// by the sender's clock).
-pub const FORWARD_WINDOW_NS: u64 = 10_000_000_000;
+/// How long a node's new envelope stays valid (consensus time after its
+/// sealing, by the sender's clock): long enough for a peer across a slow
+/// link to carry it and consensus to order it.
+pub const FORWARD_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The most an envelope's expiry may lie beyond the consensus time of the
 /// event carrying it: a signer cannot make the order remember its tags for
 /// longer.
-pub const MAX_FORWARD_WINDOW_NS: u64 = 2 * FORWARD_WINDOW_NS;
+pub const MAX_FORWARD_WINDOW_NS: u64 = 20_000_000_000;
 
 /// Transactions in one envelope, at most.
 pub const MAX_ENVELOPE_TXS: usize = 1_024;
 
-/// Bytes of an envelope's transactions, at most (an envelope is one
-/// transaction of the carrying event, so it must fit one).
-pub const MAX_ENVELOPE_BYTES: usize = 48 << 10;
+/// An envelope's whole encoding, at most: the default largest transaction
+/// (an envelope is one transaction of the event that carries it, and the
+/// consensus limits apply to it as to any other).
+pub const MAX_ENVELOPE_BYTES: usize = 64 << 10;
 
 const HEADER_LEN: usize = 4 + 32 + 8 + 4;
 const SIGNATURE_LEN: usize = 64;
+
+/// What an envelope adds to the one transaction it holds.
+pub const ENVELOPE_OVERHEAD: usize = HEADER_LEN + 4 + SIGNATURE_LEN;
+
+/// The largest transaction a node admits: one that an envelope of its own
+/// can still hold, so whatever it acknowledges can be forwarded.
+pub fn max_forwardable_tx(limits: &dagger_consensus::Limits) -> usize {
+    limits.max_tx_bytes.min(MAX_ENVELOPE_BYTES) - ENVELOPE_OVERHEAD
+}
+
+/// The largest envelope a node seals under `limits`.
+fn max_sealed(limits: &dagger_consensus::Limits) -> usize {
+    limits.max_tx_bytes.min(MAX_ENVELOPE_BYTES)
+}
 
 /// Names an envelope: the hash of everything it says except the signature
 /// (so a second signature over the same content is the same envelope).
@@ -81,8 +97,10 @@ pub enum ForwardError {
     TooFarAhead,
     #[error("envelope was sealed by another node than the peer that sent it")]
     NotFromSender,
-    #[error("{0} envelopes of peers already wait to be carried here")]
+    #[error("{0} envelopes of peers are already carried here")]
     Busy(usize),
+    #[error("{0} bytes of this signer's envelopes are already carried here")]
+    SignerBusy(usize),
 }
 
 /// Signed transactions of one node, valid until `expires_ns`.
@@ -95,8 +113,8 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Seals `txs` for `network` (at most [`MAX_ENVELOPE_TXS`] and
-    /// [`MAX_ENVELOPE_BYTES`]; callers split larger sets).
+    /// Seals `txs` for `network` (at most [`MAX_ENVELOPE_TXS`], and
+    /// [`MAX_ENVELOPE_BYTES`] in all; callers split larger sets).
     pub fn seal(key: &SigningKey, network: &[u8; 32], expires_ns: u64, txs: &[Vec<u8>]) -> Vec<u8> {
         let size: usize = txs.iter().map(|t| 4 + t.len()).sum();
         let mut out = Vec::with_capacity(HEADER_LEN + size + SIGNATURE_LEN);
@@ -122,10 +140,10 @@ impl Envelope {
         if bytes.len() < HEADER_LEN + SIGNATURE_LEN {
             return Err(ForwardError::Malformed);
         }
-        let (body, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-        if body.len() - HEADER_LEN > MAX_ENVELOPE_BYTES + 4 * MAX_ENVELOPE_TXS {
-            return Err(ForwardError::TooLarge(body.len() - HEADER_LEN));
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(ForwardError::TooLarge(bytes.len()));
         }
+        let (body, signature) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
         let origin: [u8; 32] = body[4..36].try_into().expect("32 bytes");
         let expires_ns = u64::from_le_bytes(body[36..44].try_into().expect("8 bytes"));
         let count = u32::from_le_bytes(body[44..48].try_into().expect("4 bytes")) as usize;
@@ -134,7 +152,6 @@ impl Envelope {
         }
         let mut txs = Vec::with_capacity(count);
         let mut rest = &body[HEADER_LEN..];
-        let mut size = 0usize;
         for _ in 0..count {
             let len_bytes: [u8; 4] = rest
                 .get(..4)
@@ -146,15 +163,11 @@ impl Envelope {
             if tx.is_empty() || tx.starts_with(FORWARD_TAG) {
                 return Err(ForwardError::BadTransaction);
             }
-            size += len;
             txs.push(tx.to_vec());
             rest = &rest[4 + len..];
         }
         if !rest.is_empty() {
             return Err(ForwardError::Malformed);
-        }
-        if size > MAX_ENVELOPE_BYTES {
-            return Err(ForwardError::TooLarge(size));
         }
         let key = VerifyingKey::from_bytes(&origin).map_err(|_| ForwardError::BadKey)?;
         let signature =
@@ -168,6 +181,17 @@ impl Envelope {
             txs,
             tag: *blake3::hash(body).as_bytes(),
         })
+    }
+
+    /// The size [`Envelope::seal`] gives `txs`.
+    pub fn sealed_len<'a>(txs: impl IntoIterator<Item = &'a Vec<u8>>) -> usize {
+        HEADER_LEN + SIGNATURE_LEN + txs.into_iter().map(|t| 4 + t.len()).sum::<usize>()
+    }
+
+    /// Whether one more transaction of `len` bytes fits an envelope of
+    /// `count` transactions sealed at `size` bytes, under `limits`.
+    pub fn fits(count: usize, size: usize, len: usize, limits: &dagger_consensus::Limits) -> bool {
+        count < MAX_ENVELOPE_TXS && size + 4 + len <= max_sealed(limits)
     }
 
     /// The tag of sealed bytes (as [`Envelope::open`] finds it).
@@ -426,7 +450,7 @@ mod tests {
             Err(ForwardError::TooManyTransactions(MAX_ENVELOPE_TXS + 1))
         );
         let big = vec![
-            vec![1u8; MAX_ENVELOPE_BYTES / 2 + 1],
+            vec![1u8; MAX_ENVELOPE_BYTES / 2],
             vec![2u8; MAX_ENVELOPE_BYTES / 2],
         ];
         assert!(matches!(

@@ -21,16 +21,13 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use dagger_consensus::{Event, EventId, Limits};
 use ed25519_dalek::SigningKey;
 
-use super::forward::{
-    Envelope, ForwardError, Tag, FORWARD_TAG, FORWARD_WINDOW_NS, MAX_ENVELOPE_BYTES,
-    MAX_ENVELOPE_TXS,
-};
+use super::forward::{max_forwardable_tx, Envelope, ForwardError, Tag, FORWARD_TAG};
 use super::SubmitError;
 use crate::store::MempoolKey;
 
@@ -39,8 +36,15 @@ use crate::store::MempoolKey;
 pub const MAX_OWN_REPORTS: usize = 4_096;
 
 /// Peers' envelopes this node carries at once, at most (each is carried
-/// once, until it expires).
+/// once, and remembered until it expires)...
 pub const MAX_CARRIED_ENVELOPES: usize = 1_024;
+
+/// ...and their bytes per signer: every peer that gets an envelope carries
+/// it, so a member that seals more than it could put in its own events
+/// makes the others gossip it again; this bounds what one signer can
+/// make each peer carry per window (a node behind a slow link at 5 000
+/// tx/s of 64 bytes seals about 1 MB per 10 s window).
+pub const MAX_CARRIED_BYTES_PER_SIGNER: usize = 8 << 20;
 
 /// Names a `POST /tx` submission whose submitter waits for an answer (the
 /// async driver keeps the reply channel under this id).
@@ -81,6 +85,9 @@ struct Forwardable {
     key: MempoolKey,
     tx: Vec<u8>,
     submitted: Instant,
+    /// Waiting at a restart: it may be in an envelope sealed before, so it
+    /// is sealed again only after the hold (see [`Mempool::hold_queued`]).
+    held: bool,
 }
 
 /// An envelope this node sealed and follows in the order.
@@ -151,11 +158,12 @@ pub(crate) struct Mempool {
     /// Transactions and bytes in `forward_queue` and `forwarding`.
     forward_txs: usize,
     forward_bytes: usize,
-    /// Nothing is sealed before the order's consensus time passes this: a
-    /// restart cannot know which envelopes it sealed before.
+    /// Held transactions are not sealed before the order's consensus time
+    /// passes this: a restart cannot know which envelopes it sealed before.
     seal_after_ns: u64,
-    /// Peers' envelopes carried (tag → expiry), so each is carried once.
-    carrying: HashMap<Tag, u64>,
+    /// Peers' envelopes carried, so each is carried once: tag → (signer,
+    /// expiry, bytes).
+    carrying: HashMap<Tag, ([u8; 32], u64, usize)>,
     /// Limits on everything admitted and not yet ordered (`pending`,
     /// `in_flight` and the forwarded together): if consensus cannot keep
     /// up, or stalls, submitters are told to come back instead of the node
@@ -221,10 +229,11 @@ impl Mempool {
         if tx.is_empty() {
             return Err(SubmitError::Empty);
         }
-        if tx.len() > limits.max_tx_bytes {
+        let max = max_forwardable_tx(limits);
+        if tx.len() > max {
             return Err(SubmitError::TooLarge {
                 size: tx.len(),
-                max: limits.max_tx_bytes,
+                max,
             });
         }
         let unordered = self.pending.len() + self.in_flight_txs + self.forward_txs;
@@ -258,10 +267,11 @@ impl Mempool {
         if tx.is_empty() {
             return Err(SubmitError::Empty);
         }
-        if tx.len() > limits.max_tx_bytes {
+        let max = max_forwardable_tx(limits);
+        if tx.len() > max {
             return Err(SubmitError::TooLarge {
                 size: tx.len(),
-                max: limits.max_tx_bytes,
+                max,
             });
         }
         if self.own.len() >= MAX_OWN_REPORTS {
@@ -290,14 +300,27 @@ impl Mempool {
         now: Instant,
         now_unix_ns: u64,
     ) -> Result<bool, ForwardError> {
-        self.carrying.retain(|_, expires| *expires >= now_unix_ns);
+        self.carrying
+            .retain(|_, (_, expires, _)| *expires >= now_unix_ns);
         if self.carrying.contains_key(&envelope.tag) {
             return Ok(false);
         }
         if self.carrying.len() >= MAX_CARRIED_ENVELOPES {
             return Err(ForwardError::Busy(self.carrying.len()));
         }
-        self.carrying.insert(envelope.tag, envelope.expires_ns);
+        let signer_bytes: usize = self
+            .carrying
+            .values()
+            .filter(|(signer, _, _)| *signer == envelope.origin)
+            .map(|(_, _, size)| size)
+            .sum();
+        if signer_bytes + bytes.len() > MAX_CARRIED_BYTES_PER_SIGNER {
+            return Err(ForwardError::SignerBusy(signer_bytes));
+        }
+        self.carrying.insert(
+            envelope.tag,
+            (envelope.origin, envelope.expires_ns, bytes.len()),
+        );
         self.push_own(bytes, now, Origin::Envelope);
         Ok(true)
     }
@@ -413,22 +436,31 @@ impl Mempool {
         self.in_flight_bytes -= watched.txs.iter().map(Vec::len).sum::<usize>();
     }
 
-    /// Transactions loaded from the ledger's `mempool` table at start. They
-    /// may be in envelopes sealed before the restart, so they are sealed
-    /// again only after [`Mempool::hold_seals_until`].
+    /// Transactions loaded from the ledger's `mempool` table at start.
     pub fn restore(&mut self, entries: Vec<(MempoolKey, Vec<u8>)>, now: Instant) {
         for (key, tx) in entries {
             self.queue_forward(Forwardable {
                 key,
                 tx,
                 submitted: now,
+                held: false,
             });
         }
     }
 
-    /// Seal nothing before the order's consensus time passes `unix_ns`.
-    pub fn hold_seals_until(&mut self, unix_ns: u64) {
+    /// What waits to be forwarded now (at the end of a recovery: restored,
+    /// or found stale again by replay) may be in envelopes sealed before
+    /// the restart, valid until the order's time passes `unix_ns` at most:
+    /// it is not sealed again before. Anything that goes stale later was
+    /// never sealed, and waits for nothing.
+    pub fn hold_queued(&mut self, unix_ns: u64) {
+        if self.forward_queue.is_empty() {
+            return;
+        }
         self.seal_after_ns = self.seal_after_ns.max(unix_ns);
+        for item in &mut self.forward_queue {
+            item.held = true;
+        }
     }
 
     fn queue_forward(&mut self, item: Forwardable) {
@@ -469,7 +501,12 @@ impl Mempool {
                 continue;
             }
             added.push((key, tx.clone()));
-            self.queue_forward(Forwardable { key, tx, submitted });
+            self.queue_forward(Forwardable {
+                key,
+                tx,
+                submitted,
+                held: false,
+            });
         }
         added
     }
@@ -496,40 +533,47 @@ impl Mempool {
         }
     }
 
-    /// Seals the queue into envelopes valid until `now_unix_ns` plus
-    /// [`FORWARD_WINDOW_NS`], puts them in the own lane and returns them
-    /// (for the peers), unless the order's time has not passed the hold.
+    /// Seals the queue into envelopes valid until now (`now.1`, Unix ns)
+    /// plus `window`, puts them in the own lane and returns them (for the
+    /// peers); held transactions wait until the order's time passes the
+    /// hold.
     pub fn seal(
         &mut self,
         order_time_ns: u64,
         key: &SigningKey,
         network: &[u8; 32],
-        now: Instant,
-        now_unix_ns: u64,
+        (limits, window): (&Limits, Duration),
+        now: (Instant, u64),
     ) -> Vec<Vec<u8>> {
-        if self.forward_queue.is_empty() || order_time_ns <= self.seal_after_ns {
-            return Vec::new();
+        if order_time_ns > self.seal_after_ns {
+            for item in &mut self.forward_queue {
+                item.held = false;
+            }
         }
-        let expires_ns = now_unix_ns.saturating_add(FORWARD_WINDOW_NS);
+        let (mut ready, held): (VecDeque<Forwardable>, VecDeque<Forwardable>) =
+            std::mem::take(&mut self.forward_queue)
+                .into_iter()
+                .partition(|item| !item.held);
+        self.forward_queue = held;
+        let expires_ns = now.1.saturating_add(window.as_nanos() as u64);
         let mut envelopes = Vec::new();
-        while !self.forward_queue.is_empty() {
-            let (mut items, mut bytes) = (Vec::new(), 0usize);
-            while let Some(next) = self.forward_queue.front() {
-                if !items.is_empty()
-                    && (items.len() >= MAX_ENVELOPE_TXS
-                        || bytes + next.tx.len() > MAX_ENVELOPE_BYTES)
-                {
+        while !ready.is_empty() {
+            let mut items = Vec::new();
+            let mut size = Envelope::sealed_len([]);
+            while let Some(next) = ready.front() {
+                // Every admitted transaction fits an envelope alone.
+                if !items.is_empty() && !Envelope::fits(items.len(), size, next.tx.len(), limits) {
                     break;
                 }
-                let next = self.forward_queue.pop_front().expect("front exists");
-                bytes += next.tx.len();
+                let next = ready.pop_front().expect("front exists");
+                size += 4 + next.tx.len();
                 items.push(next);
             }
             let txs: Vec<Vec<u8>> = items.iter().map(|i| i.tx.clone()).collect();
             let bytes = Envelope::seal(key, network, expires_ns, &txs);
             let tag = Envelope::tag_of(&bytes);
             self.forwarding.insert(tag, Sealed { expires_ns, items });
-            self.push_own(bytes.clone(), now, Origin::Envelope);
+            self.push_own(bytes.clone(), now.0, Origin::Envelope);
             envelopes.push(bytes);
         }
         envelopes
@@ -591,6 +635,7 @@ impl Mempool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::forward::MAX_ENVELOPE_TXS;
     use super::*;
 
     fn limits() -> Limits {
@@ -632,6 +677,8 @@ mod tests {
     }
 
     const NET: [u8; 32] = [5; 32];
+    const WINDOW: Duration = Duration::from_secs(10);
+    const WINDOW_NS: u64 = 10_000_000_000;
 
     fn signing_key() -> SigningKey {
         SigningKey::from_bytes(&[3; 32])
@@ -659,13 +706,15 @@ mod tests {
         // Finding the same staleness again (replay) adds nothing twice.
         assert!(pool.stale(&id).is_empty());
         assert!(pool.has_forwards());
-        let envelopes = pool.seal(1, &signing_key(), &NET, now, 1_000);
+        let envelopes = pool.seal(1, &signing_key(), &NET, (&limits(), WINDOW), (now, 1_000));
         assert_eq!(envelopes.len(), 1);
         let envelope = Envelope::open(&envelopes[0], &NET).unwrap();
         assert_eq!(envelope.txs, vec![vec![1], vec![2]]);
-        assert_eq!(envelope.expires_ns, 1_000 + FORWARD_WINDOW_NS);
+        assert_eq!(envelope.expires_ns, 1_000 + WINDOW_NS);
         // Sealed once: nothing more to seal.
-        assert!(pool.seal(2, &signing_key(), &NET, now, 2_000).is_empty());
+        assert!(pool
+            .seal(2, &signing_key(), &NET, (&limits(), WINDOW), (now, 2_000))
+            .is_empty());
         // The envelope goes first, nobody waits for it, and the event that
         // carries it watches only the fresh transaction.
         let batch = pool.take_batch(&limits());
@@ -693,14 +742,26 @@ mod tests {
         let id = EventId([9; 32]);
         pool.watch_for_test(id, vec![vec![1]], now);
         pool.stale(&id);
-        let first = pool.seal(1, &signing_key(), &NET, now, 1_000);
-        let expiry = 1_000 + FORWARD_WINDOW_NS;
+        let first = pool.seal(1, &signing_key(), &NET, (&limits(), WINDOW), (now, 1_000));
+        let expiry = 1_000 + WINDOW_NS;
         pool.expire_forwards(expiry);
         assert!(pool
-            .seal(expiry, &signing_key(), &NET, now, 2_000)
+            .seal(
+                expiry,
+                &signing_key(),
+                &NET,
+                (&limits(), WINDOW),
+                (now, 2_000)
+            )
             .is_empty());
         pool.expire_forwards(expiry + 1);
-        let second = pool.seal(expiry + 1, &signing_key(), &NET, now, 2_000);
+        let second = pool.seal(
+            expiry + 1,
+            &signing_key(),
+            &NET,
+            (&limits(), WINDOW),
+            (now, 2_000),
+        );
         assert_eq!(second.len(), 1);
         assert_ne!(first, second, "a new envelope, with a new expiry");
         assert_eq!(Envelope::open(&second[0], &NET).unwrap().txs, vec![vec![1]]);
@@ -715,13 +776,14 @@ mod tests {
         let now = Instant::now();
         let mut pool = Mempool::new(10_000, 1 << 30);
         let id = EventId([9; 32]);
+        let largest = max_forwardable_tx(&limits());
         let txs: Vec<Vec<u8>> = (0..MAX_ENVELOPE_TXS as u32 + 10)
             .map(|i| i.to_le_bytes().to_vec())
-            .chain([vec![7u8; MAX_ENVELOPE_BYTES], vec![8u8; 10]])
+            .chain([vec![7u8; largest], vec![8u8; 10]])
             .collect();
         pool.watch_for_test(id, txs.clone(), now);
         pool.stale(&id);
-        let envelopes = pool.seal(1, &signing_key(), &NET, now, 1_000);
+        let envelopes = pool.seal(1, &signing_key(), &NET, (&limits(), WINDOW), (now, 1_000));
         let opened: Vec<Envelope> = envelopes
             .iter()
             .map(|e| Envelope::open(e, &NET).unwrap())
@@ -729,6 +791,21 @@ mod tests {
         assert!(opened.len() >= 3);
         let all: Vec<Vec<u8>> = opened.iter().flat_map(|e| e.txs.clone()).collect();
         assert_eq!(all, txs, "every transaction once, in order");
+        // Each fits the event that will carry it; the largest admissible
+        // transaction has one to itself.
+        assert!(envelopes.iter().all(|e| e.len() <= limits().max_tx_bytes));
+        assert!(opened.iter().any(|e| e.txs == [vec![7u8; largest]]));
+        let mut pool = Mempool::new(10, 1 << 20);
+        assert!(pool
+            .admit(vec![1; largest], SubmitId(1), now, &limits())
+            .is_ok());
+        assert_eq!(
+            pool.admit(vec![1; largest + 1], SubmitId(2), now, &limits()),
+            Err(SubmitError::TooLarge {
+                size: largest + 1,
+                max: largest
+            })
+        );
     }
 
     #[test]
@@ -743,19 +820,44 @@ mod tests {
             ],
             now,
         );
-        pool.hold_seals_until(5_000);
+        pool.hold_queued(5_000);
         // Replay finds the stale event's staleness again: already waiting.
         pool.watch_for_test(stale, vec![vec![7], vec![8]], now);
         assert!(pool.stale(&stale).is_empty());
         assert_eq!(pool.pending_len(), 2);
         assert!(pool
-            .seal(5_000, &signing_key(), &NET, now, 6_000)
+            .seal(
+                5_000,
+                &signing_key(),
+                &NET,
+                (&limits(), WINDOW),
+                (now, 6_000)
+            )
             .is_empty());
+        // One that goes stale after the restart was never sealed: it does
+        // not wait.
+        let live = EventId([2; 32]);
+        pool.watch_for_test(live, vec![vec![9]], now);
+        pool.stale(&live);
+        let sealed = pool.seal(
+            5_000,
+            &signing_key(),
+            &NET,
+            (&limits(), WINDOW),
+            (now, 6_000),
+        );
+        assert_eq!(Envelope::open(&sealed[0], &NET).unwrap().txs, vec![vec![9]]);
         // An envelope sealed before the restart is delivered: what it held
         // is settled by content.
         let settled = pool.delivered(&[1; 32], &[&[7]]);
         assert_eq!(settled.keys, vec![mempool_key(&stale, 0)]);
-        let sealed = pool.seal(5_001, &signing_key(), &NET, now, 6_000);
+        let sealed = pool.seal(
+            5_001,
+            &signing_key(),
+            &NET,
+            (&limits(), WINDOW),
+            (now, 6_000),
+        );
         assert_eq!(Envelope::open(&sealed[0], &NET).unwrap().txs, vec![vec![8]]);
         // An event replayed with an envelope does not watch it.
         let key = crate::identity::Identity::generate();
@@ -799,6 +901,25 @@ mod tests {
             pool.admit_carried(&envelope, bytes, now, 1_001),
             Err(ForwardError::Busy(MAX_CARRIED_ENVELOPES))
         );
+        // One signer cannot make a peer carry more than its share of bytes;
+        // another signer still can.
+        let mut pool = Mempool::new(10, 1 << 20);
+        let big = vec![vec![1u8; max_forwardable_tx(&limits())]];
+        let carry = |pool: &mut Mempool, signer: u8, expires: u64| {
+            let key = SigningKey::from_bytes(&[signer; 32]);
+            let bytes = Envelope::seal(&key, &NET, expires, &big);
+            let envelope = Envelope::open(&bytes, &NET).unwrap();
+            pool.admit_carried(&envelope, bytes, now, 0)
+        };
+        let fit = MAX_CARRIED_BYTES_PER_SIGNER / (64 << 10);
+        for i in 0..fit as u64 {
+            assert_eq!(carry(&mut pool, 1, 100 + i), Ok(true));
+        }
+        assert!(matches!(
+            carry(&mut pool, 1, 99),
+            Err(ForwardError::SignerBusy(_))
+        ));
+        assert_eq!(carry(&mut pool, 2, 99), Ok(true));
     }
 
     #[test]
@@ -859,7 +980,7 @@ mod tests {
             pool.admit(vec![9], SubmitId(9), now, &limits()),
             Err(SubmitError::Busy(3))
         );
-        let envelopes = pool.seal(1, &signing_key(), &NET, now, 1);
+        let envelopes = pool.seal(1, &signing_key(), &NET, (&limits(), WINDOW), (now, 1));
         assert_eq!(
             pool.admit(vec![9], SubmitId(9), now, &limits()),
             Err(SubmitError::Busy(3))

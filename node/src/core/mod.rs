@@ -97,6 +97,10 @@ pub struct CoreConfig {
     /// Ordered events stay on disk this many decided rounds, so peers that
     /// fell behind can catch up from this node; older ones are deleted.
     pub disk_horizon_rounds: u64,
+    /// How long an envelope of forwarded transactions stays valid (see
+    /// [`forward`]); one that expires undelivered is sealed again. At most
+    /// half of [`forward::MAX_FORWARD_WINDOW_NS`].
+    pub forward_window: Duration,
     /// The signing record (slashing protection, `crate::signing_record`);
     /// `None` signs unguarded (tests that drive bare cores).
     pub signing_record: Option<std::path::PathBuf>,

@@ -198,8 +198,8 @@ impl Machine {
                 self.order_time_ns,
                 self.identity.signing_key(),
                 &self.config.consensus.network_id,
-                now.instant,
-                now.unix_ns,
+                (&self.config.consensus.limits, self.config.forward_window),
+                (now.instant, now.unix_ns),
             );
             for envelope in envelopes {
                 self.metrics.forward_envelopes("sealed");

@@ -17,7 +17,7 @@ use std::{
 use dagger_consensus::{CreatorId, Event, Hashgraph};
 
 use super::{
-    forward::{split_app_state, Delivered, FORWARD_WINDOW_NS},
+    forward::{split_app_state, Delivered},
     machine::{Machine, Now},
     mempool::Mempool,
     records::Records,
@@ -59,11 +59,7 @@ impl Machine {
                 Delivered::default(),
             ),
         };
-        let mut mempool = Mempool::new(config.max_pending_txs, config.max_pending_bytes);
-        // Envelopes sealed before this start may still be delivered until
-        // they expire (at most a window after now): nothing is sealed again
-        // before the order's time is past that.
-        mempool.hold_seals_until(now.unix_ns.saturating_add(FORWARD_WINDOW_NS));
+        let mempool = Mempool::new(config.max_pending_txs, config.max_pending_bytes);
         let mut machine = Machine {
             hg,
             ledger,
@@ -155,6 +151,13 @@ impl Machine {
                 });
             }
         }
+        // Envelopes sealed before this start may still be delivered until
+        // they expire, at most a window after now: what waits to be
+        // forwarded is not sealed again before the order's time is past it.
+        let window = machine.config.forward_window.as_nanos() as u64;
+        machine
+            .mempool
+            .hold_queued(now.unix_ns.saturating_add(window));
         machine.replaying = false;
         tracing::info!(
             events = replayed,

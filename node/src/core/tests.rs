@@ -23,6 +23,7 @@ fn open_observer(
         idle_event_interval: Duration::from_secs(3600),
         min_event_spacing: Duration::ZERO,
         disk_horizon_rounds: 64,
+        forward_window: crate::core::forward::FORWARD_WINDOW,
         signing_record: None,
     };
     let (core, handle) = Core::open(

@@ -62,6 +62,9 @@ fn config(genesis: Roster, disk_horizon_rounds: u64, timing: Timing) -> CoreConf
         idle_event_interval: timing.idle,
         min_event_spacing: timing.spacing,
         disk_horizon_rounds,
+        // Shorter than a node's: a restart holds what waits to be
+        // forwarded this long (in the harness's virtual time).
+        forward_window: Duration::from_secs(2),
         signing_record: None,
     }
 }
