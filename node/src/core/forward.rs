@@ -434,7 +434,7 @@ mod tests {
             Envelope::open(b"hello", &NET),
             Err(ForwardError::NotAnEnvelope)
         );
-        let nested = Envelope::seal(&key(1), &NET, 99, &[sealed.clone()]);
+        let nested = Envelope::seal(&key(1), &NET, 99, std::slice::from_ref(&sealed));
         assert_eq!(
             Envelope::open(&nested, &NET),
             Err(ForwardError::BadTransaction)
