@@ -244,10 +244,9 @@ impl Controller {
         self.state.roster.values().sum()
     }
 
-    /// Applies one decided round. Returns a new roster when membership or
-    /// stakes changed.
-    /// Applies a decided round; `deliveries` are its transactions as the
+    /// Applies one decided round; `deliveries` are its transactions as the
     /// order hands them out (a forwarded report counts as its signer's).
+    /// Returns a new roster when membership or stakes changed.
     pub fn apply(&mut self, decided: &Decided, deliveries: &[Delivery]) -> Option<Roster> {
         let seed = decided.running_hash;
         let before = self.state.roster.clone();

@@ -20,7 +20,7 @@ use dagger_consensus::{
 
 use super::{
     checkpoint::Checkpoint,
-    forward::{Delivered, Envelope, ForwardError, MAX_FORWARD_WINDOW_NS},
+    forward::{max_sealed, Delivered, Envelope, ForwardError, MAX_FORWARD_WINDOW_NS},
     hex,
     mempool::{Mempool, SubmitId},
     records::Records,
@@ -646,16 +646,24 @@ impl Machine {
     }
 
     /// An envelope `peer` sealed, to carry in an own event: checked as the
-    /// order will check it (and against this node's clock), carried once.
+    /// order will check it (and against this node's clock and limits, the
+    /// cheap checks first), carried once. A peer sends only its own.
     pub fn receive_forward(
         &mut self,
         peer: [u8; 32],
         bytes: Vec<u8>,
         now: Now,
     ) -> Result<(), ForwardError> {
-        let envelope = Envelope::open(&bytes, &self.config.consensus.network_id)?;
+        if bytes.len() > max_sealed(&self.config.consensus.limits) {
+            return Err(ForwardError::TooLarge(bytes.len()));
+        }
+        let unverified = Envelope::parse(&bytes)?;
+        let envelope = &unverified.envelope;
         if envelope.origin != peer {
             return Err(ForwardError::NotFromSender);
+        }
+        if !self.is_member_now(&envelope.origin) {
+            return Err(ForwardError::NotAMember);
         }
         if envelope.expires_ns < now.unix_ns {
             return Err(ForwardError::Expired);
@@ -663,14 +671,21 @@ impl Machine {
         if envelope.expires_ns - now.unix_ns > MAX_FORWARD_WINDOW_NS {
             return Err(ForwardError::TooFarAhead);
         }
-        if self
-            .mempool
-            .admit_carried(&envelope, bytes, now.instant, now.unix_ns)?
-        {
-            self.metrics.forward_envelopes("carried");
-            self.submitted(now);
+        if !self.mempool.may_carry(envelope, bytes.len(), now.unix_ns)? {
+            return Ok(());
         }
+        let envelope = unverified.verify(&self.config.consensus.network_id)?;
+        self.mempool
+            .carry(&envelope, bytes, now.instant, now.unix_ns);
+        self.metrics.forward_envelopes("carried");
+        self.submitted(now);
         Ok(())
+    }
+
+    /// Whether `key` is in the roster of the newest round this node knows.
+    pub(super) fn is_member_now(&self, key: &[u8; 32]) -> bool {
+        let round = self.hg.stats().last_round_created.max(1);
+        self.hg.roster_at(round).contains(&CreatorId(*key))
     }
 
     pub fn evidence(&self) -> Vec<Equivocation> {
@@ -781,7 +796,7 @@ impl Machine {
     /// hands it out for durable storage (it leaves the node only then).
     fn create_event(&mut self, other_parent: Option<EventId>, now: Now) {
         let limits = self.config.consensus.limits.clone();
-        let batch = self.mempool.take_batch(&limits);
+        let batch = self.mempool.take_batch(&limits, now.unix_ns);
         let (mut record, mut used_through) = (None, None);
         let signing = &mut self.signing;
         let created = self.hg.create_event_checked(

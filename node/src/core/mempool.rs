@@ -27,7 +27,10 @@ use std::{
 use dagger_consensus::{Event, EventId, Limits};
 use ed25519_dalek::SigningKey;
 
-use super::forward::{max_forwardable_tx, Envelope, ForwardError, Tag, FORWARD_TAG};
+use super::forward::{
+    max_forwardable_tx, Envelope, ForwardError, Tag, FORWARD_TAG, FORWARD_WINDOW,
+    MAX_ENVELOPES_PER_EVENT,
+};
 use super::SubmitError;
 use crate::store::MempoolKey;
 
@@ -35,16 +38,23 @@ use crate::store::MempoolKey;
 /// a few per lease and per chain change; far more means something loops).
 pub const MAX_OWN_REPORTS: usize = 4_096;
 
-/// Peers' envelopes this node carries at once, at most (each is carried
-/// once, and remembered until it expires)...
-pub const MAX_CARRIED_ENVELOPES: usize = 1_024;
+/// Peers' envelopes this node remembers having carried, at most. Each is
+/// carried once and remembered until it expires, and at least
+/// [`FORWARD_WINDOW`] (so a signer cannot renew its share by choosing
+/// short expiries)...
+pub const MAX_CARRIED_ENVELOPES: usize = 4_096;
 
-/// ...and their bytes per signer: every peer that gets an envelope carries
-/// it, so a member that seals more than it could put in its own events
-/// makes the others gossip it again; this bounds what one signer can
-/// make each peer carry per window (a node behind a slow link at 5 000
-/// tx/s of 64 bytes seals about 1 MB per 10 s window).
+/// ...per signer: every peer that gets an envelope carries it, so a member
+/// that seals more than it could put in its own events makes the others
+/// gossip it again; these bound what one signer can make each peer carry
+/// per [`FORWARD_WINDOW`] (a node behind a slow link at 5 000 tx/s of 64
+/// bytes seals about 1 MB per window, in a few dozen envelopes).
+pub const MAX_CARRIED_PER_SIGNER: usize = 256;
 pub const MAX_CARRIED_BYTES_PER_SIGNER: usize = 8 << 20;
+
+/// A peer's envelope is carried only if it stays valid at least this long
+/// (one about to expire would be skipped by the order anyway).
+pub const MIN_CARRIED_VALIDITY_NS: u64 = 1_000_000_000;
 
 /// Names a `POST /tx` submission whose submitter waits for an answer (the
 /// async driver keeps the reply channel under this id).
@@ -57,10 +67,17 @@ pub(crate) enum Origin {
     /// Submitted here and not yet acknowledged: lost with a crash, which is
     /// fine (the submitter got no answer).
     Fresh(SubmitId),
-    /// An envelope (this node's or a peer's): nobody waits for an answer,
-    /// and the event carrying it is not watched (the envelope's sender
-    /// follows its fate in the order).
-    Envelope,
+    /// An envelope (this node's or a peer's) valid until the given Unix
+    /// time (ns): nobody waits for an answer, the event carrying it is not
+    /// watched (the envelope's sender follows its fate in the order), and
+    /// it is dropped once expired.
+    Envelope(u64),
+}
+
+impl Origin {
+    fn is_envelope(&self) -> bool {
+        matches!(self, Origin::Envelope(_))
+    }
 }
 
 struct PendingTx {
@@ -112,7 +129,7 @@ impl Batch {
             .iter()
             .filter_map(|o| match o {
                 Origin::Fresh(id) => Some(*id),
-                Origin::Envelope => None,
+                Origin::Envelope(_) => None,
             })
             .collect()
     }
@@ -129,6 +146,22 @@ pub fn mempool_key(event: &EventId, index: usize) -> MempoolKey {
 /// The transactions of an own event the node follows: all but envelopes.
 fn watched_txs(txs: &[Vec<u8>]) -> impl Iterator<Item = &Vec<u8>> {
     txs.iter().filter(|tx| !tx.starts_with(FORWARD_TAG))
+}
+
+/// What [`Mempool::seal`] made.
+#[derive(Debug, Default)]
+pub(crate) struct Sealing {
+    /// Envelopes for the peers (each also waits in the own lane).
+    pub envelopes: Vec<Vec<u8>>,
+    /// Names of waiting transactions that cannot be forwarded (dropped;
+    /// remove them from the ledger's table).
+    pub dropped: Vec<MempoolKey>,
+}
+
+/// The signer's mark for a waiting transaction in its envelopes.
+pub(crate) fn mark(key: &MempoolKey) -> u64 {
+    let hash = blake3::hash(key);
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 /// What a delivered own envelope settled.
@@ -281,8 +314,12 @@ impl Mempool {
         Ok(())
     }
 
+    /// Envelopes are not counted in `pending_bytes`: a peer's are bounded
+    /// on their own, and this node's hold transactions counted already.
     fn push_own(&mut self, tx: Vec<u8>, now: Instant, origin: Origin) {
-        self.pending_bytes += tx.len();
+        if !origin.is_envelope() {
+            self.pending_bytes += tx.len();
+        }
         self.own.push_back(PendingTx {
             tx,
             submitted: now,
@@ -291,45 +328,54 @@ impl Mempool {
         });
     }
 
-    /// A peer's envelope (already opened and checked) to carry in an own
-    /// event. `Ok(false)`: carried already.
-    pub fn admit_carried(
+    /// Whether a peer's envelope would be carried (checked before its
+    /// signature): `Ok(false)` if it is carried already.
+    pub fn may_carry(
         &mut self,
         envelope: &Envelope,
-        bytes: Vec<u8>,
-        now: Instant,
+        size: usize,
         now_unix_ns: u64,
     ) -> Result<bool, ForwardError> {
         self.carrying
-            .retain(|_, (_, expires, _)| *expires >= now_unix_ns);
+            .retain(|_, (_, remember_until, _)| *remember_until >= now_unix_ns);
         if self.carrying.contains_key(&envelope.tag) {
             return Ok(false);
+        }
+        if envelope.expires_ns < now_unix_ns.saturating_add(MIN_CARRIED_VALIDITY_NS) {
+            return Err(ForwardError::Expired);
         }
         if self.carrying.len() >= MAX_CARRIED_ENVELOPES {
             return Err(ForwardError::Busy(self.carrying.len()));
         }
-        let signer_bytes: usize = self
+        let (count, bytes) = self
             .carrying
             .values()
             .filter(|(signer, _, _)| *signer == envelope.origin)
-            .map(|(_, _, size)| size)
-            .sum();
-        if signer_bytes + bytes.len() > MAX_CARRIED_BYTES_PER_SIGNER {
-            return Err(ForwardError::SignerBusy(signer_bytes));
+            .fold((0usize, 0usize), |(c, b), (_, _, size)| (c + 1, b + size));
+        if count >= MAX_CARRIED_PER_SIGNER || bytes + size > MAX_CARRIED_BYTES_PER_SIGNER {
+            return Err(ForwardError::SignerBusy(bytes));
         }
-        self.carrying.insert(
-            envelope.tag,
-            (envelope.origin, envelope.expires_ns, bytes.len()),
-        );
-        self.push_own(bytes, now, Origin::Envelope);
         Ok(true)
     }
 
+    /// A peer's envelope (checked, and allowed by [`Mempool::may_carry`])
+    /// to carry in an own event.
+    pub fn carry(&mut self, envelope: &Envelope, bytes: Vec<u8>, now: Instant, now_unix_ns: u64) {
+        let remember_until = envelope
+            .expires_ns
+            .max(now_unix_ns.saturating_add(FORWARD_WINDOW.as_nanos() as u64));
+        self.carrying
+            .insert(envelope.tag, (envelope.origin, remember_until, bytes.len()));
+        self.push_own(bytes, now, Origin::Envelope(envelope.expires_ns));
+    }
+
     /// Takes what fits in one event: the node's own reports and envelopes
-    /// first, then submissions, oldest first.
-    pub fn take_batch(&mut self, limits: &Limits) -> Batch {
+    /// first (at most [`MAX_ENVELOPES_PER_EVENT`] envelopes; expired ones
+    /// are dropped), then submissions, oldest first.
+    pub fn take_batch(&mut self, limits: &Limits, now_unix_ns: u64) -> Batch {
         let mut batch = Batch::default();
         let mut bytes = 0usize;
+        let mut envelopes = 0usize;
         for lane in [true, false] {
             loop {
                 let queue = if lane {
@@ -338,6 +384,15 @@ impl Mempool {
                     &mut self.pending
                 };
                 let Some(next) = queue.front() else { break };
+                if let Origin::Envelope(expires_ns) = next.origin {
+                    if expires_ns < now_unix_ns {
+                        queue.pop_front();
+                        continue;
+                    }
+                    if envelopes == MAX_ENVELOPES_PER_EVENT {
+                        break;
+                    }
+                }
                 if batch.txs.len() >= limits.max_txs_per_event
                     || bytes + next.tx.len() > limits.max_batch_bytes
                 {
@@ -345,7 +400,11 @@ impl Mempool {
                 }
                 let next = queue.pop_front().expect("front exists");
                 bytes += next.tx.len();
-                self.pending_bytes -= next.tx.len();
+                if next.origin.is_envelope() {
+                    envelopes += 1;
+                } else {
+                    self.pending_bytes -= next.tx.len();
+                }
                 batch.txs.push(next.tx);
                 batch.submitted.push(next.submitted);
                 batch.origins.push(next.origin);
@@ -365,7 +424,9 @@ impl Mempool {
             .zip(batch.own)
             .rev();
         for (((tx, submitted), origin), own) in items {
-            self.pending_bytes += tx.len();
+            if !origin.is_envelope() {
+                self.pending_bytes += tx.len();
+            }
             let item = PendingTx {
                 tx,
                 submitted,
@@ -390,7 +451,7 @@ impl Mempool {
             .zip(batch.submitted)
             .zip(batch.origins)
         {
-            if origin != Origin::Envelope {
+            if !origin.is_envelope() {
                 txs.push(tx);
                 submitted.push(at);
             }
@@ -527,6 +588,7 @@ impl Mempool {
                 txs = sealed.items.len(),
                 "forwarded transactions expired undelivered; sealing them again"
             );
+            self.drop_own_copy(&tag);
             for item in sealed.items.into_iter().rev() {
                 self.forward_queue.push_front(item);
             }
@@ -544,19 +606,38 @@ impl Mempool {
         network: &[u8; 32],
         (limits, window): (&Limits, Duration),
         now: (Instant, u64),
-    ) -> Vec<Vec<u8>> {
+    ) -> Sealing {
         if order_time_ns > self.seal_after_ns {
             for item in &mut self.forward_queue {
                 item.held = false;
             }
         }
-        let (mut ready, held): (VecDeque<Forwardable>, VecDeque<Forwardable>) =
+        let (ready, held): (VecDeque<Forwardable>, VecDeque<Forwardable>) =
             std::mem::take(&mut self.forward_queue)
                 .into_iter()
                 .partition(|item| !item.held);
         self.forward_queue = held;
-        let expires_ns = now.1.saturating_add(window.as_nanos() as u64);
-        let mut envelopes = Vec::new();
+        let mut sealing = Sealing::default();
+        // Written before envelopes existed (larger than an envelope can
+        // hold, or starting with its tag): they cannot be forwarded.
+        let max = max_forwardable_tx(limits);
+        let (mut ready, unfit): (VecDeque<Forwardable>, VecDeque<Forwardable>) = ready
+            .into_iter()
+            .partition(|item| item.tx.len() <= max && !item.tx.starts_with(FORWARD_TAG));
+        for item in unfit {
+            tracing::error!(
+                bytes = item.tx.len(),
+                "a stale transaction cannot be forwarded (written by an older version); dropped"
+            );
+            self.unqueue_counts(&item);
+            sealing.dropped.push(item.key);
+        }
+        // Based on the order's time if this node's clock is behind it: an
+        // envelope must not be expired as it leaves.
+        let expires_ns = now
+            .1
+            .max(order_time_ns)
+            .saturating_add(window.as_nanos() as u64);
         while !ready.is_empty() {
             let mut items = Vec::new();
             let mut size = Envelope::sealed_len([]);
@@ -566,17 +647,27 @@ impl Mempool {
                     break;
                 }
                 let next = ready.pop_front().expect("front exists");
-                size += 4 + next.tx.len();
+                size += Envelope::sealed_len([next.tx.len()]) - Envelope::sealed_len([]);
                 items.push(next);
             }
-            let txs: Vec<Vec<u8>> = items.iter().map(|i| i.tx.clone()).collect();
-            let bytes = Envelope::seal(key, network, expires_ns, &txs);
+            let marked: Vec<(u64, &[u8])> = items
+                .iter()
+                .map(|i| (mark(&i.key), i.tx.as_slice()))
+                .collect();
+            let bytes = Envelope::seal_marked(key, network, expires_ns, &marked);
             let tag = Envelope::tag_of(&bytes);
             self.forwarding.insert(tag, Sealed { expires_ns, items });
-            self.push_own(bytes.clone(), now.0, Origin::Envelope);
-            envelopes.push(bytes);
+            self.push_own(bytes.clone(), now.0, Origin::Envelope(expires_ns));
+            sealing.envelopes.push(bytes);
         }
-        envelopes
+        sealing
+    }
+
+    /// Drops this node's envelope `tag` from the own lane if no event took
+    /// it yet (delivered by a peer's copy, or expired).
+    fn drop_own_copy(&mut self, tag: &Tag) {
+        self.own
+            .retain(|p| !(p.origin.is_envelope() && Envelope::tag_of(&p.tx) == *tag));
     }
 
     /// Settles the sealed envelopes `delivered` remembers (after a state
@@ -594,16 +685,20 @@ impl Mempool {
             .collect()
     }
 
-    /// An envelope of this node's was delivered with `txs`: they are done.
-    /// One it no longer follows (sealed before a restart) settles what the
-    /// queue holds of the same transactions.
-    pub fn delivered(&mut self, tag: &Tag, txs: &[&[u8]]) -> Settled {
+    /// An envelope of this node's was delivered, holding transactions with
+    /// these marks: they are done (and the envelope's copy still waiting
+    /// for an own event is dropped). One it no longer follows (sealed
+    /// before a restart) settles what the queue holds under the same
+    /// marks: a mark names a durable entry, so replaying a delivery whose
+    /// effect is already on disk settles nothing else.
+    pub fn delivered(&mut self, tag: &Tag, marks: &[u64]) -> Settled {
+        self.drop_own_copy(tag);
         let items = match self.forwarding.remove(tag) {
             Some(sealed) => sealed.items,
             None => {
                 let mut found = Vec::new();
-                for tx in txs {
-                    if let Some(at) = self.forward_queue.iter().position(|i| i.tx == *tx) {
+                for m in marks {
+                    if let Some(at) = self.forward_queue.iter().position(|i| mark(&i.key) == *m) {
                         found.push(self.forward_queue.remove(at).expect("position is in range"));
                     }
                 }
@@ -635,7 +730,7 @@ impl Mempool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::forward::MAX_ENVELOPE_TXS;
+    use super::super::forward::{MAX_ENVELOPES_PER_EVENT, MAX_ENVELOPE_TXS};
     use super::*;
 
     fn limits() -> Limits {
@@ -661,11 +756,11 @@ mod tests {
             max_txs_per_event: 2,
             ..limits()
         };
-        let batch = pool.take_batch(&small);
+        let batch = pool.take_batch(&small, 0);
         assert_eq!(batch.txs, vec![vec![9], vec![1]]);
         pool.put_back(batch);
         assert_eq!(pool.pending_len(), 3);
-        let batch = pool.take_batch(&limits());
+        let batch = pool.take_batch(&limits(), 0);
         assert_eq!(batch.txs, vec![vec![9], vec![1], vec![2]]);
         for i in 0..MAX_OWN_REPORTS as u64 {
             pool.admit_own(vec![1], SubmitId(100 + i), now, &limits())
@@ -677,6 +772,17 @@ mod tests {
     }
 
     const NET: [u8; 32] = [5; 32];
+
+    fn seal_now(pool: &mut Mempool, order_time_ns: u64, now: Instant, at: u64) -> Vec<Vec<u8>> {
+        pool.seal(
+            order_time_ns,
+            &signing_key(),
+            &NET,
+            (&limits(), WINDOW),
+            (now, at),
+        )
+        .envelopes
+    }
     const WINDOW: Duration = Duration::from_secs(10);
     const WINDOW_NS: u64 = 10_000_000_000;
 
@@ -690,7 +796,7 @@ mod tests {
         let mut pool = Mempool::new(10, 1 << 20);
         pool.admit(vec![1], SubmitId(1), now, &limits()).unwrap();
         pool.admit(vec![2], SubmitId(2), now, &limits()).unwrap();
-        let batch = pool.take_batch(&limits());
+        let batch = pool.take_batch(&limits(), 0);
         assert_eq!(batch.submitters(), vec![SubmitId(1), SubmitId(2)]);
         let id = EventId([9; 32]);
         pool.carried(id, batch);
@@ -706,31 +812,33 @@ mod tests {
         // Finding the same staleness again (replay) adds nothing twice.
         assert!(pool.stale(&id).is_empty());
         assert!(pool.has_forwards());
-        let envelopes = pool.seal(1, &signing_key(), &NET, (&limits(), WINDOW), (now, 1_000));
+        let envelopes = seal_now(&mut pool, 1, now, 1_000);
         assert_eq!(envelopes.len(), 1);
         let envelope = Envelope::open(&envelopes[0], &NET).unwrap();
         assert_eq!(envelope.txs, vec![vec![1], vec![2]]);
         assert_eq!(envelope.expires_ns, 1_000 + WINDOW_NS);
         // Sealed once: nothing more to seal.
-        assert!(pool
-            .seal(2, &signing_key(), &NET, (&limits(), WINDOW), (now, 2_000))
-            .is_empty());
+        assert!(seal_now(&mut pool, 2, now, 2_000).is_empty());
         // The envelope goes first, nobody waits for it, and the event that
         // carries it watches only the fresh transaction.
-        let batch = pool.take_batch(&limits());
+        let batch = pool.take_batch(&limits(), 0);
         assert_eq!(batch.txs, vec![envelopes[0].clone(), vec![3]]);
         assert_eq!(batch.submitters(), vec![SubmitId(3)]);
         let carrier = EventId([8; 32]);
         pool.carried(carrier, batch);
         assert_eq!(pool.ordered(&carrier).map(|s| s.len()), Some(1));
-        let settled = pool.delivered(&envelope.tag, &[&[1], &[2]]);
+        let settled = pool.delivered(&envelope.tag, &envelope.marks);
+        assert_eq!(
+            envelope.marks,
+            vec![mark(&mempool_key(&id, 0)), mark(&mempool_key(&id, 1))]
+        );
         assert_eq!(settled.keys, vec![mempool_key(&id, 0), mempool_key(&id, 1)]);
         assert_eq!(settled.submitted.len(), 2);
         assert!(!pool.has_forwards());
         assert_eq!(pool.pending_len(), 0);
         // Delivered again (another copy): nothing left to settle.
         assert_eq!(
-            pool.delivered(&envelope.tag, &[&[1], &[2]]),
+            pool.delivered(&envelope.tag, &envelope.marks),
             Settled::default()
         );
     }
@@ -742,26 +850,12 @@ mod tests {
         let id = EventId([9; 32]);
         pool.watch_for_test(id, vec![vec![1]], now);
         pool.stale(&id);
-        let first = pool.seal(1, &signing_key(), &NET, (&limits(), WINDOW), (now, 1_000));
+        let first = seal_now(&mut pool, 1, now, 1_000);
         let expiry = 1_000 + WINDOW_NS;
         pool.expire_forwards(expiry);
-        assert!(pool
-            .seal(
-                expiry,
-                &signing_key(),
-                &NET,
-                (&limits(), WINDOW),
-                (now, 2_000)
-            )
-            .is_empty());
+        assert!(seal_now(&mut pool, expiry, now, 2_000).is_empty());
         pool.expire_forwards(expiry + 1);
-        let second = pool.seal(
-            expiry + 1,
-            &signing_key(),
-            &NET,
-            (&limits(), WINDOW),
-            (now, 2_000),
-        );
+        let second = seal_now(&mut pool, expiry + 1, now, 2_000);
         assert_eq!(second.len(), 1);
         assert_ne!(first, second, "a new envelope, with a new expiry");
         assert_eq!(Envelope::open(&second[0], &NET).unwrap().txs, vec![vec![1]]);
@@ -783,7 +877,7 @@ mod tests {
             .collect();
         pool.watch_for_test(id, txs.clone(), now);
         pool.stale(&id);
-        let envelopes = pool.seal(1, &signing_key(), &NET, (&limits(), WINDOW), (now, 1_000));
+        let envelopes = seal_now(&mut pool, 1, now, 1_000);
         let opened: Vec<Envelope> = envelopes
             .iter()
             .map(|e| Envelope::open(e, &NET).unwrap())
@@ -825,39 +919,19 @@ mod tests {
         pool.watch_for_test(stale, vec![vec![7], vec![8]], now);
         assert!(pool.stale(&stale).is_empty());
         assert_eq!(pool.pending_len(), 2);
-        assert!(pool
-            .seal(
-                5_000,
-                &signing_key(),
-                &NET,
-                (&limits(), WINDOW),
-                (now, 6_000)
-            )
-            .is_empty());
+        assert!(seal_now(&mut pool, 5_000, now, 6_000).is_empty());
         // One that goes stale after the restart was never sealed: it does
         // not wait.
         let live = EventId([2; 32]);
         pool.watch_for_test(live, vec![vec![9]], now);
         pool.stale(&live);
-        let sealed = pool.seal(
-            5_000,
-            &signing_key(),
-            &NET,
-            (&limits(), WINDOW),
-            (now, 6_000),
-        );
+        let sealed = seal_now(&mut pool, 5_000, now, 6_000);
         assert_eq!(Envelope::open(&sealed[0], &NET).unwrap().txs, vec![vec![9]]);
         // An envelope sealed before the restart is delivered: what it held
         // is settled by content.
-        let settled = pool.delivered(&[1; 32], &[&[7]]);
+        let settled = pool.delivered(&[1; 32], &[mark(&mempool_key(&stale, 0))]);
         assert_eq!(settled.keys, vec![mempool_key(&stale, 0)]);
-        let sealed = pool.seal(
-            5_001,
-            &signing_key(),
-            &NET,
-            (&limits(), WINDOW),
-            (now, 6_000),
-        );
+        let sealed = seal_now(&mut pool, 5_001, now, 6_000);
         assert_eq!(Envelope::open(&sealed[0], &NET).unwrap().txs, vec![vec![8]]);
         // An event replayed with an envelope does not watch it.
         let key = crate::identity::Identity::generate();
@@ -874,52 +948,71 @@ mod tests {
     #[test]
     fn peers_envelopes_are_carried_once_and_bounded() {
         let now = Instant::now();
+        let carry = |pool: &mut Mempool, signer: u8, expires: u64, txs: &[Vec<u8>], at: u64| {
+            let key = SigningKey::from_bytes(&[signer; 32]);
+            let bytes = Envelope::seal(&key, &NET, expires, txs);
+            let envelope = Envelope::open(&bytes, &NET).unwrap();
+            let fresh = pool.may_carry(&envelope, bytes.len(), at)?;
+            if fresh {
+                pool.carry(&envelope, bytes, now, at);
+            }
+            Ok::<bool, ForwardError>(fresh)
+        };
+        let second = 1_000_000_000;
         let mut pool = Mempool::new(10, 1 << 20);
-        let bytes = Envelope::seal(&signing_key(), &NET, 1_000, &[vec![1]]);
-        let envelope = Envelope::open(&bytes, &NET).unwrap();
+        assert_eq!(carry(&mut pool, 1, 5 * second, &[vec![1]], 0), Ok(true));
+        assert_eq!(carry(&mut pool, 1, 5 * second, &[vec![1]], 0), Ok(false));
+        let batch = pool.take_batch(&limits(), 0);
+        assert_eq!(batch.txs.len(), 1);
+        assert!(batch.submitters().is_empty());
+        // Remembered a whole window even past its expiry: carried once.
         assert_eq!(
-            pool.admit_carried(&envelope, bytes.clone(), now, 0),
-            Ok(true)
-        );
-        assert_eq!(
-            pool.admit_carried(&envelope, bytes.clone(), now, 0),
+            carry(&mut pool, 1, 5 * second, &[vec![1]], 6 * second),
             Ok(false)
         );
-        let batch = pool.take_batch(&limits());
-        assert_eq!(batch.txs, vec![bytes.clone()]);
-        assert!(batch.submitters().is_empty());
-        // Past its expiry it is forgotten (it would be refused before).
-        assert_eq!(pool.admit_carried(&envelope, bytes, now, 999), Ok(false));
-        for i in 0..MAX_CARRIED_ENVELOPES as u64 {
-            let bytes = Envelope::seal(&signing_key(), &NET, 10_000 + i, &[vec![1]]);
-            let envelope = Envelope::open(&bytes, &NET).unwrap();
-            assert_eq!(pool.admit_carried(&envelope, bytes, now, 1_001), Ok(true));
-        }
-        let bytes = Envelope::seal(&signing_key(), &NET, 9_999, &[vec![1]]);
-        let envelope = Envelope::open(&bytes, &NET).unwrap();
+        // About to expire: not worth carrying.
         assert_eq!(
-            pool.admit_carried(&envelope, bytes, now, 1_001),
-            Err(ForwardError::Busy(MAX_CARRIED_ENVELOPES))
+            carry(&mut pool, 1, second / 2, &[vec![2]], 0),
+            Err(ForwardError::Expired)
         );
-        // One signer cannot make a peer carry more than its share of bytes;
-        // another signer still can.
+        // A signer's share is bounded in count...
         let mut pool = Mempool::new(10, 1 << 20);
-        let big = vec![vec![1u8; max_forwardable_tx(&limits())]];
-        let carry = |pool: &mut Mempool, signer: u8, expires: u64| {
-            let key = SigningKey::from_bytes(&[signer; 32]);
-            let bytes = Envelope::seal(&key, &NET, expires, &big);
-            let envelope = Envelope::open(&bytes, &NET).unwrap();
-            pool.admit_carried(&envelope, bytes, now, 0)
-        };
-        let fit = MAX_CARRIED_BYTES_PER_SIGNER / (64 << 10);
-        for i in 0..fit as u64 {
-            assert_eq!(carry(&mut pool, 1, 100 + i), Ok(true));
+        for i in 0..MAX_CARRIED_PER_SIGNER as u64 {
+            assert_eq!(carry(&mut pool, 1, 5 * second + i, &[vec![1]], 0), Ok(true));
         }
         assert!(matches!(
-            carry(&mut pool, 1, 99),
+            carry(&mut pool, 1, 4 * second, &[vec![1]], 0),
             Err(ForwardError::SignerBusy(_))
         ));
-        assert_eq!(carry(&mut pool, 2, 99), Ok(true));
+        assert_eq!(carry(&mut pool, 2, 4 * second, &[vec![1]], 0), Ok(true));
+        // ...and in bytes.
+        let mut pool = Mempool::new(10, 1 << 20);
+        let big = vec![vec![1u8; max_forwardable_tx(&limits())]];
+        let fit = MAX_CARRIED_BYTES_PER_SIGNER / (64 << 10);
+        for i in 0..fit as u64 {
+            assert_eq!(carry(&mut pool, 1, 5 * second + i, &big, 0), Ok(true));
+        }
+        assert!(matches!(
+            carry(&mut pool, 1, 4 * second, &big, 0),
+            Err(ForwardError::SignerBusy(_))
+        ));
+        assert_eq!(carry(&mut pool, 2, 4 * second, &big, 0), Ok(true));
+        // An expired envelope is dropped rather than carried; at most
+        // MAX_ENVELOPES_PER_EVENT go into one event.
+        let mut pool = Mempool::new(10, 1 << 20);
+        for i in 0..MAX_ENVELOPES_PER_EVENT as u64 + 5 {
+            assert_eq!(
+                carry(&mut pool, 1 + (i % 3) as u8, 5 * second + i, &[vec![1]], 0),
+                Ok(true)
+            );
+        }
+        assert_eq!(
+            pool.take_batch(&limits(), 0).txs.len(),
+            MAX_ENVELOPES_PER_EVENT
+        );
+        assert_eq!(pool.take_batch(&limits(), 0).txs.len(), 5);
+        assert_eq!(carry(&mut pool, 3, 2 * second, &[vec![9]], 0), Ok(true));
+        assert!(pool.take_batch(&limits(), 3 * second).txs.is_empty());
     }
 
     #[test]
@@ -961,7 +1054,7 @@ mod tests {
                 .unwrap();
         }
         let first = EventId([1; 32]);
-        let batch = pool.take_batch(&limits());
+        let batch = pool.take_batch(&limits(), 0);
         pool.carried(first, batch);
         assert_eq!(pool.pending_len(), 0);
         assert_eq!(
@@ -980,7 +1073,7 @@ mod tests {
             pool.admit(vec![9], SubmitId(9), now, &limits()),
             Err(SubmitError::Busy(3))
         );
-        let envelopes = pool.seal(1, &signing_key(), &NET, (&limits(), WINDOW), (now, 1));
+        let envelopes = seal_now(&mut pool, 1, now, 1);
         assert_eq!(
             pool.admit(vec![9], SubmitId(9), now, &limits()),
             Err(SubmitError::Busy(3))
@@ -991,7 +1084,7 @@ mod tests {
 
         let mut pool = Mempool::new(100, 10);
         pool.admit(vec![0; 8], SubmitId(1), now, &limits()).unwrap();
-        let batch = pool.take_batch(&limits());
+        let batch = pool.take_batch(&limits(), 0);
         pool.carried(EventId([3; 32]), batch);
         assert_eq!(
             pool.admit(vec![0; 3], SubmitId(2), now, &limits()),

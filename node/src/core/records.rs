@@ -155,16 +155,18 @@ impl Machine {
         // the ledger's table in this round's write).
         let me = self.identity.id();
         let mut mempool_removed = Vec::new();
-        let mut own_envelopes: Vec<(super::forward::Tag, Vec<&[u8]>)> = Vec::new();
+        let mut own_envelopes: Vec<(super::forward::Tag, Vec<u64>)> = Vec::new();
         for d in deliveries.iter().filter(|d| d.author == me) {
-            let Some(tag) = d.envelope else { continue };
+            let Some((tag, mark)) = d.envelope else {
+                continue;
+            };
             match own_envelopes.last_mut() {
-                Some((last, txs)) if *last == tag => txs.push(&d.tx),
-                _ => own_envelopes.push((tag, vec![&d.tx])),
+                Some((last, marks)) if *last == tag => marks.push(mark),
+                _ => own_envelopes.push((tag, vec![mark])),
             }
         }
-        for (tag, txs) in own_envelopes {
-            let settled = self.mempool.delivered(&tag, &txs);
+        for (tag, marks) in own_envelopes {
+            let settled = self.mempool.delivered(&tag, &marks);
             self.metrics.forward_envelopes("delivered");
             self.observe_finality(&settled.submitted, now, live);
             mempool_removed.extend(settled.keys);
@@ -173,7 +175,7 @@ impl Machine {
         // An own event consensus no longer knows and did not order will
         // never be ordered: pruned unordered (stale, on every node: staleness
         // is decided by consensus), or a waiting one discarded, evicted or
-        // dropped. Its transactions are carried again, whichever way it went.
+        // dropped. Its transactions are forwarded, whichever way it went.
         // Pruned ones first, in consensus's order; the sweep below finds
         // them gone too, and takes the rest.
         for id in &decided.pruned {
@@ -190,18 +192,20 @@ impl Machine {
             mempool_added.extend(self.mempool.stale(&id));
         }
         // Envelopes past their expiry will never be delivered: seal what
-        // they held again, with what went stale now. Never while replaying:
-        // the hold set at recovery covers every envelope sealed before.
+        // they held again, with what went stale now. Never while replaying
+        // (the hold set at recovery covers every envelope sealed before),
+        // nor outside the roster (nobody would deliver them).
         self.mempool.expire_forwards(self.order_time_ns);
-        if !self.replaying {
-            let envelopes = self.mempool.seal(
+        if !self.replaying && self.is_member_now(&me) {
+            let sealing = self.mempool.seal(
                 self.order_time_ns,
                 self.identity.signing_key(),
                 &self.config.consensus.network_id,
                 (&self.config.consensus.limits, self.config.forward_window),
                 (now.instant, now.unix_ns),
             );
-            for envelope in envelopes {
+            mempool_removed.extend(sealing.dropped);
+            for envelope in sealing.envelopes {
                 self.metrics.forward_envelopes("sealed");
                 self.outputs.push_back(Output::Forward(envelope));
                 self.react_pending = true;

@@ -129,8 +129,8 @@ impl Machine {
                     replayed += 1;
                 }
                 // An own event is watched even if consensus refuses it now:
-                // the next decided round finds it gone and carries its
-                // transactions again.
+                // the next decided round finds it gone and forwards its
+                // transactions.
                 if event.creator() == me
                     && !event.transactions().is_empty()
                     && !machine.records.ordered_held.contains(&event.id())

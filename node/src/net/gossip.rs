@@ -818,35 +818,55 @@ async fn accept_pushes(
                     }
                     continue;
                 }
-                match shared.core.receive_forward(peer, envelope).await {
-                    Ok(()) => {}
-                    Err(crate::core::CoreError::Forward(err)) => {
-                        tracing::debug!(peer = %display_id(&peer), error = %err, "envelope refused");
-                        shared.metrics.reject_message("envelope");
-                        // A forged or misdirected envelope is no accident
-                        // of timing (expired or busy are).
-                        if matches!(
-                            err,
-                            ForwardError::NotFromSender
-                                | ForwardError::BadSignature
-                                | ForwardError::BadKey
-                                | ForwardError::Malformed
-                                | ForwardError::NotAnEnvelope
-                                | ForwardError::BadTransaction
-                                | ForwardError::TooLarge(_)
-                                | ForwardError::TooManyTransactions(_)
-                        ) {
-                            budget.offence();
-                        }
+                let Ok(permit) = budget.inserting.clone().acquire_owned().await else {
+                    return;
+                };
+                let (shared, connection) = (shared.clone(), connection.clone());
+                // On a task of its own, as pushes: the stream goes on
+                // while the core checks it.
+                crate::task::spawn(async move {
+                    let _permit = permit;
+                    let Err(crate::core::CoreError::Forward(err)) =
+                        shared.core.receive_forward(peer, envelope).await
+                    else {
+                        return;
+                    };
+                    tracing::debug!(peer = %display_id(&peer), error = %err, "envelope refused");
+                    shared.metrics.reject_message("envelope");
+                    if forged(&err) {
+                        let period = shared.peers.penalise(&peer);
+                        shared.metrics.penalise_peer("envelope");
+                        tracing::warn!(
+                            peer = %display_id(&peer),
+                            error = %err,
+                            shut_out_s = period.as_secs(),
+                            "peer sent a forged envelope; disconnecting it"
+                        );
+                        connection.close(quinn::VarInt::from_u32(4), b"invalid envelope");
                     }
-                    Err(_) => return,
-                }
+                });
             }
             Ok(Ok(Some(_))) => return shared.metrics.reject_message("unexpected"),
             Ok(Ok(None)) | Err(_) => return,
             Ok(Err(err)) => return note_bad_message(&shared, &peer, "push", &err),
         }
     }
+}
+
+/// Whether a refused envelope proves its sender broke the rules: honest
+/// nodes send only their own envelopes, well formed and signed. (Expired,
+/// too far ahead or over a limit can be an accident of timing or load.)
+fn forged(err: &ForwardError) -> bool {
+    matches!(
+        err,
+        ForwardError::NotFromSender
+            | ForwardError::BadSignature
+            | ForwardError::BadKey
+            | ForwardError::Malformed
+            | ForwardError::NotAnEnvelope
+            | ForwardError::BadTransaction
+            | ForwardError::TooManyTransactions(_)
+    )
 }
 
 fn flooding(peer: &NodeId, connection: &quinn::Connection) {
