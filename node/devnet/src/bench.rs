@@ -140,6 +140,9 @@ pub struct NodeReport {
     /// Finality of those (a node behind a slow link shows here).
     pub finality_p50_ms: f64,
     pub finality_p99_ms: f64,
+    /// Its own transactions that peers carried in envelopes because its
+    /// events went stale (`None`: its status did not answer).
+    pub forwarded_tx: Option<u64>,
     /// CPU seconds since the process started.
     pub cpu_s: f64,
     /// CPU use from the start of the load until everything was ordered
@@ -950,6 +953,20 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
         .map(|s| std::mem::take(&mut *s.lock().unwrap()))
         .collect();
     let submitted = sent.lock().unwrap().accepted();
+    // Each node's own transactions ordered through envelopes (its events
+    // went stale: a node behind a slow link shows here).
+    let forwarded: Vec<Option<u64>> =
+        futures_util::future::join_all((0..cluster.nodes.len()).map(|i| {
+            let request = client
+                .get(cluster.url(i, "/status"))
+                .timeout(Duration::from_secs(5))
+                .send();
+            async move {
+                let status: serde_json::Value = request.await.ok()?.json().await.ok()?;
+                status["forwarded_txs"].as_u64()
+            }
+        }))
+        .await;
     let mut latencies: Vec<f64> = Vec::new();
     let mut by_period: Vec<Vec<f64>> = vec![Vec::new(); rss_over_time.len()];
     let mut samples = String::from("sent_s,node,finality_ms\n");
@@ -997,6 +1014,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
             submitted_here: follow.finality.len() as u64,
             finality_p50_ms: percentile(&here, 50.0),
             finality_p99_ms: percentile(&here, 99.0),
+            forwarded_tx: forwarded[i],
             cpu_s,
             cpu_percent: 100.0 * (cpu_after[i] - cpu_before[i]) / elapsed,
             rss_mb,
@@ -1259,11 +1277,12 @@ pub fn print_text(report: &BenchReport) {
     }
     for node in &report.per_node {
         println!(
-            "  {}  ordered {:>8}  submitted here: finality p50 {:>7.1} ms, p99 {:>7.1} ms  cpu {:>5.0} % under load  rss {:>6.1} MiB  digest {}",
+            "  {}  ordered {:>8}  submitted here: finality p50 {:>7.1} ms, p99 {:>7.1} ms, {} forwarded  cpu {:>5.0} % under load  rss {:>6.1} MiB  digest {}",
             &node.node[..8.min(node.node.len())],
             node.ordered_tx,
             node.finality_p50_ms,
             node.finality_p99_ms,
+            node.forwarded_tx.map_or("?".to_string(), |n| n.to_string()),
             node.cpu_percent,
             node.rss_mb,
             &node.digest[..16]

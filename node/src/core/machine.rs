@@ -129,6 +129,8 @@ pub struct Machine {
     pub(super) delivered: Delivered,
     /// Consensus time of the last ordered event.
     pub(super) order_time_ns: u64,
+    /// Own transactions delivered through envelopes (status).
+    pub(super) forwarded_txs: u64,
     /// Own events handed out for persisting and not yet reported durable:
     /// kept out of sync answers and lookups, so no peer can learn of an
     /// event a crash could make this node sign again.
@@ -721,6 +723,7 @@ impl Machine {
             stored_events: 0,
             waiting_events: stats.buffered_events + stats.parked_events,
             pending_txs: self.mempool.pending_len(),
+            forwarded_txs: self.forwarded_txs,
             running_hash: hex(&stats.running_hash),
             own_seq: self.own_seq,
             equivocations: self.equivocations,

@@ -195,6 +195,9 @@ pub struct CoreStatus {
     pub stored_events: u64,
     pub waiting_events: usize,
     pub pending_txs: usize,
+    /// This node's transactions ordered through envelopes its peers
+    /// carried (its own events had gone stale), since it started.
+    pub forwarded_txs: u64,
     pub running_hash: String,
     pub own_seq: Option<u64>,
     pub equivocations: u64,

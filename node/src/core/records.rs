@@ -168,6 +168,7 @@ impl Machine {
         for (tag, marks) in own_envelopes {
             let settled = self.mempool.delivered(&tag, &marks);
             self.metrics.forward_envelopes("delivered");
+            self.forwarded_txs += settled.keys.len() as u64;
             self.observe_finality(&settled.submitted, now, live);
             mempool_removed.extend(settled.keys);
         }

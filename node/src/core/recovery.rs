@@ -71,6 +71,7 @@ impl Machine {
             records: Records::default(),
             delivered,
             order_time_ns: 0,
+            forwarded_txs: 0,
             undurable: HashSet::new(),
             unordered_with_txs: HashSet::new(),
             outputs: VecDeque::new(),
