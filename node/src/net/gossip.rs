@@ -763,10 +763,11 @@ impl PeerBudget {
     }
 }
 
-/// Reads a peer's pushes from one stream until it ends, is idle for the
-/// connection's idle timeout (the sender opens another when it has more),
-/// or carries something no honest node sends. Each push is checked and
-/// inserted on its own task (up to `max_push_streams` per peer at once):
+/// Reads a peer's pushes (events, and envelopes of forwarded transactions)
+/// from one stream until it ends, is idle for the connection's idle
+/// timeout (the sender opens another when it has more), or carries
+/// something no honest node sends. Each push is checked and inserted on its
+/// own task (up to `max_push_streams` per peer at once):
 /// reading the next must not wait for the core to answer the last, or a
 /// busy core would make every peer's pushes arrive late.
 async fn accept_pushes(
@@ -782,22 +783,28 @@ async fn accept_pushes(
             read_message(&mut recv, shared.limits.max_frame_bytes),
         )
         .await;
-        match message {
-            Ok(Ok(Some(Message::Push(event)))) => {
-                if !budget.take_push() {
-                    shared.metrics.reject_message("rate_limited");
-                    if budget.exhausted() {
-                        flooding(&peer, &connection);
-                        return;
-                    }
-                    continue;
-                }
-                let Ok(permit) = budget.inserting.clone().acquire_owned().await else {
-                    return;
-                };
-                let (shared, connection) = (shared.clone(), connection.clone());
-                crate::task::spawn(async move {
-                    let _permit = permit;
+        let message = match message {
+            Ok(Ok(Some(m @ (Message::Push(_) | Message::Forward(_))))) => m,
+            Ok(Ok(Some(_))) => return shared.metrics.reject_message("unexpected"),
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(err)) => return note_bad_message(&shared, &peer, "push", &err),
+        };
+        if !budget.take_push() {
+            shared.metrics.reject_message("rate_limited");
+            if budget.exhausted() {
+                flooding(&peer, &connection);
+                return;
+            }
+            continue;
+        }
+        let Ok(permit) = budget.inserting.clone().acquire_owned().await else {
+            return;
+        };
+        let (shared, connection) = (shared.clone(), connection.clone());
+        crate::task::spawn(async move {
+            let _permit = permit;
+            match message {
+                Message::Push(event) => {
                     // Checked here, on whichever worker runs this task, so
                     // pushes are verified in parallel; the core skips the
                     // check for an event marked verified.
@@ -807,49 +814,40 @@ async fn accept_pushes(
                             connection.close(quinn::VarInt::from_u32(4), b"invalid events");
                         }
                     }
-                });
-            }
-            Ok(Ok(Some(Message::Forward(envelope)))) => {
-                if !budget.take_push() {
-                    shared.metrics.reject_message("rate_limited");
-                    if budget.exhausted() {
-                        flooding(&peer, &connection);
-                        return;
-                    }
-                    continue;
                 }
-                let Ok(permit) = budget.inserting.clone().acquire_owned().await else {
-                    return;
-                };
-                let (shared, connection) = (shared.clone(), connection.clone());
-                // On a task of its own, as pushes: the stream goes on
-                // while the core checks it.
-                crate::task::spawn(async move {
-                    let _permit = permit;
-                    let Err(crate::core::CoreError::Forward(err)) =
-                        shared.core.receive_forward(peer, envelope).await
-                    else {
-                        return;
-                    };
-                    tracing::debug!(peer = %display_id(&peer), error = %err, "envelope refused");
-                    shared.metrics.reject_message("envelope");
-                    if forged(&err) {
-                        let period = shared.peers.penalise(&peer);
-                        shared.metrics.penalise_peer("envelope");
-                        tracing::warn!(
-                            peer = %display_id(&peer),
-                            error = %err,
-                            shut_out_s = period.as_secs(),
-                            "peer sent a forged envelope; disconnecting it"
-                        );
-                        connection.close(quinn::VarInt::from_u32(4), b"invalid envelope");
-                    }
-                });
+                Message::Forward(envelope) => {
+                    carry_envelope(&shared, peer, envelope, &connection).await
+                }
+                _ => {}
             }
-            Ok(Ok(Some(_))) => return shared.metrics.reject_message("unexpected"),
-            Ok(Ok(None)) | Err(_) => return,
-            Ok(Err(err)) => return note_bad_message(&shared, &peer, "push", &err),
-        }
+        });
+    }
+}
+
+/// Hands a peer's envelope to the core; a forged one shuts the peer out.
+async fn carry_envelope(
+    shared: &Shared,
+    peer: NodeId,
+    envelope: Vec<u8>,
+    connection: &quinn::Connection,
+) {
+    let Err(crate::core::CoreError::Forward(err)) =
+        shared.core.receive_forward(peer, envelope).await
+    else {
+        return;
+    };
+    tracing::debug!(peer = %display_id(&peer), error = %err, "envelope refused");
+    shared.metrics.reject_message("envelope");
+    if forged(&err) {
+        let period = shared.peers.penalise(&peer);
+        shared.metrics.penalise_peer("envelope");
+        tracing::warn!(
+            peer = %display_id(&peer),
+            error = %err,
+            shut_out_s = period.as_secs(),
+            "peer sent a forged envelope; disconnecting it"
+        );
+        connection.close(quinn::VarInt::from_u32(4), b"invalid envelope");
     }
 }
 
