@@ -42,6 +42,12 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 /// start with it (see `SubmitError::Reserved`).
 pub const FORWARD_TAG: &[u8; 4] = b"DGF1";
 
+/// Whether a transaction of an event is an envelope (clients cannot
+/// submit one; see `SubmitError::Reserved`).
+pub fn is_envelope(tx: &[u8]) -> bool {
+    tx.starts_with(FORWARD_TAG)
+}
+
 /// How long a node's new envelope stays valid (consensus time after its
 /// sealing, by the sender's clock): long enough for a peer across a slow
 /// link to carry it and consensus to order it.
@@ -196,7 +202,7 @@ impl Envelope {
     /// Reads an envelope's format and limits, not its signature (cheap
     /// checks come first).
     pub fn parse(bytes: &[u8]) -> Result<Unverified<'_>, ForwardError> {
-        if !bytes.starts_with(FORWARD_TAG) {
+        if !is_envelope(bytes) {
             return Err(ForwardError::NotAnEnvelope);
         }
         if bytes.len() < HEADER_LEN + SIGNATURE_LEN {
@@ -229,7 +235,7 @@ impl Envelope {
                 return Err(ForwardError::Malformed);
             }
             let (tx, after) = rest.split_at(len);
-            if tx.is_empty() || tx.starts_with(FORWARD_TAG) {
+            if tx.is_empty() || is_envelope(tx) {
                 return Err(ForwardError::BadTransaction);
             }
             txs.push(tx.to_vec());
@@ -333,7 +339,7 @@ impl Delivered {
             let time = ordered.consensus_time_ns;
             let mut envelopes = 0usize;
             for tx in event.transactions() {
-                if !tx.starts_with(FORWARD_TAG) {
+                if !is_envelope(tx) {
                     out.push(Delivery {
                         author: event.creator().0,
                         event: event.id(),
@@ -389,11 +395,13 @@ impl Delivered {
         out
     }
 
-    /// Tags remembered (metrics, tests).
+    /// Tags remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.seen.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
     }

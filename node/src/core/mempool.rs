@@ -28,7 +28,7 @@ use dagger_consensus::{Event, EventId, Limits};
 use ed25519_dalek::SigningKey;
 
 use super::forward::{
-    max_forwardable_tx, Envelope, ForwardError, Tag, FORWARD_TAG, FORWARD_WINDOW,
+    is_envelope, max_forwardable_tx, Envelope, ForwardError, Tag, FORWARD_WINDOW,
     MAX_ENVELOPES_PER_EVENT,
 };
 use super::SubmitError;
@@ -141,11 +141,6 @@ pub fn mempool_key(event: &EventId, index: usize) -> MempoolKey {
     key[..32].copy_from_slice(&event.0);
     key[32..].copy_from_slice(&(index as u32).to_le_bytes());
     key
-}
-
-/// The transactions of an own event the node follows: all but envelopes.
-fn watched_txs(txs: &[Vec<u8>]) -> impl Iterator<Item = &Vec<u8>> {
-    txs.iter().filter(|tx| !tx.starts_with(FORWARD_TAG))
 }
 
 /// What [`Mempool::seal`] made.
@@ -442,16 +437,13 @@ impl Mempool {
     }
 
     /// The own event `id` now carries `batch`: watch it (envelopes aside:
-    /// their fate is followed in the order).
+    /// their fate is followed in the order). Envelopes are told apart by
+    /// their bytes, as [`Mempool::watch`] does after a restart, so both
+    /// name a stale event's transactions by the same indices.
     pub fn carried(&mut self, id: EventId, batch: Batch) {
         let (mut txs, mut submitted) = (Vec::new(), Vec::new());
-        for ((tx, at), origin) in batch
-            .txs
-            .into_iter()
-            .zip(batch.submitted)
-            .zip(batch.origins)
-        {
-            if !origin.is_envelope() {
+        for (tx, at) in batch.txs.into_iter().zip(batch.submitted) {
+            if !is_envelope(&tx) {
                 txs.push(tx);
                 submitted.push(at);
             }
@@ -465,7 +457,12 @@ impl Mempool {
     /// (its submit times are unknown; `now` stands in), unless it is
     /// watched already.
     pub fn watch(&mut self, event: &Event, now: Instant) {
-        let txs: Vec<Vec<u8>> = watched_txs(event.transactions()).cloned().collect();
+        let txs: Vec<Vec<u8>> = event
+            .transactions()
+            .iter()
+            .filter(|tx| !is_envelope(tx))
+            .cloned()
+            .collect();
         if txs.is_empty() || self.in_flight.contains_key(&event.id()) {
             return;
         }
@@ -623,7 +620,7 @@ impl Mempool {
         let max = max_forwardable_tx(limits);
         let (mut ready, unfit): (VecDeque<Forwardable>, VecDeque<Forwardable>) = ready
             .into_iter()
-            .partition(|item| item.tx.len() <= max && !item.tx.starts_with(FORWARD_TAG));
+            .partition(|item| item.tx.len() <= max && !is_envelope(&item.tx));
         for item in unfit {
             tracing::error!(
                 bytes = item.tx.len(),

@@ -137,7 +137,7 @@ pub const REPORT_TAG: &[u8; 4] = b"DGT3";
 
 /// Whether clients may not submit `tx` (see [`SubmitError::Reserved`]).
 fn is_reserved(tx: &[u8]) -> bool {
-    tx.starts_with(REPORT_TAG) || tx.starts_with(FORWARD_TAG)
+    tx.starts_with(REPORT_TAG) || forward::is_envelope(tx)
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1033,6 +1033,20 @@ mod tests {
         assert!(store.txs_page(4, 10).unwrap().is_empty());
     }
 
+    /// A decided round that only adds and removes waiting transactions.
+    fn mempool_change(added: Vec<(MempoolKey, Vec<u8>)>, removed: Vec<MempoolKey>) -> Write {
+        Write::Decided {
+            order: Vec::new(),
+            txs: Vec::new(),
+            snapshot: None,
+            pruned: Vec::new(),
+            forget_ordered_through_round: None,
+            mempool_added: added,
+            mempool_removed: removed,
+            checkpoint: None,
+        }
+    }
+
     fn decided(txs: Vec<TxRecord>) -> Write {
         Write::Decided {
             order: Vec::new(),
@@ -1113,16 +1127,10 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store
                 .commit(
-                    &[Write::Decided {
-                        order: Vec::new(),
-                        txs: Vec::new(),
-                        snapshot: None,
-                        pruned: Vec::new(),
-                        forget_ordered_through_round: None,
-                        mempool_added: vec![([1; 36], b"a".to_vec()), ([2; 36], b"b".to_vec())],
-                        mempool_removed: Vec::new(),
-                        checkpoint: None,
-                    }],
+                    &[mempool_change(
+                        vec![([1; 36], b"a".to_vec()), ([2; 36], b"b".to_vec())],
+                        Vec::new(),
+                    )],
                     true,
                 )
                 .unwrap();
@@ -1145,16 +1153,10 @@ mod tests {
         // A round that delivers the envelope holding the other one.
         store
             .commit(
-                &[Write::Decided {
-                    order: Vec::new(),
-                    txs: Vec::new(),
-                    snapshot: None,
-                    pruned: Vec::new(),
-                    forget_ordered_through_round: None,
-                    mempool_added: vec![([3; 36], b"c".to_vec())],
-                    mempool_removed: vec![[2; 36]],
-                    checkpoint: None,
-                }],
+                &[mempool_change(
+                    vec![([3; 36], b"c".to_vec())],
+                    vec![[2; 36]],
+                )],
                 true,
             )
             .unwrap();
