@@ -68,6 +68,7 @@ pub struct FileConfig {
     pub rpc_watch_urls: Option<Vec<String>>,
     pub rpc_agree: Option<usize>,
     pub disk_horizon_rounds: Option<u64>,
+    pub state_sync_gap_events: Option<u64>,
     pub retain_ordered_txs: Option<u64>,
     pub retain_order_records: Option<u64>,
     pub provisioner: Option<ProvisionerChoice>,
@@ -238,6 +239,11 @@ pub struct Overrides {
     pub rpc_agree: Option<usize>,
     #[arg(long, env = "DAGGER_DISK_HORIZON_ROUNDS")]
     pub disk_horizon_rounds: Option<u64>,
+    /// A peer more than this many ordered events behind this node's newest
+    /// checkpoint is told to install a state instead of replaying (default
+    /// 16384; it still needs more than a third of the stake to say so).
+    #[arg(long, env = "DAGGER_STATE_SYNC_GAP_EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub state_sync_gap_events: Option<u64>,
     /// Ordered transactions kept on disk for `/order` readers (default ten
     /// million); older ones are pruned and `/order` answers 410 for them.
     #[arg(long, env = "DAGGER_RETAIN_ORDERED_TXS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -335,6 +341,9 @@ pub struct NodeConfig {
     /// How many of the watcher's endpoints must report a fact identically.
     pub rpc_agree: usize,
     pub disk_horizon_rounds: u64,
+    /// Peers further behind than this many ordered events are told to
+    /// state sync rather than replay (`core::CoreConfig::state_sync_gap`).
+    pub state_sync_gap_events: u64,
     /// How much of the order the ledger keeps (see `store::Retention`).
     pub retention: crate::store::Retention,
     pub vm: VmConfig,
@@ -358,6 +367,12 @@ pub const DEFAULT_CHAIN_INTERVAL: std::time::Duration = std::time::Duration::fro
 
 /// Default for [`NodeConfig::disk_horizon_rounds`].
 pub const DEFAULT_DISK_HORIZON_ROUNDS: u64 = 4096;
+
+/// Default for [`NodeConfig::state_sync_gap_events`]: replaying this many
+/// events takes a returning node a few seconds on two cores (signatures
+/// and placement), about what installing a vouched state costs; a node
+/// that only lags (a slow link, a busy moment) stays well below it.
+pub const DEFAULT_STATE_SYNC_GAP_EVENTS: u64 = 16_384;
 
 pub fn parse_peer(text: &str) -> Result<PeerSetting, ConfigError> {
     let bad = || ConfigError::BadPeer(text.to_string());
@@ -601,6 +616,11 @@ impl NodeConfig {
                 .disk_horizon_rounds
                 .or(from_file.disk_horizon_rounds)
                 .unwrap_or(DEFAULT_DISK_HORIZON_ROUNDS),
+            state_sync_gap_events: overrides
+                .state_sync_gap_events
+                .or(from_file.state_sync_gap_events)
+                .unwrap_or(DEFAULT_STATE_SYNC_GAP_EVENTS)
+                .max(1),
             retention: crate::store::Retention {
                 txs: overrides
                     .retain_ordered_txs

@@ -311,6 +311,7 @@ async fn assemble(
         idle_event_interval: Duration::from_millis(500),
         min_event_spacing: config.event_spacing,
         disk_horizon_rounds: config.disk_horizon_rounds,
+        state_sync_gap: config.state_sync_gap_events,
         forward_window: crate::core::forward::FORWARD_WINDOW,
         signing_record: Some(config.signing_record.clone()),
     };

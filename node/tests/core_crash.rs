@@ -16,7 +16,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::machines::Net;
+use common::machines::{Net, Timing};
+use dagger_node::core::{CoreError, InstallError, OrderGap};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const NODES: usize = 4;
@@ -44,6 +45,11 @@ struct Plan {
     /// (and is never sent transactions: what only its lost disk held is
     /// lost for good).
     lose_disk: bool,
+    /// A peer further behind than this many ordered events is told to take
+    /// a state sync (even while the others still keep what it misses).
+    state_sync_gap: u64,
+    /// Events in one pull's answer, at most.
+    max_events_per_pull: usize,
 }
 
 impl Plan {
@@ -57,6 +63,8 @@ impl Plan {
             crash_after_writes: None,
             disk_horizon: 64,
             lose_disk: false,
+            state_sync_gap: dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
+            max_events_per_pull: 4_096,
         }
     }
 }
@@ -72,7 +80,9 @@ struct Outcome {
 
 fn run(plan: &Plan) -> Outcome {
     let mut rng = StdRng::seed_from_u64(plan.seed);
-    let mut net = Net::new(NODES, plan.disk_horizon);
+    let mut net =
+        Net::with_state_sync_gap(NODES, plan.disk_horizon, Timing::FAST, plan.state_sync_gap);
+    net.max_events_per_pull = plan.max_events_per_pull;
     let mut down_until = None;
     let mut restarts = 0;
     let mut since_restart = 0usize;
@@ -322,6 +332,33 @@ fn a_node_behind_the_disk_horizon_joins_by_state_sync() {
     }
 }
 
+/// Away long enough that replay would cost more than a state sync, while
+/// the others still keep everything it misses: it is told to take a state
+/// sync and installs one while its own events wait, crashing at any write
+/// around the install; what it had acknowledged is ordered exactly once.
+#[test]
+fn a_node_far_behind_joins_by_state_sync_while_peers_still_keep_the_events() {
+    let base = Plan {
+        crashes: vec![30],
+        down: 120,
+        isolated: 24..30,
+        state_sync_gap: 64,
+        // Pages of 32 catch-up events: replay takes the victim several
+        // pulls, so it is told while it replays, as a real node is.
+        max_events_per_pull: 64,
+        ..Plan::new(37, 220)
+    };
+    let outcome = run(&base);
+    assert!(outcome.installs >= 1, "no state sync happened");
+    let window = outcome.window.expect("the victim signs again");
+    for writes in 0..=window + 2 {
+        run(&Plan {
+            crash_after_writes: Some(writes),
+            ..base.clone()
+        });
+    }
+}
+
 /// Long outages (the others prune the victim's last events meanwhile) and
 /// repeated crashes, over random scripts (16 by default; set
 /// `DAGGER_CRASH_CASES` for a longer hunt).
@@ -347,7 +384,251 @@ fn long_outages_and_repeated_crashes_lose_nothing_acknowledged() {
             crashes: vec![first, second],
             down,
             isolated,
+            // Every fourth case: a state sync once replay would be long.
+            state_sync_gap: if case % 4 == 1 {
+                64
+            } else {
+                dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS
+            },
+            max_events_per_pull: if case % 4 == 1 { 64 } else { 4_096 },
             ..Plan::new(100 + case, steps)
         });
+    }
+}
+
+/// The line between replay and state sync: a peer exactly `state_sync_gap`
+/// ordered events behind the answering node's newest checkpoint gets a
+/// catch-up page only; one event further, the page and `Behind` (it keeps
+/// replaying until more than a third of the stake said so and a state is
+/// installed).
+#[test]
+fn only_a_peer_further_behind_a_checkpoint_than_the_gap_is_told_to_state_sync() {
+    const GAP: u64 = 300;
+    let mut net = Net::with_state_sync_gap(NODES, 4096, Timing::FAST, GAP);
+    let mut rng = StdRng::seed_from_u64(11);
+    let newest = |net: &Net| {
+        net.peers[0]
+            .machine
+            .as_ref()
+            .expect("up")
+            .recent_checkpoints()
+            .first()
+            .copied()
+    };
+    for _ in 0..5_000 {
+        if newest(&net).is_some_and(|c| c.ordered > 2 * GAP) {
+            break;
+        }
+        net.tick();
+        for a in 0..NODES {
+            if rng.gen_range(0..4) == 0 {
+                net.submit(a);
+            }
+            let b = (a + 1 + rng.gen_range(0..NODES - 1)) % NODES;
+            net.pull(a, b);
+            net.heartbeat(a);
+        }
+        for i in 0..NODES {
+            net.commit_all(i);
+        }
+    }
+    let checkpoint = newest(&net).expect("a checkpoint");
+    assert!(checkpoint.ordered > 2 * GAP, "{checkpoint:?}");
+    let machine = net.peers[0].machine.as_mut().expect("up");
+    let at_gap = checkpoint.ordered - GAP;
+    let (events, behind) = machine.sync_answer_now(&[], at_gap, &[], 4_096);
+    assert!(!behind, "told to state sync at exactly the gap");
+    assert!(!events.is_empty(), "no catch-up page");
+    let (events, behind) = machine.sync_answer_now(&[], at_gap - 1, &[], 4_096);
+    assert!(behind, "not told to state sync one event beyond the gap");
+    assert!(
+        !events.is_empty(),
+        "told to state sync without a catch-up page"
+    );
+}
+
+/// A state that lacks an own event which is not ancient in it is refused:
+/// peers may still receive and order that event, so its transactions must
+/// not be carried again. The node stays on replay, and everything it
+/// acknowledged is ordered exactly once.
+#[test]
+fn a_state_lacking_a_live_own_event_is_not_installed() {
+    let mut net = Net::with_state_sync_gap(NODES, 64, Timing::FAST, 1);
+    let mut rng = StdRng::seed_from_u64(23);
+    let decided = |net: &Net, i: usize| {
+        net.peers[i]
+            .machine
+            .as_ref()
+            .expect("up")
+            .status()
+            .last_decided_round
+    };
+    let step = |net: &mut Net, rng: &mut StdRng, nodes: usize, submit: bool| {
+        net.tick();
+        for a in 0..nodes {
+            if submit && rng.gen_range(0..4) == 0 {
+                net.submit(a);
+            }
+            let b = (a + 1 + rng.gen_range(0..nodes - 1)) % nodes;
+            net.pull(a, b);
+            net.heartbeat(a);
+        }
+        for i in 0..NODES {
+            net.commit_all(i);
+        }
+    };
+    while decided(&net, 0) < 3 {
+        step(&mut net, &mut rng, NODES, true);
+    }
+    // The victim signs events nobody sees while the others decide up to
+    // a checkpoint ahead of it, fewer rounds than make its events ancient.
+    let isolated_at = decided(&net, VICTIM);
+    for _ in 0..3 {
+        net.tick();
+        net.submit(VICTIM);
+        net.heartbeat(VICTIM);
+        net.commit_all(VICTIM);
+    }
+    let checkpoint_ahead = |net: &Net| {
+        net.peers[0]
+            .disk
+            .store
+            .state()
+            .expect("state")
+            .is_some_and(|(_, c)| c.round > isolated_at)
+    };
+    while !checkpoint_ahead(&net) {
+        step(&mut net, &mut rng, NODES - 1, true);
+    }
+    assert!(
+        decided(&net, 0) < isolated_at + 16,
+        "the victim's events went ancient"
+    );
+    net.state_sync(VICTIM);
+    assert_eq!(
+        net.installs, 0,
+        "installed a state that strands a live own event"
+    );
+    // Back together (a state sync once the checkpoints pass its events).
+    let all_ordered = |net: &Net| {
+        let order: HashSet<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
+        net.acknowledged.iter().all(|tx| order.contains(tx))
+    };
+    for _ in 0..3_000 {
+        if all_ordered(&net) {
+            break;
+        }
+        step(&mut net, &mut rng, NODES, false);
+        if std::mem::take(&mut net.behind[VICTIM]) {
+            net.state_sync(VICTIM);
+        }
+    }
+    let order: Vec<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
+    for tx in &net.acknowledged {
+        let count = order.iter().filter(|o| *o == tx).count();
+        assert_eq!(count, 1, "{}", String::from_utf8_lossy(tx));
+    }
+}
+
+/// The node keeps replaying while its state sync fetches the ids ordered
+/// between its position and the checkpoint: the install accepts a gap that
+/// starts where the node was (what it ordered since is the gap's start)
+/// and refuses one whose start is not what it ordered.
+#[test]
+fn a_state_installs_after_the_node_replayed_past_where_its_gap_starts() {
+    let mut net = Net::new(NODES, 64);
+    // Pages of 256 catch-up events: more than the victim holds unordered,
+    // far fewer than it misses.
+    net.max_events_per_pull = 512;
+    let mut rng = StdRng::seed_from_u64(29);
+    let status = |net: &Net, i: usize| net.peers[i].machine.as_ref().expect("up").status();
+    let step = |net: &mut Net, rng: &mut StdRng, nodes: usize, submit: bool| {
+        net.tick();
+        for a in 0..nodes {
+            if submit && rng.gen_range(0..4) == 0 {
+                net.submit(a);
+            }
+            let b = (a + 1 + rng.gen_range(0..nodes - 1)) % nodes;
+            net.pull(a, b);
+            net.heartbeat(a);
+        }
+        for i in 0..NODES {
+            net.commit_all(i);
+        }
+    };
+    while status(&net, 0).last_decided_round < 3 {
+        step(&mut net, &mut rng, NODES, true);
+    }
+    // The victim acknowledges transactions nobody sees, then stays away
+    // while the others decide far ahead.
+    let away_at = status(&net, VICTIM).last_decided_round;
+    for _ in 0..3 {
+        net.tick();
+        net.submit(VICTIM);
+        net.heartbeat(VICTIM);
+        net.commit_all(VICTIM);
+    }
+    while status(&net, 0).last_decided_round < away_at + 60 {
+        step(&mut net, &mut rng, NODES - 1, true);
+    }
+    let machine = net.peers[VICTIM].machine.as_ref().expect("up");
+    let (from, from_hash, waiting) = machine.sync_position();
+    assert!(waiting, "no own event waits");
+    // Replay after the position was taken.
+    for _ in 0..100 {
+        if status(&net, VICTIM).ordered_events >= from + 2 {
+            break;
+        }
+        net.pull(VICTIM, 0);
+        net.commit_all(VICTIM);
+    }
+    let replayed_to = status(&net, VICTIM).ordered_events;
+    assert!(replayed_to >= from + 2, "the pull replayed nothing");
+    let (blob, checkpoint) = net.peers[0].disk.store.state().unwrap().expect("a state");
+    assert!(checkpoint.ordered > replayed_to);
+    let ids = net.peers[0]
+        .disk
+        .store
+        .order_ids(from, (checkpoint.ordered - from) as usize)
+        .unwrap();
+    let mut reordered = ids.clone();
+    reordered.swap(0, 1);
+    let machine = net.peers[VICTIM].machine.as_mut().expect("up");
+    let refused = machine.install(
+        &blob,
+        &checkpoint,
+        Some(&OrderGap {
+            from,
+            from_hash,
+            ids: reordered,
+        }),
+    );
+    assert!(
+        matches!(refused, Err(CoreError::Install(InstallError::Gap))),
+        "{refused:?}"
+    );
+    machine
+        .install(
+            &blob,
+            &checkpoint,
+            Some(&OrderGap {
+                from,
+                from_hash,
+                ids,
+            }),
+        )
+        .expect("installs");
+    // Back together: everything acknowledged is ordered exactly once.
+    for _ in 0..3_000 {
+        let order: HashSet<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
+        if net.acknowledged.iter().all(|tx| order.contains(tx)) {
+            break;
+        }
+        step(&mut net, &mut rng, NODES, false);
+    }
+    let order: Vec<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
+    for tx in &net.acknowledged {
+        let count = order.iter().filter(|o| *o == tx).count();
+        assert_eq!(count, 1, "{}", String::from_utf8_lossy(tx));
     }
 }

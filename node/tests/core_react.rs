@@ -46,6 +46,7 @@ fn nodes(n: usize, now: Now) -> Vec<Node> {
                 idle_event_interval: IDLE,
                 min_event_spacing: SPACING,
                 disk_horizon_rounds: 64,
+                state_sync_gap: dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
                 forward_window: dagger_node::core::forward::FORWARD_WINDOW,
                 signing_record: None,
             };

@@ -104,7 +104,20 @@ fn commit_and_push(
 }
 
 fn one(seed: u64) -> Result<(), String> {
-    run(Scenario::random(seed), seed, &Load::default())
+    // Odd seeds tell a peer 64 to 512 ordered events behind to take a
+    // state sync and answer pulls in pages of 64 catch-up events, so nodes
+    // back from outages and partitions install states while they replay,
+    // with own events in flight.
+    let load = if seed % 2 == 1 {
+        Load {
+            state_sync_gap: 64 << (seed / 2 % 4),
+            max_events_per_pull: 128,
+            ..Load::default()
+        }
+    } else {
+        Load::default()
+    };
+    run(Scenario::random(seed), seed, &load)
 }
 
 /// How transactions are submitted during a run.
@@ -118,6 +131,11 @@ struct Load {
     /// How long the run goes on after the network healed (the load stops
     /// 5 s before).
     after_heal: Micros,
+    /// A peer further behind than this many ordered events is told to
+    /// take a state sync.
+    state_sync_gap: u64,
+    /// Events in one pull's answer, at most.
+    max_events_per_pull: usize,
 }
 
 impl Default for Load {
@@ -127,6 +145,8 @@ impl Default for Load {
             ordered_during_load: None,
             within: 0,
             after_heal: 10 * SECOND,
+            state_sync_gap: dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
+            max_events_per_pull: 4_096,
         }
     }
 }
@@ -141,7 +161,7 @@ fn run(scenario: Scenario, seed: u64, load: &Load) -> Result<(), String> {
         idle: Duration::from_millis(500),
         spacing: Duration::from_millis(20),
     };
-    let mut net = Net::with_timing(n, 64, timing);
+    let mut net = Net::with_state_sync_gap(n, 64, timing, load.state_sync_gap);
     let mut network: Network<Msg> = Network::new(
         scenario.links.clone(),
         scenario.partitions.clone(),
@@ -273,7 +293,8 @@ fn run(scenario: Scenario, seed: u64, load: &Load) -> Result<(), String> {
                     missing,
                 } => {
                     let m = net.peers[to].machine.as_mut().expect("up");
-                    let (events, behind) = m.sync_answer_now(&tips, ordered, &missing, 4_096);
+                    let (events, behind) =
+                        m.sync_answer_now(&tips, ordered, &missing, load.max_events_per_pull);
                     network.send(&mut rng, now, to, from, Msg::Answer { events, behind });
                 }
                 Msg::Answer { events, behind } => {
@@ -477,6 +498,7 @@ fn a_node_behind_a_slow_link_has_its_transactions_ordered_under_load() {
             ordered_during_load: Some(3),
             within: 4 * SECOND,
             after_heal: 20 * SECOND,
+            ..Load::default()
         };
         if let Err(e) = run(scenario, seed, &load) {
             panic!("seed {seed}: {e}");

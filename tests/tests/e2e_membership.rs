@@ -105,6 +105,7 @@ async fn an_operator_joins_by_quorum_another_leaves_and_consensus_continues() {
         rpc_url: Some(devnet.rpc_url()),
         ws_url: Some(devnet.ws_url()),
         disk_horizon_rounds: dagger_node::config::DEFAULT_DISK_HORIZON_ROUNDS,
+        state_sync_gap_events: dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
         retention: Default::default(),
         rpc_watch_urls: Vec::new(),
         rpc_agree: 1,

@@ -150,6 +150,10 @@ pub struct NodeReport {
     pub cpu_percent: f64,
     pub rss_mb: f64,
     pub digest: String,
+    /// The node joined by state sync during the run: its order starts at
+    /// this position (before it, its digest covers another node's order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_starts_at: Option<u64>,
 }
 
 /// One period of a run.
@@ -492,8 +496,18 @@ pub async fn fetch_order(
     from: u64,
     wait_ms: u64,
 ) -> Result<Vec<OrderedTxJson>> {
+    fetch_order_page(client, url, from, 10_000, wait_ms).await
+}
+
+async fn fetch_order_page(
+    client: &reqwest::Client,
+    url: &str,
+    from: u64,
+    limit: u64,
+    wait_ms: u64,
+) -> Result<Vec<OrderedTxJson>> {
     Ok(client
-        .get(format!("{url}?from={from}&limit=10000&wait_ms={wait_ms}"))
+        .get(format!("{url}?from={from}&limit={limit}&wait_ms={wait_ms}"))
         .send()
         .await?
         .error_for_status()?
@@ -585,6 +599,8 @@ struct Follow {
     /// Transactions sent to this node: (seconds after the start it was
     /// sent, finality ms).
     finality: Vec<(f32, f32)>,
+    /// The node joined by state sync: its order starts at this position.
+    order_starts_at: Option<u64>,
 }
 
 type Seen = Arc<std::sync::Mutex<Follow>>;
@@ -712,6 +728,7 @@ const FOLLOWER_RETRIES: u32 = 5;
 fn spawn_follower(
     client: &reqwest::Client,
     (node, url): (usize, String),
+    others: Vec<String>,
     seen: Seen,
     sent: Sent,
     done: Arc<AtomicBool>,
@@ -724,7 +741,13 @@ fn spawn_follower(
             // A node under a connection flood (`--abuse http`) may reset a
             // connection; a reader reconnects, as any client would, but a
             // node that keeps refusing fails the run.
-            let page = match fetch_order(&client, &url, from, 500).await {
+            let read = match fetch_order(&client, &url, from, 500).await {
+                Err(err) if is_gone(&err) => {
+                    behind_state_sync(&client, &url, &others, from, &seen).await
+                }
+                read => read,
+            };
+            let page = match read {
                 Ok(page) => {
                     failures = 0;
                     page
@@ -757,6 +780,54 @@ fn spawn_follower(
             }
         }
     })
+}
+
+/// Whether a read of `/order` was answered 410: the node does not hold
+/// that position (it joined by state sync after it).
+fn is_gone(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<reqwest::Error>()
+        .and_then(reqwest::Error::status)
+        == Some(reqwest::StatusCode::GONE)
+}
+
+/// The positions a node that joined by state sync does not hold, from
+/// `from` up to where its order starts, read from another node: its own
+/// order from there on is still compared with everyone's (digest), and
+/// its transactions count as final on it from the moment they are read.
+async fn behind_state_sync(
+    client: &reqwest::Client,
+    url: &str,
+    others: &[String],
+    from: u64,
+    seen: &Seen,
+) -> Result<Vec<OrderedTxJson>> {
+    let status_url = url.replace("/order", "/status");
+    let status: serde_json::Value = client
+        .get(&status_url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let starts_at = status["order_starts_at"]
+        .as_u64()
+        .context("/status has no order_starts_at")?;
+    if starts_at <= from {
+        bail!("{url} answered 410 for position {from}, but its order starts at {starts_at}");
+    }
+    seen.lock()
+        .unwrap()
+        .order_starts_at
+        .get_or_insert(starts_at);
+    let mut last = None;
+    for other in others {
+        match fetch_order_page(client, other, from, (starts_at - from).min(10_000), 0).await {
+            Ok(page) if !page.is_empty() => return Ok(page),
+            Ok(_) => {}
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no other node holds position {from} yet")))
 }
 
 /// CPU seconds used by every node process so far.
@@ -857,6 +928,10 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
             spawn_follower(
                 &client,
                 (i, cluster.url(i, "/order")),
+                (0..honest)
+                    .filter(|&j| j != i)
+                    .map(|j| cluster.url(j, "/order"))
+                    .collect(),
                 seen[i].clone(),
                 sent.clone(),
                 done.clone(),
@@ -1019,6 +1094,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport> {
             cpu_percent: 100.0 * (cpu_after[i] - cpu_before[i]) / elapsed,
             rss_mb,
             digest: follow.digest.finalize().to_hex().to_string(),
+            order_starts_at: follow.order_starts_at,
         });
     }
     // Every node ordered exactly what was accepted (the drain loop waited
@@ -1287,6 +1363,9 @@ pub fn print_text(report: &BenchReport) {
             node.rss_mb,
             &node.digest[..16]
         );
+        if let Some(at) = node.order_starts_at {
+            println!("      joined by state sync: its order starts at position {at}");
+        }
     }
     if let Some(abuse) = &report.abuse {
         let attacks: Vec<String> = abuse

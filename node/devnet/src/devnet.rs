@@ -328,6 +328,7 @@ impl Devnet {
                 rpc_url: Some(chain.rpc_url()),
                 ws_url: Some(chain.ws_url()),
                 disk_horizon_rounds: dagger_node::config::DEFAULT_DISK_HORIZON_ROUNDS,
+                state_sync_gap_events: dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
                 retention: Default::default(),
                 rpc_watch_urls: Vec::new(),
                 rpc_agree: 1,

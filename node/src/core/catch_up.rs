@@ -5,6 +5,12 @@
 //! position on, from the ledger (kept `disk_horizon_rounds`). Ordered
 //! events form an ancestor-closed set, so the peer recomputes the same
 //! consensus from them, checking every signature itself.
+//!
+//! Replay costs every event's signature and placement, so a peer further
+//! behind than the node's `state_sync_gap` events is also told to take a
+//! state sync (`Behind`): it installs a vouched checkpoint in seconds,
+//! however long it was away, and keeps replaying these pages meanwhile
+//! (a state sync needs more than a third of the stake to say so).
 
 use dagger_consensus::{Event, EventId};
 
@@ -36,6 +42,10 @@ pub struct CatchUpPlan {
     pub limit: usize,
     /// This node's position when planned.
     pub ours: u64,
+    /// The peer is so far behind that a state sync is cheaper than replay:
+    /// this node's newest checkpoint is more than its `state_sync_gap`
+    /// ordered events past the peer's position.
+    pub state_sync: bool,
 }
 
 /// A stored event, decoded (`None` if absent or unreadable).
@@ -58,8 +68,9 @@ pub fn complete(
     (events, behind)
 }
 
-/// The events `reads` names, parents first, and whether the peer is behind
-/// what this node keeps (only a state sync helps it then).
+/// The events `reads` names, parents first, and whether the peer should
+/// take a state sync: it is behind what this node keeps (only a state
+/// sync helps it then) or far enough behind that replay is the slower way.
 pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) {
     let mut out = Vec::new();
     for id in &reads.missing {
@@ -95,7 +106,7 @@ pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) 
     // horizon: calling that "behind" sent busy honest peers into state
     // syncs they did not need.
     let behind = out.len() == before && plan.from < plan.ours && !records.is_empty();
-    (out, behind)
+    (out, behind || plan.state_sync)
 }
 
 impl Machine {
@@ -110,10 +121,14 @@ impl Machine {
             return None;
         }
         let limit = (ours - their_ordered.min(ours)).min(max_events as u64 / 2) as usize;
+        let state_sync = self.checkpoints.back().is_some_and(|newest| {
+            newest.ordered > their_ordered.saturating_add(self.config.state_sync_gap)
+        });
         Some(CatchUpPlan {
             from: their_ordered,
             limit,
             ours,
+            state_sync,
         })
     }
 }

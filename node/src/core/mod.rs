@@ -46,7 +46,7 @@ pub use machine::{EventLookup, Machine, Now, Output, OwnEvent, SyncAnswer};
 pub use mempool::SubmitId;
 pub use recent::RecentOrder;
 pub use records::SNAPSHOT_EVERY_ROUNDS;
-pub use state_sync::InstallError;
+pub use state_sync::{InstallError, OrderGap};
 use writer::LedgerOp;
 
 /// Sees every decided round, in order, before consensus continues, and may
@@ -97,6 +97,11 @@ pub struct CoreConfig {
     /// Ordered events stay on disk this many decided rounds, so peers that
     /// fell behind can catch up from this node; older ones are deleted.
     pub disk_horizon_rounds: u64,
+    /// A peer asking for a catch-up from further behind than this many
+    /// ordered events (before this node's newest checkpoint) is told to
+    /// take a state sync: replaying that much costs it longer than
+    /// installing a vouched state ([`catch_up`]).
+    pub state_sync_gap: u64,
     /// How long an envelope of forwarded transactions stays valid (see
     /// [`forward`]); one that expires undelivered is sealed again. At most
     /// half of [`forward::MAX_FORWARD_WINDOW_NS`].
@@ -248,7 +253,7 @@ enum Command {
     Install {
         blob: Arc<Vec<u8>>,
         checkpoint: Checkpoint,
-        gap: Option<Vec<[u8; 32]>>,
+        gap: Option<OrderGap>,
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
     Checkpoints {
@@ -419,7 +424,7 @@ impl CoreHandle {
         &self,
         blob: Arc<Vec<u8>>,
         checkpoint: Checkpoint,
-        gap: Option<Vec<[u8; 32]>>,
+        gap: Option<OrderGap>,
     ) -> Result<(), CoreError> {
         ask!(
             self,
@@ -961,7 +966,7 @@ impl Core {
                 gap,
                 reply,
             } => {
-                let _ = reply.send(self.machine.install(&blob, &checkpoint, gap.as_deref()));
+                let _ = reply.send(self.machine.install(&blob, &checkpoint, gap.as_ref()));
             }
             Command::Checkpoints { reply } => {
                 let _ = reply.send(self.machine.recent_checkpoints());

@@ -39,6 +39,27 @@ pub enum InstallError {
     Gap,
     #[error("the state holds event {0} whose signature or shape does not check")]
     BadEvent(String),
+    /// An own event the state does not hold is not ancient there: peers
+    /// may still order it, so its transactions cannot be carried again.
+    /// Such a node is close behind and catches up by replay.
+    #[error("own event {event} (round {round}) may still be ordered after round {offered}")]
+    OwnEventLive {
+        event: String,
+        round: u64,
+        offered: u64,
+    },
+}
+
+/// The ids ordered from a position this node was at up to a checkpoint,
+/// fetched from a voucher while this node may have gone on replaying: the
+/// ids it ordered since must be a prefix of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderGap {
+    /// This node's ordered count when the gap was asked for...
+    pub from: u64,
+    /// ...and its running hash then.
+    pub from_hash: [u8; 32],
+    pub ids: Vec<[u8; 32]>,
 }
 
 impl Machine {
@@ -73,13 +94,13 @@ impl Machine {
     }
 
     /// Replaces the consensus state by `blob` (verified against `vouched`).
-    /// `gap` lists the ids ordered from this node's position up to the
+    /// `gap` lists the ids ordered from a position of this node up to the
     /// checkpoint, when it has own events waiting (see `sync_position`).
     pub fn install(
         &mut self,
         blob: &[u8],
         vouched: &Checkpoint,
-        gap: Option<&[[u8; 32]]>,
+        gap: Option<&OrderGap>,
     ) -> Result<(), CoreError> {
         let fail = |e: InstallError| CoreError::Install(e);
         self.verify_state(blob, vouched).map_err(fail)?;
@@ -91,10 +112,19 @@ impl Machine {
             }));
         }
         let gap: HashSet<EventId> = match gap {
-            Some(ids) => {
-                let from = ours.ordered_count;
+            Some(OrderGap {
+                from,
+                from_hash,
+                ids,
+            }) => {
+                // What this node ordered since `from` must be the gap's
+                // start (the running hashes say so), the whole gap must end
+                // in the checkpoint's.
+                let done = ours.ordered_count.checked_sub(*from);
+                let prefix = done.and_then(|d| ids.get(..usize::try_from(d).ok()?));
                 if from + ids.len() as u64 != vouched.ordered
-                    || !links(&ours.running_hash, ids, &vouched.running_hash)
+                    || !prefix.is_some_and(|p| links(from_hash, p, &ours.running_hash))
+                    || !links(from_hash, ids, &vouched.running_hash)
                 {
                     return Err(fail(InstallError::Gap));
                 }
@@ -107,6 +137,21 @@ impl Machine {
             .ok_or_else(|| CoreError::Snapshot("application state truncated".into()))?;
         let mut hg = Hashgraph::restore(self.config.consensus.clone(), consensus)
             .map_err(|e| CoreError::Snapshot(e.to_string()))?;
+        // An own event the state lacks is resubmitted below as stale; that
+        // is sound only if it is ancient in the state, so no node orders it.
+        let pruned = hg.stats().pruned_through_round;
+        for id in self.mempool.in_flight_ids() {
+            if hg.event_info(&id).is_some() || gap.contains(&id) {
+                continue;
+            }
+            if let Some(info) = self.hg.event_info(&id).filter(|i| i.round > pruned) {
+                return Err(fail(InstallError::OwnEventLive {
+                    event: super::hex(&id.0),
+                    round: info.round,
+                    offered: vouched.round,
+                }));
+            }
+        }
         self.observer
             .restore(observer)
             .map_err(CoreError::Snapshot)?;

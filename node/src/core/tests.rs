@@ -23,6 +23,7 @@ fn open_observer(
         idle_event_interval: Duration::from_secs(3600),
         min_event_spacing: Duration::ZERO,
         disk_horizon_rounds: 64,
+        state_sync_gap: crate::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
         forward_window: crate::core::forward::FORWARD_WINDOW,
         signing_record: None,
     };

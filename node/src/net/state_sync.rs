@@ -37,7 +37,7 @@ use super::{
     },
 };
 use crate::{
-    core::Checkpoint,
+    core::{Checkpoint, OrderGap},
     identity::{display_id, NodeId},
 };
 
@@ -345,8 +345,14 @@ async fn install(
 ) -> Result<u64, String> {
     let core = &shared.core;
     let position = core.sync_position().await.map_err(|e| e.to_string())?;
+    // The node may go on replaying meanwhile: the core checks that what it
+    // ordered since is the gap's start.
     let gap = if position.waiting_own_events && position.ordered < checkpoint.ordered {
-        Some(fetch_gap(shared, vouchers, position.ordered, checkpoint.ordered).await?)
+        Some(OrderGap {
+            from: position.ordered,
+            from_hash: position.running_hash,
+            ids: fetch_gap(shared, vouchers, position.ordered, checkpoint.ordered).await?,
+        })
     } else {
         None
     };
