@@ -240,8 +240,9 @@ pub struct Overrides {
     #[arg(long, env = "DAGGER_DISK_HORIZON_ROUNDS")]
     pub disk_horizon_rounds: Option<u64>,
     /// A peer more than this many ordered events behind this node's newest
-    /// checkpoint is told to install a state instead of replaying (default
-    /// 16384; it still needs more than a third of the stake to say so).
+    /// checkpoint, at a position the order passed over 10 s ago, is told to
+    /// install a state instead of replaying (default 16384; it still needs
+    /// more than a third of the stake to say so).
     #[arg(long, env = "DAGGER_STATE_SYNC_GAP_EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
     pub state_sync_gap_events: Option<u64>,
     /// Ordered transactions kept on disk for `/order` readers (default ten

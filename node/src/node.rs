@@ -312,6 +312,7 @@ async fn assemble(
         min_event_spacing: config.event_spacing,
         disk_horizon_rounds: config.disk_horizon_rounds,
         state_sync_gap: config.state_sync_gap_events,
+        state_sync_min_lag: crate::core::STATE_SYNC_MIN_LAG,
         forward_window: crate::core::forward::FORWARD_WINDOW,
         signing_record: Some(config.signing_record.clone()),
     };

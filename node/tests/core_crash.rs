@@ -348,6 +348,12 @@ fn a_node_far_behind_joins_by_state_sync_while_peers_still_keep_the_events() {
         max_events_per_pull: 64,
         ..Plan::new(37, 220)
     };
+    // Control: with the node's default gap the same run replays.
+    let replayed = run(&Plan {
+        state_sync_gap: dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
+        ..base.clone()
+    });
+    assert_eq!(replayed.installs, 0, "the horizon alone made it state sync");
     let outcome = run(&base);
     assert!(outcome.installs >= 1, "no state sync happened");
     let window = outcome.window.expect("the victim signs again");
@@ -396,55 +402,70 @@ fn long_outages_and_repeated_crashes_lose_nothing_acknowledged() {
     }
 }
 
+/// One step of nodes `0..nodes` pulling from each other at random (and,
+/// with `submit`, taking transactions); every node's writes are committed.
+fn gossip_step(net: &mut Net, rng: &mut StdRng, nodes: usize, submit: bool) {
+    net.tick();
+    for a in 0..nodes {
+        if submit && rng.gen_range(0..4) == 0 {
+            net.submit(a);
+        }
+        let b = (a + 1 + rng.gen_range(0..nodes - 1)) % nodes;
+        net.pull(a, b);
+        net.heartbeat(a);
+    }
+    for i in 0..NODES {
+        net.commit_all(i);
+    }
+}
+
 /// The line between replay and state sync: a peer exactly `state_sync_gap`
 /// ordered events behind the answering node's newest checkpoint gets a
 /// catch-up page only; one event further, the page and `Behind` (it keeps
 /// replaying until more than a third of the stake said so and a state is
-/// installed).
+/// installed). With a minimum lag longer than the whole run, neither is
+/// told: the order passed their positions too recently.
 #[test]
 fn only_a_peer_further_behind_a_checkpoint_than_the_gap_is_told_to_state_sync() {
     const GAP: u64 = 300;
-    let mut net = Net::with_state_sync_gap(NODES, 4096, Timing::FAST, GAP);
-    let mut rng = StdRng::seed_from_u64(11);
-    let newest = |net: &Net| {
-        net.peers[0]
-            .machine
-            .as_ref()
-            .expect("up")
-            .recent_checkpoints()
-            .first()
-            .copied()
-    };
-    for _ in 0..5_000 {
-        if newest(&net).is_some_and(|c| c.ordered > 2 * GAP) {
-            break;
-        }
-        net.tick();
-        for a in 0..NODES {
-            if rng.gen_range(0..4) == 0 {
-                net.submit(a);
+    for (min_lag, told) in [
+        (std::time::Duration::ZERO, true),
+        (std::time::Duration::from_secs(3_600), false),
+    ] {
+        let mut net = Net::with_state_sync(NODES, 4096, Timing::FAST, GAP, min_lag);
+        let mut rng = StdRng::seed_from_u64(11);
+        let newest = |net: &Net| {
+            net.peers[0]
+                .machine
+                .as_ref()
+                .expect("up")
+                .recent_checkpoints()
+                .first()
+                .copied()
+        };
+        for _ in 0..5_000 {
+            if newest(&net).is_some_and(|c| c.ordered > 2 * GAP) {
+                break;
             }
-            let b = (a + 1 + rng.gen_range(0..NODES - 1)) % NODES;
-            net.pull(a, b);
-            net.heartbeat(a);
+            gossip_step(&mut net, &mut rng, NODES, true);
         }
-        for i in 0..NODES {
-            net.commit_all(i);
-        }
+        let checkpoint = newest(&net).expect("a checkpoint");
+        assert!(checkpoint.ordered > 2 * GAP, "{checkpoint:?}");
+        let machine = net.peers[0].machine.as_mut().expect("up");
+        // With the answering node's own tips nothing comes from memory:
+        // what comes is the catch-up page.
+        let tips = machine.tips();
+        let at_gap = checkpoint.ordered - GAP;
+        let (events, behind) = machine.sync_answer_now(&tips, at_gap, &[], 4_096);
+        assert!(!behind, "told to state sync at exactly the gap");
+        assert!(!events.is_empty(), "no catch-up page");
+        let (events, behind) = machine.sync_answer_now(&tips, at_gap - 1, &[], 4_096);
+        assert_eq!(
+            behind, told,
+            "one event beyond the gap, min lag {min_lag:?}"
+        );
+        assert!(!events.is_empty(), "no catch-up page beyond the gap");
     }
-    let checkpoint = newest(&net).expect("a checkpoint");
-    assert!(checkpoint.ordered > 2 * GAP, "{checkpoint:?}");
-    let machine = net.peers[0].machine.as_mut().expect("up");
-    let at_gap = checkpoint.ordered - GAP;
-    let (events, behind) = machine.sync_answer_now(&[], at_gap, &[], 4_096);
-    assert!(!behind, "told to state sync at exactly the gap");
-    assert!(!events.is_empty(), "no catch-up page");
-    let (events, behind) = machine.sync_answer_now(&[], at_gap - 1, &[], 4_096);
-    assert!(behind, "not told to state sync one event beyond the gap");
-    assert!(
-        !events.is_empty(),
-        "told to state sync without a catch-up page"
-    );
 }
 
 /// A state that lacks an own event which is not ancient in it is refused:
@@ -463,22 +484,8 @@ fn a_state_lacking_a_live_own_event_is_not_installed() {
             .status()
             .last_decided_round
     };
-    let step = |net: &mut Net, rng: &mut StdRng, nodes: usize, submit: bool| {
-        net.tick();
-        for a in 0..nodes {
-            if submit && rng.gen_range(0..4) == 0 {
-                net.submit(a);
-            }
-            let b = (a + 1 + rng.gen_range(0..nodes - 1)) % nodes;
-            net.pull(a, b);
-            net.heartbeat(a);
-        }
-        for i in 0..NODES {
-            net.commit_all(i);
-        }
-    };
     while decided(&net, 0) < 3 {
-        step(&mut net, &mut rng, NODES, true);
+        gossip_step(&mut net, &mut rng, NODES, true);
     }
     // The victim signs events nobody sees while the others decide up to
     // a checkpoint ahead of it, fewer rounds than make its events ancient.
@@ -498,16 +505,39 @@ fn a_state_lacking_a_live_own_event_is_not_installed() {
             .is_some_and(|(_, c)| c.round > isolated_at)
     };
     while !checkpoint_ahead(&net) {
-        step(&mut net, &mut rng, NODES - 1, true);
+        gossip_step(&mut net, &mut rng, NODES - 1, true);
     }
     assert!(
         decided(&net, 0) < isolated_at + 16,
         "the victim's events went ancient"
     );
-    net.state_sync(VICTIM);
-    assert_eq!(
-        net.installs, 0,
-        "installed a state that strands a live own event"
+    let (blob, checkpoint) = net.peers[0].disk.store.state().unwrap().expect("a state");
+    let (from, from_hash, waiting) = net.peers[VICTIM]
+        .machine
+        .as_ref()
+        .expect("up")
+        .sync_position();
+    assert!(waiting, "no own event waits");
+    let ids = net.peers[0]
+        .disk
+        .store
+        .order_ids(from, (checkpoint.ordered - from) as usize)
+        .unwrap();
+    let refused = net.peers[VICTIM].machine.as_mut().expect("up").install(
+        &blob,
+        &checkpoint,
+        Some(&OrderGap {
+            from,
+            from_hash,
+            ids,
+        }),
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(CoreError::Install(InstallError::OwnEventLive { .. }))
+        ),
+        "{refused:?}"
     );
     // Back together (a state sync once the checkpoints pass its events).
     let all_ordered = |net: &Net| {
@@ -518,7 +548,7 @@ fn a_state_lacking_a_live_own_event_is_not_installed() {
         if all_ordered(&net) {
             break;
         }
-        step(&mut net, &mut rng, NODES, false);
+        gossip_step(&mut net, &mut rng, NODES, false);
         if std::mem::take(&mut net.behind[VICTIM]) {
             net.state_sync(VICTIM);
         }
@@ -542,22 +572,8 @@ fn a_state_installs_after_the_node_replayed_past_where_its_gap_starts() {
     net.max_events_per_pull = 512;
     let mut rng = StdRng::seed_from_u64(29);
     let status = |net: &Net, i: usize| net.peers[i].machine.as_ref().expect("up").status();
-    let step = |net: &mut Net, rng: &mut StdRng, nodes: usize, submit: bool| {
-        net.tick();
-        for a in 0..nodes {
-            if submit && rng.gen_range(0..4) == 0 {
-                net.submit(a);
-            }
-            let b = (a + 1 + rng.gen_range(0..nodes - 1)) % nodes;
-            net.pull(a, b);
-            net.heartbeat(a);
-        }
-        for i in 0..NODES {
-            net.commit_all(i);
-        }
-    };
     while status(&net, 0).last_decided_round < 3 {
-        step(&mut net, &mut rng, NODES, true);
+        gossip_step(&mut net, &mut rng, NODES, true);
     }
     // The victim acknowledges transactions nobody sees, then stays away
     // while the others decide far ahead.
@@ -569,7 +585,7 @@ fn a_state_installs_after_the_node_replayed_past_where_its_gap_starts() {
         net.commit_all(VICTIM);
     }
     while status(&net, 0).last_decided_round < away_at + 60 {
-        step(&mut net, &mut rng, NODES - 1, true);
+        gossip_step(&mut net, &mut rng, NODES - 1, true);
     }
     let machine = net.peers[VICTIM].machine.as_ref().expect("up");
     let (from, from_hash, waiting) = machine.sync_position();
@@ -624,7 +640,7 @@ fn a_state_installs_after_the_node_replayed_past_where_its_gap_starts() {
         if net.acknowledged.iter().all(|tx| order.contains(tx)) {
             break;
         }
-        step(&mut net, &mut rng, NODES, false);
+        gossip_step(&mut net, &mut rng, NODES, false);
     }
     let order: Vec<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
     for tx in &net.acknowledged {

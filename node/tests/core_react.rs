@@ -47,6 +47,7 @@ fn nodes(n: usize, now: Now) -> Vec<Node> {
                 min_event_spacing: SPACING,
                 disk_horizon_rounds: 64,
                 state_sync_gap: dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
+                state_sync_min_lag: dagger_node::core::STATE_SYNC_MIN_LAG,
                 forward_window: dagger_node::core::forward::FORWARD_WINDOW,
                 signing_record: None,
             };

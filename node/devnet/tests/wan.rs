@@ -54,10 +54,13 @@ fn a_node_cut_off_decides_rounds_again_soon_after_the_heal() {
     ]);
     let heal = heal_s(&report);
     let cut = cut(&report);
-    // The node replays every event the others made while it was away
-    // (catch-up), so its recovery grows with the cut: it must at least
-    // outpace the cluster. (Measured: ~11 s for a 35 s cut, release build;
-    // docs/PERFORMANCE.md, "Partitions".)
+    // Four debug clusters share two cores here, so this bounds recovery
+    // loosely: it must at least outpace the cluster. Once the node is
+    // further behind than `state_sync_gap_events` it installs a vouched
+    // state rather than replaying (release build, 60 s cut: 2.7-3.3 s;
+    // docs/PERFORMANCE.md, "Partitions"); whether it gets that far behind
+    // here depends on how many events the loaded cores make, so the way
+    // back is not asserted (core_crash.rs checks it deterministically).
     assert!(
         heal <= secs as f64,
         "{heal} s after a {secs} s cut: {report}"

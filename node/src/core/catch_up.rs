@@ -7,7 +7,8 @@
 //! consensus from them, checking every signature itself.
 //!
 //! Replay costs every event's signature and placement, so a peer further
-//! behind than the node's `state_sync_gap` events is also told to take a
+//! behind than the node's `state_sync_gap` events, and whose position the
+//! order passed more than `state_sync_min_lag` ago, is also told to take a
 //! state sync (`Behind`): it installs a vouched checkpoint in seconds,
 //! however long it was away, and keeps replaying these pages meanwhile
 //! (a state sync needs more than a third of the stake to say so).
@@ -21,6 +22,11 @@ use crate::store::LedgerView;
 /// node pruned from memory) gets the ordered events it misses from the
 /// ledger (catch-up) before the usual sync answer.
 pub const CATCH_UP_GAP: u64 = 256;
+
+/// Default for `CoreConfig::state_sync_min_lag`: a peer the order passed
+/// less than this long ago is never told to state sync, however many events
+/// it misses (at 16 nodes a few seconds of order exceed the event gap).
+pub const STATE_SYNC_MIN_LAG: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Ledger reads a sync answer needs, planned by the core and carried out
 /// by the task that answers the peer: a peer asking for catch-up at its
@@ -42,10 +48,13 @@ pub struct CatchUpPlan {
     pub limit: usize,
     /// This node's position when planned.
     pub ours: u64,
-    /// The peer is so far behind that a state sync is cheaper than replay:
-    /// this node's newest checkpoint is more than its `state_sync_gap`
-    /// ordered events past the peer's position.
-    pub state_sync: bool,
+    /// `Some(t)`: this node's newest checkpoint is more than its
+    /// `state_sync_gap` ordered events past the peer's position, so replay
+    /// costs more than a state sync; the peer is told to take one if the
+    /// order reached its position before `t` (consensus time: this node's
+    /// latest minus `state_sync_min_lag`). A peer that only lags (a slow
+    /// link, a busy moment, a large cluster's many events) is not.
+    pub state_sync_before_ns: Option<u64>,
 }
 
 /// A stored event, decoded (`None` if absent or unreadable).
@@ -106,7 +115,12 @@ pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) 
     // horizon: calling that "behind" sent busy honest peers into state
     // syncs they did not need.
     let behind = out.len() == before && plan.from < plan.ours && !records.is_empty();
-    (out, behind || plan.state_sync)
+    let far = plan.state_sync_before_ns.is_some_and(|before| {
+        records
+            .first()
+            .is_some_and(|r| r.position == plan.from && r.consensus_time_ns < before)
+    });
+    (out, behind || far)
 }
 
 impl Machine {
@@ -121,14 +135,22 @@ impl Machine {
             return None;
         }
         let limit = (ours - their_ordered.min(ours)).min(max_events as u64 / 2) as usize;
-        let state_sync = self.checkpoints.back().is_some_and(|newest| {
-            newest.ordered > their_ordered.saturating_add(self.config.state_sync_gap)
-        });
+        let state_sync_before_ns = self
+            .checkpoints
+            .back()
+            .filter(|newest| {
+                newest.ordered > their_ordered.saturating_add(self.config.state_sync_gap)
+            })
+            .map(|_| {
+                let lag =
+                    u64::try_from(self.config.state_sync_min_lag.as_nanos()).unwrap_or(u64::MAX);
+                self.order_time_ns.saturating_sub(lag)
+            });
         Some(CatchUpPlan {
             from: their_ordered,
             limit,
             ours,
-            state_sync,
+            state_sync_before_ns,
         })
     }
 }

@@ -40,7 +40,7 @@ mod recovery;
 mod state_sync;
 mod writer;
 
-pub use catch_up::CATCH_UP_GAP;
+pub use catch_up::{CATCH_UP_GAP, STATE_SYNC_MIN_LAG};
 pub use checkpoint::Checkpoint;
 pub use machine::{EventLookup, Machine, Now, Output, OwnEvent, SyncAnswer};
 pub use mempool::SubmitId;
@@ -102,6 +102,9 @@ pub struct CoreConfig {
     /// take a state sync: replaying that much costs it longer than
     /// installing a vouched state ([`catch_up`]).
     pub state_sync_gap: u64,
+    /// ...and whose position the order passed more than this long ago
+    /// (consensus time): a peer that merely lags is left to replay.
+    pub state_sync_min_lag: Duration,
     /// How long an envelope of forwarded transactions stays valid (see
     /// [`forward`]); one that expires undelivered is sealed again. At most
     /// half of [`forward::MAX_FORWARD_WINDOW_NS`].

@@ -24,6 +24,7 @@ fn open_observer(
         min_event_spacing: Duration::ZERO,
         disk_horizon_rounds: 64,
         state_sync_gap: crate::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
+        state_sync_min_lag: crate::core::STATE_SYNC_MIN_LAG,
         forward_window: crate::core::forward::FORWARD_WINDOW,
         signing_record: None,
     };

@@ -161,6 +161,10 @@ pub(super) fn start(shared: &Arc<Shared>) {
         }
         progress.running = true;
         progress.last_attempt = Some(Instant::now());
+        // The reports are used up: another state sync needs fresh ones
+        // from more than a third of the stake (else, after a return, one
+        // liar's report would join the honest ones still remembered).
+        progress.behind.clear();
     }
     let shared = shared.clone();
     crate::task::spawn(async move {

@@ -60,7 +60,7 @@ fn config(
     genesis: Roster,
     disk_horizon_rounds: u64,
     timing: Timing,
-    state_sync_gap: u64,
+    (state_sync_gap, state_sync_min_lag): (u64, Duration),
 ) -> CoreConfig {
     CoreConfig {
         consensus: dagger_consensus::Config {
@@ -74,6 +74,7 @@ fn config(
         min_event_spacing: timing.spacing,
         disk_horizon_rounds,
         state_sync_gap,
+        state_sync_min_lag,
         // Shorter than a node's: a restart holds what waits to be
         // forwarded this long (in the harness's virtual time).
         forward_window: Duration::from_secs(2),
@@ -106,28 +107,55 @@ impl Net {
 
     /// [`Net::new`] with the machines' event timing.
     pub fn with_timing(nodes: usize, disk_horizon_rounds: u64, timing: Timing) -> Net {
-        Net::with_state_sync_gap(
+        Net::with_state_sync(
             nodes,
             disk_horizon_rounds,
             timing,
             dagger_node::config::DEFAULT_STATE_SYNC_GAP_EVENTS,
+            dagger_node::core::STATE_SYNC_MIN_LAG,
         )
     }
 
     /// [`Net::with_timing`] where a peer more than `state_sync_gap`
-    /// ordered events behind is told to take a state sync.
+    /// ordered events behind is told to take a state sync however recently
+    /// the order passed its position (runs here span seconds of virtual
+    /// time, a node's minimum lag is 10 s).
     pub fn with_state_sync_gap(
         nodes: usize,
         disk_horizon_rounds: u64,
         timing: Timing,
         state_sync_gap: u64,
     ) -> Net {
+        Net::with_state_sync(
+            nodes,
+            disk_horizon_rounds,
+            timing,
+            state_sync_gap,
+            Duration::ZERO,
+        )
+    }
+
+    /// [`Net::with_timing`] with the state-sync trigger: more than
+    /// `state_sync_gap` ordered events behind a checkpoint, at a position
+    /// the order passed more than `state_sync_min_lag` ago.
+    pub fn with_state_sync(
+        nodes: usize,
+        disk_horizon_rounds: u64,
+        timing: Timing,
+        state_sync_gap: u64,
+        state_sync_min_lag: Duration,
+    ) -> Net {
         let identities: Vec<Identity> = (0..nodes)
             .map(|i| Identity::from_signing_key(SigningKey::from_bytes(&[i as u8 + 1; 32])))
             .collect();
         let genesis =
             Roster::new(identities.iter().map(|i| (CreatorId(i.id()), 1))).expect("roster");
-        let config = config(genesis, disk_horizon_rounds, timing, state_sync_gap);
+        let config = config(
+            genesis,
+            disk_horizon_rounds,
+            timing,
+            (state_sync_gap, state_sync_min_lag),
+        );
         let clock = Now {
             instant: Instant::now(),
             unix_ns: 1_700_000_000_000_000_000,
