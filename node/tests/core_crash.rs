@@ -17,7 +17,8 @@ mod common;
 use std::collections::HashSet;
 
 use common::machines::{Net, Timing};
-use dagger_node::core::{CoreError, InstallError, OrderGap};
+use dagger_consensus::{CreatorId, EventId};
+use dagger_node::core::{CoreError, EventLookup, InstallError};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const NODES: usize = 4;
@@ -419,6 +420,27 @@ fn gossip_step(net: &mut Net, rng: &mut StdRng, nodes: usize, submit: bool) {
     }
 }
 
+/// Gossips without new load (the victim state-syncs when told to) until
+/// node 0 ordered everything acknowledged, then checks it ordered each
+/// exactly once.
+fn settle_exactly_once(net: &mut Net, rng: &mut StdRng) {
+    for _ in 0..3_000 {
+        let order: HashSet<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
+        if net.acknowledged.iter().all(|tx| order.contains(tx)) {
+            break;
+        }
+        gossip_step(net, rng, NODES, false);
+        if std::mem::take(&mut net.behind[VICTIM]) {
+            net.state_sync(VICTIM);
+        }
+    }
+    let order: Vec<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
+    for tx in &net.acknowledged {
+        let count = order.iter().filter(|o| *o == tx).count();
+        assert_eq!(count, 1, "{}", String::from_utf8_lossy(tx));
+    }
+}
+
 /// The line between replay and state sync: a peer exactly `state_sync_gap`
 /// ordered events behind the answering node's newest checkpoint gets a
 /// catch-up page only; one event further, the page and `Behind` (it keeps
@@ -452,19 +474,80 @@ fn only_a_peer_further_behind_a_checkpoint_than_the_gap_is_told_to_state_sync() 
         let checkpoint = newest(&net).expect("a checkpoint");
         assert!(checkpoint.ordered > 2 * GAP, "{checkpoint:?}");
         let machine = net.peers[0].machine.as_mut().expect("up");
-        // With the answering node's own tips nothing comes from memory:
-        // what comes is the catch-up page.
-        let tips = machine.tips();
+        // A peer without tips gets what this node holds in memory, and a
+        // peer far enough behind the catch-up page before it.
+        let ours = machine.status().ordered_events;
+        let (from_memory, _) = machine.sync_answer_now(&[], ours, &[], 4_096);
         let at_gap = checkpoint.ordered - GAP;
-        let (events, behind) = machine.sync_answer_now(&tips, at_gap, &[], 4_096);
+        let (events, behind) = machine.sync_answer_now(&[], at_gap, &[], 4_096);
         assert!(!behind, "told to state sync at exactly the gap");
-        assert!(!events.is_empty(), "no catch-up page");
-        let (events, behind) = machine.sync_answer_now(&tips, at_gap - 1, &[], 4_096);
+        assert!(events.len() > from_memory.len(), "no catch-up page");
+        let (events, behind) = machine.sync_answer_now(&[], at_gap - 1, &[], 4_096);
         assert_eq!(
             behind, told,
             "one event beyond the gap, min lag {min_lag:?}"
         );
-        assert!(!events.is_empty(), "no catch-up page beyond the gap");
+        assert!(
+            events.len() > from_memory.len(),
+            "no catch-up page beyond the gap"
+        );
+    }
+}
+
+/// A catch-up page leaves out what the asking peer holds (by its tips):
+/// a node back from a crash may hold more unordered events than a page,
+/// and a page of those taught it nothing, pull after pull, since its
+/// position moves only once it orders.
+#[test]
+fn a_catch_up_page_leaves_out_what_the_peer_holds() {
+    let mut net = Net::new(NODES, 4096);
+    let mut rng = StdRng::seed_from_u64(37);
+    let status = |net: &Net, i: usize| net.peers[i].machine.as_ref().expect("up").status();
+    let event_of =
+        |net: &Net, id: &EventId| match net.peers[0].machine.as_ref().expect("up").event(id) {
+            EventLookup::Held(event, _) => Some(event),
+            _ => dagger_node::core::stored_event(net.peers[0].disk.store.as_ref(), id),
+        };
+    while status(&net, 0).ordered_events < 300 {
+        gossip_step(&mut net, &mut rng, NODES, true);
+    }
+    // What a peer that stopped here holds: every creator up to its tip.
+    let early: Vec<(CreatorId, u64)> = net.peers[0]
+        .machine
+        .as_ref()
+        .expect("up")
+        .tips()
+        .iter()
+        .map(|tip| {
+            let event = event_of(&net, tip).expect("held");
+            (event.creator(), event.seq())
+        })
+        .collect();
+    let early_tips = net.peers[0].machine.as_ref().expect("up").tips();
+    while status(&net, 0).ordered_events < 900 {
+        gossip_step(&mut net, &mut rng, NODES, true);
+    }
+    let machine = net.peers[0].machine.as_mut().expect("up");
+    // A peer at position 0 with no tips gets a whole page (256 catch-up
+    // events, then what this node holds in memory).
+    let (page, behind) = machine.sync_answer_now(&[], 0, &[], 512);
+    assert!(!behind);
+    assert_eq!(page.len(), 512);
+    // One holding everything this node holds gets nothing (and is not
+    // told it is behind).
+    let tips = machine.tips();
+    let (page, behind) = machine.sync_answer_now(&tips, 0, &[], 512);
+    assert!(!behind);
+    assert!(page.is_empty(), "{} events it holds", page.len());
+    // One that stopped at the early tips gets a page of what came after.
+    let (page, behind) = machine.sync_answer_now(&early_tips, 0, &[], 512);
+    assert!(!behind);
+    assert!(!page.is_empty());
+    for event in &page {
+        let held = early
+            .iter()
+            .any(|(creator, seq)| *creator == event.creator() && event.seq() <= *seq);
+        assert!(!held, "sent an event the peer holds");
     }
 }
 
@@ -518,20 +601,13 @@ fn a_state_lacking_a_live_own_event_is_not_installed() {
         .expect("up")
         .sync_position();
     assert!(waiting, "no own event waits");
-    let ids = net.peers[0]
-        .disk
-        .store
-        .order_ids(from, (checkpoint.ordered - from) as usize)
-        .unwrap();
-    let refused = net.peers[VICTIM].machine.as_mut().expect("up").install(
-        &blob,
-        &checkpoint,
-        Some(&OrderGap {
-            from,
-            from_hash,
-            ids,
-        }),
-    );
+    let gap = net.order_gap(0, (from, from_hash), &checkpoint);
+    let refused =
+        net.peers[VICTIM]
+            .machine
+            .as_mut()
+            .expect("up")
+            .install(&blob, &checkpoint, Some(&gap));
     assert!(
         matches!(
             refused,
@@ -540,24 +616,7 @@ fn a_state_lacking_a_live_own_event_is_not_installed() {
         "{refused:?}"
     );
     // Back together (a state sync once the checkpoints pass its events).
-    let all_ordered = |net: &Net| {
-        let order: HashSet<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
-        net.acknowledged.iter().all(|tx| order.contains(tx))
-    };
-    for _ in 0..3_000 {
-        if all_ordered(&net) {
-            break;
-        }
-        gossip_step(&mut net, &mut rng, NODES, false);
-        if std::mem::take(&mut net.behind[VICTIM]) {
-            net.state_sync(VICTIM);
-        }
-    }
-    let order: Vec<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
-    for tx in &net.acknowledged {
-        let count = order.iter().filter(|o| *o == tx).count();
-        assert_eq!(count, 1, "{}", String::from_utf8_lossy(tx));
-    }
+    settle_exactly_once(&mut net, &mut rng);
 }
 
 /// The node keeps replaying while its state sync fetches the ids ordered
@@ -602,49 +661,113 @@ fn a_state_installs_after_the_node_replayed_past_where_its_gap_starts() {
     assert!(replayed_to >= from + 2, "the pull replayed nothing");
     let (blob, checkpoint) = net.peers[0].disk.store.state().unwrap().expect("a state");
     assert!(checkpoint.ordered > replayed_to);
-    let ids = net.peers[0]
-        .disk
-        .store
-        .order_ids(from, (checkpoint.ordered - from) as usize)
-        .unwrap();
-    let mut reordered = ids.clone();
-    reordered.swap(0, 1);
+    let gap = net.order_gap(0, (from, from_hash), &checkpoint);
+    let mut reordered = gap.clone();
+    reordered.ids.swap(0, 1);
     let machine = net.peers[VICTIM].machine.as_mut().expect("up");
-    let refused = machine.install(
-        &blob,
-        &checkpoint,
-        Some(&OrderGap {
-            from,
-            from_hash,
-            ids: reordered,
-        }),
-    );
+    let refused = machine.install(&blob, &checkpoint, Some(&reordered));
     assert!(
         matches!(refused, Err(CoreError::Install(InstallError::Gap))),
         "{refused:?}"
     );
     machine
-        .install(
-            &blob,
-            &checkpoint,
-            Some(&OrderGap {
-                from,
-                from_hash,
-                ids,
-            }),
-        )
+        .install(&blob, &checkpoint, Some(&gap))
         .expect("installs");
     // Back together: everything acknowledged is ordered exactly once.
-    for _ in 0..3_000 {
-        let order: HashSet<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
-        if net.acknowledged.iter().all(|tx| order.contains(tx)) {
+    settle_exactly_once(&mut net, &mut rng);
+}
+
+/// A state that already ordered an own event the node still waited for
+/// settles it. The node signed a transaction into an event that reached a
+/// peer, then lost touch while the others ordered it; the state it installs
+/// holds that event as ordered. Watched on as if unordered, nothing would
+/// ever settle it: once pruned it looked stale, and its transaction was
+/// sealed in an envelope and ordered a second time.
+#[test]
+fn a_state_that_ordered_a_waiting_own_event_settles_it() {
+    let mut net = Net::with_state_sync_gap(NODES, 64, Timing::FAST, 1);
+    let mut rng = StdRng::seed_from_u64(31);
+    let status = |net: &Net, i: usize| net.peers[i].machine.as_ref().expect("up").status();
+    while status(&net, 0).last_decided_round < 3 {
+        gossip_step(&mut net, &mut rng, NODES, true);
+    }
+    // Everything so far settles, so the victim waits for one event only.
+    for _ in 0..200 {
+        if !net.peers[VICTIM]
+            .machine
+            .as_ref()
+            .expect("up")
+            .sync_position()
+            .2
+        {
             break;
         }
         gossip_step(&mut net, &mut rng, NODES, false);
     }
-    let order: Vec<Vec<u8>> = net.ordered_txs(0).into_iter().map(|r| r.tx).collect();
-    for tx in &net.acknowledged {
-        let count = order.iter().filter(|o| *o == tx).count();
-        assert_eq!(count, 1, "{}", String::from_utf8_lossy(tx));
+    net.tick();
+    let tx = net.submit(VICTIM).expect("up");
+    for _ in 0..100 {
+        if net.acknowledged.contains(&tx) {
+            break;
+        }
+        net.tick();
+        net.heartbeat(VICTIM);
+        net.commit_all(VICTIM);
     }
+    assert!(net.acknowledged.contains(&tx), "not acknowledged");
+    // One peer gets the event; then the victim hears nothing more.
+    net.pull(0, VICTIM);
+    net.commit_all(0);
+    let position_of = |net: &Net| {
+        net.ordered_txs(0)
+            .into_iter()
+            .find(|r| r.tx == tx)
+            .map(|r| r.position)
+    };
+    let mut covered = false;
+    for _ in 0..2_000 {
+        gossip_step(&mut net, &mut rng, NODES - 1, true);
+        let stored = net.peers[0].disk.store.state().expect("state");
+        if let (Some(position), Some((_, checkpoint))) = (position_of(&net), stored) {
+            if checkpoint.next_tx > position {
+                covered = true;
+                break;
+            }
+        }
+    }
+    assert!(covered, "no state covers the transaction");
+    assert!(
+        net.peers[VICTIM]
+            .machine
+            .as_ref()
+            .expect("up")
+            .sync_position()
+            .2,
+        "the victim does not wait for its event"
+    );
+    let installs = net.installs;
+    net.state_sync(VICTIM);
+    assert_eq!(net.installs, installs + 1, "the state did not install");
+    assert!(
+        !net.peers[VICTIM]
+            .machine
+            .as_ref()
+            .expect("up")
+            .sync_position()
+            .2,
+        "the victim still waits for an event the state ordered"
+    );
+    // Long past the event's pruning and any envelope's window: ordered once.
+    let start = status(&net, 0).last_decided_round;
+    while status(&net, 0).last_decided_round < start + 40 {
+        gossip_step(&mut net, &mut rng, NODES, false);
+        for _ in 0..20 {
+            net.tick();
+        }
+    }
+    for i in 0..NODES {
+        let count = net.ordered_txs(i).iter().filter(|r| r.tx == tx).count();
+        assert!(count <= 1, "node {i} ordered it {count} times");
+    }
+    assert_eq!(net.ordered_txs(0).iter().filter(|r| r.tx == tx).count(), 1);
 }

@@ -12,8 +12,14 @@
 //! state sync (`Behind`): it installs a vouched checkpoint in seconds,
 //! however long it was away, and keeps replaying these pages meanwhile
 //! (a state sync needs more than a third of the stake to say so).
+//!
+//! A page leaves out what the peer holds already: a node back from a crash
+//! may hold more unordered events than a page, and a page of those taught
+//! it nothing, every time (its position moves only once it orders).
 
-use dagger_consensus::{Event, EventId};
+use std::collections::HashMap;
+
+use dagger_consensus::{CreatorId, Event, EventId};
 
 use super::machine::Machine;
 use crate::store::LedgerView;
@@ -22,6 +28,10 @@ use crate::store::LedgerView;
 /// node pruned from memory) gets the ordered events it misses from the
 /// ledger (catch-up) before the usual sync answer.
 pub const CATCH_UP_GAP: u64 = 256;
+
+/// A catch-up page reads at most this many times its size in ordered
+/// events, leaving out those the peer holds.
+const HELD_SCAN_FACTOR: usize = 4;
 
 /// Default for `CoreConfig::state_sync_min_lag`: a peer the order passed
 /// less than this long ago is never told to state sync, however many events
@@ -37,6 +47,10 @@ pub struct LedgerReads {
     pub missing: Vec<EventId>,
     /// Ordered events from the peer's position on.
     pub catch_up: Option<CatchUpPlan>,
+    /// The peer's tips: a catch-up leaves out every event of their
+    /// creators up to their sequence numbers (the peer holds them, or
+    /// pruned them as ancient).
+    pub held: Vec<EventId>,
 }
 
 /// Which ordered events a catch-up sends.
@@ -91,34 +105,70 @@ pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) 
     let Some(plan) = reads.catch_up else {
         return (out, false);
     };
-    let records = match ledger.order_from(plan.from, plan.limit) {
-        Ok(records) => records,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot read the order for a catch-up");
-            return (out, false);
+    // What the peer holds past its position: per creator, the highest
+    // sequence number among its tips this node knows. Along an honest
+    // creator's chain that covers every earlier event; a forker's other
+    // branch may be left out wrongly, and then comes as a missing parent.
+    let mut held: HashMap<CreatorId, u64> = HashMap::new();
+    for tip in reads.held.iter().take(plan.limit) {
+        if let Some(event) = stored_event(ledger, tip) {
+            let seq = held.entry(event.creator()).or_default();
+            *seq = (*seq).max(event.seq());
         }
-    };
+    }
+    // Looking past what the peer holds costs a read per event left out, so
+    // a page reads at most `HELD_SCAN_FACTOR` times its size: a peer
+    // claiming to hold everything gets an empty page, not unbounded reads.
     // Consecutive from the peer's position only: an event missing here
     // would leave the peer with descendants it cannot place.
-    let before = out.len();
-    for (expected, record) in (plan.from..).zip(&records) {
-        if record.position != expected {
+    let scan_end = plan
+        .from
+        .saturating_add(plan.limit.saturating_mul(HELD_SCAN_FACTOR) as u64);
+    let (mut next, mut sent) = (plan.from, 0);
+    let mut first = None;
+    'pages: while sent < plan.limit && next < scan_end {
+        let want = (plan.limit - sent).min((scan_end - next) as usize);
+        let records = match ledger.order_from(next, want) {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the order for a catch-up");
+                break;
+            }
+        };
+        if first.is_none() {
+            first = records.first().map(|r| (r.position, r.consensus_time_ns));
+        }
+        if records.is_empty() {
             break;
         }
-        match stored_event(ledger, &EventId(record.event_id)) {
-            Some(event) => out.push(event),
-            None => break,
+        for record in &records {
+            if record.position != next {
+                break 'pages;
+            }
+            let Some(event) = stored_event(ledger, &EventId(record.event_id)) else {
+                break 'pages;
+            };
+            next += 1;
+            if held
+                .get(&event.creator())
+                .is_some_and(|&seq| event.seq() <= seq)
+            {
+                continue;
+            }
+            out.push(event);
+            sent += 1;
+        }
+        if records.len() < want {
+            break;
         }
     }
     // No record at or after their position yet is the ledger writer running
     // behind consensus (it applies decided rounds a moment later), not a
     // horizon: calling that "behind" sent busy honest peers into state
     // syncs they did not need.
-    let behind = out.len() == before && plan.from < plan.ours && !records.is_empty();
+    let behind = next == plan.from && plan.from < plan.ours && first.is_some();
     let far = plan.state_sync_before_ns.is_some_and(|before| {
-        records
-            .first()
-            .is_some_and(|r| r.position == plan.from && r.consensus_time_ns < before)
+        first.is_some_and(|(position, time_ns)| position == plan.from && time_ns < before)
     });
     (out, behind || far)
 }

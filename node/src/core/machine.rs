@@ -380,6 +380,9 @@ impl Machine {
             ledger.missing.push(*id);
         }
         ledger.catch_up = self.catch_up(ordered, max_events);
+        if ledger.catch_up.is_some() {
+            ledger.held = tips.to_vec();
+        }
         let mut events = self.hg.events_unknown_to(tips);
         if !self.undurable.is_empty() {
             events.retain(|e| !self.undurable.contains(&e.id()));

@@ -159,17 +159,22 @@ impl Machine {
         if let Some(head) = self.hg.chain_head(&me) {
             hg.resume_chain(&me, head);
         }
-        // Own events that waited for consensus: held by the new state (then
-        // watched as before), ordered in the gap (done), or stale.
+        // Own events that waited for consensus: held by the new state and
+        // unordered there (watched as before), ordered by it or in the gap
+        // (done: watching one the state holds as ordered, nothing would
+        // ever settle it, and once pruned it looked stale and its
+        // transactions were carried and ordered again), or stale.
         let mut mempool_added = Vec::new();
         for id in self.mempool.in_flight_ids() {
-            if hg.event_info(&id).is_some() {
-                continue;
-            }
-            if gap.contains(&id) {
-                self.mempool.ordered(&id);
-            } else {
-                mempool_added.extend(self.mempool.stale(&id));
+            match hg.event_info(&id) {
+                Some(info) if !info.ordered => {}
+                Some(_) => {
+                    self.mempool.ordered(&id);
+                }
+                None if gap.contains(&id) => {
+                    self.mempool.ordered(&id);
+                }
+                None => mempool_added.extend(self.mempool.stale(&id)),
             }
         }
         self.hg = hg;

@@ -374,16 +374,13 @@ impl Net {
         let Some((voucher, blob, checkpoint)) = found else {
             return;
         };
+        let voucher = self
+            .peers
+            .iter()
+            .position(|p| std::ptr::eq(p, voucher))
+            .expect("a peer");
         let (ordered, running_hash, waiting) = machine.sync_position();
-        let gap = waiting.then(|| OrderGap {
-            from: ordered,
-            from_hash: running_hash,
-            ids: voucher
-                .disk
-                .store
-                .order_ids(ordered, (checkpoint.ordered - ordered) as usize)
-                .expect("the voucher has the order"),
-        });
+        let gap = waiting.then(|| self.order_gap(voucher, (ordered, running_hash), &checkpoint));
         match self.peers[i]
             .machine
             .as_mut()
@@ -395,6 +392,26 @@ impl Net {
             // the node keeps replaying, as a real one does.
             Err(CoreError::Install(InstallError::OwnEventLive { .. })) => {}
             Err(err) => panic!("a vouched state did not install: {err}"),
+        }
+    }
+
+    /// What a state sync fetches beside the state: the ids `voucher`
+    /// ordered from a node's position `from` (with its running hash) up to
+    /// `checkpoint`.
+    pub fn order_gap(
+        &self,
+        voucher: usize,
+        (from, from_hash): (u64, [u8; 32]),
+        checkpoint: &Checkpoint,
+    ) -> OrderGap {
+        OrderGap {
+            from,
+            from_hash,
+            ids: self.peers[voucher]
+                .disk
+                .store
+                .order_ids(from, (checkpoint.ordered - from) as usize)
+                .expect("the voucher has the order"),
         }
     }
 
