@@ -539,16 +539,32 @@ fn a_catch_up_page_leaves_out_what_the_peer_holds() {
     let (page, behind) = machine.sync_answer_now(&tips, 0, &[], 512);
     assert!(!behind);
     assert!(page.is_empty(), "{} events it holds", page.len());
-    // One that stopped at the early tips gets a page of what came after.
+    // One that stopped at the early tips gets, in order, the ordered events
+    // it lacks (then what this node holds in memory).
     let (page, behind) = machine.sync_answer_now(&early_tips, 0, &[], 512);
     assert!(!behind);
-    assert!(!page.is_empty());
-    for event in &page {
-        let held = early
-            .iter()
-            .any(|(creator, seq)| *creator == event.creator() && event.seq() <= *seq);
-        assert!(!held, "sent an event the peer holds");
-    }
+    let ordered = net.peers[0]
+        .disk
+        .store
+        .order_ids(0, status(&net, 0).ordered_events as usize)
+        .expect("order");
+    let lacking: Vec<[u8; 32]> = ordered
+        .iter()
+        .filter(|id| {
+            let event = event_of(&net, &EventId(**id)).expect("stored");
+            !early
+                .iter()
+                .any(|(creator, seq)| *creator == event.creator() && event.seq() <= *seq)
+        })
+        .take(256)
+        .copied()
+        .collect();
+    assert_eq!(lacking.len(), 256);
+    let sent: Vec<[u8; 32]> = page.iter().take(256).map(|e| e.id().0).collect();
+    assert_eq!(
+        sent, lacking,
+        "the catch-up part is not what the peer lacks"
+    );
 }
 
 /// A state that lacks an own event which is not ancient in it is refused:
@@ -692,18 +708,21 @@ fn a_state_that_ordered_a_waiting_own_event_settles_it() {
         gossip_step(&mut net, &mut rng, NODES, true);
     }
     // Everything so far settles, so the victim waits for one event only.
-    for _ in 0..200 {
-        if !net.peers[VICTIM]
+    let waits = |net: &Net| {
+        net.peers[VICTIM]
             .machine
             .as_ref()
             .expect("up")
             .sync_position()
             .2
-        {
+    };
+    for _ in 0..200 {
+        if !waits(&net) {
             break;
         }
         gossip_step(&mut net, &mut rng, NODES, false);
     }
+    assert!(!waits(&net), "the victim's earlier events never settled");
     net.tick();
     let tx = net.submit(VICTIM).expect("up");
     for _ in 0..100 {
@@ -736,25 +755,28 @@ fn a_state_that_ordered_a_waiting_own_event_settles_it() {
         }
     }
     assert!(covered, "no state covers the transaction");
-    assert!(
-        net.peers[VICTIM]
-            .machine
-            .as_ref()
-            .expect("up")
-            .sync_position()
-            .2,
-        "the victim does not wait for its event"
-    );
+    assert!(waits(&net), "the victim does not wait for its event");
     let installs = net.installs;
     net.state_sync(VICTIM);
     assert_eq!(net.installs, installs + 1, "the state did not install");
+    // The case at stake: the installed state holds the event, as ordered
+    // (one it had pruned would be settled by the gap).
+    let carrier = net
+        .ordered_txs(0)
+        .into_iter()
+        .find(|r| r.tx == tx)
+        .expect("ordered")
+        .event_id;
+    let machine = net.peers[VICTIM].machine.as_ref().expect("up");
     assert!(
-        !net.peers[VICTIM]
-            .machine
-            .as_ref()
-            .expect("up")
-            .sync_position()
-            .2,
+        matches!(
+            machine.event(&EventId(carrier)),
+            EventLookup::Held(_, Some(info)) if info.ordered
+        ),
+        "the installed state does not hold the event as ordered"
+    );
+    assert!(
+        !waits(&net),
         "the victim still waits for an event the state ordered"
     );
     // Long past the event's pruning and any envelope's window: ordered once.

@@ -12,7 +12,8 @@
 //! ordered exactly once, and after the network heals every node decides
 //! rounds beyond what the best node had decided at the heal.
 //!
-//! CI runs 24 seeds; `DAGGER_MACHINE_SIM_SEEDS=1000` runs more,
+//! CI runs 24 seeds; `DAGGER_MACHINE_SIM_SEEDS=1000` runs more (from
+//! `DAGGER_MACHINE_SIM_FIRST`, default 0),
 //! `DAGGER_MACHINE_SIM_SEED=<seed>` replays one.
 //!
 //! A node behind a slow link (its events arrive too late for anyone to
@@ -425,14 +426,15 @@ fn machines_over_random_networks() {
         return;
     }
     let count = env("DAGGER_MACHINE_SIM_SEEDS").unwrap_or(24);
-    let next = AtomicU64::new(0);
+    let first = env("DAGGER_MACHINE_SIM_FIRST").unwrap_or(0);
+    let next = AtomicU64::new(first);
     let failures = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= count {
+                if seed >= first + count {
                     break;
                 }
                 if let Err(e) = one(seed) {

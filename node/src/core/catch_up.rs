@@ -17,7 +17,7 @@
 //! may hold more unordered events than a page, and a page of those taught
 //! it nothing, every time (its position moves only once it orders).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use dagger_consensus::{CreatorId, Event, EventId};
 
@@ -29,9 +29,12 @@ use crate::store::LedgerView;
 /// ledger (catch-up) before the usual sync answer.
 pub const CATCH_UP_GAP: u64 = 256;
 
-/// A catch-up page reads at most this many times its size in ordered
-/// events, leaving out those the peer holds.
-const HELD_SCAN_FACTOR: usize = 4;
+/// Events a catch-up page may leave out because the peer holds them, at
+/// least (a page's size if larger).
+const MIN_HELD_SKIPS: usize = 4_096;
+
+/// Order records read at once for a catch-up.
+const ORDER_READ_CHUNK: usize = 1_024;
 
 /// Default for `CoreConfig::state_sync_min_lag`: a peer the order passed
 /// less than this long ago is never told to state sync, however many events
@@ -47,7 +50,8 @@ pub struct LedgerReads {
     pub missing: Vec<EventId>,
     /// Ordered events from the peer's position on.
     pub catch_up: Option<CatchUpPlan>,
-    /// The peer's tips: a catch-up leaves out every event of their
+    /// The peer's tips (those of creators not seen forking, a few per
+    /// roster member at most): a catch-up leaves out every event of their
     /// creators up to their sequence numbers (the peer holds them, or
     /// pruned them as ancient).
     pub held: Vec<EventId>,
@@ -107,27 +111,29 @@ pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) 
     };
     // What the peer holds past its position: per creator, the highest
     // sequence number among its tips this node knows. Along an honest
-    // creator's chain that covers every earlier event; a forker's other
-    // branch may be left out wrongly, and then comes as a missing parent.
+    // creator's chain that covers every earlier event. (Tips of creators
+    // seen forking are not passed here; a fork this node no longer sees
+    // can still make a page leave out a branch the peer lacks, which then
+    // comes as missing parents, a self-parent per round trip.)
     let mut held: HashMap<CreatorId, u64> = HashMap::new();
-    for tip in reads.held.iter().take(plan.limit) {
+    for tip in &reads.held {
         if let Some(event) = stored_event(ledger, tip) {
             let seq = held.entry(event.creator()).or_default();
             *seq = (*seq).max(event.seq());
         }
     }
-    // Looking past what the peer holds costs a read per event left out, so
-    // a page reads at most `HELD_SCAN_FACTOR` times its size: a peer
-    // claiming to hold everything gets an empty page, not unbounded reads.
+    // Each event left out costs a read and sends nothing, so at most
+    // `max(limit, MIN_HELD_SKIPS)` are: a peer claiming to hold everything
+    // gets an empty page after at most twice a page's reads (or 4 096
+    // more), and one holding more than that past its position stalls as
+    // before, until it is far enough behind for a state sync.
     // Consecutive from the peer's position only: an event missing here
     // would leave the peer with descendants it cannot place.
-    let scan_end = plan
-        .from
-        .saturating_add(plan.limit.saturating_mul(HELD_SCAN_FACTOR) as u64);
-    let (mut next, mut sent) = (plan.from, 0);
+    let skip_budget = plan.limit.max(MIN_HELD_SKIPS);
+    let (mut next, mut sent, mut skipped) = (plan.from, 0, 0);
     let mut first = None;
-    'pages: while sent < plan.limit && next < scan_end {
-        let want = (plan.limit - sent).min((scan_end - next) as usize);
+    'pages: while sent < plan.limit {
+        let want = (plan.limit - sent + skip_budget - skipped).min(ORDER_READ_CHUNK);
         let records = match ledger.order_from(next, want) {
             Ok(records) => records,
             Err(err) => {
@@ -137,9 +143,6 @@ pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) 
         };
         if first.is_none() {
             first = records.first().map(|r| (r.position, r.consensus_time_ns));
-        }
-        if records.is_empty() {
-            break;
         }
         for record in &records {
             if record.position != next {
@@ -153,10 +156,17 @@ pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) 
                 .get(&event.creator())
                 .is_some_and(|&seq| event.seq() <= seq)
             {
+                skipped += 1;
+                if skipped == skip_budget {
+                    break 'pages;
+                }
                 continue;
             }
             out.push(event);
             sent += 1;
+            if sent == plan.limit {
+                break 'pages;
+            }
         }
         if records.len() < want {
             break;
@@ -174,6 +184,37 @@ pub fn read(ledger: &dyn LedgerView, reads: &LedgerReads) -> (Vec<Event>, bool) 
 }
 
 impl Machine {
+    /// The peer's tips a catch-up may judge what it holds by: not those of
+    /// creators seen forking (several tips here or in the peer's list),
+    /// and a few per roster member at most (each costs a ledger read).
+    pub(super) fn held_tips(&self, tips: &[EventId]) -> Vec<EventId> {
+        let mut forking: HashSet<CreatorId> = HashSet::new();
+        for list in [&self.hg.tips()[..], tips] {
+            let mut seen = HashSet::new();
+            for id in list {
+                if let Some(event) = self.hg.event(id) {
+                    if !seen.insert(event.creator()) {
+                        forking.insert(event.creator());
+                    }
+                }
+            }
+        }
+        let most = self
+            .hg
+            .roster_at(self.hg.stats().last_decided_round + 1)
+            .len()
+            * 2;
+        tips.iter()
+            .filter(|id| {
+                self.hg
+                    .event(id)
+                    .is_none_or(|event| !forking.contains(&event.creator()))
+            })
+            .take(most)
+            .copied()
+            .collect()
+    }
+
     /// Whether a peer at `their_ordered` needs a catch-up, and of what.
     pub(super) fn catch_up(&self, their_ordered: u64, max_events: usize) -> Option<CatchUpPlan> {
         let ours = self.hg.stats().ordered_count;

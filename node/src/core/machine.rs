@@ -381,7 +381,7 @@ impl Machine {
         }
         ledger.catch_up = self.catch_up(ordered, max_events);
         if ledger.catch_up.is_some() {
-            ledger.held = tips.to_vec();
+            ledger.held = self.held_tips(tips);
         }
         let mut events = self.hg.events_unknown_to(tips);
         if !self.undurable.is_empty() {
