@@ -105,16 +105,22 @@ fn commit_and_push(
 }
 
 fn one(seed: u64) -> Result<(), String> {
-    // Odd seeds answer pulls in pages of 64 catch-up events. Seeds 1 mod
-    // 4 also tell a peer 64 to 512 ordered events behind to take a state
+    // Odd seeds answer pulls in pages of 64 catch-up events. Seeds 1 and
+    // 2 mod 4 tell a peer 64 to 512 ordered events behind to take a state
     // sync, so nodes back from outages and partitions install states while
-    // they replay, with own events in flight; seeds 3 mod 4 keep the
-    // default gap, so such nodes replay in pages smaller than what they
-    // hold unordered (a page of events they hold once stalled them).
+    // they replay, with own events in flight (1: small pages, 2: the
+    // node's); seeds 3 mod 4 keep the default gap, so such nodes replay in
+    // pages smaller than what they hold unordered (a page of events they
+    // held once stalled them).
+    let small_gap = 64 << (seed / 4 % 4);
     let load = match seed % 4 {
         1 => Load {
-            state_sync_gap: 64 << (seed / 4 % 4),
+            state_sync_gap: small_gap,
             max_events_per_pull: 128,
+            ..Load::default()
+        },
+        2 => Load {
+            state_sync_gap: small_gap,
             ..Load::default()
         },
         3 => Load {
