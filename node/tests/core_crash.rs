@@ -512,18 +512,14 @@ fn a_catch_up_page_leaves_out_what_the_peer_holds() {
         gossip_step(&mut net, &mut rng, NODES, true);
     }
     // What a peer that stopped here holds: every creator up to its tip.
-    let early: Vec<(CreatorId, u64)> = net.peers[0]
-        .machine
-        .as_ref()
-        .expect("up")
-        .tips()
+    let early_tips = net.peers[0].machine.as_ref().expect("up").tips();
+    let early: Vec<(CreatorId, u64)> = early_tips
         .iter()
         .map(|tip| {
             let event = event_of(&net, tip).expect("held");
             (event.creator(), event.seq())
         })
         .collect();
-    let early_tips = net.peers[0].machine.as_ref().expect("up").tips();
     while status(&net, 0).ordered_events < 900 {
         gossip_step(&mut net, &mut rng, NODES, true);
     }
@@ -737,36 +733,25 @@ fn a_state_that_ordered_a_waiting_own_event_settles_it() {
     // One peer gets the event; then the victim hears nothing more.
     net.pull(0, VICTIM);
     net.commit_all(0);
-    let position_of = |net: &Net| {
-        net.ordered_txs(0)
-            .into_iter()
-            .find(|r| r.tx == tx)
-            .map(|r| r.position)
-    };
-    let mut covered = false;
+    let record_of = |net: &Net| net.ordered_txs(0).into_iter().find(|r| r.tx == tx);
+    let mut covered = None;
     for _ in 0..2_000 {
         gossip_step(&mut net, &mut rng, NODES - 1, true);
         let stored = net.peers[0].disk.store.state().expect("state");
-        if let (Some(position), Some((_, checkpoint))) = (position_of(&net), stored) {
-            if checkpoint.next_tx > position {
-                covered = true;
+        if let (Some(record), Some((_, checkpoint))) = (record_of(&net), stored) {
+            if checkpoint.next_tx > record.position {
+                covered = Some(record);
                 break;
             }
         }
     }
-    assert!(covered, "no state covers the transaction");
+    let carrier = covered.expect("no state covers the transaction").event_id;
     assert!(waits(&net), "the victim does not wait for its event");
     let installs = net.installs;
     net.state_sync(VICTIM);
     assert_eq!(net.installs, installs + 1, "the state did not install");
     // The case at stake: the installed state holds the event, as ordered
     // (one it had pruned would be settled by the gap).
-    let carrier = net
-        .ordered_txs(0)
-        .into_iter()
-        .find(|r| r.tx == tx)
-        .expect("ordered")
-        .event_id;
     let machine = net.peers[VICTIM].machine.as_ref().expect("up");
     assert!(
         matches!(

@@ -188,14 +188,15 @@ impl Machine {
     /// creators seen forking (several tips here or in the peer's list),
     /// and a few per roster member at most (each costs a ledger read).
     pub(super) fn held_tips(&self, tips: &[EventId]) -> Vec<EventId> {
+        let creator_of = |id: &EventId| self.hg.event(id).map(|event| event.creator());
+        let ours: Vec<Option<CreatorId>> = self.hg.tips().iter().map(creator_of).collect();
+        let theirs: Vec<Option<CreatorId>> = tips.iter().map(creator_of).collect();
         let mut forking: HashSet<CreatorId> = HashSet::new();
-        for list in [&self.hg.tips()[..], tips] {
+        for list in [&ours, &theirs] {
             let mut seen = HashSet::new();
-            for id in list {
-                if let Some(event) = self.hg.event(id) {
-                    if !seen.insert(event.creator()) {
-                        forking.insert(event.creator());
-                    }
+            for creator in list.iter().flatten() {
+                if !seen.insert(creator) {
+                    forking.insert(*creator);
                 }
             }
         }
@@ -205,13 +206,10 @@ impl Machine {
             .len()
             * 2;
         tips.iter()
-            .filter(|id| {
-                self.hg
-                    .event(id)
-                    .is_none_or(|event| !forking.contains(&event.creator()))
-            })
+            .zip(&theirs)
+            .filter(|(_, creator)| creator.is_none_or(|c| !forking.contains(&c)))
+            .map(|(id, _)| *id)
             .take(most)
-            .copied()
             .collect()
     }
 

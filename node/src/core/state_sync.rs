@@ -166,15 +166,15 @@ impl Machine {
         // transactions were carried and ordered again), or stale.
         let mut mempool_added = Vec::new();
         for id in self.mempool.in_flight_ids() {
-            match hg.event_info(&id) {
-                Some(info) if !info.ordered => {}
-                Some(_) => {
-                    self.mempool.ordered(&id);
-                }
-                None if gap.contains(&id) => {
-                    self.mempool.ordered(&id);
-                }
-                None => mempool_added.extend(self.mempool.stale(&id)),
+            let ordered = match hg.event_info(&id) {
+                Some(info) if !info.ordered => continue,
+                Some(_) => true,
+                None => gap.contains(&id),
+            };
+            if ordered {
+                self.mempool.ordered(&id);
+            } else {
+                mempool_added.extend(self.mempool.stale(&id));
             }
         }
         self.hg = hg;

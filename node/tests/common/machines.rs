@@ -365,20 +365,16 @@ impl Net {
             .find_map(|(checkpoint, vouchers)| {
                 self.peers
                     .iter()
-                    .filter(|p| vouchers.contains(&p.identity.id()))
-                    .find_map(|p| {
+                    .enumerate()
+                    .filter(|(_, p)| vouchers.contains(&p.identity.id()))
+                    .find_map(|(j, p)| {
                         let (blob, stored) = p.disk.store.state().ok()??;
-                        (stored == checkpoint).then_some((p, blob, checkpoint))
+                        (stored == checkpoint).then_some((j, blob, checkpoint))
                     })
             });
         let Some((voucher, blob, checkpoint)) = found else {
             return;
         };
-        let voucher = self
-            .peers
-            .iter()
-            .position(|p| std::ptr::eq(p, voucher))
-            .expect("a peer");
         let (ordered, running_hash, waiting) = machine.sync_position();
         let gap = waiting.then(|| self.order_gap(voucher, (ordered, running_hash), &checkpoint));
         match self.peers[i]
